@@ -1,0 +1,7 @@
+"""DeepSynth: render documents to page images and fine-tune DeepSeek-OCR's decoder to summarise them.
+
+This package is the domain library. It never imports ZenML: the pipelines, steps and
+materializers packages wrap it.
+"""
+
+__version__ = "0.1.0"

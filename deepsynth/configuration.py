@@ -1,0 +1,116 @@
+"""Strict construction of config dataclasses from plain dicts (YAML/JSON).
+
+Every config section is a ``@dataclass`` whose fields carry a ``help`` string in their
+metadata. :func:`from_dict` builds one from a mapping, recursing into nested dataclass
+fields, and rejects unknown keys and wrongly typed values with a message that names the
+source file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Mapping, TypeVar
+
+from deepsynth.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def knob(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
+    """A dataclass field with help text (``default`` may be a list/dict; it is copied per instance)."""
+    if isinstance(default, (list, dict, set)):
+        value = default
+        kwargs["default_factory"] = lambda: type(value)(value)
+        return dataclasses.field(metadata={"help": help}, **kwargs)
+    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+def _where(source: str | None, key: str) -> str:
+    return f"{source}: {key}" if source else key
+
+
+def _coerce(value: Any, hint: Any, source: str | None, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, source, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{_where(source, key)}: invalid value {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{_where(source, key)}: {value!r} is not one of {list(args)}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{_where(source, key)}: expected a mapping, got {type(value).__name__}")
+        return from_dict(hint, value, source=source, prefix=key)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{_where(source, key)}: expected a list, got {type(value).__name__}")
+        item = args[0] if args else Any
+        return [_coerce(v, item, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{_where(source, key)}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{_where(source, key)}: expected {hint.__name__}, got a boolean")
+    if isinstance(hint, type) and not isinstance(value, hint):
+        raise ConfigError(f"{_where(source, key)}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None = None, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``; unknown keys and bad types raise :class:`ConfigError`."""
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, fields, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        dotted = f"{prefix}.{key}" if prefix else key
+        raise ConfigError(f"{_where(source, dotted)}: unknown key{hint}; known keys: {', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, value in data.items():
+        dotted = f"{prefix}.{name}" if prefix else name
+        kwargs[name] = _coerce(value, hints[name], source, dotted)
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as exc:  # a required field is missing, or __post_init__ refused a value
+        raise ConfigError(f"{_where(source, prefix or cls.__name__)}: {exc}") from None
+    return obj
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Plain-dict view of a config dataclass (for logging and round trips)."""
+    return dataclasses.asdict(obj)
+
+
+def describe(cls: type) -> list[tuple[str, str, Any]]:
+    """(name, help, default) for every field: used by ``--help`` text and docs."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        )
+        rows.append((f.name, f.metadata.get("help", ""), default))
+    return rows
