@@ -1,0 +1,28 @@
+"""Fixtures for validation tests: small real rendered datasets with real PNG pages."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
+
+from validation_helpers import make_row, write_dataset  # noqa: E402
+
+
+@pytest.fixture
+def row():
+    return make_row
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """Callable: rows -> RenderedDataset under a fresh folder of tmp_path."""
+    counter = itertools.count()
+
+    def build(rows):
+        return write_dataset(tmp_path / f"rendered-{next(counter)}", rows)
+
+    return build
