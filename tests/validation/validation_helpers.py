@@ -31,7 +31,7 @@ def png_bytes(width: int, height: int, noisy: bool = False) -> bytes:
 _counter = itertools.count()
 
 
-def make_row(id=None, split="train", mode="tiny", text=None, summary="A short summary.", pages=None, **overrides):
+def make_row(id=None, split="train", mode="tiny", text=None, summary="Short.", pages=None, **overrides):
     """One rendered row with every column of the schema; pages default to correctly sized PNGs."""
     n = next(_counter)
     width, height = MODES[mode].page_size if mode in MODES else (512, 512)
