@@ -20,7 +20,11 @@ T = TypeVar("T")
 
 
 def knob(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
-    """A dataclass field with help text (``default`` may be a list/dict; it is copied per instance)."""
+    """A dataclass field with help text.
+
+    ``default`` may be a list or dict (copied per instance); pass ``default_factory=`` for
+    nested config sections.
+    """
     if isinstance(default, (list, dict, set)):
         value = default
         kwargs["default_factory"] = lambda: type(value)(value)

@@ -84,7 +84,7 @@ class RenderedDatasetWriter:
         self._buffer: list[dict[str, Any]] = []
         self._shards: list[str] = []
         self._counts: Counter[tuple[str, str]] = Counter()
-        self._pages = 0
+        self.pages_written = 0
 
     def write(self, row: dict[str, Any]) -> None:
         """Add one row (a dict with every column of :data:`SCHEMA`)."""
@@ -93,7 +93,7 @@ class RenderedDatasetWriter:
             raise ValueError(f"rendered row {row.get('id')!r} lacks columns {sorted(missing)}")
         self._buffer.append(row)
         self._counts[(row["split"], row["mode"])] += 1
-        self._pages += len(row["pages"])
+        self.pages_written += len(row["pages"])
         if len(self._buffer) >= self.rows_per_shard:
             self._flush()
 
@@ -120,7 +120,7 @@ class RenderedDatasetWriter:
             "format_version": FORMAT_VERSION,
             "settings": self.settings,
             "rows": sum(self._counts.values()),
-            "pages": self._pages,
+            "pages": self.pages_written,
             "rows_per_split": dict(sorted(rows_per_split.items())),
             "rows_per_mode": dict(sorted(rows_per_mode.items())),
             "shards": self._shards,

@@ -1,0 +1,50 @@
+"""Shared benchmark helpers: machine description, peak RSS, result files, sample texts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import resource
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """Where a figure was measured."""
+    return {
+        "cpu_cores": len(os.sched_getaffinity(0)),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def peak_rss_mb(children: bool = False) -> float:
+    """Peak resident set size of this process (or of its finished children), in MiB."""
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<name>.json`` with date and machine, and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": name, "date": dt.date.today().isoformat(), "machine": machine(), **payload}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def english_documents(count: int, chars: int = 3000) -> list[dict[str, Any]]:
+    """``count`` real English documents of about ``chars`` characters, cut from ACLSum papers."""
+    from deepsynth.data.ingest import IngestConfig, ingest
+
+    papers = [row["text"] for row in ingest(IngestConfig(source="aclsum")).rows() if len(row["text"]) >= chars]
+    docs = []
+    for i in range(count):
+        text = papers[i % len(papers)][:chars].rsplit(" ", 1)[0]
+        docs.append({"id": f"doc-{i}", "split": "train", "text": text, "summary": "", "instruction": None})
+    return docs

@@ -1,0 +1,98 @@
+"""The ingested document table: one row per source document, plus what ingest rejected."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SPLITS = ("train", "validation", "test")
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("split", pa.string()),
+        ("text", pa.string()),
+        ("summary", pa.string()),
+        ("instruction", pa.string()),
+        ("source_row", pa.int64()),  # 1-based row/line in the source, for error messages
+    ]
+)
+TABLE_FILE = "documents.parquet"
+META_FILE = "meta.json"
+
+
+@dataclass
+class DocumentDataset:
+    """Documents read from one source, with provenance and every row ingest had to reject.
+
+    Attributes:
+        table: Arrow table with :data:`SCHEMA`.
+        source: Human-readable source (file path, ``aclsum``, ``hf:name/config``).
+        revision: Source revision: a file's sha256, a package version or a hub commit.
+        rejects: Rows that could not be read, each ``{row, id, field, reason, file}``.
+        sanitized: Rows whose text was cleaned, each ``{id, field, removed}`` (code points).
+    """
+
+    table: pa.Table
+    source: str
+    revision: str
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    sanitized: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ingested(self) -> int:
+        """Every source row: the ones kept plus the ones rejected."""
+        return self.table.num_rows + len(self.rejects)
+
+    @property
+    def rows_per_split(self) -> dict[str, int]:
+        counts = Counter(self.table.column("split").to_pylist())
+        return {split: counts.get(split, 0) for split in SPLITS}
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 over ids, splits, texts, summaries and instructions, in row order."""
+        digest = hashlib.sha256()
+        for batch in self.table.select(["id", "split", "text", "summary", "instruction"]).to_batches():
+            for row in batch.to_pylist():
+                digest.update(json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Rows as dicts, batch by batch."""
+        for batch in self.table.to_batches(max_chunksize=256):
+            yield from batch.to_pylist()
+
+    def metadata(self) -> dict[str, Any]:
+        """Summary for artifact metadata and logs."""
+        return {
+            "source": self.source,
+            "source_revision": self.revision,
+            "content_hash": self.content_hash,
+            "rows": self.table.num_rows,
+            "rows_per_split": self.rows_per_split,
+            "rejected": len(self.rejects),
+            "sanitized": len(self.sanitized),
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``documents.parquet`` and ``meta.json`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        pq.write_table(self.table, directory / TABLE_FILE)
+        meta = {"source": self.source, "revision": self.revision, "rejects": self.rejects, "sanitized": self.sanitized}
+        (directory / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "DocumentDataset":
+        """Read a dataset written by :meth:`save`."""
+        directory = Path(directory)
+        meta = json.loads((directory / META_FILE).read_text())
+        table = pq.read_table(directory / TABLE_FILE, schema=SCHEMA)
+        return cls(table, meta["source"], meta["revision"], meta["rejects"], meta["sanitized"])

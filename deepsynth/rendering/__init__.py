@@ -1,0 +1,6 @@
+"""Text-to-image rendering for DeepSeek-OCR's resolution modes."""
+
+from deepsynth.rendering.modes import MODES, Mode, get_mode
+from deepsynth.rendering.renderer import DocumentRenderer, RenderSettings, render_documents
+
+__all__ = ["MODES", "Mode", "get_mode", "DocumentRenderer", "RenderSettings", "render_documents"]

@@ -1,0 +1,57 @@
+"""Render a whole document set into a rendered dataset on disk, streaming."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+from tqdm.auto import tqdm
+
+from deepsynth.data.rendered import RenderedDataset, RenderedDatasetWriter
+from deepsynth.rendering import fonts
+from deepsynth.rendering.renderer import RenderSettings, render_documents, settings_fingerprint
+
+
+def render_dataset(
+    docs: Iterable[dict[str, Any]],
+    settings: RenderSettings,
+    out_dir: str | os.PathLike,
+    total: int | None = None,
+    extra_manifest: dict[str, Any] | None = None,
+) -> RenderedDataset:
+    """Render every document in every configured mode into ``out_dir``.
+
+    Args:
+        docs: Dicts with id, split, text, summary and instruction (e.g. ``DocumentDataset.rows()``).
+        settings: Render settings.
+        out_dir: Folder to write shards and the manifest into.
+        total: Number of documents, for the progress bar.
+        extra_manifest: Entries added to the manifest (e.g. the source's content hash).
+
+    Returns:
+        The rendered dataset. Its manifest records the font, settings, page count, truncated
+        documents and documents with glyphs the font cannot draw (ids and code points).
+    """
+    font = fonts.resolve_font(settings.font)
+    truncated: list[str] = []
+    missing: dict[str, list[int]] = {}
+    writer = RenderedDatasetWriter(out_dir, settings=vars(settings).copy(), rows_per_shard=settings.rows_per_shard)
+    bar = tqdm(total=total * len(settings.modes) if total else None, desc="render", unit="row", mininterval=1.0)
+    for row in render_documents(docs, settings, font):
+        writer.write(row)
+        if row["truncated"]:
+            truncated.append(row["id"])
+        if row["missing_glyphs"]:
+            missing[row["id"]] = row["missing_glyphs"]
+        bar.update(1)
+        bar.set_postfix(pages=writer.pages_written, refresh=False)
+    bar.close()
+    return writer.close(
+        extra={
+            "font": {"path": font.path, "source": font.source, "name": font.name},
+            "settings_fingerprint": settings_fingerprint(settings, font),
+            "truncated": sorted(set(truncated)),
+            "missing_glyph_documents": [{"id": k, "code_points": v} for k, v in sorted(missing.items())],
+            **(extra_manifest or {}),
+        }
+    )

@@ -1,0 +1,117 @@
+"""Font selection (a fallback chain of real TrueType fonts) and glyph-coverage checks."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import ImageFont, features
+
+from deepsynth.errors import ConfigError
+
+BUILTIN = "builtin"  # Pillow's embedded font: ASCII only, used only when chosen explicitly
+SYSTEM_DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+_ASCII = frozenset(range(0x20, 0x7F))
+_INVISIBLE = frozenset({0x09, 0x0A, 0x0D, 0x20})  # whitespace is laid out, not drawn
+
+
+@dataclass(frozen=True)
+class FontChoice:
+    """The font a renderer uses: a file path, or :data:`BUILTIN`."""
+
+    path: str
+    source: str  # "configured", "package", "system" or "builtin"
+
+    @property
+    def name(self) -> str:
+        return BUILTIN if self.path == BUILTIN else Path(self.path).name
+
+
+def _package_fonts() -> list[Path]:
+    """Fonts shipped by pip dependencies: Noto Sans first, matplotlib's DejaVu Sans second."""
+    found = []
+    try:
+        import fontpkg_noto_sans
+
+        found.append(Path(fontpkg_noto_sans.ROOT) / "files" / "NotoSans[wdth,wght].ttf")
+    except ImportError:
+        pass
+    try:
+        import matplotlib
+
+        found.append(Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf")
+    except ImportError:
+        pass
+    return found
+
+
+def resolve_font(configured: str | None = None) -> FontChoice:
+    """Pick the font: configured path → a font shipped by a pip package → system DejaVu.
+
+    Args:
+        configured: A path to a .ttf/.otf file, ``"builtin"`` for Pillow's ASCII-only font,
+            or None to use the first font of the fallback chain that exists.
+
+    Raises:
+        ConfigError: The configured path does not exist, or no font at all is available.
+    """
+    if configured == BUILTIN:
+        return FontChoice(BUILTIN, "builtin")
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"render.font: font file {configured!r} does not exist")
+        return FontChoice(str(path.resolve()), "configured")
+    for path in _package_fonts():
+        if path.is_file():
+            return FontChoice(str(path), "package")
+    if SYSTEM_DEJAVU.is_file():
+        return FontChoice(str(SYSTEM_DEJAVU), "system")
+    raise ConfigError(
+        "render.font: no TrueType font found (looked for fontpkg-noto-sans, matplotlib's DejaVu and "
+        f"{SYSTEM_DEJAVU}); set render.font to a .ttf path or to 'builtin' for an ASCII-only font"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def load_font(path: str, size: int, complex_script: bool = False) -> ImageFont.FreeTypeFont:
+    """Load (once per process) the font at ``path`` in pixel ``size``.
+
+    ``complex_script`` selects Raqm shaping (Arabic, Indic, ...); otherwise the much faster
+    basic layout is used, which draws Latin, Greek and Cyrillic text identically.
+    """
+    engine = ImageFont.Layout.RAQM if complex_script and features.check("raqm") else ImageFont.Layout.BASIC
+    if path == BUILTIN:
+        return ImageFont.load_default(size=size)
+    return ImageFont.truetype(path, size=size, layout_engine=engine)
+
+
+def needs_shaping(text: str) -> bool:
+    """True when ``text`` has characters from U+0590 on (Hebrew, Arabic, Indic, ...), which need Raqm."""
+    return any(ord(ch) >= 0x0590 for ch in text)
+
+
+@functools.lru_cache(maxsize=16)
+def coverage(path: str) -> frozenset[int]:
+    """Code points the font at ``path`` has glyphs for (from its cmap table)."""
+    if path == BUILTIN:
+        return _ASCII
+    from fontTools.ttLib import TTFont
+
+    with TTFont(path, lazy=True, fontNumber=0) as font:
+        return frozenset(font.getBestCmap() or {})
+
+
+def missing_glyphs(text: str, path: str) -> list[int]:
+    """Sorted code points of ``text`` (whitespace aside) that the font cannot draw."""
+    have = coverage(path)
+    return sorted({cp for cp in map(ord, set(text)) if cp not in have and cp not in _INVISIBLE})
+
+
+def font_fingerprint(choice: FontChoice) -> str:
+    """A stable identity of the font file (name, size in bytes) for cache keys."""
+    if choice.path == BUILTIN:
+        return BUILTIN
+    return f"{choice.name}:{os.path.getsize(choice.path)}"

@@ -1,0 +1,92 @@
+"""Line wrapping by measured pixel width, and pagination."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Line:
+    """A laid-out line and the offset in the source text just past its last character."""
+
+    text: str
+    end: int
+
+
+class WidthCache:
+    """Memoised pixel widths of words for one font: most words repeat, so layout gets cheap."""
+
+    def __init__(self, measure: Callable[[str], float]):
+        self._measure = measure
+        self._widths: dict[str, float] = {}
+
+    def __call__(self, word: str) -> float:
+        width = self._widths.get(word)
+        if width is None:
+            width = self._widths[word] = self._measure(word)
+        return width
+
+
+def _split_long_word(word: str, start: int, width: WidthCache, max_width: float) -> list[Line]:
+    """Break a word wider than the line into pieces that fit (a long URL, a CJK run)."""
+    pieces, current, offset = [], "", start
+    for i, ch in enumerate(word):
+        if current and width(current + ch) > max_width:
+            pieces.append(Line(current, offset + i))
+            current = ""
+        current += ch
+    pieces.append(Line(current, offset + len(word)))
+    return pieces
+
+
+def wrap(text: str, width: WidthCache, max_width: float) -> list[Line]:
+    """Greedy word wrap of ``text`` into lines no wider than ``max_width`` pixels.
+
+    Newlines end paragraphs; runs of spaces collapse to one. Every line records where it ends
+    in ``text`` so that a truncated rendering can say how many characters it drew.
+    """
+    space = width(" ")
+    lines: list[Line] = []
+    offset = 0
+    for paragraph in text.split("\n"):
+        current: list[str] = []
+        current_width = 0.0
+        end = offset
+        for match in _WORD.finditer(paragraph):
+            word = match.group()
+            w = width(word)
+            word_end = offset + match.end()
+            if current and current_width + space + w <= max_width:
+                current.append(word)
+                current_width += space + w
+                end = word_end
+                continue
+            if current:
+                lines.append(Line(" ".join(current), end))
+                current, current_width = [], 0.0
+            if w > max_width:
+                pieces = _split_long_word(word, offset + match.start(), width, max_width)
+                lines.extend(pieces[:-1])
+                current, current_width, end = [pieces[-1].text], width(pieces[-1].text), pieces[-1].end
+            else:
+                current, current_width, end = [word], w, word_end
+        lines.append(Line(" ".join(current), end if current else offset + len(paragraph)))
+        offset += len(paragraph) + 1
+    # Trailing blank lines carry no content.
+    while len(lines) > 1 and not lines[-1].text:
+        lines.pop()
+    return lines
+
+
+def paginate(lines: list[Line], first_page_lines: int, lines_per_page: int) -> list[list[Line]]:
+    """Split lines into pages; the first page may hold fewer lines (it carries the instruction)."""
+    if first_page_lines <= 0 or lines_per_page <= 0:
+        raise ValueError("a page must hold at least one line: lower font_size or margin")
+    pages = [lines[:first_page_lines]]
+    rest = lines[first_page_lines:]
+    pages.extend(rest[i : i + lines_per_page] for i in range(0, len(rest), lines_per_page))
+    return pages

@@ -1,0 +1,230 @@
+"""Render documents to DeepSeek-OCR page images: one row per (document, mode)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import multiprocessing
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Iterator
+
+from PIL import Image, ImageDraw, ImageFont
+
+from deepsynth.configuration import knob
+from deepsynth.rendering import fonts
+from deepsynth.rendering.layout import Line, WidthCache, paginate, wrap
+from deepsynth.rendering.modes import PAD_GRAY, get_mode
+
+INK, PAPER = 0, 255
+WORD_CACHE_SIZE = 50_000  # cached word masks per mode (~1 KiB each)
+
+
+@dataclass
+class RenderSettings:
+    """How documents become page images (the ``render`` section of a config)."""
+
+    modes: list[str] = knob(["base"], "DeepSeek-OCR modes to render each document in: tiny, small, base, large, gundam")
+    font: str | None = knob(None, "TrueType font path; null = Noto Sans (pip) → DejaVu; 'builtin' = Pillow's ASCII-only font")
+    font_size: int | None = knob(None, "Font size in px; null = page width / 48 (21 px in base mode)")
+    margin: int | None = knob(None, "Page margin in px; null = page width / 32")
+    line_spacing: float = knob(1.25, "Line height as a multiple of the font size")
+    max_pages: int | None = knob(4, "Pages per document before the rest is truncated (recorded); null = no limit")
+    draw_instruction: bool = knob(False, "Also draw the instruction prompt at the top of the first page")
+    workers: int = knob(0, "Rendering processes; 0 = one per CPU core")
+    png_compress_level: int = knob(1, "PNG zlib level 0-9: lossless at every level; 1 is fast and small for text")
+    rows_per_shard: int = knob(64, "Rows per Parquet shard of the rendered dataset")
+
+    def __post_init__(self) -> None:
+        for name in self.modes:
+            get_mode(name)
+        if not self.modes:
+            raise ValueError("render.modes: give at least one mode")
+        if self.max_pages is not None and self.max_pages < 1:
+            raise ValueError("render.max_pages: must be >= 1 or null")
+        if not 0 <= self.png_compress_level <= 9:
+            raise ValueError("render.png_compress_level: must be within 0-9")
+
+
+def settings_fingerprint(settings: RenderSettings, font: fonts.FontChoice) -> str:
+    """Hash of everything that changes a page's pixels (not worker counts or shard sizes)."""
+    visible = {k: v for k, v in asdict(settings).items() if k not in ("workers", "rows_per_shard", "modes")}
+    visible["font"] = fonts.font_fingerprint(font)
+    return hashlib.sha256(repr(sorted(visible.items())).encode()).hexdigest()[:16]
+
+
+def _encode_png(image: Image.Image, level: int) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=level)
+    return buffer.getvalue()
+
+
+class Face:
+    """A font at one size with its caches: word widths for layout and word masks for drawing."""
+
+    def __init__(self, font: ImageFont.FreeTypeFont):
+        self.font = font
+        self.widths = WidthCache(font.getlength)
+        self.space = self.widths(" ")
+        self._masks: dict[str, tuple[Image.Image, tuple[int, int]]] = {}
+
+    def mask(self, word: str) -> tuple[Image.Image, tuple[int, int]]:
+        """The word's anti-aliased coverage mask and its offset from the pen position.
+
+        Drawn once and reused: most words repeat, and pasting a cached mask is several times
+        cheaper than laying the text out again.
+        """
+        cached = self._masks.get(word)
+        if cached is None:
+            core, offset = self.font.getmask2(word, mode="L")
+            if len(self._masks) >= WORD_CACHE_SIZE:
+                self._masks.clear()
+            cached = self._masks[word] = (Image.Image()._new(core), offset)
+        return cached
+
+
+class PageRenderer:
+    """Lays out and draws text for one mode with one font."""
+
+    def __init__(self, mode: str, settings: RenderSettings, font: fonts.FontChoice):
+        self.mode = get_mode(mode)
+        self.settings = settings
+        width, height = self.mode.page_size
+        self.size = settings.font_size or max(8, width // 48)
+        self.margin = settings.margin if settings.margin is not None else width // 32
+        self.line_height = max(1, round(self.size * settings.line_spacing))
+        self.text_width = width - 2 * self.margin
+        self.lines_per_page = (height - 2 * self.margin) // self.line_height
+        self.font_path = font.path
+        self._faces: dict[bool, Face] = {}
+
+    def face(self, complex_script: bool) -> Face:
+        """The basic-layout face, or the Raqm-shaped one for complex scripts (created on first use)."""
+        if complex_script not in self._faces:
+            self._faces[complex_script] = Face(fonts.load_font(self.font_path, self.size, complex_script))
+        return self._faces[complex_script]
+
+    def render(self, text: str, instruction: str | None = None) -> dict[str, Any]:
+        """Render ``text`` to PNG pages; returns pages, sizes, characters drawn and truncation."""
+        drawn_instruction = instruction if instruction and self.settings.draw_instruction else ""
+        face = self.face(fonts.needs_shaping(text + drawn_instruction))
+        header = wrap(drawn_instruction, face.widths, self.text_width) if drawn_instruction else []
+        header_lines = len(header) + 1 if header else 0  # one blank line separates it from the text
+        lines = wrap(text, face.widths, self.text_width)
+        pages = paginate(lines, self.lines_per_page - header_lines, self.lines_per_page)
+        truncated = self.settings.max_pages is not None and len(pages) > self.settings.max_pages
+        if truncated:
+            pages = pages[: self.settings.max_pages]
+        chars_rendered = len(text) if not truncated else pages[-1][-1].end
+        images = [self._draw(face, page, header if i == 0 else []) for i, page in enumerate(pages)]
+        return {
+            "pages": [_encode_png(img, self.settings.png_compress_level) for img in images],
+            "page_width": self.mode.page_size[0],
+            "page_height": self.mode.page_size[1],
+            "chars_total": len(text),
+            "chars_rendered": chars_rendered,
+            "truncated": truncated,
+            "missing_glyphs": fonts.missing_glyphs(text + drawn_instruction, self.font_path),
+        }
+
+    def _draw(self, face: Face, lines: list[Line], header: list[Line]) -> Image.Image:
+        """Draw a white text area as tall as its lines, padded to the page with upstream's gray."""
+        width, height = self.mode.page_size
+        rows = [ln.text for ln in header] + ([""] if header else []) + [ln.text for ln in lines]
+        content_height = min(height, 2 * self.margin + max(1, len(rows)) * self.line_height)
+        page = Image.new("L", (width, height), PAD_GRAY[0])
+        page.paste(PAPER, (0, 0, width, content_height))
+        y = self.margin
+        for row in rows:
+            x = float(self.margin)
+            for word in row.split(" "):
+                if word:
+                    mask, (dx, dy) = face.mask(word)
+                    page.paste(INK, (int(x) + dx, y + dy), mask)
+                x += face.widths(word) + face.space
+            y += self.line_height
+        if header:
+            rule_y = self.margin + len(header) * self.line_height + self.line_height // 2
+            ImageDraw.Draw(page).line((self.margin, rule_y, width - self.margin, rule_y), fill=160)
+        return page
+
+
+def document_hash(doc: dict[str, Any], mode: str, fingerprint: str) -> str:
+    """Identity of one rendering: the text, instruction, mode and render settings."""
+    payload = "\x1f".join([doc["text"], doc.get("instruction") or "", mode, fingerprint])
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class DocumentRenderer:
+    """Renders whole documents in every configured mode (one :class:`PageRenderer` per mode)."""
+
+    def __init__(self, settings: RenderSettings, font: fonts.FontChoice | None = None):
+        self.settings = settings
+        self.font = font or fonts.resolve_font(settings.font)
+        self.fingerprint = settings_fingerprint(settings, self.font)
+        self._pages = {mode: PageRenderer(mode, settings, self.font) for mode in settings.modes}
+
+    def render(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rows (see :data:`deepsynth.data.rendered.SCHEMA`) for ``doc`` in each mode."""
+        rows = []
+        for mode, renderer in self._pages.items():
+            row = renderer.render(doc["text"], doc.get("instruction"))
+            row.update(
+                id=doc["id"],
+                split=doc["split"],
+                mode=mode,
+                text=doc["text"],
+                summary=doc["summary"],
+                instruction=doc.get("instruction"),
+                doc_hash=document_hash(doc, mode, self.fingerprint),
+            )
+            rows.append(row)
+        return rows
+
+
+_worker_renderer: DocumentRenderer | None = None
+
+
+def _init_worker(settings: RenderSettings, font: fonts.FontChoice) -> None:
+    global _worker_renderer
+    _worker_renderer = DocumentRenderer(settings, font)
+
+
+def _render_in_worker(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    assert _worker_renderer is not None
+    return _worker_renderer.render(doc)
+
+
+def worker_count(settings: RenderSettings) -> int:
+    """Processes to use: ``settings.workers`` or one per available core."""
+    if settings.workers > 0:
+        return settings.workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def render_documents(
+    docs: Iterable[dict[str, Any]], settings: RenderSettings, font: fonts.FontChoice | None = None
+) -> Iterator[dict[str, Any]]:
+    """Render ``docs`` (dicts with id, split, text, summary, instruction) and yield rows in order.
+
+    Work is spread over :func:`worker_count` processes. Documents are fed in bounded windows so
+    that at most a few dozen documents' pages are in memory at once, whatever the dataset size.
+    """
+    font = font or fonts.resolve_font(settings.font)
+    workers = worker_count(settings)
+    if workers == 1:
+        renderer = DocumentRenderer(settings, font)
+        for doc in docs:
+            yield from renderer.render(doc)
+        return
+    window = workers * 8
+    context = multiprocessing.get_context("spawn")  # fork is unsafe beside ZenML/MLflow threads
+    with context.Pool(workers, initializer=_init_worker, initargs=(settings, font)) as pool:
+        iterator = iter(docs)
+        while batch := list(itertools.islice(iterator, window)):
+            for rows in pool.imap(_render_in_worker, batch, chunksize=2):
+                yield from rows

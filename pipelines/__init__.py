@@ -1,0 +1,1 @@
+"""ZenML pipelines over the deepsynth library."""

@@ -1,0 +1,85 @@
+"""Run the pipeline a :class:`~deepsynth.run_config.RunConfig` describes and summarise the outcome."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from deepsynth.data.ingest import source_revision
+from deepsynth.errors import DataValidationError, DeepSynthError
+from deepsynth.run_config import RunConfig
+from pipelines.stack import ensure_stack
+
+
+class PipelineFailed(DeepSynthError):
+    """A step failed; ``summary`` holds what the run produced before it."""
+
+    def __init__(self, message: str, summary: dict[str, Any]):
+        super().__init__(message)
+        self.summary = summary
+
+
+def _output(run: Any, step: str, name: str) -> Any | None:
+    """Load output ``name`` of ``step`` in ``run``, or None if the step did not produce it."""
+    step_run = run.steps.get(step)
+    if step_run is None or name not in step_run.outputs:
+        return None
+    return step_run.outputs[name][0].load()
+
+
+def summarize(run: Any) -> dict[str, Any]:
+    """What a user wants after a run: status, data counts, quarantine and validation verdict."""
+    summary: dict[str, Any] = {"run_name": run.name, "run_id": str(run.id), "status": str(run.status.value)}
+    summary["steps"] = {name: str(s.status.value) for name, s in run.steps.items()}
+    report = _output(run, "validate_dataset", "validation_report")
+    if report is not None:
+        summary.update(
+            ingested=report.ingested,
+            valid=report.valid,
+            quarantined=report.quarantined,
+            quarantine=[{"id": q.get("id"), "reason": q.get("reason")} for q in report.quarantine],
+            pages=report.pages,
+            truncated=report.truncated,
+            missing_glyphs=report.missing_glyphs,
+            validation_passed=report.success,
+            validation_failures=report.failures,
+        )
+    return summary
+
+
+def run_pipeline(config: RunConfig) -> dict[str, Any]:
+    """Run the configured pipeline on the active (or embedded default) stack.
+
+    Raises:
+        DataValidationError: A dataset-level data check failed (the summary is attached).
+        PipelineFailed: Any other step failed.
+    """
+    ensure_stack()
+    from zenml.client import Client
+
+    from pipelines.data_pipeline import data_pipeline
+
+    client = Client()
+    tracker = client.active_stack.experiment_tracker
+    params = {
+        "ingest_config": asdict(config.ingest),
+        "source_revision": source_revision(config.ingest),
+        "render_config": asdict(config.render),
+        "validate_config": asdict(config.validate),
+        "tracker": tracker.name if tracker else None,
+    }
+    options: dict[str, Any] = {"enable_cache": config.enable_cache}
+    if config.run_name:
+        options["run_name"] = config.run_name
+    pipeline = data_pipeline.with_options(**options)
+    try:
+        run = pipeline(**params)
+    except Exception as exc:
+        run = client.get_pipeline(pipeline.name).last_run
+        summary = summarize(run)
+        if summary.get("validation_passed") is False:
+            error = DataValidationError("data validation failed:\n  " + "\n  ".join(summary["validation_failures"]))
+            error.summary = summary  # type: ignore[attr-defined]
+            raise error from exc
+        raise PipelineFailed(f"pipeline {pipeline.name} failed: {exc}", summary) from exc
+    return summarize(client.get_pipeline_run(run.id))

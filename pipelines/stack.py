@@ -1,0 +1,70 @@
+"""Embedded defaults: a project-local ZenML store and a stack with MLflow on SQLite.
+
+Nothing has to be started by hand: :func:`prepare_environment` points ZenML at
+``<home>/zenml`` (``home`` = ``$DEEPSYNTH_HOME`` or ``./.deepsynth``) and turns analytics off;
+:func:`ensure_stack` registers and activates the ``deepsynth-local`` stack on first use: the
+local orchestrator and artifact store plus an MLflow experiment tracker and model registry
+without a tracking URI, so ZenML keeps MLflow's SQLite database inside its local store.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STACK = "deepsynth-local"
+TRACKER = "deepsynth-mlflow"
+REGISTRY = "deepsynth-registry"
+
+QUIET_DEFAULTS = {
+    "ZENML_ANALYTICS_OPT_IN": "false",
+    "ZENML_DISABLE_INTERACTIVE_INPUT": "true",
+    "ZENML_LOGGING_VERBOSITY": "WARN",
+    "ZENML_ENABLE_RICH_TRACEBACK": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def project_home() -> Path:
+    """Where the project keeps its state: ``$DEEPSYNTH_HOME`` or ``./.deepsynth``."""
+    return Path(os.environ.get("DEEPSYNTH_HOME") or Path.cwd() / ".deepsynth").resolve()
+
+
+def prepare_environment() -> Path:
+    """Set ZenML/MLflow environment defaults (before ZenML is imported); return the home folder."""
+    home = project_home()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("ZENML_CONFIG_PATH", str(home / "zenml"))
+    for key, value in QUIET_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    return home
+
+
+def ensure_stack() -> str:
+    """Register (once) and activate the project's local stack; return its name."""
+    prepare_environment()
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    client = Client()
+    existing = {c.name for c in client.list_stack_components(size=100).items}
+    if TRACKER not in existing:
+        client.create_stack_component(TRACKER, "mlflow", StackComponentType.EXPERIMENT_TRACKER, configuration={})
+    if REGISTRY not in existing:
+        client.create_stack_component(REGISTRY, "mlflow", StackComponentType.MODEL_REGISTRY, configuration={})
+    if STACK not in {s.name for s in client.list_stacks(size=100).items}:
+        client.create_stack(
+            STACK,
+            components={
+                StackComponentType.ORCHESTRATOR: "default",
+                StackComponentType.ARTIFACT_STORE: "default",
+                StackComponentType.EXPERIMENT_TRACKER: TRACKER,
+                StackComponentType.MODEL_REGISTRY: REGISTRY,
+            },
+        )
+    if client.active_stack_model.name != STACK:
+        client.activate_stack(STACK)
+    return STACK

@@ -1,0 +1,30 @@
+"""Step: render every document to DeepSeek-OCR page images."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from zenml import step
+from zenml.config import CachePolicy
+
+from deepsynth.configuration import from_dict
+from deepsynth.data.documents import DocumentDataset
+from deepsynth.data.rendered import RenderedDataset
+from deepsynth.rendering import dataset as render_module, fonts, layout, renderer
+from steps.tracking import output_dir
+
+# The step's own code is tiny; what it produces depends on the rendering modules.
+RENDER_CACHE = CachePolicy(source_dependencies=[render_module, fonts, layout, renderer])
+
+
+@step(cache_policy=RENDER_CACHE)
+def render_pages(documents: DocumentDataset, config: dict[str, Any]) -> Annotated[RenderedDataset, "rendered"]:
+    """Render ``documents`` with the ``render`` section's settings into Parquet shards of PNG pages."""
+    settings = from_dict(renderer.RenderSettings, config, source="render")
+    return render_module.render_dataset(
+        documents.rows(),
+        settings,
+        output_dir("rendered"),
+        total=documents.table.num_rows,
+        extra_manifest={"content_hash": documents.content_hash, "source": documents.source},
+    )

@@ -1,0 +1,49 @@
+"""Steps: validate the rendered dataset (quarantining bad rows) and gate the run on the result."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from zenml import step
+from zenml.config import CachePolicy
+
+from deepsynth import validation
+from deepsynth.configuration import from_dict
+from deepsynth.data.documents import DocumentDataset
+from deepsynth.data.rendered import RenderedDataset
+from deepsynth.validation import ValidationConfig, ValidationReport
+from steps.tracking import active_mlflow_run, output_dir
+
+VALIDATE_CACHE = CachePolicy(source_dependencies=[validation])
+
+
+@step(cache_policy=VALIDATE_CACHE)
+def validate_dataset(
+    documents: DocumentDataset, rendered: RenderedDataset, config: dict[str, Any]
+) -> tuple[
+    Annotated[RenderedDataset, "valid"],
+    Annotated[list[dict[str, Any]], "quarantine"],
+    Annotated[ValidationReport, "validation_report"],
+]:
+    """Run the expectation suite; rows that fail a row-level rule go to the quarantine list."""
+    outcome = validation.validate_dataset(
+        rendered,
+        from_dict(ValidationConfig, config, source="validate"),
+        output_dir("valid"),
+        prior_rejects=documents.rejects,
+    )
+    if active_mlflow_run():
+        import mlflow
+
+        report = outcome.report
+        mlflow.log_metrics({"data_ingested": report.ingested, "data_valid": report.valid, "data_quarantined": report.quarantined})
+        mlflow.log_dict(report.to_dict(), "validation/report.json")
+        mlflow.log_text(validation.render_report_html(report), "validation/report.html")
+    return outcome.valid, outcome.quarantine, outcome.report
+
+
+@step(enable_cache=False)
+def check_data_quality(report: ValidationReport) -> Annotated[bool, "data_quality_passed"]:
+    """Fail the run (exit code 3 from the CLI) when a dataset-level check failed."""
+    validation.raise_for_failure(report)
+    return True
