@@ -23,10 +23,13 @@ class ValidationConfig:
     max_missing_glyph_fraction: float = knob(
         0.02, "dataset fails if more than this fraction of valid documents has characters the font cannot draw"
     )
-    max_truncated_fraction: float = knob(0.05, "dataset fails if more than this fraction of valid documents was truncated")
+    max_truncated_fraction: float = knob(
+        0.05, "dataset fails if more than this fraction of valid documents was truncated"
+    )
     min_valid_rows: int = knob(1, "dataset fails if fewer valid documents than this remain after quarantine")
     max_image_pixels: int | None = knob(
-        None, "pages with more pixels than this are quarantined as decompression bombs (null: Pillow's MAX_IMAGE_PIXELS)"
+        None,
+        "pages with more pixels than this are quarantined as decompression bombs (null: Pillow's MAX_IMAGE_PIXELS)",
     )
 
     def __post_init__(self) -> None:

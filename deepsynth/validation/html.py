@@ -58,7 +58,8 @@ def render_report_html(report: ValidationReport) -> str:
         )
     parts.append("</table>")
     if report.missing_glyphs:
-        parts.append("<h2>Documents with missing glyphs</h2><table><tr><th>id</th><th>split</th><th>code points</th></tr>")
+        parts.append("<h2>Documents with missing glyphs</h2>"
+                     "<table><tr><th>id</th><th>split</th><th>code points</th></tr>")
         for doc in report.missing_glyphs[:MAX_QUARANTINE_ROWS]:
             points = " ".join(f"U+{cp:04X}" for cp in doc["code_points"])
             parts.append(f"<tr><td>{escape(str(doc['id']))}</td><td>{escape(str(doc['split']))}</td>"
@@ -77,7 +78,8 @@ def render_report_html(report: ValidationReport) -> str:
             )
         parts.append("</table>")
         if report.quarantined > MAX_QUARANTINE_ROWS:
-            parts.append(f"<p>... and {report.quarantined - MAX_QUARANTINE_ROWS} more (see the quarantine artifact).</p>")
+            more = report.quarantined - MAX_QUARANTINE_ROWS
+            parts.append(f"<p>... and {more} more (see the quarantine artifact).</p>")
     else:
         parts.append("<p>No document was quarantined.</p>")
     parts.append("</body></html>")

@@ -219,7 +219,7 @@ def _check_leakage(docs: list[_Doc], config: ValidationConfig) -> None:
         doc.features["leaked"] = True
         doc.problems.append(rules.Problem(
             "leakage", "text",
-            f"train/{doc.split} leakage: text is an {how} duplicate of train document {train_id!r}"))
+            f"train/{doc.split} leakage: text duplicates train document {train_id!r} ({how} match)"))
 
 
 def _entry(doc: _Doc) -> dict[str, Any]:

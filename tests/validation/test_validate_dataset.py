@@ -34,9 +34,10 @@ def _quarantined(outcome):
 def test_clean_dataset_passes_and_is_copied(row, dataset, tmp_path):
     text = "One document rendered in three modes, counted once."
     rows = _good(row, 3) + [row(id="multi", mode=m, text=text) for m in ("tiny", "small", "gundam")]
-    outcome = _run(dataset, rows, tmp_path)
+    outcome = _run(dataset, rows, tmp_path, rows_per_shard=2)
     report = outcome.report
     assert report.success and report.failures == []
+    assert len(outcome.valid.shard_paths) == 3  # written shard by shard
     assert (report.ingested, report.valid, report.quarantined) == (4, 4, 0)  # a multi-mode doc is one document
     assert report.rows_valid == len(outcome.valid) == 6
     assert report.pages == 6
@@ -120,7 +121,7 @@ def test_exact_leakage_quarantines_the_held_out_copy(split, row, dataset, tmp_pa
     outcome = _run(dataset, rows, tmp_path)
     (entry,) = outcome.quarantine
     assert entry["id"] == "held" and entry["rule"] == "leakage" and entry["field"] == "text"
-    assert entry["reason"] == f"train/{split} leakage: text is an exact duplicate of train document 'tr'"
+    assert entry["reason"] == f"train/{split} leakage: text duplicates train document 'tr' (exact match)"
     leak = next(c for c in outcome.report.checks if c.name == "no_train_test_leakage")
     assert leak.unexpected_count == 1
 
@@ -130,7 +131,8 @@ def test_normalized_leakage_can_be_switched_off(row, dataset, tmp_path):
             row(id="te", split="test", text="hello world this is the TEXT")]
     outcome = _run(dataset, rows, tmp_path)
     (entry,) = outcome.quarantine
-    assert entry["id"] == "te" and "normalized duplicate of train document 'tr'" in entry["reason"]
+    assert entry["id"] == "te"
+    assert entry["reason"] == "train/test leakage: text duplicates train document 'tr' (normalized match)"
 
     off = _run(dataset, rows, tmp_path, ValidationConfig(normalized_leakage_check=False))
     assert off.quarantine == [] and off.report.valid == 2

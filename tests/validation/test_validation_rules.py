@@ -22,7 +22,8 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def bomb_png(width=100_000, height=100_000) -> bytes:
     """A tiny PNG whose header claims a huge 1-bit image."""
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
+    body = _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
 
 
 def flipped(data: bytes) -> bytes:
@@ -33,7 +34,12 @@ def flipped(data: bytes) -> bytes:
 
 @pytest.mark.parametrize(
     "raw, normalized",
-    [("Hello,  World!", "hello world"), ("  A\tB\nC.  ", "a b c"), ("Straße — “quoted”", "strasse quoted"), ("...", "")],
+    [
+        ("Hello,  World!", "hello world"),
+        ("  A\tB\nC.  ", "a b c"),
+        ("Straße — “quoted”", "strasse quoted"),
+        ("...", ""),
+    ],
 )
 def test_normalize_text(raw, normalized):
     assert rules.normalize_text(raw) == normalized
@@ -122,3 +128,13 @@ def test_config_has_help_on_every_knob_and_rejects_bad_values():
         from_dict(ValidationConfig, {"min_valid_row": 3}, source="cfg.yaml")
     with pytest.raises(ConfigError, match="between 0 and 1"):
         from_dict(ValidationConfig, {"max_missing_glyph_fraction": 2.0})
+
+
+def test_validation_never_imports_zenml_or_gx_eagerly():
+    import subprocess
+    import sys
+
+    code = ("import sys, deepsynth.validation; "
+            "print('zenml' in sys.modules, 'great_expectations' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

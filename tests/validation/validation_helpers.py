@@ -35,7 +35,8 @@ def make_row(id=None, split="train", mode="tiny", text=None, summary="Short.", p
     """One rendered row with every column of the schema; pages default to correctly sized PNGs."""
     n = next(_counter)
     width, height = MODES[mode].page_size if mode in MODES else (512, 512)
-    text = f"Document number {n} explains topic {n * 7919} in a few plain sentences for testing." if text is None else text
+    if text is None:
+        text = f"Document number {n} explains topic {n * 7919} in a few plain sentences for testing."
     row = {
         "id": f"doc-{n}" if id is None else id,
         "split": split,
