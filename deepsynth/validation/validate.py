@@ -108,8 +108,9 @@ def validate_dataset(
         if docs[row_doc[row_index]].valid:
             writer.write(row)
     ingested = len(docs) + sum(1 for q in quarantine if q["stage"] == "ingest")
-    valid = writer.close(extra={"validation": {"source": str(dataset.path), "ingested": ingested,
-                                               "quarantined": len(quarantine)}})
+    extra = _carried_manifest(dataset.manifest, {d.id for d in valid_docs})
+    extra["validation"] = {"source": str(dataset.path), "ingested": ingested, "quarantined": len(quarantine)}
+    valid = writer.close(extra=extra)
 
     checks = run_suites(features_frame([d.features for d in docs]),
                         features_frame([d.features for d in valid_docs]), config)
@@ -130,8 +131,24 @@ def validate_dataset(
         quarantine=quarantine,
         config=dataclasses.asdict(config),
     )
-    assert report.valid + report.quarantined == report.ingested, "validation lost or invented documents"
+    if report.valid + report.quarantined != report.ingested:  # a bug here must never pass silently
+        raise RuntimeError(f"validation lost documents: {report.valid} valid + {report.quarantined} quarantined "
+                           f"!= {report.ingested} ingested")
     return ValidationOutcome(valid=valid, quarantine=quarantine, report=report)
+
+
+_WRITER_KEYS = {"format_version", "settings", "rows", "pages", "rows_per_split", "rows_per_mode", "shards"}
+
+
+def _carried_manifest(manifest: dict[str, Any], valid_ids: set[Any]) -> dict[str, Any]:
+    """The input manifest's extra entries (font, fingerprint...), per-document lists cut to valid ids."""
+    extra = {k: v for k, v in manifest.items() if k not in _WRITER_KEYS}
+    if isinstance(extra.get("truncated"), list):
+        extra["truncated"] = [i for i in extra["truncated"] if i in valid_ids]
+    if isinstance(extra.get("missing_glyph_documents"), list):
+        extra["missing_glyph_documents"] = [d for d in extra["missing_glyph_documents"]
+                                            if isinstance(d, dict) and d.get("id") in valid_ids]
+    return extra
 
 
 _SCAN_COLUMNS = ["id", "split", "mode", "text", "summary", "pages", "page_width", "page_height",

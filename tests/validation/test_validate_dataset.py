@@ -209,6 +209,20 @@ def test_report_round_trips_through_json(row, dataset, tmp_path):
     assert again.checks[0].name == outcome.report.checks[0].name
 
 
+def test_valid_manifest_keeps_render_metadata_for_valid_documents(row, tmp_path):
+    from deepsynth.data.rendered import RenderedDatasetWriter
+
+    writer = RenderedDatasetWriter(tmp_path / "rendered", {"modes": ["tiny"]})
+    for r in (row(id="ok", truncated=True), row(id="bad", text="", truncated=True, missing_glyphs=[0x4E2D])):
+        writer.write(r)
+    ds = writer.close(extra={"font": {"name": "Noto Sans"}, "truncated": ["ok", "bad"],
+                             "missing_glyph_documents": [{"id": "bad", "code_points": [0x4E2D]}]})
+    manifest = validate_dataset(ds, ValidationConfig(), tmp_path / "out").valid.manifest
+    assert manifest["settings"] == {"modes": ["tiny"]} and manifest["font"] == {"name": "Noto Sans"}
+    assert manifest["truncated"] == ["ok"] and manifest["missing_glyph_documents"] == []
+    assert manifest["rows"] == 1 and manifest["validation"]["quarantined"] == 1
+
+
 def test_rerun_replaces_previous_output(row, dataset, tmp_path):
     _run(dataset, _good(row, 5), tmp_path)
     outcome = _run(dataset, _good(row, 1), tmp_path)
