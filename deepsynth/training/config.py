@@ -1,0 +1,131 @@
+"""TrainerConfig: every knob of a LoRA / QLoRA training run, validated on construction.
+
+Build it in code (``TrainerConfig(...)``), from a dict (``TrainerConfig.from_dict``: the seed's JSON
+job configuration is accepted as it is; unknown keys are errors) or from a JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from deepsynth.configuration import from_dict, knob, to_dict
+from deepsynth.errors import ConfigError
+
+DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TrainerConfig:
+    """Configuration of :class:`deepsynth.training.deepsynth_lora_trainer.DeepSynthLoRATrainer`."""
+
+    # --- model ---
+    model_name: str = knob("deepseek-ai/DeepSeek-OCR", "deepseek-ai/DeepSeek-OCR, deepseek-ai/DeepSeek-OCR-2, tiny, or a local model directory")
+    model_revision: str | None = knob(None, "hub commit to pin the weights to (hub names only)")
+    model_dtype: Literal["float32", "bfloat16", "float16"] = knob("float32", "dtype of the unquantized weights")
+    device: Literal["auto", "cpu", "cuda"] = knob("auto", "where to train; auto picks CUDA when present")
+    deepsynth_home: str | None = knob(None, "cache root for the tiny profile and features (default $DEEPSYNTH_HOME or ./.deepsynth)")
+    output_dir: str = knob("./trained_model", "where the final adapter (or model) is written")
+    # --- LoRA ---
+    use_lora: bool = knob(True, "train LoRA adapters on the decoder (false: fine-tune the whole decoder)")
+    lora_preset: str | None = knob(None, "minimal, standard, high_capacity, qlora_4bit or qlora_8bit: overrides the lora_*/qlora_* values")
+    lora_rank: int = knob(16, "LoRA rank r")
+    lora_alpha: int = knob(32, "LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = knob(0.05, "dropout on the LoRA input")
+    lora_target_modules: list[str] = knob(list(DEFAULT_TARGETS), "decoder projections that get adapters (the vision tower never does)")
+    lora_target_experts: bool = knob(False, "also adapt the fused MoE expert weights (peft target_parameters)")
+    train_projector: bool = knob(False, "train the vision→decoder projector (and newline/separator embeddings)")
+    # --- QLoRA ---
+    use_qlora: bool = knob(False, "quantize the decoder with bitsandbytes and train LoRA on top")
+    qlora_bits: int = knob(4, "4 or 8")
+    qlora_type: Literal["nf4", "fp4"] = knob("nf4", "4-bit data type")
+    qlora_double_quant: bool = knob(True, "quantize the 4-bit quantization constants too")
+    # --- text encoder ---
+    use_text_encoder: bool = knob(False, "encode the instruction with a text encoder and feed it as one extra decoder input")
+    text_encoder_type: Literal["bert", "qwen3"] = knob("qwen3", "bert (all-MiniLM-L6-v2, bundled) or qwen3")
+    text_encoder_model: str | None = knob(None, "encoder weights: a local directory (default: the bundled MiniLM for bert)")
+    text_encoder_trainable: bool = knob(True, "fine-tune the text encoder")
+    use_text_projection: bool = knob(False, "learn a projection from the encoder width to the decoder width")
+    instruction_prompt: str = knob("Summarize this text:", "instruction used when a document has none")
+    # --- data ---
+    train_split: str = knob("train", "split of the rendered dataset to train on")
+    mode: str | None = knob(None, "train only on pages rendered in this mode (default: all)")
+    max_length: int = knob(2048, "longest sequence (image positions + prompt + summary)")
+    max_summary_tokens: int = knob(512, "longest target summary in tokens")
+    max_instruction_tokens: int = knob(64, "longest instruction fed to the text encoder")
+    feature_cache: bool = knob(True, "compute the frozen vision encoder once per page image and reuse it across epochs")
+    feature_cache_dir: str | None = knob(None, "also keep cached features on disk here (safetensors)")
+    # --- optimisation ---
+    batch_size: int = knob(8, "examples per step and process")
+    gradient_accumulation_steps: int = knob(1, "micro-batches per optimizer step")
+    num_epochs: int = knob(3, "passes over the training split")
+    max_steps: int = knob(-1, "stop after this many optimizer steps (-1: run all epochs)")
+    learning_rate: float = knob(5e-4, "peak learning rate")
+    weight_decay: float = knob(0.0, "AdamW weight decay")
+    warmup_steps: int = knob(0, "linear warm-up steps")
+    lr_scheduler: Literal["linear", "cosine", "constant"] = knob("linear", "decay after warm-up")
+    max_grad_norm: float = knob(1.0, "gradient clipping norm (0 disables)")
+    optimizer: Literal["adamw", "adamw_8bit"] = knob("adamw", "adamw (torch) or adamw_8bit (bitsandbytes)")
+    mixed_precision: Literal["no", "bf16", "fp16"] = knob("no", "autocast dtype for forward passes")
+    gradient_checkpointing: bool = knob(False, "recompute decoder activations in backward (always on with QLoRA)")
+    seed: int = knob(42, "seed of initialisation, data order and dropout")
+    # --- checkpoints and logging ---
+    save_steps: int = knob(0, "write an atomic checkpoint every N optimizer steps (0: none)")
+    save_total_limit: int = knob(2, "checkpoints kept (oldest deleted first)")
+    resume_from_checkpoint: str | None = knob(None, "'latest' or a checkpoint directory to resume from")
+    logging_steps: int = knob(1, "record the loss every N optimizer steps")
+    progress_bar: bool = knob(True, "show a tqdm bar with loss, lr and samples/s")
+    peak_tflops: float | None = knob(None, "accelerator peak TFLOP/s for the MFU estimate (default: a lookup or CPU estimate)")
+
+    def __post_init__(self) -> None:
+        if self.lora_preset is not None:
+            from deepsynth.training.lora_config import get_lora_preset
+
+            get_lora_preset(self.lora_preset).apply(self)
+        positive = ("lora_rank", "lora_alpha", "batch_size", "gradient_accumulation_steps", "num_epochs",
+                    "max_length", "max_summary_tokens", "max_instruction_tokens", "logging_steps", "save_total_limit")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.qlora_bits not in (4, 8):
+            raise ValueError(f"qlora_bits must be 4 or 8, got {self.qlora_bits}")
+        if self.use_qlora and not self.use_lora:
+            raise ValueError("use_qlora needs use_lora: a quantized decoder can only be trained through adapters")
+        if self.lora_target_experts and self.lora_dropout:
+            raise ValueError("lora_target_experts needs lora_dropout: 0 (peft adapts fused expert weights without dropout)")
+        if not self.lora_target_modules and not self.lora_target_experts:
+            raise ValueError("lora_target_modules is empty")
+        if self.save_steps < 0 or self.warmup_steps < 0:
+            raise ValueError("save_steps and warmup_steps must not be negative")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "TrainerConfig":
+        """Build from a plain dict (YAML/JSON); unknown keys and bad values raise ConfigError."""
+        return from_dict(cls, data, source=source)
+
+    @classmethod
+    def from_json(cls, path_or_text: str | os.PathLike) -> "TrainerConfig":
+        """Build from a JSON file path or a JSON string (such as the seed's training job configuration)."""
+        text, source = str(path_or_text), None
+        if not text.lstrip().startswith("{"):
+            source = text
+            try:
+                text = Path(path_or_text).read_text()
+            except OSError as exc:
+                raise ConfigError(f"{path_or_text}: cannot read the training config ({exc})") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source or 'training config'}: invalid JSON ({exc})") from None
+        return cls.from_dict(data, source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field (round-trips through :meth:`from_dict`)."""
+        return to_dict(self)

@@ -1,0 +1,351 @@
+"""DeepSynthLoRATrainer: LoRA / QLoRA fine-tuning of DeepSeek-OCR's decoder on rendered documents.
+
+``metrics, checkpoints = DeepSynthLoRATrainer(config).train(dataset)`` trains on the rendered
+dataset's training split and writes the adapter (safetensors + adapter_config.json), tokenizer,
+trainer config and, when used, the text encoder into ``config.output_dir``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from deepsynth.data.rendered import MANIFEST, RenderedDataset
+from deepsynth.errors import ConfigError, DeepSynthError
+from deepsynth.models.loading import deepsynth_home
+from deepsynth.models.preprocessing import view_spec
+from deepsynth.models.text_encoders import InstructionEncoder, build_text_encoder
+from deepsynth.models.vision import ocr_core, unwrap_model, vision_fingerprint
+from deepsynth.training import distributed as dist_utils
+from deepsynth.training.batching import PreparedDocument, build_batch, page_features, prepare_document
+from deepsynth.training.checkpointing import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
+from deepsynth.training.config import TrainerConfig
+from deepsynth.training.feature_cache import FeatureCache
+from deepsynth.training.metrics import decoder_flops_per_token, peak_flops, peak_rss_mb, system_info
+from deepsynth.training.model_setup import DTYPES, build_training_model, count_parameters
+
+logger = logging.getLogger(__name__)
+
+TRAINER_CONFIG_FILE = "trainer_config.json"
+METRICS_FILE = "training_metrics.json"
+PROJECTOR_FILE = "projector.safetensors"
+
+
+class TrainingDivergedError(DeepSynthError):
+    """The loss or the trained weights became NaN or infinite."""
+
+
+def resolve_dataset(dataset: Any, home: str | None = None) -> RenderedDataset:
+    """Accept a :class:`RenderedDataset`, a path to one, or the name of one under ``<home>/datasets``."""
+    if isinstance(dataset, RenderedDataset):
+        return dataset
+    path = Path(str(dataset))
+    if (path / MANIFEST).is_file():
+        return RenderedDataset(path)
+    named = deepsynth_home(home) / "datasets" / str(dataset)
+    if (named / MANIFEST).is_file():
+        return RenderedDataset(named)
+    raise ConfigError(f"dataset: {dataset!r} is neither a rendered dataset directory nor a dataset under {named.parent}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda requested but no CUDA device is available")
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device(name)
+
+
+def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> list[int]:
+    """This rank's example order for an epoch: a seeded shuffle, padded to a multiple of the world size."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch)).tolist()
+    total = math.ceil(n / world) * world
+    perm = (perm * math.ceil(total / n))[:total]
+    return perm[rank:total:world]
+
+
+def lr_lambda(kind: str, warmup: int, total: int):
+    """Multiplier of the peak learning rate at a step: linear warm-up, then linear/cosine decay or constant."""
+    def schedule(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 1.0 - progress if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+    return schedule
+
+
+class DeepSynthLoRATrainer:
+    """Fine-tunes DeepSeek-OCR's decoder (LoRA, QLoRA or full) to summarise rendered documents.
+
+    Args:
+        config: A :class:`TrainerConfig` or a dict accepted by :meth:`TrainerConfig.from_dict`.
+    """
+
+    def __init__(self, config: TrainerConfig | Mapping[str, Any]):
+        self.config = config if isinstance(config, TrainerConfig) else TrainerConfig.from_dict(config)
+        self.model: nn.Module | None = None
+        self.tokenizer = None
+        self.text_encoder: InstructionEncoder | None = None
+        self.feature_cache: FeatureCache | None = None
+
+    # ----- public API -----
+    def train(self, dataset: Any) -> tuple[dict[str, Any], list[str]]:
+        """Train on ``dataset``'s training split and write the adapter to ``config.output_dir``.
+
+        Args:
+            dataset: A :class:`RenderedDataset`, its directory, or a dataset name under ``<home>/datasets``.
+
+        Returns:
+            ``(metrics, checkpoints)``: loss curve, throughput, MFU estimate, parameter counts, the adapter
+            directory (``metrics["adapter_dir"]``); and the checkpoint directories kept on disk.
+
+        Raises:
+            TrainingDivergedError: The loss or the weights became non-finite (nothing is written).
+        """
+        device = resolve_device(self.config.device)
+        ctx = dist_utils.init_distributed(device.type)
+        try:
+            return self._train(resolve_dataset(dataset, self.config.deepsynth_home), device, ctx)
+        finally:
+            dist_utils.shutdown(ctx)
+
+    # ----- setup -----
+    def _setup(self, device: torch.device) -> None:
+        cfg = self.config
+        self.model, self.tokenizer, self.source = build_training_model(cfg, device)
+        if cfg.use_text_encoder:
+            hidden = ocr_core(self.model).config.text_config.hidden_size
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed + 1)
+                self.text_encoder = build_text_encoder(
+                    cfg.text_encoder_type, cfg.text_encoder_model, hidden, use_projection=cfg.use_text_projection,
+                    trainable=cfg.text_encoder_trainable, max_tokens=cfg.max_instruction_tokens,
+                ).to(device)
+        identity = vision_fingerprint(self.model, self.source.identity)
+        self.feature_cache = FeatureCache(identity, cfg.feature_cache_dir, enabled=cfg.feature_cache)
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    def _trainable(self) -> list[tuple[str, nn.Parameter]]:
+        params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if self.text_encoder is not None:
+            params += [(f"text_encoder.{n}", p) for n, p in self.text_encoder.named_parameters() if p.requires_grad]
+        return params
+
+    def _prepare(self, data: RenderedDataset) -> list[PreparedDocument]:
+        cfg = self.config
+        sam_size = ocr_core(self.model).config.vision_config.sam_config.image_size
+        docs = []
+        for doc in data.iter_documents(split=cfg.train_split, mode=cfg.mode):
+            docs.append(prepare_document(
+                doc, view_spec(doc.mode, sam_size), self.tokenizer, default_instruction=cfg.instruction_prompt,
+                max_length=cfg.max_length, max_summary_tokens=cfg.max_summary_tokens,
+                text_slot=self.text_encoder is not None,
+            ))
+        if not docs:
+            raise DeepSynthError(f"dataset {data.path}: no documents in split {cfg.train_split!r}"
+                                 + (f" and mode {cfg.mode!r}" if cfg.mode else ""))
+        return docs
+
+    def _text_embeddings(self, items: list[PreparedDocument]) -> torch.Tensor | None:
+        enc = self.text_encoder
+        if enc is None:
+            return None
+        texts = [it.instruction for it in items]
+        if self.config.text_encoder_trainable:
+            return enc(texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        if missing:  # a frozen encoder's pooled output is computed once per distinct instruction
+            with torch.no_grad():
+                for text, vec in zip(missing, enc.encode(missing)):
+                    self._text_cache[text] = vec
+        return enc.project(torch.stack([self._text_cache[t] for t in texts]))
+
+    # ----- loop -----
+    def _train(self, data: RenderedDataset, device: torch.device, ctx: dist_utils.DistContext):
+        cfg = self.config
+        torch.manual_seed(cfg.seed + ctx.rank)
+        self._setup(device)
+        docs = self._prepare(data)
+        named = self._trainable()
+        params = [p for _, p in named]
+        if not params:
+            raise ConfigError("nothing to train: enable use_lora, train_projector or a trainable text encoder")
+        dist_utils.broadcast_parameters(ctx, params)
+        optimizer = self._optimizer(params)
+        per_rank = math.ceil(len(docs) / ctx.world_size)
+        micro_per_epoch = math.ceil(per_rank / cfg.batch_size)
+        steps_per_epoch = math.ceil(micro_per_epoch / cfg.gradient_accumulation_steps)
+        total_steps = steps_per_epoch * cfg.num_epochs
+        if cfg.max_steps > 0:
+            total_steps = min(total_steps, cfg.max_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_scheduler, cfg.warmup_steps, total_steps))
+
+        state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "loss_history": [], "samples_seen": 0, "tokens_seen": 0}
+        resume = resolve_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint)
+        global_step = 0
+        if resume is not None:
+            tensors, state = load_checkpoint(resume, optimizer, scheduler)
+            with torch.no_grad():
+                for name, p in named:
+                    p.copy_(tensors[name])
+            global_step = state["global_step"]
+            logger.info("resumed from %s at step %d", resume, global_step)
+
+        trainable, total = count_parameters(self.model)
+        flops_per_token = decoder_flops_per_token(self.model)
+        self.model.train()
+        ocr_core(self.model).vision_tower.eval()
+        if self.text_encoder is not None and not cfg.text_encoder_trainable:
+            self.text_encoder.encoder.eval()
+        autocast = (torch.autocast(device.type, dtype=DTYPES["bfloat16" if cfg.mixed_precision == "bf16" else "float16"])
+                    if cfg.mixed_precision != "no" else contextlib.nullcontext())
+        bar = tqdm(total=total_steps, initial=global_step, desc="train", unit="step",
+                   disable=not (cfg.progress_bar and ctx.is_main), dynamic_ncols=True)
+        start, run_samples, run_tokens = time.perf_counter(), 0, 0
+        done = global_step >= total_steps
+        epoch = state["epoch"]
+        while not done and epoch < cfg.num_epochs:
+            order = epoch_order(len(docs), cfg.seed, epoch, ctx.rank, ctx.world_size)
+            micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+            groups = [micro[i : i + cfg.gradient_accumulation_steps] for i in range(0, len(micro), cfg.gradient_accumulation_steps)]
+            first = state["step_in_epoch"] if epoch == state["epoch"] else 0
+            for step_in_epoch in range(first, len(groups)):
+                group = groups[step_in_epoch]
+                loss_value, samples, tokens = self._step(group, docs, device, autocast, ctx, params)
+                if not math.isfinite(loss_value):
+                    raise TrainingDivergedError(
+                        f"loss became {loss_value} at step {global_step + 1} (epoch {epoch}); lower learning_rate "
+                        f"(now {cfg.learning_rate}) or check the data; no adapter was written")
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                global_step += 1
+                run_samples += samples
+                run_tokens += tokens
+                state["samples_seen"] += samples
+                state["tokens_seen"] += tokens
+                lr = scheduler.get_last_lr()[0]
+                if global_step % cfg.logging_steps == 0 or global_step == total_steps:
+                    state["loss_history"].append([global_step, loss_value, lr])
+                elapsed = time.perf_counter() - start
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", samples_s=f"{run_samples / max(elapsed, 1e-9):.2f}")
+                state["epoch"], state["step_in_epoch"] = epoch, step_in_epoch + 1
+                if cfg.save_steps and global_step % cfg.save_steps == 0 and global_step < total_steps:
+                    self._checkpoint(global_step, named, optimizer, scheduler, state, ctx)
+                if global_step >= total_steps:
+                    done = True
+                    break
+            epoch += 1
+            state["epoch"], state["step_in_epoch"] = epoch, 0
+        bar.close()
+        runtime = time.perf_counter() - start
+
+        self._check_finite(named)
+        peak, peak_source = peak_flops(device, cfg.peak_tflops)
+        tokens_per_s = run_tokens / max(runtime, 1e-9)
+        history = state["loss_history"]
+        metrics: dict[str, Any] = {
+            "global_step": global_step,
+            "epochs": cfg.num_epochs,
+            "train_runtime_s": runtime,
+            "train_samples": state["samples_seen"],
+            "samples_per_second": run_samples / max(runtime, 1e-9),
+            "tokens_per_second": tokens_per_s,
+            "model_tflops_per_second": tokens_per_s * flops_per_token / 1e12,
+            "mfu": tokens_per_s * flops_per_token / peak if peak else None,
+            "mfu_peak_source": peak_source,
+            "initial_loss": history[0][1] if history else None,
+            "final_loss": history[-1][1] if history else None,
+            "loss_curve": history,
+            "trainable_params": trainable,
+            "total_params": total,
+            "world_size": ctx.world_size,
+            "rank": ctx.rank,
+            "peak_rss_mb": peak_rss_mb(),
+            "adapter_dir": str(Path(cfg.output_dir)),
+            **self.feature_cache.stats(),
+        }
+        if ctx.is_main:
+            self._save_output(metrics, device)
+        dist_utils.barrier(ctx)
+        return metrics, [str(p) for p in list_checkpoints(cfg.output_dir)]
+
+    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        cfg = self.config
+        if cfg.optimizer == "adamw_8bit":
+            import bitsandbytes as bnb
+
+            return bnb.optim.AdamW8bit(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+    def _step(self, group, docs, device, autocast, ctx, params) -> tuple[float, int, int]:
+        """Forward/backward over one optimizer step's micro-batches; returns the (all-rank) mean loss."""
+        n_examples = sum(len(m) for m in group)
+        local_loss, tokens = 0.0, 0
+        for indices in group:
+            items = [docs[i] for i in indices]
+            feats = [page_features(self.model, it, self.feature_cache) for it in items]
+            with autocast:
+                batch = build_batch(self.model, items, feats, self._text_embeddings(items), self.tokenizer.pad_token_id, device)
+                loss = self.model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+                                  labels=batch.labels, use_cache=False).loss
+            weight = len(items) / n_examples
+            if torch.isfinite(loss):
+                (loss * weight).backward()
+            local_loss += float(loss.detach()) * weight
+            tokens += batch.num_tokens
+        dist_utils.average_gradients(ctx, params)
+        # NaN propagates through the mean, so every rank stops together.
+        return dist_utils.mean_scalar(ctx, local_loss), n_examples * ctx.world_size, int(dist_utils.mean_scalar(ctx, tokens) * ctx.world_size)
+
+    def _checkpoint(self, step, named, optimizer, scheduler, state, ctx) -> None:
+        if ctx.is_main:
+            self._check_finite(named)
+            tensors = {n: p.detach() for n, p in named}
+            save_checkpoint(self.config.output_dir, step, tensors, optimizer, scheduler, state, self.config.save_total_limit)
+        dist_utils.barrier(ctx)
+
+    @staticmethod
+    def _check_finite(named) -> None:
+        bad = [n for n, p in named if not torch.isfinite(p.detach()).all()]
+        if bad:
+            raise TrainingDivergedError(f"non-finite trained weights in {bad[:3]} (+{max(0, len(bad) - 3)} more); nothing written")
+
+    def _save_output(self, metrics: dict[str, Any], device: torch.device) -> None:
+        cfg = self.config
+        out = Path(cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if cfg.use_lora:
+            self.model.save_pretrained(out, safe_serialization=True)
+        else:
+            unwrap_model(self.model).save_pretrained(out, safe_serialization=True)
+        if cfg.train_projector:
+            core = ocr_core(self.model)
+            tensors = {f"multi_modal_projector.{k}": v for k, v in core.multi_modal_projector.state_dict().items()}
+            tensors.update(image_newline=core.image_newline, view_separator=core.view_separator)
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(out / PROJECTOR_FILE))
+        if self.text_encoder is not None:
+            self.text_encoder.save(out, include_weights=cfg.text_encoder_trainable)
+        self.tokenizer.save_pretrained(out)
+        (out / TRAINER_CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        (out / METRICS_FILE).write_text(json.dumps({**metrics, "system": system_info(device)}, indent=2, default=str))
