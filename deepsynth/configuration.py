@@ -99,8 +99,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
         kwargs[name] = _coerce(value, hints[name], source, dotted)
     try:
         obj = cls(**kwargs)
-    except (TypeError, ValueError) as exc:  # a required field is missing, or __post_init__ refused a value
+    except TypeError as exc:  # a required field is missing
         raise ConfigError(f"{_where(source, prefix or cls.__name__)}: {exc}") from None
+    except ValueError as exc:  # __post_init__ refused a value; its message names the key
+        raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
     return obj
 
 

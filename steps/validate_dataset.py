@@ -8,13 +8,14 @@ from zenml import step
 from zenml.config import CachePolicy
 
 from deepsynth import validation
+from deepsynth.validation import config as validation_config, html, report, rules, suite, validate
 from deepsynth.configuration import from_dict
 from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.validation import ValidationConfig, ValidationReport
 from steps.tracking import active_mlflow_run, output_dir
 
-VALIDATE_CACHE = CachePolicy(source_dependencies=[validation])
+VALIDATE_CACHE = CachePolicy(source_dependencies=[validation_config, html, report, rules, suite, validate])
 
 
 @step(cache_policy=VALIDATE_CACHE)

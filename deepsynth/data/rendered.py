@@ -73,6 +73,14 @@ class RenderedDocument:
         return [Image.open(io.BytesIO(png)).convert("RGB") for png in self.pages]
 
 
+def write_shard(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as one Parquet shard at ``path``, atomically (temp file, then rename)."""
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="none")  # PNG bytes are already compressed
+    tmp.replace(path)
+
+
 class RenderedDatasetWriter:
     """Append rendered rows and flush them to Parquet shards of ``rows_per_shard`` rows."""
 
@@ -101,10 +109,7 @@ class RenderedDatasetWriter:
         if not self._buffer:
             return
         name = f"{SHARD_DIR}/part-{len(self._shards):05d}.parquet"
-        table = pa.Table.from_pylist(self._buffer, schema=SCHEMA)
-        tmp = self.path / (name + ".tmp")
-        pq.write_table(table, tmp, compression="none")  # PNG bytes are already compressed
-        tmp.replace(self.path / name)
+        write_shard(self.path / name, self._buffer)
         self._shards.append(name)
         self._buffer = []
 

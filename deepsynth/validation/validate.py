@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from deepsynth.data.rendered import RenderedDataset, RenderedDatasetWriter
+from deepsynth.data.rendered import MANIFEST, RenderedDataset, RenderedDatasetWriter
 from deepsynth.validation import rules
 from deepsynth.validation.config import ValidationConfig
 from deepsynth.validation.report import ValidationReport, jsonable
 from deepsynth.validation.suite import features_frame, run_suites
 
-VALID_DIR = "valid"
 
 
 @dataclass
@@ -73,7 +72,7 @@ def validate_dataset(
     *,
     rows_per_shard: int = 32,
 ) -> ValidationOutcome:
-    """Validate a rendered dataset; write its valid rows to ``out_dir/valid``.
+    """Validate a rendered dataset; write its valid rows to ``out_dir``.
 
     A document rendered in several modes is kept or quarantined as a whole. Row-level
     problems (empty text or summary, duplicate id, summary too long, train/held-out
@@ -84,7 +83,7 @@ def validate_dataset(
     Args:
         dataset: The rendered dataset to check.
         config: Thresholds and switches.
-        out_dir: Directory for the output; ``out_dir/valid`` is replaced if present.
+        out_dir: Directory for the valid dataset: empty, or an earlier output (then replaced).
         prior_rejects: Rows rejected at ingest, each ``{id or row, reason, field, file}``;
             they count as ingested and quarantined.
         rows_per_shard: Shard size of the valid dataset (rows held in memory while writing).
@@ -92,7 +91,7 @@ def validate_dataset(
     Returns:
         The valid dataset, the quarantine list and the report.
     """
-    valid_path = Path(out_dir) / VALID_DIR
+    valid_path = Path(out_dir)
     if valid_path.resolve() == dataset.path.resolve() or valid_path.resolve() in dataset.path.resolve().parents:
         raise ValueError(f"{valid_path}: output would overwrite the dataset being validated ({dataset.path})")
 
@@ -100,7 +99,9 @@ def validate_dataset(
     _check_leakage(docs, config)
     quarantine = [_ingest_entry(r) for r in prior_rejects] + [_entry(d) for d in docs if not d.valid]
 
-    if valid_path.exists():
+    if valid_path.is_dir() and any(valid_path.iterdir()):
+        if not (valid_path / MANIFEST).exists():
+            raise ValueError(f"{valid_path}: not empty and not an earlier rendered dataset; refusing to replace it")
         shutil.rmtree(valid_path)
     valid_docs = [d for d in docs if d.valid]
     writer = RenderedDatasetWriter(valid_path, dataset.manifest.get("settings", {}), rows_per_shard=rows_per_shard)

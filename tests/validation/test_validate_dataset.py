@@ -41,7 +41,7 @@ def test_clean_dataset_passes_and_is_copied(row, dataset, tmp_path):
     assert (report.ingested, report.valid, report.quarantined) == (4, 4, 0)  # a multi-mode doc is one document
     assert report.rows_valid == len(outcome.valid) == 6
     assert report.pages == 6
-    assert outcome.valid.path == tmp_path / "out" / "valid"
+    assert outcome.valid.path == tmp_path / "out"
     assert outcome.valid.manifest["validation"]["ingested"] == 4
     assert [r["id"] for r in outcome.valid.iter_rows(columns=["id"])] == [r["id"] for r in rows]
     assert {c.name for c in report.checks if c.level == "dataset"} == {
@@ -203,7 +203,7 @@ def test_html_report_shows_failing_check_and_quarantine(row, dataset, tmp_path):
 def test_report_round_trips_through_json(row, dataset, tmp_path):
     outcome = _run(dataset, _good(row, 2) + [row(pages=[b"junk"])], tmp_path)
     data = json.loads(json.dumps(outcome.to_dict()))
-    assert data["valid_path"].endswith("valid") and len(data["quarantine"]) == 1
+    assert data["valid_path"].endswith("out") and len(data["quarantine"]) == 1
     again = ValidationReport.from_dict(json.loads(json.dumps(outcome.report.to_dict())))
     assert again == ValidationReport.from_dict(outcome.report.to_dict())
     assert again.checks[0].name == outcome.report.checks[0].name
@@ -227,12 +227,16 @@ def test_rerun_replaces_previous_output(row, dataset, tmp_path):
     _run(dataset, _good(row, 5), tmp_path)
     outcome = _run(dataset, _good(row, 1), tmp_path)
     assert len(outcome.valid) == 1 and len(outcome.valid.shard_paths) == 1
-    assert len(list((tmp_path / "out" / "valid" / "shards").iterdir())) == 1
+    assert len(list((tmp_path / "out" / "shards").iterdir())) == 1
 
 
 def test_refuses_to_overwrite_its_input(row, tmp_path):
     from validation_helpers import write_dataset
 
-    ds = write_dataset(tmp_path / "out" / "valid", _good(row, 1))
+    ds = write_dataset(tmp_path / "out", _good(row, 1))
     with pytest.raises(ValueError, match="overwrite"):
         validate_dataset(ds, ValidationConfig(), tmp_path / "out")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not empty"):
+        validate_dataset(ds, ValidationConfig(), tmp_path / "other")

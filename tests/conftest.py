@@ -1,0 +1,81 @@
+"""Test-wide environment: an isolated ZenML store and project home, quiet telemetry, 1 torch thread.
+
+Environment variables are set at import time, before anything imports ZenML or MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_TMP = tempfile.mkdtemp(prefix="deepsynth-tests-")
+os.environ["DEEPSYNTH_HOME"] = os.path.join(_TMP, "home")
+os.environ["ZENML_CONFIG_PATH"] = os.path.join(_TMP, "zenml")
+for key, value in {
+    "ZENML_ANALYTICS_OPT_IN": "false",
+    "ZENML_DISABLE_INTERACTIVE_INPUT": "true",
+    "ZENML_LOGGING_VERBOSITY": "WARN",
+    "ZENML_ENABLE_RICH_TRACEBACK": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ[key] = value
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+try:
+    import torch
+
+    torch.set_num_threads(1)  # 2 threads on 2 shared cores can be 10x slower
+except ImportError:  # pragma: no cover
+    pass
+
+
+@pytest.fixture
+def write_jsonl(tmp_path):
+    """Callable: (records, name) -> path of a JSONL file in tmp_path."""
+
+    def write(records, name="docs.jsonl"):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        return path
+
+    return write
+
+
+def english(n_words: int, seed: int = 0) -> str:
+    """Deterministic English-looking text of ``n_words`` words."""
+    words = "the model reads pages of text and writes a short summary for each document in the set".split()
+    return " ".join(words[(i * 7 + seed) % len(words)] for i in range(n_words)).capitalize() + "."
+
+
+@pytest.fixture
+def make_docs():
+    """Callable: n -> list of valid documents (id, text, summary) with distinct texts."""
+
+    def make(n, words=120):
+        return [
+            {"id": f"doc-{i}", "text": f"Document {i}. " + english(words, seed=i), "summary": f"Summary {i}: " + english(8, seed=i)}
+            for i in range(n)
+        ]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def zenml_client():
+    """A real ZenML client on the session's temp store, with the project's stack active."""
+    from pipelines.stack import ensure_stack
+
+    ensure_stack()
+    from zenml.client import Client
+
+    client = Client()
+    assert Path(client.active_stack.artifact_store.path).is_relative_to(_TMP)
+    return client
