@@ -29,6 +29,7 @@ from deepsynth.models.architecture import (
     DEEPSEEK_OCR,
     DEEPSEEK_OCR_2,
     TINY,
+    TINY_PROFILE_VERSION,
     deepseek_ocr2_config,
     deepseek_ocr_config,
     tiny_config,
@@ -65,7 +66,7 @@ def build_tiny_model(path: str | os.PathLike, seed: int = TINY_SEED) -> Path:
         ``path``.
     """
     path = Path(path)
-    if (path / PROFILE_FILE).is_file():
+    if _profile_version(path) == TINY_PROFILE_VERSION:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
@@ -76,16 +77,27 @@ def build_tiny_model(path: str | os.PathLike, seed: int = TINY_SEED) -> Path:
             model = UnlimitedOcrForConditionalGeneration(tiny_config())
         model.save_pretrained(tmp, safe_serialization=True)
         load_tokenizer().save_pretrained(tmp)
-        (tmp / PROFILE_FILE).write_text(json.dumps({"profile": TINY, "seed": seed}, indent=2))
+        (tmp / PROFILE_FILE).write_text(json.dumps({"profile": TINY, "seed": seed, "version": TINY_PROFILE_VERSION}))
+        if path.exists() and _profile_version(path) != TINY_PROFILE_VERSION:  # an outdated build
+            stale = path.with_name(f".{path.name}-stale-{os.getpid()}")
+            path.rename(stale)
+            shutil.rmtree(stale, ignore_errors=True)
         try:
             tmp.rename(path)
         except OSError:  # another process finished first
-            if not (path / PROFILE_FILE).is_file():
+            if _profile_version(path) != TINY_PROFILE_VERSION:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("built the tiny model profile in %s", path)
     return path
+
+
+def _profile_version(path: Path) -> int | None:
+    try:
+        return json.loads((path / PROFILE_FILE).read_text()).get("version")
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
