@@ -2,9 +2,9 @@ import json
 
 import pytest
 import torch
-from peft import PeftModel
 from safetensors.torch import load_file
 
+from deepsynth.models.adapters import load_adapter
 from deepsynth.models.loading import load_base_model
 from deepsynth.models.vision import ocr_core
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer, TrainingDivergedError
@@ -56,7 +56,7 @@ def test_adapter_is_written_and_differs_from_its_initialisation(trained, deepsyn
 def test_saved_adapter_reloads_onto_the_base_model_with_identical_outputs(trained, deepsynth_home):
     _, trainer, metrics, _ = trained
     base, _, _ = load_base_model("tiny", home=deepsynth_home)
-    reloaded = PeftModel.from_pretrained(base, metrics["adapter_dir"]).eval()
+    reloaded = load_adapter(base, metrics["adapter_dir"])
     trainer.model.eval()
     ids = torch.tensor([[0, 19923, 2058, 3, 4, 5]])
     with torch.no_grad():
