@@ -199,13 +199,13 @@ class DeepSynthLoRATrainer:
 
         state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "loss_history": [], "samples_seen": 0, "tokens_seen": 0}
         resume = resolve_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint)
-        global_step = 0
+        global_step = resumed_from = 0
         if resume is not None:
             tensors, state = load_checkpoint(resume, optimizer, scheduler)
             with torch.no_grad():
                 for name, p in named:
                     p.copy_(tensors[name])
-            global_step = state["global_step"]
+            global_step = resumed_from = state["global_step"]
             logger.info("resumed from %s at step %d", resume, global_step)
 
         trainable, total = count_parameters(self.model)
@@ -279,6 +279,7 @@ class DeepSynthLoRATrainer:
             "loss_curve": history,
             "trainable_params": trainable,
             "total_params": total,
+            "resumed_from_step": resumed_from,
             "world_size": ctx.world_size,
             "rank": ctx.rank,
             "peak_rss_mb": peak_rss_mb(),
