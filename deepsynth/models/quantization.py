@@ -9,7 +9,8 @@ from deepsynth.errors import ConfigError
 
 # Left in full precision: the vision tower and projector (8-bit breaks SAM's convolutions, and the
 # encoder is frozen anyway) and the output head (quantizing it costs accuracy for little memory).
-SKIP_MODULES = ["vision_tower", "multi_modal_projector", "lm_head"]
+# transformers matches these from the start of the module name (or as a suffix), so prefixes must be full.
+SKIP_MODULES = ["model.vision_tower", "model.multi_modal_projector", "lm_head"]
 
 
 def bnb_config(bits: int, quant_type: str = "nf4", double_quant: bool = True,
