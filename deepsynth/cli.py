@@ -84,6 +84,7 @@ def data(input_path: str, mode: str, text_column: str, summary_column: str, as_j
     config = from_dict(
         RunConfig,
         {
+            "pipeline": "data",
             "ingest": {"source": "file", "path": input_path, "text_column": text_column, "summary_column": summary_column},
             "render": {"modes": [mode]},
         },

@@ -12,6 +12,7 @@ from deepsynth.configuration import from_dict, knob
 from deepsynth.data.ingest import IngestConfig
 from deepsynth.errors import ConfigError
 from deepsynth.rendering.renderer import RenderSettings
+from deepsynth.training.config import TrainerConfig
 from deepsynth.validation.config import ValidationConfig
 
 
@@ -19,12 +20,13 @@ from deepsynth.validation.config import ValidationConfig
 class RunConfig:
     """Everything one pipeline run needs; each section maps to one step's parameters."""
 
-    pipeline: Literal["data"] = knob("data", "Pipeline to run: data = ingest → render → validate")
+    pipeline: Literal["data", "training"] = knob("training", "data = ingest → render → validate; training = data + train_lora")
     run_name: str | None = knob(None, "ZenML run name template; null = pipeline name + timestamp")
     enable_cache: bool = knob(True, "Reuse step outputs whose code, parameters and inputs are unchanged")
     ingest: IngestConfig = knob(default_factory=IngestConfig, help="Where documents come from")
     render: RenderSettings = knob(default_factory=RenderSettings, help="How documents become page images")
     validate: ValidationConfig = knob(default_factory=ValidationConfig, help="Data checks and quarantine rules")
+    train: TrainerConfig = knob(default_factory=TrainerConfig, help="LoRA/QLoRA fine-tuning (training pipeline)")
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

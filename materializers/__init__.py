@@ -2,6 +2,12 @@
 
 from materializers.document_dataset import DocumentDatasetMaterializer
 from materializers.rendered_dataset import RenderedDatasetMaterializer
+from materializers.trained_adapter import TrainedAdapterMaterializer
 from materializers.validation_report import ValidationReportMaterializer
 
-__all__ = ["DocumentDatasetMaterializer", "RenderedDatasetMaterializer", "ValidationReportMaterializer"]
+__all__ = [
+    "DocumentDatasetMaterializer",
+    "RenderedDatasetMaterializer",
+    "TrainedAdapterMaterializer",
+    "ValidationReportMaterializer",
+]

@@ -44,6 +44,9 @@ def summarize(run: Any) -> dict[str, Any]:
             validation_passed=report.success,
             validation_failures=report.failures,
         )
+    adapter = _output(run, "train_lora", "adapter")
+    if adapter is not None:
+        summary["adapter"] = {"path": str(adapter.path), **adapter.summary()}
     return summary
 
 
@@ -58,6 +61,7 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
     from zenml.client import Client
 
     from pipelines.data_pipeline import data_pipeline
+    from pipelines.training_pipeline import training_pipeline
 
     client = Client()
     tracker = client.active_stack.experiment_tracker
@@ -68,10 +72,14 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
         "validate_config": asdict(config.validate),
         "tracker": tracker.name if tracker else None,
     }
+    pipeline = data_pipeline
+    if config.pipeline == "training":
+        pipeline = training_pipeline
+        params["train_config"] = asdict(config.train)
     options: dict[str, Any] = {"enable_cache": config.enable_cache}
     if config.run_name:
         options["run_name"] = config.run_name
-    pipeline = data_pipeline.with_options(**options)
+    pipeline = pipeline.with_options(**options)
     try:
         run = pipeline(**params)
     except Exception as exc:

@@ -1,0 +1,67 @@
+"""A trained adapter as an artifact: the folder the trainer writes, with typed accessors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+MERGED_WEIGHTS = "model.safetensors"
+TRAINER_CONFIG = "trainer_config.json"
+TRAINING_METRICS = "training_metrics.json"
+
+
+@dataclass(frozen=True)
+class TrainedAdapter:
+    """The trainer's output folder: adapter weights (safetensors), configs, tokenizer, metrics."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        if not (self.path / TRAINER_CONFIG).is_file():
+            raise FileNotFoundError(f"{self.path}: not a trained adapter (no {TRAINER_CONFIG})")
+
+    @property
+    def weights_file(self) -> Path:
+        """The adapter's safetensors file (or the full model's when trained without LoRA)."""
+        for name in (ADAPTER_WEIGHTS, MERGED_WEIGHTS):
+            if (self.path / name).is_file():
+                return self.path / name
+        raise FileNotFoundError(f"{self.path}: no {ADAPTER_WEIGHTS} or {MERGED_WEIGHTS}")
+
+    @property
+    def trainer_config(self) -> dict[str, Any]:
+        return json.loads((self.path / TRAINER_CONFIG).read_text())
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        path = self.path / TRAINING_METRICS
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def sha256(self) -> str:
+        """sha256 of the weights file: the adapter's identity for registration."""
+        digest = hashlib.sha256()
+        with open(self.weights_file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        """Scalars worth showing next to the artifact (JSON-able)."""
+        metrics, config = self.metrics, self.trainer_config
+        keys = ("final_loss", "initial_loss", "trainable_params", "total_params", "global_step",
+                "samples_per_second", "tokens_per_second", "mfu", "train_runtime_s")
+        out = {k: metrics[k] for k in keys if isinstance(metrics.get(k), (int, float))}
+        out.update(base_model=config.get("model_name"), base_revision=config.get("model_revision") or "",
+                   use_qlora=bool(config.get("use_qlora")), lora_rank=config.get("lora_rank"),
+                   weights_sha256=self.sha256())
+        return out
+
+    @classmethod
+    def at(cls, path: str | os.PathLike) -> "TrainedAdapter":
+        return cls(Path(path))
