@@ -33,14 +33,40 @@ def main() -> None:
             return step(*args, **kwargs)
 
         trainer._step = slow_step
+    calls = {"save_output": 0, "checkpoint_writes": 0}
+    save_output = trainer._save_output
+
+    def counted_save_output(*args, **kwargs):
+        calls["save_output"] += 1
+        return save_output(*args, **kwargs)
+
+    trainer._save_output = counted_save_output
+    import deepsynth.training.deepsynth_lora_trainer as trainer_module
+
+    save_checkpoint = trainer_module.save_checkpoint
+
+    def counted_save_checkpoint(*args, **kwargs):
+        calls["checkpoint_writes"] += 1
+        return save_checkpoint(*args, **kwargs)
+
+    trainer_module.save_checkpoint = counted_save_checkpoint
     metrics, checkpoints = trainer.train(dataset)
     rank = int(os.environ.get("RANK", "0"))
+    logged = None
+    if os.environ.get("MLFLOW_STORE"):  # each rank logs into its own store: only rank 0 may write anything
+        import mlflow
+
+        mlflow.set_tracking_uri(f"sqlite:///{os.environ['MLFLOW_STORE']}/rank{rank}.db")
+        with mlflow.start_run():
+            from deepsynth.training.mlflow_logging import log_training_to_mlflow
+
+            logged = log_training_to_mlflow(config, metrics)
     trained = {n: p.detach().clone().contiguous() for n, p in trainer.model.named_parameters() if p.requires_grad}
     from safetensors.torch import save_file
 
     save_file(trained, result.replace(".json", f".rank{rank}.safetensors"))
     with open(result.replace(".json", f".rank{rank}.json"), "w") as handle:
-        json.dump({"metrics": metrics, "checkpoints": checkpoints}, handle, default=str)
+        json.dump({"metrics": metrics, "checkpoints": checkpoints, "calls": calls, "logged": logged}, handle, default=str)
 
 
 if __name__ == "__main__":
