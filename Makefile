@@ -1,18 +1,22 @@
 # DeepSynth pipelines — `make run` and `make test` work on a fresh machine (Python 3.11, no GPU).
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# This machine's pip configuration names index folders that may not exist: drop that noise only.
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 
 .PHONY: install run test bench clean
 
 install: $(STAMP)
 
-# torch first (local CPU wheel), then everything else pinned by requirements.lock.
+# torch first (the local CPU wheel), then everything else pinned by requirements.lock.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet torch==2.13.0 $(QUIET_PIP)
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]' $(QUIET_PIP)
 	touch $(STAMP)
 
 run: install
@@ -23,6 +27,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m benchmarks.render
+	$(BIN)/python -m benchmarks.train
 
 clean:
 	rm -rf .deepsynth build *.egg-info .pytest_cache

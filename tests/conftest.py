@@ -55,7 +55,7 @@ def english(n_words: int, seed: int = 0) -> str:
     return " ".join(words[(i * 7 + seed) % len(words)] for i in range(n_words)).capitalize() + "."
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_docs():
     """Callable: n -> list of valid documents (id, text, summary) with distinct texts."""
 

@@ -19,27 +19,17 @@ def run_cli(capsys, *args):
 
 
 @pytest.fixture(scope="module")
-def messy_file(tmp_path_factory, make_docs_module):
+def messy_file(tmp_path_factory, make_docs):
     """8 good documents plus an empty text, a duplicate id and a line of invalid UTF-8."""
     path = tmp_path_factory.mktemp("data") / "messy.jsonl"
-    good = [json.dumps(d).encode() for d in make_docs_module(8)]
+    good = [json.dumps(d).encode() for d in make_docs(8, words=150)]
     bad = [
         json.dumps({"id": "blank", "text": "   ", "summary": "x"}).encode(),
-        json.dumps({"id": "doc-3", "text": "Another text entirely, long enough to count.", "summary": "dup"}).encode(),
+        json.dumps({"id": "doc-3", "text": "Another text entirely, long enough to count as a document.", "summary": "dup"}).encode(),
         b'{"id": "latin1", "text": "caf\xe9", "summary": "s"}',
     ]
     path.write_bytes(b"\n".join(good + bad) + b"\n")
     return path
-
-
-@pytest.fixture(scope="module")
-def make_docs_module():
-    from conftest import english
-
-    def make(n):
-        return [{"id": f"doc-{i}", "text": f"Document {i}. " + english(150, i), "summary": f"Summary {i}."} for i in range(n)]
-
-    return make
 
 
 def test_data_command_counts_quarantine_and_tracks(zenml_client, messy_file, capsys):
@@ -81,7 +71,7 @@ def test_unchanged_data_is_cached_and_changed_data_is_not(zenml_client, messy_fi
     code, summary = run_cli(capsys, "data", str(messy_file), "--mode", "tiny", "--json")
     assert code == 0 and {summary["steps"][s] for s in ("ingest", "render_pages", "validate_dataset")} == {"cached"}
     changed = tmp_path / "messy.jsonl"
-    changed.write_bytes(messy_file.read_bytes().replace(b"Summary 1.", b"Summary one."))
+    changed.write_bytes(messy_file.read_bytes().replace(b"Summary 1:", b"Summary one:"))
     code, summary = run_cli(capsys, "data", str(changed), "--mode", "tiny", "--json")
     assert code == 0 and summary["steps"]["ingest"] == summary["steps"]["render_pages"] == "completed"
 
