@@ -144,3 +144,10 @@ def test_unknown_mode_and_bad_settings_are_config_errors():
         from_dict(RenderSettings, {"max_pages": 0}, source="c.yaml")
     with pytest.raises(ConfigError, match="unknown key \\(did you mean 'max_pages'"):
         from_dict(RenderSettings, {"max_page": 3}, source="c.yaml")
+
+
+def test_one_megabyte_document_is_paginated_then_truncated_and_recorded():
+    big = ("A long document keeps going. " * 40_000)[:1_000_000]
+    (row,) = DocumentRenderer(RenderSettings(modes=["base"], max_pages=3)).render(doc(big))
+    assert len(row["pages"]) == 3 and row["truncated"]
+    assert row["chars_total"] == 1_000_000 and 0 < row["chars_rendered"] < 20_000
