@@ -1,0 +1,222 @@
+"""Export packages on disk: the sha256 manifest, and a safe way to open a package someone hands you.
+
+:func:`open_package` accepts a directory or a zip. A zip is checked entry by entry before anything
+is written (no absolute paths, no ``..``, no links or devices, a cap on the uncompressed total, and
+the bytes actually inflated are counted too, so lying headers cannot exceed it). Every file is then
+checked against ``manifest.json``: listed, same size and sha256, and of a type that is only ever
+read as data (safetensors, JSON, text). Pickle-capable formats (``.bin``, ``.pt``, ``.pkl``...) are
+refused outright, never opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from deepsynth.errors import DeepSynthError
+
+MANIFEST = "manifest.json"
+PACKAGE_FORMAT = "deepsynth-export"
+PACKAGE_VERSION = 1
+# Data-only formats: weights as safetensors, configs as JSON, and text (model card, requirements,
+# the standalone script, which is shipped for users and never executed when a package is opened).
+ALLOWED_SUFFIXES = {".safetensors", ".json", ".txt", ".md", ".py", ".jinja"}
+DEFAULT_MAX_TOTAL_BYTES = 32 * 1024**3  # a merged full-size DeepSeek-OCR is ~7 GB in float32... x4 margin
+MAX_ENTRIES = 10_000
+_CHUNK = 1 << 20
+
+
+class PackageError(DeepSynthError):
+    """A package is malformed, tampered with, or unsafe to open."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files(directory: Path) -> list[Path]:
+    out = []
+    for path in sorted(directory.rglob("*")):
+        if path.is_symlink():
+            raise PackageError(f"{path}: symbolic links are not allowed in a package")
+        if path.is_file():
+            out.append(path)
+        elif not path.is_dir():
+            raise PackageError(f"{path}: not a regular file")
+    return out
+
+
+def write_manifest(directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Hash every file under ``directory`` into ``manifest.json``.
+
+    Args:
+        directory: The export directory (complete, except for the manifest).
+        extra: More top-level entries (adapter hash, package name...).
+
+    Returns:
+        The manifest written.
+    """
+    directory = Path(directory)
+    files = {}
+    for path in _files(directory):
+        rel = path.relative_to(directory).as_posix()
+        if rel == MANIFEST or rel == (extra or {}).get("package_name"):
+            continue
+        files[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    manifest = {"format": PACKAGE_FORMAT, "version": PACKAGE_VERSION, **(extra or {}), "files": files}
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
+
+
+def verify_directory(directory: str | os.PathLike) -> dict[str, Any]:
+    """Check a package directory against its manifest without loading anything from it.
+
+    Args:
+        directory: A package directory.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        PackageError: No manifest, a link, a missing/extra/changed file, or a file type that may hold pickle.
+    """
+    directory = Path(directory)
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise PackageError(f"{directory}: no readable {MANIFEST} ({exc})") from None
+    if manifest.get("format") != PACKAGE_FORMAT or not isinstance(manifest.get("files"), dict):
+        raise PackageError(f"{directory}: {MANIFEST} is not a DeepSynth export manifest")
+    listed: dict[str, dict[str, Any]] = manifest["files"]
+    present = {p.relative_to(directory).as_posix(): p for p in _files(directory)}
+    present.pop(MANIFEST, None)
+    present.pop(str(manifest.get("package_name")), None)
+    for rel in sorted(set(present) | set(listed)):
+        if PurePosixPath(rel).suffix.lower() not in ALLOWED_SUFFIXES:
+            raise PackageError(f"{directory}: {rel} is not an allowed file type (only safetensors, JSON and text "
+                               "are read; pickle-capable files are refused)")
+        if rel not in listed:
+            raise PackageError(f"{directory}: {rel} is not listed in {MANIFEST}")
+        if rel not in present:
+            raise PackageError(f"{directory}: {rel} is listed in {MANIFEST} but missing")
+        entry, path = listed[rel], present[rel]
+        if path.stat().st_size != entry.get("size") or sha256_file(path) != entry.get("sha256"):
+            raise PackageError(f"{directory}: {rel} does not match its sha256 in {MANIFEST} (modified or corrupt)")
+    return manifest
+
+
+def _check_member(info: zipfile.ZipInfo) -> str:
+    name = info.filename
+    mode = info.external_attr >> 16
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or PurePosixPath(name).is_absolute():
+        raise PackageError(f"zip entry {name!r}: absolute paths are not allowed")
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise PackageError(f"zip entry {name!r}: '..' is not allowed")
+    if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+        raise PackageError(f"zip entry {name!r}: links and special files are not allowed")
+    return "/".join(p for p in parts if p not in ("", "."))
+
+
+def extract_zip(path: str | os.PathLike, dest: str | os.PathLike,
+                max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES) -> Path:
+    """Extract a package zip into ``dest`` after checking every entry.
+
+    Args:
+        path: The zip.
+        dest: Empty or new directory.
+        max_total_bytes: Cap on the uncompressed total (declared and actually inflated).
+
+    Returns:
+        ``dest``.
+
+    Raises:
+        PackageError: An unsafe entry or too many bytes.
+    """
+    dest = Path(dest)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise PackageError(f"{path}: not a readable zip ({exc})") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise PackageError(f"{path}: {len(infos)} entries (limit {MAX_ENTRIES})")
+        names = [_check_member(i) for i in infos]
+        declared = sum(i.file_size for i in infos)
+        if declared > max_total_bytes:
+            raise PackageError(f"{path}: uncompressed size {declared} bytes exceeds the limit of {max_total_bytes}")
+        dest.mkdir(parents=True, exist_ok=True)
+        written = 0
+        for info, name in zip(infos, names):
+            if not name or info.is_dir():
+                continue
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as src, open(target, "xb") as out:
+                while chunk := src.read(_CHUNK):
+                    written += len(chunk)
+                    if written > max_total_bytes:
+                        raise PackageError(f"{path}: inflates past the limit of {max_total_bytes} bytes")
+                    out.write(chunk)
+    return dest
+
+
+def create_zip(directory: str | os.PathLike, zip_path: str | os.PathLike) -> Path:
+    """Zip a package directory (manifest included, the zip itself excluded), deterministically ordered."""
+    directory, zip_path = Path(directory), Path(zip_path)
+    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in _files(directory):
+            if path.resolve() in (zip_path.resolve(), tmp.resolve()):
+                continue
+            archive.write(path, path.relative_to(directory).as_posix())
+    tmp.replace(zip_path)
+    return zip_path
+
+
+def open_package(path: str | os.PathLike, dest: str | os.PathLike | None = None,
+                 max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES) -> Path:
+    """Verify a package (directory or zip) and return the directory to load it from.
+
+    Nothing in the package is parsed or loaded before this returns: callers read its safetensors and
+    JSON only after every hash matched.
+
+    Args:
+        path: A package directory or zip file.
+        dest: Where to extract a zip (default: a new temporary directory; the caller removes it).
+        max_total_bytes: Cap on a zip's uncompressed size.
+
+    Returns:
+        The verified package directory.
+
+    Raises:
+        PackageError: The package is unsafe, incomplete or modified.
+    """
+    path = Path(path)
+    if path.is_dir():
+        verify_directory(path)
+        return path
+    if not path.is_file():
+        raise PackageError(f"{path}: no such package")
+    target = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="deepsynth-package-"))
+    try:
+        extract_zip(path, target, max_total_bytes)
+        verify_directory(target)
+    except BaseException:
+        if dest is None:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    return target

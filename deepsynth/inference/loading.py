@@ -1,0 +1,184 @@
+"""Load a trained adapter (or a merged export) on its base model for inference.
+
+``PeftModel.from_pretrained`` is the loading path. peft 0.21 runs adapter keys through
+transformers' v5 ``unlimited_ocr`` renaming, whose ``(^|model\\.)layers\\.`` rule also fires inside
+``language_model.layers.`` and silently drops every weight. Mapping the keys back to DeepSeek-OCR's
+original names first (``key_mapping``) lets that renaming land them on the right parameters; every
+saved tensor is then compared with the loaded parameter, so a silent drop can never pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from torch import nn
+
+from deepsynth.errors import DeepSynthError
+from deepsynth.models.loading import ModelSource, load_base_model
+from deepsynth.models.text_encoders import InstructionEncoder, load_text_encoder
+from deepsynth.models.vision import ocr_core
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+TRAINER_CONFIG = "trainer_config.json"
+PROJECTOR_WEIGHTS = "projector.safetensors"
+# Saved (v5) names → DeepSeek-OCR's original names, which peft's conversion maps back correctly.
+KEY_MAPPING = {r"^model\.language_model\.layers\.": "model.layers."}
+_LORA_KEY = re.compile(r"\.(lora_[A-Za-z_]+)\.")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to generate, with everything generation needs beside it.
+
+    Attributes:
+        model: A ``PeftModel`` (adapter), or the plain base/merged model.
+        tokenizer: DeepSeek-OCR's tokenizer.
+        source: Where the base weights came from.
+        trainer_config: The training run's config (empty for a bare base model).
+        text_encoder: The instruction encoder when the adapter was trained with one.
+        adapter_dir: Directory the adapter or merged model was read from.
+    """
+
+    model: nn.Module
+    tokenizer: Any
+    source: ModelSource
+    trainer_config: dict[str, Any] = field(default_factory=dict)
+    text_encoder: InstructionEncoder | None = None
+    adapter_dir: Path | None = None
+
+    @property
+    def instruction(self) -> str:
+        """Instruction used when a document carries none (the one the adapter was trained with)."""
+        return self.trainer_config.get("instruction_prompt") or "Summarize this text:"
+
+    @property
+    def max_length(self) -> int:
+        """Longest prompt the model was trained on (image positions + instruction)."""
+        return int(self.trainer_config.get("max_length") or 2048)
+
+    @property
+    def mode(self) -> str | None:
+        """Rendering mode the adapter was trained on, if the run fixed one."""
+        return self.trainer_config.get("mode")
+
+
+def read_trainer_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """The ``trainer_config.json`` written beside an adapter, or ``{}``."""
+    path = Path(directory) / TRAINER_CONFIG
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def attach_adapter(base_model: nn.Module, adapter_dir: str | os.PathLike) -> PeftModel:
+    """Wrap ``base_model`` with the adapter in ``adapter_dir`` via ``PeftModel.from_pretrained``, verified.
+
+    Args:
+        base_model: The base model the adapter was trained on.
+        adapter_dir: Directory with ``adapter_config.json`` and ``adapter_model.safetensors``.
+
+    Returns:
+        The ``PeftModel`` in eval mode.
+
+    Raises:
+        DeepSynthError: A saved tensor did not land on its parameter with exactly its value.
+    """
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / ADAPTER_WEIGHTS).is_file():
+        raise DeepSynthError(f"{adapter_dir}: no {ADAPTER_WEIGHTS} (only safetensors adapters are loaded)")
+    model = PeftModel.from_pretrained(base_model, str(adapter_dir), key_mapping=KEY_MAPPING, is_trainable=False)
+    params = dict(model.named_parameters())
+    saved = load_file(str(adapter_dir / ADAPTER_WEIGHTS))
+    for key, value in saved.items():
+        name = _LORA_KEY.sub(r".\1.default.", key, count=1)
+        if name not in params or not torch.equal(params[name].detach().cpu(), value.to(params[name].dtype)):
+            raise DeepSynthError(f"{adapter_dir}: adapter tensor {key} was not loaded exactly")
+    return model.eval()
+
+
+def _load_projector(model: nn.Module, path: Path) -> None:
+    tensors = load_file(str(path))
+    core = ocr_core(model)
+    projector = {k.removeprefix("multi_modal_projector."): v for k, v in tensors.items()
+                 if k.startswith("multi_modal_projector.")}
+    core.multi_modal_projector.load_state_dict(projector, strict=True)
+    with torch.no_grad():
+        core.image_newline.copy_(tensors["image_newline"])
+        core.view_separator.copy_(tensors["view_separator"])
+
+
+def load_adapter_model(
+    adapter_dir: str | os.PathLike,
+    *,
+    base_model: str | None = None,
+    revision: str | None = None,
+    home: str | os.PathLike | None = None,
+    device: str = "cpu",
+) -> LoadedModel:
+    """Load an adapter directory (trainer output or export) on its base model, or a merged export.
+
+    Args:
+        adapter_dir: A directory with ``adapter_config.json`` (LoRA) or ``config.json`` (merged model).
+        base_model: Base model name/path; default: the ``model_name`` the adapter was trained on.
+        revision: Hub revision of the base; default: the training run's ``model_revision``.
+        home: DeepSynth cache root (for the ``tiny`` profile).
+        device: ``cpu`` or ``cuda``.
+
+    Returns:
+        The :class:`LoadedModel` in eval mode.
+    """
+    adapter_dir = Path(adapter_dir)
+    cfg = read_trainer_config(adapter_dir)
+    dtype = DTYPES.get(cfg.get("model_dtype", "float32"), torch.float32)
+    if (adapter_dir / ADAPTER_CONFIG).is_file():
+        name = base_model or cfg.get("model_name")
+        if not name:
+            name = json.loads((adapter_dir / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+        if not name:
+            raise DeepSynthError(f"{adapter_dir}: cannot tell the base model; pass base_model=")
+        base, tokenizer, source = load_base_model(name, revision or cfg.get("model_revision"), dtype=dtype, home=home)
+        model = attach_adapter(base, adapter_dir)
+    elif (adapter_dir / "config.json").is_file():
+        model, tokenizer, source = load_base_model(str(adapter_dir), dtype=dtype, home=home)
+    else:
+        raise DeepSynthError(f"{adapter_dir}: neither an adapter ({ADAPTER_CONFIG}) nor a model (config.json)")
+    if (adapter_dir / PROJECTOR_WEIGHTS).is_file():
+        _load_projector(model, adapter_dir / PROJECTOR_WEIGHTS)
+    model.to(device).eval()
+    encoder = load_text_encoder(adapter_dir)
+    if encoder is not None:
+        encoder.to(device)
+    return LoadedModel(model, tokenizer, source, cfg, encoder, adapter_dir)
+
+
+def load_base_for_inference(
+    model_name: str, revision: str | None = None, *, home: str | os.PathLike | None = None, device: str = "cpu",
+    trainer_config: dict[str, Any] | None = None,
+) -> LoadedModel:
+    """The untrained base model, prompted like an adapter trained with ``trainer_config``.
+
+    Args:
+        model_name: Base model name or directory.
+        revision: Hub revision.
+        home: DeepSynth cache root.
+        device: ``cpu`` or ``cuda``.
+        trainer_config: Supplies instruction, mode and max_length (the text encoder is not used).
+
+    Returns:
+        The :class:`LoadedModel`.
+    """
+    cfg = dict(trainer_config or {})
+    dtype = DTYPES.get(cfg.get("model_dtype", "float32"), torch.float32)
+    model, tokenizer, source = load_base_model(model_name, revision, dtype=dtype, home=home)
+    return LoadedModel(model.to(device).eval(), tokenizer, source, cfg)
