@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from deepsynth.paths import deepsynth_home
+
 STACK = "deepsynth-local"
 TRACKER = "deepsynth-mlflow"
 REGISTRY = "deepsynth-registry"
@@ -28,14 +30,9 @@ QUIET_DEFAULTS = {
 }
 
 
-def project_home() -> Path:
-    """Where the project keeps its state: ``$DEEPSYNTH_HOME`` or ``./.deepsynth``."""
-    return Path(os.environ.get("DEEPSYNTH_HOME") or Path.cwd() / ".deepsynth").resolve()
-
-
 def prepare_environment() -> Path:
     """Set ZenML/MLflow environment defaults (before ZenML is imported); return the home folder."""
-    home = project_home()
+    home = deepsynth_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ZENML_CONFIG_PATH", str(home / "zenml"))
     for key, value in QUIET_DEFAULTS.items():

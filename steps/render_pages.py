@@ -10,11 +10,12 @@ from zenml.config import CachePolicy
 from deepsynth.configuration import from_dict
 from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
-from deepsynth.rendering import dataset as render_module, fonts, layout, renderer
+from deepsynth.paths import deepsynth_home
+from deepsynth.rendering import dataset as render_module, fonts, layout, page_cache, renderer
 from steps.tracking import output_dir
 
 # The step's own code is tiny; what it produces depends on the rendering modules.
-RENDER_CACHE = CachePolicy(source_dependencies=[render_module, fonts, layout, renderer])
+RENDER_CACHE = CachePolicy(source_dependencies=[render_module, fonts, layout, page_cache, renderer])
 
 
 @step(cache_policy=RENDER_CACHE)
@@ -27,4 +28,5 @@ def render_pages(documents: DocumentDataset, config: dict[str, Any]) -> Annotate
         output_dir("rendered"),
         total=documents.table.num_rows,
         extra_manifest={"content_hash": documents.content_hash, "source": documents.source},
+        cache_dir=deepsynth_home() / "render-cache",
     )

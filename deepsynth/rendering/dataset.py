@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from deepsynth.data.rendered import RenderedDataset, RenderedDatasetWriter
 from deepsynth.rendering import fonts
+from deepsynth.rendering.page_cache import PageCache
 from deepsynth.rendering.renderer import RenderSettings, render_documents, settings_fingerprint
 
 
@@ -18,6 +19,7 @@ def render_dataset(
     out_dir: str | os.PathLike,
     total: int | None = None,
     extra_manifest: dict[str, Any] | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> RenderedDataset:
     """Render every document in every configured mode into ``out_dir``.
 
@@ -27,6 +29,7 @@ def render_dataset(
         out_dir: Folder to write shards and the manifest into.
         total: Number of documents, for the progress bar.
         extra_manifest: Entries added to the manifest (e.g. the source's content hash).
+        cache_dir: Folder of the cross-run page cache; used when ``settings.page_cache`` is on.
 
     Returns:
         The rendered dataset. Its manifest records the font, settings, page count, truncated
@@ -37,7 +40,8 @@ def render_dataset(
     missing: dict[str, list[int]] = {}
     writer = RenderedDatasetWriter(out_dir, settings=vars(settings).copy(), rows_per_shard=settings.rows_per_shard)
     bar = tqdm(total=total * len(settings.modes) if total else None, desc="render", unit="row", mininterval=1.0)
-    for row in render_documents(docs, settings, font):
+    cache = PageCache(cache_dir) if cache_dir is not None and settings.page_cache else None
+    for row in render_documents(docs, settings, font, cache):
         writer.write(row)
         if row["truncated"]:
             truncated.append(row["id"])
@@ -46,8 +50,11 @@ def render_dataset(
         bar.update(1)
         bar.set_postfix(pages=writer.pages_written, refresh=False)
     bar.close()
+    if cache is not None:
+        cache.close()
     return writer.close(
         extra={
+            "rows_from_cache": cache.served if cache else 0,
             "font": {"path": font.path, "source": font.source, "name": font.name},
             "settings_fingerprint": settings_fingerprint(settings, font),
             "truncated": sorted(set(truncated)),

@@ -16,6 +16,7 @@ from deepsynth.configuration import knob
 from deepsynth.rendering import fonts
 from deepsynth.rendering.layout import Line, WidthCache, paginate, wrap
 from deepsynth.rendering.modes import PAD_GRAY, get_mode
+from deepsynth.rendering.page_cache import PageCache
 
 INK, PAPER = 0, 255
 WORD_CACHE_SIZE = 50_000  # cached word masks per mode (~1 KiB each)
@@ -35,6 +36,7 @@ class RenderSettings:
     workers: int = knob(0, "Rendering processes; 0 = one per CPU core")
     png_compress_level: int = knob(1, "PNG zlib level 0-9: lossless at every level; 1 is fast and small for text")
     rows_per_shard: int = knob(64, "Rows per Parquet shard of the rendered dataset")
+    page_cache: bool = knob(True, "Reuse pages rendered by earlier runs (keyed by text + settings) from <home>/render-cache")
 
     def __post_init__(self) -> None:
         for name in self.modes:
@@ -49,7 +51,7 @@ class RenderSettings:
 
 def settings_fingerprint(settings: RenderSettings, font: fonts.FontChoice) -> str:
     """Hash of everything that changes a page's pixels (not worker counts or shard sizes)."""
-    visible = {k: v for k, v in asdict(settings).items() if k not in ("workers", "rows_per_shard", "modes")}
+    visible = {k: v for k, v in asdict(settings).items() if k not in ("workers", "rows_per_shard", "modes", "page_cache")}
     visible["font"] = fonts.font_fingerprint(font)
     return hashlib.sha256(repr(sorted(visible.items())).encode()).hexdigest()[:16]
 
@@ -207,24 +209,57 @@ def worker_count(settings: RenderSettings) -> int:
 
 
 def render_documents(
-    docs: Iterable[dict[str, Any]], settings: RenderSettings, font: fonts.FontChoice | None = None
+    docs: Iterable[dict[str, Any]],
+    settings: RenderSettings,
+    font: fonts.FontChoice | None = None,
+    cache: PageCache | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Render ``docs`` (dicts with id, split, text, summary, instruction) and yield rows in order.
 
     Work is spread over :func:`worker_count` processes. Documents are fed in bounded windows so
     that at most a few dozen documents' pages are in memory at once, whatever the dataset size.
+    With a ``cache``, documents whose renderings are all cached are not rendered again, and
+    fresh renderings are added to it.
     """
     font = font or fonts.resolve_font(settings.font)
+    fingerprint = settings_fingerprint(settings, font)
     workers = worker_count(settings)
-    if workers == 1:
-        renderer = DocumentRenderer(settings, font)
-        for doc in docs:
-            yield from renderer.render(doc)
-        return
-    window = workers * 8
-    context = multiprocessing.get_context("spawn")  # fork is unsafe beside ZenML/MLflow threads
-    with context.Pool(workers, initializer=_init_worker, initargs=(settings, font)) as pool:
+    pool = None
+    if workers > 1:
+        context = multiprocessing.get_context("spawn")  # fork is unsafe beside ZenML/MLflow threads
+        pool = context.Pool(workers, initializer=_init_worker, initargs=(settings, font))
+    local = DocumentRenderer(settings, font) if pool is None else None
+    try:
         iterator = iter(docs)
-        while batch := list(itertools.islice(iterator, window)):
-            for rows in pool.imap(_render_in_worker, batch, chunksize=2):
+        while batch := list(itertools.islice(iterator, workers * 8)):
+            known = [_cached_rows(doc, settings.modes, fingerprint, cache) for doc in batch]
+            misses = [doc for doc, rows in zip(batch, known) if rows is None]
+            fresh = pool.imap(_render_in_worker, misses, chunksize=2) if pool else map(local.render, misses)
+            for rows in known:
+                if rows is None:
+                    rows = next(fresh)
+                    for row in rows if cache else ():
+                        cache.put(row)
+                elif cache:
+                    cache.served += len(rows)
                 yield from rows
+            if cache:
+                cache.commit()
+    finally:
+        if pool is not None:
+            pool.terminate()
+
+
+def _cached_rows(doc: dict[str, Any], modes: list[str], fingerprint: str, cache: PageCache | None) -> list[dict[str, Any]] | None:
+    """Every mode's row of ``doc`` from the cache, or None if any is missing."""
+    if cache is None:
+        return None
+    rows = []
+    for mode in modes:
+        doc_hash = document_hash(doc, mode, fingerprint)
+        hit = cache.get(doc_hash)
+        if hit is None:
+            return None
+        rows.append({**hit, "id": doc["id"], "split": doc["split"], "mode": mode, "text": doc["text"],
+                     "summary": doc["summary"], "instruction": doc.get("instruction"), "doc_hash": doc_hash})
+    return rows

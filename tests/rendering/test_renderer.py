@@ -151,3 +151,17 @@ def test_one_megabyte_document_is_paginated_then_truncated_and_recorded():
     (row,) = DocumentRenderer(RenderSettings(modes=["base"], max_pages=3)).render(doc(big))
     assert len(row["pages"]) == 3 and row["truncated"]
     assert row["chars_total"] == 1_000_000 and 0 < row["chars_rendered"] < 20_000
+
+
+def test_page_cache_renders_only_new_documents(tmp_path):
+    settings = RenderSettings(modes=["tiny", "small"], workers=1)
+    docs = [doc(TEXT[: 300 + 40 * i], id=f"d{i}") for i in range(6)]
+    first = render_dataset(docs[:5], settings, tmp_path / "a", cache_dir=tmp_path / "cache")
+    assert first.manifest["rows_from_cache"] == 0
+    second = render_dataset(docs, settings, tmp_path / "b", cache_dir=tmp_path / "cache")
+    assert second.manifest["rows_from_cache"] == 10  # 5 documents x 2 modes; only d5 was rendered
+    assert [d.pages for d in second.iter_documents()][:10] == [d.pages for d in first.iter_documents()]
+    uncached = render_dataset(docs, settings, tmp_path / "c")
+    assert [d.pages for d in uncached.iter_documents()] == [d.pages for d in second.iter_documents()]
+    changed = render_dataset(docs, RenderSettings(modes=["tiny", "small"], workers=1, font_size=11), tmp_path / "d", cache_dir=tmp_path / "cache")
+    assert changed.manifest["rows_from_cache"] == 0  # new settings, new pages
