@@ -1,0 +1,79 @@
+"""Pipeline overhead: a cold run, a no-change rerun and a training-only change, step by step.
+
+    python -m benchmarks.pipeline [--documents 8]
+
+Each run is a real `deepsynth run` of the quickstart config (scaled down) in a fresh process
+against one fresh project home. Prints wall time, each step's share and the fixed overhead
+(wall time not spent inside any step); writes benchmarks/results/pipeline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import write_result
+
+CONFIG = Path(__file__).parents[1] / "configs" / "quickstart.yaml"
+
+
+def _run(home: str, overrides: list[str]) -> dict:
+    env = {**os.environ, "DEEPSYNTH_HOME": home, "ZENML_CONFIG_PATH": f"{home}/zenml"}
+    command = [sys.executable, "-m", "deepsynth.cli", "run", "--config", str(CONFIG), "--json"]
+    for item in overrides:
+        command += ["--set", item]
+    start = time.perf_counter()
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    return {"wall_s": wall, "run_id": summary["run_id"], "statuses": summary["steps"]}
+
+
+def _step_times(home: str, run_id: str) -> dict[str, float]:
+    os.environ["ZENML_CONFIG_PATH"] = f"{home}/zenml"
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run(run_id)
+    return {name: (s.end_time - s.start_time).total_seconds() for name, s in run.steps.items() if s.end_time and s.start_time}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=8, help="documents per split")
+    args = parser.parse_args()
+    base = [f"ingest.max_documents={args.documents}", "train.num_epochs=1"]
+    scenarios = {
+        "cold": base,
+        "no_change": base,
+        "training_only_change": base + ["train.learning_rate=0.002"],
+    }
+    with tempfile.TemporaryDirectory() as home:
+        results = {}
+        for name, overrides in scenarios.items():
+            run = _run(home, overrides)
+            results[name] = run
+        for name, run in results.items():
+            steps = _step_times(home, run["run_id"])
+            in_steps = sum(steps.values())
+            run.update(step_s={k: round(v, 2) for k, v in steps.items()}, overhead_s=round(run["wall_s"] - in_steps, 2),
+                       wall_s=round(run["wall_s"], 2))
+            executed = [k for k, v in run["statuses"].items() if v == "completed"]
+            cached = [k for k, v in run["statuses"].items() if v == "cached"]
+            print(f"{name:>22}: {run['wall_s']:6.1f} s wall, {run['overhead_s']:5.1f} s outside steps; "
+                  f"executed {executed}; cached {cached}")
+            for step, seconds in steps.items():
+                print(f"{'':>24}{step:<22} {seconds:6.2f} s  {seconds / run['wall_s']:6.1%}")
+    path = write_result("pipeline", {"documents_per_split": args.documents, "scenarios": results})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
