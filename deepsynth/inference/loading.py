@@ -81,6 +81,25 @@ def read_trainer_config(directory: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def verify_adapter_loaded(model: PeftModel, adapter_dir: str | os.PathLike, adapter_name: str = "default") -> None:
+    """Check that every tensor in the adapter file sits, exactly, in the model's parameters.
+
+    Args:
+        model: A ``PeftModel`` after ``from_pretrained``.
+        adapter_dir: The adapter directory it was loaded from.
+        adapter_name: The peft adapter name.
+
+    Raises:
+        DeepSynthError: A tensor is missing or differs (e.g. dropped by a key conversion).
+    """
+    params = dict(model.named_parameters())
+    saved = load_file(str(Path(adapter_dir) / ADAPTER_WEIGHTS))
+    for key, value in saved.items():
+        name = _LORA_KEY.sub(rf".\1.{adapter_name}.", key, count=1)
+        if name not in params or not torch.equal(params[name].detach().cpu(), value.to(params[name].dtype)):
+            raise DeepSynthError(f"{adapter_dir}: adapter tensor {key} was not loaded exactly")
+
+
 def attach_adapter(base_model: nn.Module, adapter_dir: str | os.PathLike) -> PeftModel:
     """Wrap ``base_model`` with the adapter in ``adapter_dir`` via ``PeftModel.from_pretrained``, verified.
 
@@ -92,18 +111,13 @@ def attach_adapter(base_model: nn.Module, adapter_dir: str | os.PathLike) -> Pef
         The ``PeftModel`` in eval mode.
 
     Raises:
-        DeepSynthError: A saved tensor did not land on its parameter with exactly its value.
+        DeepSynthError: No safetensors adapter, or a saved tensor did not land exactly on its parameter.
     """
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / ADAPTER_WEIGHTS).is_file():
         raise DeepSynthError(f"{adapter_dir}: no {ADAPTER_WEIGHTS} (only safetensors adapters are loaded)")
     model = PeftModel.from_pretrained(base_model, str(adapter_dir), key_mapping=KEY_MAPPING, is_trainable=False)
-    params = dict(model.named_parameters())
-    saved = load_file(str(adapter_dir / ADAPTER_WEIGHTS))
-    for key, value in saved.items():
-        name = _LORA_KEY.sub(r".\1.default.", key, count=1)
-        if name not in params or not torch.equal(params[name].detach().cpu(), value.to(params[name].dtype)):
-            raise DeepSynthError(f"{adapter_dir}: adapter tensor {key} was not loaded exactly")
+    verify_adapter_loaded(model, adapter_dir)
     return model.eval()
 
 
@@ -153,13 +167,31 @@ def load_adapter_model(
         model, tokenizer, source = load_base_model(str(adapter_dir), dtype=dtype, home=home)
     else:
         raise DeepSynthError(f"{adapter_dir}: neither an adapter ({ADAPTER_CONFIG}) nor a model (config.json)")
-    if (adapter_dir / PROJECTOR_WEIGHTS).is_file():
-        _load_projector(model, adapter_dir / PROJECTOR_WEIGHTS)
+    return complete_model(model, tokenizer, source, adapter_dir, device)
+
+
+def complete_model(model: nn.Module, tokenizer: Any, source: ModelSource, directory: str | os.PathLike,
+                   device: str = "cpu") -> LoadedModel:
+    """Add what an adapter directory carries beside the LoRA weights: projector, text encoder, config.
+
+    Args:
+        model: The base model with the adapter attached (or a merged model).
+        tokenizer: Its tokenizer.
+        source: Where the base came from.
+        directory: The adapter / export directory.
+        device: ``cpu`` or ``cuda``.
+
+    Returns:
+        The :class:`LoadedModel`, in eval mode on ``device``.
+    """
+    directory = Path(directory)
+    if (directory / PROJECTOR_WEIGHTS).is_file():
+        _load_projector(model, directory / PROJECTOR_WEIGHTS)
     model.to(device).eval()
-    encoder = load_text_encoder(adapter_dir)
+    encoder = load_text_encoder(directory)
     if encoder is not None:
         encoder.to(device)
-    return LoadedModel(model, tokenizer, source, cfg, encoder, adapter_dir)
+    return LoadedModel(model, tokenizer, source, read_trainer_config(directory), encoder, directory)
 
 
 def load_base_for_inference(

@@ -1,0 +1,48 @@
+"""ExportConfig: the seed's export job configuration (``model_path``, ``output_dir``, ``create_package``...)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from deepsynth.configuration import from_dict, knob, to_dict
+from deepsynth.errors import ConfigError
+
+
+@dataclass
+class ExportConfig:
+    """What :func:`deepsynth.export.export_adapter` writes (keys as in the seed's export JSON)."""
+
+    model_path: str = knob("./trained_model", "trainer output directory holding the adapter")
+    output_dir: str = knob("./export", "export directory to (re)create")
+    create_package: bool = knob(True, "also write a zip of the export directory")
+    include_base_model: bool = knob(False, "store the merged model (merge_and_unload) instead of the adapter")
+    package_name: str = knob("deepsynth_adapter.zip", "file name of the zip, written inside output_dir")
+
+    def __post_init__(self) -> None:
+        if not self.package_name.endswith(".zip") or "/" in self.package_name or "\\" in self.package_name:
+            raise ConfigError(f"package_name: {self.package_name!r} must be a plain file name ending in .zip")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "ExportConfig":
+        """Build from a dict (unknown keys are errors)."""
+        return from_dict(cls, data, source=source)
+
+    @classmethod
+    def from_json(cls, path_or_text: str | os.PathLike) -> "ExportConfig":
+        """Build from a JSON file or string such as the seed's export configuration."""
+        text = str(path_or_text)
+        source = None
+        if not text.lstrip().startswith("{"):
+            source, text = text, Path(path_or_text).read_text()
+        try:
+            return cls.from_dict(json.loads(text), source=source)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source or 'export config'}: invalid JSON ({exc})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field."""
+        return to_dict(self)
