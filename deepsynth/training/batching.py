@@ -13,7 +13,7 @@ import torch
 
 from deepsynth.data.rendered import RenderedDocument
 from deepsynth.models.preprocessing import Example, ViewSpec, build_example, preprocess_page
-from deepsynth.models.vision import PageFeatures, encode_page, project_page, unwrap_model
+from deepsynth.models.vision import PageFeatures, encode_page, ocr_core, project_page, unwrap_model
 
 
 @dataclass
@@ -115,3 +115,17 @@ def build_batch(model, items: list[PreparedDocument], features: list[list[PageFe
             row_embeds = row_embeds.index_copy(0, slot, text_embeddings[row : row + 1].to(row_embeds.dtype))
         rows.append(row_embeds)
     return Batch(torch.stack(rows), mask, labels, int(mask.sum().item()))
+
+
+def supervised_loss(model, batch: Batch) -> torch.Tensor:
+    """Mean next-token cross-entropy over the summary positions only.
+
+    Equal to the model's own ``labels=`` loss, but the 129k-wide LM head runs only where a label
+    exists: prompt, image and padding positions are never projected to the vocabulary.
+    """
+    hidden = ocr_core(model)(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+                             use_cache=False).last_hidden_state
+    targets = batch.labels[:, 1:]
+    keep = targets != -100
+    logits = unwrap_model(model).lm_head(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])

@@ -29,7 +29,7 @@ from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.text_encoders import InstructionEncoder, build_text_encoder
 from deepsynth.models.vision import ocr_core, unwrap_model, vision_fingerprint
 from deepsynth.training import distributed as dist_utils
-from deepsynth.training.batching import PreparedDocument, build_batch, page_features, prepare_document
+from deepsynth.training.batching import PreparedDocument, build_batch, page_features, prepare_document, supervised_loss
 from deepsynth.training.checkpointing import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
 from deepsynth.training.config import TrainerConfig
 from deepsynth.training.feature_cache import FeatureCache
@@ -308,8 +308,7 @@ class DeepSynthLoRATrainer:
             feats = [page_features(self.model, it, self.feature_cache) for it in items]
             with autocast:
                 batch = build_batch(self.model, items, feats, self._text_embeddings(items), self.tokenizer.pad_token_id, device)
-                loss = self.model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
-                                  labels=batch.labels, use_cache=False).loss
+                loss = supervised_loss(self.model, batch)
             weight = len(items) / n_examples
             if torch.isfinite(loss):
                 (loss * weight).backward()

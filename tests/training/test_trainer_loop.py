@@ -103,3 +103,18 @@ def test_feature_cache_on_disk_is_keyed_by_image_and_encoder(tiny_config, render
     metrics, _ = DeepSynthLoRATrainer(tiny_config(feature_cache_dir=str(cache_dir), num_epochs=1,
                                                   output_dir=str(tmp_path / "again"))).train(rendered)
     assert metrics["feature_cache_misses"] == 0  # a new process reads the disk copies
+
+
+def test_supervised_loss_equals_the_models_own_label_loss(trained, rendered):
+    from deepsynth.training.batching import build_batch, page_features, supervised_loss
+
+    _, trainer, _, _ = trained
+    items = trainer._prepare(rendered)[:3]  # summaries of different lengths: the batch is padded
+    assert len({len(it.example.input_ids) for it in items}) > 1
+    feats = [page_features(trainer.model, it, trainer.feature_cache) for it in items]
+    batch = build_batch(trainer.model, items, feats, None, trainer.tokenizer.pad_token_id, torch.device("cpu"))
+    trainer.model.eval()
+    with torch.no_grad():
+        reference = trainer.model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+                                  labels=batch.labels).loss
+        torch.testing.assert_close(supervised_loss(trainer.model, batch), reference)
