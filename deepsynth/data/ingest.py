@@ -297,12 +297,13 @@ def ingest(config: IngestConfig) -> DocumentDataset:
 
     docs, rejects, sanitized = [], [], []
     per_split: dict[str, int] = {}
-    seen_text_column = False
+    parsed = seen_text_column = False
     for file, (number, record) in raw:
         where = Location(file, number)
         try:
             if isinstance(record, InputError):
                 raise record
+            parsed = True
             seen_text_column |= config.text_column in record
             doc = _to_document(record, where, config, sanitized)
         except InputError as exc:
@@ -316,7 +317,7 @@ def ingest(config: IngestConfig) -> DocumentDataset:
             if per_split[doc["split"]] > config.max_documents:
                 continue
         docs.append(doc)
-    if not seen_text_column and (docs or rejects):
+    if parsed and not seen_text_column:
         raise InputError(Location(source, None, config.text_column), "column not found in any row")
     table = pa.Table.from_pylist(docs, schema=SCHEMA)
     return DocumentDataset(table, source, source_revision(config), rejects, sanitized)
