@@ -27,7 +27,11 @@ test: install
 
 bench: install
 	$(BIN)/python -m benchmarks.render
+	$(BIN)/python -m benchmarks.scale
 	$(BIN)/python -m benchmarks.train
+	$(BIN)/python -m benchmarks.pipeline
+	$(BIN)/python -m benchmarks.gpu_memory
+	$(BIN)/python -m benchmarks.report
 
 clean:
 	rm -rf .deepsynth build *.egg-info .pytest_cache
