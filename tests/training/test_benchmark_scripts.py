@@ -1,0 +1,28 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]  # benchmarks/ is a top-level package, not installed
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def test_gpu_memory_benchmark_builds_full_size_deepseek_ocr_on_meta():
+    from benchmarks.gpu_memory import build_full_size
+
+    model = build_full_size("meta")
+    assert all(p.device.type == "meta" for p in model.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    decoder = sum(p.numel() for p in model.model.language_model.parameters())
+    assert 3.2e9 < total < 3.5e9 and 2.8e9 < decoder < 3.0e9
+    assert model.model.language_model.layers[1].mlp.experts.gate_up_proj.shape == (64, 2 * 896, 1280)
+
+
+def test_gpu_memory_benchmark_skips_cleanly_without_cuda():
+    if torch.cuda.is_available():
+        return
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_memory"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0 and "no CUDA device" in proc.stdout
