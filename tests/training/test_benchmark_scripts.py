@@ -16,7 +16,7 @@ def test_gpu_memory_benchmark_builds_full_size_deepseek_ocr_on_meta():
     assert all(p.device.type == "meta" for p in model.parameters())
     total = sum(p.numel() for p in model.parameters())
     decoder = sum(p.numel() for p in model.model.language_model.parameters())
-    assert 3.2e9 < total < 3.5e9 and 2.8e9 < decoder < 3.0e9
+    assert 3.2e9 < total < 3.5e9 and 2.7e9 < decoder < 2.9e9
     assert model.model.language_model.layers[1].mlp.experts.gate_up_proj.shape == (64, 2 * 896, 1280)
 
 
