@@ -1,0 +1,290 @@
+"""MLflow model registry access: register export packages, gate promotion, and browse versions.
+
+No tracking URI is set here: callers (the ZenML stack's experiment tracker, the CLI, tests) choose
+the store. Aliases, not stages: a new version gets ``challenger``; ``champion`` moves only through
+:func:`promote_if_better` or an explicit :func:`promote`. Functions return plain JSON-able dicts.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from deepsynth.errors import ConfigError, DeepSynthError
+from deepsynth.evaluation.metrics import NonFiniteMetricError, assert_finite
+from deepsynth.export.package import MANIFEST, verify_directory
+from deepsynth.registry.pyfunc_model import PACKAGE_ARTIFACT
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+METRIC_PREFIX = "metric."
+KEY_METRICS = ("rouge_1", "rouge_2", "rouge_l")
+ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    """The current git commit of ``cwd`` (``unknown`` outside a repository)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def _iso(ms: int | None) -> str | None:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat() if ms else None
+
+
+def _metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
+    return {k.removeprefix(METRIC_PREFIX): float(v) for k, v in tags.items() if k.startswith(METRIC_PREFIX)}
+
+
+def _version_dict(mv: Any) -> dict[str, Any]:
+    tags = dict(mv.tags or {})
+    return {
+        "name": mv.name, "version": str(mv.version), "aliases": sorted(mv.aliases or []),
+        "created": _iso(mv.creation_timestamp), "run_id": mv.run_id, "source": mv.source, "status": mv.status,
+        "metrics": _metrics_from_tags(tags), "tags": {k: v for k, v in tags.items() if not k.startswith(METRIC_PREFIX)},
+        "uri": f"models:/{mv.name}/{mv.version}",
+    }
+
+
+def _versions(name: str) -> list[Any]:
+    client = _client()
+    # search_model_versions leaves aliases empty: fetch each version for them.
+    found = client.search_model_versions(f"name = '{name}'")
+    return sorted((client.get_model_version(name, mv.version) for mv in found), key=lambda mv: int(mv.version))
+
+
+def _find_by_sha(name: str, sha: str) -> Any | None:
+    for mv in _versions(name):
+        if (mv.tags or {}).get("adapter_sha256") == sha:
+            return mv
+    return None
+
+
+def register_package(
+    export_dir: str | Path,
+    name: str,
+    tags: dict[str, str] | None = None,
+    metrics: dict[str, float] | None = None,
+    *,
+    pipeline_run_id: str | None = None,
+    commit: str | None = None,
+) -> dict[str, Any]:
+    """Register an export package as a new model version (or return the one holding the same adapter).
+
+    The version is a pyfunc model whose artifacts are the package; ``predict`` summarizes texts.
+    It is logged into the active MLflow run, or a new run when none is active.
+
+    Args:
+        export_dir: A directory written by :func:`deepsynth.export.export_adapter` (verified first).
+        name: Registered model name.
+        tags: Extra version tags.
+        metrics: Evaluation metrics (stored as ``metric.<name>`` version tags and logged to the run).
+        pipeline_run_id: The ZenML pipeline run id (tag ``zenml_pipeline_run_id``).
+        commit: Git commit (default: ``git rev-parse HEAD`` of the working directory).
+
+    Returns:
+        ``{"name", "version", "created", "adapter_sha256", "run_id", "aliases"}``; ``created`` is false
+        when a version with the same adapter sha256 already existed (no new version is made).
+    """
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    export_dir = Path(export_dir)
+    manifest = verify_directory(export_dir)
+    sha = manifest["adapter_sha256"]
+    client = _client()
+    try:
+        client.get_registered_model(name)
+    except Exception:  # noqa: BLE001 - MlflowException RESOURCE_DOES_NOT_EXIST
+        client.create_registered_model(name, description="DeepSynth summarizer (DeepSeek-OCR + LoRA) export packages")
+    existing = _find_by_sha(name, sha)
+    if existing is not None:
+        return {"name": name, "version": str(existing.version), "created": False, "adapter_sha256": sha,
+                "run_id": existing.run_id, "aliases": sorted(existing.aliases or [])}
+
+    all_tags = {
+        "base_model": str(manifest.get("base_model")), "base_revision": str(manifest.get("base_revision") or "none"),
+        "dataset_hash": str(manifest.get("dataset_hash") or "unknown"),
+        "zenml_pipeline_run_id": pipeline_run_id or "none", "git_commit": commit or git_commit(),
+        "adapter_sha256": sha, "merged": str(bool(manifest.get("merged"))).lower(), **(tags or {}),
+    }
+    clean = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    requirements = [ln for ln in (export_dir / "requirements.txt").read_text().splitlines()
+                    if ln and not ln.startswith("deepsynth-pipelines")]
+    signature = ModelSignature(Schema([ColSpec("string", "text")]), Schema([ColSpec("string")]))
+    with tempfile.TemporaryDirectory(prefix="deepsynth-register-") as tmp:
+        staged = Path(tmp) / "package"  # the zip beside the files would double the artifact size
+        package_name = manifest.get("package_name")
+        shutil.copytree(export_dir, staged, ignore=lambda d, names: [n for n in names if n == package_name])
+        own_run = mlflow.active_run() is None
+        run = mlflow.start_run(run_name=f"register-{name}") if own_run else mlflow.active_run()
+        try:
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(ENTRY), artifacts={PACKAGE_ARTIFACT: str(staged)},
+                pip_requirements=requirements, signature=signature, registered_model_name=name,
+                code_paths=None, metadata={"adapter_sha256": sha},
+            )
+            finite = {k: v for k, v in clean.items() if math.isfinite(v)}
+            if finite:
+                mlflow.log_metrics(finite)
+        finally:
+            if own_run:
+                mlflow.end_run()
+    version = str(info.registered_model_version)
+    for key, value in {**all_tags, **{f"{METRIC_PREFIX}{k}": repr(v) for k, v in clean.items()}}.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    return {"name": name, "version": version, "created": True, "adapter_sha256": sha, "run_id": run.info.run_id,
+            "aliases": [CHALLENGER]}
+
+
+def _alias_version(name: str, alias: str) -> Any | None:
+    try:
+        return _client().get_model_version_by_alias(name, alias)
+    except Exception:  # noqa: BLE001 - no such alias
+        return None
+
+
+def promote_if_better(name: str, version: str | int, metric: str = "rouge_l", margin: float = 0.0,
+                      alias: str = CHAMPION) -> dict[str, Any]:
+    """Make ``version`` the champion only if all its metrics are finite and it beats the champion by ``margin``.
+
+    Args:
+        name: Registered model name.
+        version: Candidate version.
+        metric: Gated metric (higher is better).
+        margin: Required improvement over the current champion (strictly more than this).
+        alias: The alias to move.
+
+    Returns:
+        ``{"promoted", "reason", "champion", "previous_champion", "candidate_value", "champion_value"}``.
+    """
+    client = _client()
+    version = str(version)
+    candidate = client.get_model_version(name, version)
+    metrics = _metrics_from_tags(dict(candidate.tags or {}))
+    current = _alias_version(name, alias)
+    previous = str(current.version) if current is not None else None
+    result = {"promoted": False, "champion": previous, "previous_champion": previous, "metric": metric,
+              "margin": margin, "candidate_value": metrics.get(metric), "champion_value": None}
+    try:
+        assert_finite(metrics, f"{name} v{version} metrics")
+    except NonFiniteMetricError as exc:
+        return {**result, "reason": str(exc)}
+    if metric not in metrics:
+        return {**result, "reason": f"{name} v{version} has no {metric!r} metric; champion kept"}
+    if current is not None:
+        if previous == version:
+            return {**result, "reason": f"v{version} already holds @{alias}"}
+        champ = _metrics_from_tags(dict(current.tags or {})).get(metric)
+        result["champion_value"] = champ
+        if champ is not None and math.isfinite(champ) and not metrics[metric] > champ + margin:
+            return {**result, "reason": f"{metric} {metrics[metric]:.4f} does not beat champion v{previous} "
+                                        f"({champ:.4f}) by more than {margin}; champion kept"}
+    client.set_registered_model_alias(name, alias, version)
+    why = "no champion yet" if current is None else f"beats v{previous} by more than {margin}"
+    return {**result, "promoted": True, "champion": version, "reason": f"v{version} promoted to @{alias}: {why}"}
+
+
+def promote(name: str, version: str | int, alias: str = CHAMPION) -> dict[str, Any]:
+    """Point ``alias`` at ``version`` unconditionally (a person's decision; the CLI's ``models promote``)."""
+    client = _client()
+    client.get_model_version(name, str(version))  # raises for an unknown version
+    client.set_registered_model_alias(name, alias, str(version))
+    return _version_dict(client.get_model_version(name, str(version)))
+
+
+def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """``NAME``, ``NAME/VERSION``, ``NAME@ALIAS`` (optionally ``models:/``-prefixed) → ``(name, version, alias)``."""
+    text = ref.removeprefix("models:/").strip("/")
+    if not text:
+        raise ConfigError(f"model reference {ref!r} is empty")
+    if "@" in text:
+        name, alias = text.split("@", 1)
+        return name, None, alias
+    if "/" in text:
+        name, version = text.rsplit("/", 1)
+        if not version.isdigit():
+            raise ConfigError(f"model reference {ref!r}: version must be a number")
+        return name, version, None
+    return text, None, None
+
+
+def _resolve(ref: str) -> Any:
+    name, version, alias = parse_ref(ref)
+    client = _client()
+    if alias:
+        mv = _alias_version(name, alias)
+        if mv is None:
+            raise DeepSynthError(f"{name} has no version with alias @{alias}")
+        return mv
+    if version:
+        return client.get_model_version(name, version)
+    raise ConfigError(f"{ref!r} names no version: use NAME/VERSION or NAME@ALIAS")
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Every registered model with its versions, aliases, key metrics and creation times."""
+    out = []
+    for rm in _client().search_registered_models():
+        versions = [_version_dict(mv) for mv in _versions(rm.name)]
+        out.append({
+            "name": rm.name, "created": _iso(rm.creation_timestamp), "description": rm.description or "",
+            "aliases": {a: v["version"] for v in versions for a in v["aliases"]},
+            "versions": [{k: v[k] for k in ("version", "aliases", "created", "status")}
+                         | {"metrics": {m: v["metrics"][m] for m in KEY_METRICS if m in v["metrics"]}}
+                         for v in versions],
+        })
+    return sorted(out, key=lambda m: m["name"])
+
+
+def show(ref: str) -> dict[str, Any]:
+    """Details of ``NAME`` (all versions), ``NAME/VERSION`` or ``NAME@ALIAS``."""
+    name, version, alias = parse_ref(ref)
+    if version is None and alias is None:
+        rm = _client().get_registered_model(name)
+        return {"name": name, "created": _iso(rm.creation_timestamp), "description": rm.description or "",
+                "versions": [_version_dict(mv) for mv in _versions(name)]}
+    return _version_dict(_client().get_model_version(name, str(_resolve(ref).version)))
+
+
+def download(ref: str, out_dir: str | Path) -> dict[str, Any]:
+    """Download a version's export package into ``out_dir`` and verify it.
+
+    Args:
+        ref: ``NAME/VERSION`` or ``NAME@ALIAS`` (``models:/`` prefix optional).
+        out_dir: Target directory (created; must be empty if it exists).
+
+    Returns:
+        ``{"name", "version", "path", "adapter_sha256"}``.
+    """
+    import mlflow
+
+    mv = _resolve(ref)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise DeepSynthError(f"{out_dir}: not empty")
+    with tempfile.TemporaryDirectory(prefix="deepsynth-download-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{mv.version}", dst_path=tmp))
+        manifests = sorted(local.rglob(MANIFEST), key=lambda p: len(p.parts))
+        if not manifests:
+            raise DeepSynthError(f"models:/{mv.name}/{mv.version} holds no export package")
+        verify_directory(manifests[0].parent)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(manifests[0].parent, out_dir, dirs_exist_ok=True)
+    manifest = verify_directory(out_dir)
+    return {"name": mv.name, "version": str(mv.version), "path": str(out_dir), "adapter_sha256": manifest["adapter_sha256"]}

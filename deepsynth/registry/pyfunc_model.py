@@ -1,0 +1,42 @@
+"""The MLflow pyfunc wrapper of an export package: ``predict`` summarizes texts with :class:`Summarizer`.
+
+It is logged as "models from code" (``pyfunc_entry.py``), so nothing about it is pickled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+
+PACKAGE_ARTIFACT = "package"
+
+
+class DeepSynthSummarizerModel(mlflow.pyfunc.PythonModel):
+    """Pyfunc model: a DataFrame with a ``text`` column (or a list of strings) in, summaries out."""
+
+    def load_context(self, context: Any) -> None:
+        """Open the package artifact (manifest-verified) and load the model."""
+        from deepsynth.inference.summarizer import Summarizer
+
+        self.summarizer = Summarizer.load(context.artifacts[PACKAGE_ARTIFACT])
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> list[str]:
+        """Summaries of the input texts.
+
+        Args:
+            context: MLflow context (unused after loading).
+            model_input: A DataFrame (``text`` column, else the first), a list of strings or one string.
+            params: Unused.
+
+        Returns:
+            One summary per text.
+        """
+        if isinstance(model_input, str):
+            texts = [model_input]
+        elif hasattr(model_input, "columns"):
+            column = "text" if "text" in model_input.columns else model_input.columns[0]
+            texts = [str(t) for t in model_input[column].tolist()]
+        else:
+            texts = [str(t) for t in model_input]
+        return self.summarizer.summarize_texts(texts)
