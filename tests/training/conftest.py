@@ -45,7 +45,7 @@ def write_dataset(path, n_docs=4, mode="tiny", size=(512, 512), pages=1, instruc
             text = f"Document {i}. {summary} More details follow in the body"
             writer.write({
                 "id": f"doc-{i}", "split": "train", "mode": mode, "text": text, "summary": summary,
-                "instruction": instruction, "pages": [draw_page(text, size) for _ in range(pages)],
+                "instruction": instruction, "pages": [draw_page(f"{text}. Page {p + 1}", size) for p in range(pages)],
                 "page_width": size[0], "page_height": size[1], "chars_total": len(text),
                 "chars_rendered": len(text), "truncated": False, "missing_glyphs": [], "doc_hash": f"h{i}",
             })

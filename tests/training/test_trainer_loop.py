@@ -118,3 +118,31 @@ def test_supervised_loss_equals_the_models_own_label_loss(trained, rendered):
         reference = trainer.model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
                                   labels=batch.labels).loss
         torch.testing.assert_close(supervised_loss(trainer.model, batch), reference)
+
+
+def test_multi_page_gundam_documents_train(tiny_config, tmp_path):
+    from conftest import write_dataset
+
+    data = write_dataset(tmp_path / "gundam", n_docs=2, mode="gundam", size=(1280, 1920), pages=2)
+    metrics, _ = DeepSynthLoRATrainer(tiny_config(num_epochs=2)).train(data)
+    assert metrics["global_step"] == 2 and metrics["feature_cache_misses"] == 4  # 2 docs x 2 pages
+    assert all(torch.isfinite(torch.tensor(loss)) for _, loss, _ in metrics["loss_curve"])
+
+
+@pytest.mark.parametrize("overrides", [
+    {"mixed_precision": "bf16", "gradient_checkpointing": True},
+    {"use_lora": False, "num_epochs": 1},
+])
+def test_bf16_checkpointing_and_full_decoder_fine_tuning(tiny_config, rendered, tmp_path, overrides):
+    config = tiny_config(output_dir=str(tmp_path / "out"), **overrides)
+    metrics, _ = DeepSynthLoRATrainer(config).train(rendered)
+    losses = [loss for _, loss, _ in metrics["loss_curve"]]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    if config.use_lora:
+        assert losses[-1] < losses[0]
+        assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
+    else:
+        base, _, _ = load_base_model("tiny", home=config.deepsynth_home)
+        expected = sum(p.numel() for p in base.model.language_model.parameters()) + base.lm_head.weight.numel()
+        assert metrics["trainable_params"] == expected
+        assert (tmp_path / "out" / "model.safetensors").is_file()
