@@ -1,0 +1,93 @@
+"""Shared session fixtures for inference/evaluation/export/registry tests (imported by their conftests).
+
+A real rendered dataset (deepsynth.rendering, tiny mode), the tiny profile built from its config and
+loaded with from_pretrained, and one real few-step LoRA training run. Results live on disk under the
+session's base temp dir, so each test folder's copy of these fixtures reuses them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+SUMMARIES = ["Revenue grew twelve percent.", "The bridge reopens in May.", "Rain is expected all week.",
+             "The team won the final."]
+
+
+def documents(split: str = "train", n: int = 4) -> list[dict]:
+    """Short documents whose first sentence is their summary."""
+    return [{"id": f"{split}-{i}", "split": split, "instruction": None, "summary": SUMMARIES[i % 4],
+             "text": f"{SUMMARIES[i % 4]} Officials shared more details on Tuesday. Document {i} ends here."}
+            for i in range(n)]
+
+
+@pytest.fixture(scope="session")
+def shared_home(tmp_path_factory):
+    """DeepSynth home with the tiny profile built once (same path as the training tests use)."""
+    from deepsynth.models.loading import build_tiny_model, tiny_model_dir
+
+    home = tmp_path_factory.getbasetemp() / "deepsynth_home"
+    build_tiny_model(tiny_model_dir(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def rendered_dataset(tmp_path_factory):
+    """Train and test splits rendered by the real renderer in tiny mode."""
+    from deepsynth.data.rendered import MANIFEST, RenderedDataset
+    from deepsynth.rendering.dataset import render_dataset
+    from deepsynth.rendering.renderer import RenderSettings
+
+    path = tmp_path_factory.getbasetemp() / "shared_rendered"
+    if (path / MANIFEST).is_file():
+        return RenderedDataset(path)
+    docs = documents("train") + documents("test", 3)
+    return render_dataset(docs, RenderSettings(modes=["tiny"], workers=1, max_pages=1), path,
+                          extra_manifest={"content_hash": "test-content-hash"})
+
+
+@pytest.fixture(scope="session")
+def trained_adapter(shared_home, rendered_dataset, tmp_path_factory):
+    """Directory of a real LoRA adapter: DeepSynthLoRATrainer, a few steps on the tiny profile."""
+    from deepsynth.training.config import TrainerConfig
+    from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
+
+    out = tmp_path_factory.getbasetemp() / "shared_adapter"
+    if (out / "adapter_model.safetensors").is_file():
+        return out
+    config = TrainerConfig(
+        model_name="tiny", deepsynth_home=str(shared_home), output_dir=str(out), mode="tiny", batch_size=2,
+        num_epochs=2, learning_rate=1e-2, lora_rank=8, lora_alpha=16, lora_dropout=0.0, max_length=256,
+        max_summary_tokens=32, progress_bar=False, device="cpu", instruction_prompt="Summarize this text:",
+    )
+    metrics, _ = DeepSynthLoRATrainer(config).train(rendered_dataset)
+    assert metrics["final_loss"] < metrics["initial_loss"]
+    return out
+
+
+@pytest.fixture(scope="session")
+def loaded_adapter(trained_adapter, shared_home):
+    """The trained adapter on its base, loaded through deepsynth.inference."""
+    from deepsynth.inference import load_adapter_model
+
+    return load_adapter_model(trained_adapter, home=shared_home)
+
+
+@pytest.fixture(scope="session")
+def test_docs(rendered_dataset):
+    """The rendered test split."""
+    return rendered_dataset.documents(split="test")
+
+
+def loss_curve(adapter_dir) -> list:
+    """The training run's loss curve as written beside the adapter."""
+    return json.loads((adapter_dir / "training_metrics.json").read_text())["loss_curve"]

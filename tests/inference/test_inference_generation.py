@@ -1,0 +1,95 @@
+"""Inference on a real trained adapter: exact loading, generation matching training inputs, batching."""
+
+import pytest
+import torch
+from peft import PeftModel
+
+from deepsynth.errors import DeepSynthError
+from deepsynth.inference import GenerationConfig, generate_summaries, generate_with_stats, load_adapter_model
+from deepsynth.inference.loading import load_base_for_inference, verify_adapter_loaded
+from deepsynth.models.loading import load_base_model
+from deepsynth.models.preprocessing import view_spec
+from deepsynth.models.vision import ocr_core
+from deepsynth.training.batching import build_batch, page_features, prepare_document
+from deepsynth.training.feature_cache import FeatureCache
+
+
+def test_adapter_is_attached_with_peft_from_pretrained_and_exact(loaded_adapter, trained_adapter):
+    from safetensors.torch import load_file
+
+    assert isinstance(loaded_adapter.model, PeftModel)
+    saved = load_file(str(trained_adapter / "adapter_model.safetensors"))
+    params = dict(loaded_adapter.model.named_parameters())
+    lora_b = [k for k in saved if "lora_B" in k]
+    assert lora_b and all(saved[k].abs().sum() > 0 for k in lora_b)  # trained, not the zero init
+    for key in lora_b:
+        assert torch.equal(params[key.replace(".lora_B.", ".lora_B.default.")], saved[key])
+
+
+def test_plain_from_pretrained_drop_is_detected(trained_adapter, shared_home):
+    """Without the key mapping peft silently drops the weights; the check must catch it."""
+    base, _, _ = load_base_model("tiny", home=shared_home)
+    model = PeftModel.from_pretrained(base, str(trained_adapter))
+    with pytest.raises(DeepSynthError, match="not loaded exactly"):
+        verify_adapter_loaded(model, trained_adapter)
+
+
+def test_batched_generation_equals_one_by_one(loaded_adapter, test_docs):
+    docs = list(test_docs)
+    docs[1].instruction = "Summarize this short news item in one sentence please:"  # a longer prompt: padding
+    config = GenerationConfig(max_new_tokens=8, batch_size=1)
+    single = [o.token_ids for o in generate_with_stats(loaded_adapter, docs, config)]
+    config.batch_size = 3
+    batched = [o.token_ids for o in generate_with_stats(loaded_adapter, docs, config)]
+    assert batched == single
+    assert all(len(ids) > 0 for ids in single)
+
+
+def test_first_generated_token_matches_the_training_forward(loaded_adapter, rendered_dataset):
+    """Generation's prompt is the training prompt: greedy token 1 = argmax of the teacher-forced logits."""
+    doc = rendered_dataset.documents(split="train")[0]
+    model, tok = loaded_adapter.model, loaded_adapter.tokenizer
+    sam = ocr_core(model).config.vision_config.sam_config.image_size
+    prepared = prepare_document(doc, view_spec(doc.mode, sam), tok, default_instruction=loaded_adapter.instruction,
+                                max_length=256, max_summary_tokens=32, text_slot=False)
+    batch = build_batch(model, [prepared], [page_features(model, prepared, FeatureCache("t", enabled=False))], None,
+                        tok.pad_token_id, torch.device("cpu"))
+    prompt_len = sum(1 for label in prepared.example.labels if label == -100)
+    with torch.no_grad():
+        logits = model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).logits
+    expected = int(logits[0, prompt_len - 1].argmax())
+    out = generate_with_stats(loaded_adapter, [doc], GenerationConfig(max_new_tokens=1))[0]
+    if expected == tok.eos_token_id:
+        assert out.token_ids == []
+    else:
+        assert out.token_ids == [expected]
+
+
+def test_adapter_changes_what_the_base_generates(loaded_adapter, test_docs, shared_home):
+    base = load_base_for_inference("tiny", home=shared_home, trainer_config=loaded_adapter.trainer_config)
+    config = GenerationConfig(max_new_tokens=8)
+    tuned = [o.token_ids for o in generate_with_stats(loaded_adapter, test_docs, config)]
+    untrained = [o.token_ids for o in generate_with_stats(base, test_docs, config)]
+    assert tuned != untrained
+
+
+def test_no_repeat_ngram_size_is_applied(loaded_adapter, test_docs):
+    out = generate_with_stats(loaded_adapter, test_docs, GenerationConfig(max_new_tokens=24, no_repeat_ngram_size=2))
+    for o in out:
+        bigrams = list(zip(o.token_ids, o.token_ids[1:]))
+        assert len(bigrams) == len(set(bigrams))
+        assert o.latency_s > 0
+
+
+def test_page_images_and_documents_give_the_same_summary(loaded_adapter, test_docs):
+    doc = test_docs[0]
+    from_doc = generate_summaries(loaded_adapter, documents=[doc], max_new_tokens=8)
+    from_pages = generate_summaries(loaded_adapter.model, loaded_adapter.tokenizer, [doc.page_images()],
+                                    max_new_tokens=8, mode="tiny", instruction=loaded_adapter.instruction)
+    assert from_doc == from_pages
+
+
+def test_missing_adapter_weights_are_an_error(tmp_path, trained_adapter):
+    (tmp_path / "adapter_config.json").write_text((trained_adapter / "adapter_config.json").read_text())
+    with pytest.raises(DeepSynthError, match="adapter_model.safetensors"):
+        load_adapter_model(tmp_path, base_model="tiny")
