@@ -1,5 +1,7 @@
 """Inference on a real trained adapter: exact loading, generation matching training inputs, batching."""
 
+import dataclasses
+
 import pytest
 import torch
 from peft import PeftModel
@@ -36,7 +38,7 @@ def test_plain_from_pretrained_drop_is_detected(trained_adapter, shared_home):
 
 def test_batched_generation_equals_one_by_one(loaded_adapter, test_docs):
     docs = list(test_docs)
-    docs[1].instruction = "Summarize this short news item in one sentence please:"  # a longer prompt: padding
+    docs[1] = dataclasses.replace(docs[1], instruction="Summarize this short news item in one sentence please:")  # a longer prompt: padding
     config = GenerationConfig(max_new_tokens=8, batch_size=1)
     single = [o.token_ids for o in generate_with_stats(loaded_adapter, docs, config)]
     config.batch_size = 3
