@@ -1,0 +1,106 @@
+"""MLflow registry on a real sqlite store: register, idempotency, load back, promotion gate, browse."""
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+from safetensors.torch import load_file, save_file
+
+from deepsynth.export import export_adapter
+from deepsynth.inference import GenerationConfig, Summarizer
+from deepsynth.registry import download, list_models, parse_ref, promote, promote_if_better, register_package, show
+
+NAME = "deepsynth-test"
+TEXT = "The museum opens a new wing in June. It shows modern art. Tickets go on sale next week."
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("registry-tests", artifact_location=str(root / "art")))
+    yield root
+    mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture(scope="module")
+def exports(trained_adapter, rendered_dataset, tmp_path_factory):
+    """Two real adapters: the trained one and a changed copy (lora_B halved): different sha256."""
+    root = tmp_path_factory.mktemp("exports")
+    other = root / "other_adapter"
+    other.mkdir()
+    for item in trained_adapter.iterdir():
+        if item.is_file():
+            (other / item.name).write_bytes(item.read_bytes())
+    tensors = load_file(str(trained_adapter / "adapter_model.safetensors"))
+    save_file({k: v * 0.5 if "lora_B" in k else v for k, v in tensors.items()}, str(other / "adapter_model.safetensors"))
+    first = export_adapter(trained_adapter, root / "first", dataset=rendered_dataset.path, metrics={"rouge_l": 0.2})
+    second = export_adapter(other, root / "second", dataset=rendered_dataset.path, metrics={"rouge_l": 0.3})
+    return first, second
+
+
+@pytest.fixture(scope="module")
+def first_version(store, exports):
+    return register_package(exports[0].output_dir, NAME, {"owner": "tests"}, {"rouge_l": 0.2, "rouge_1": 0.25},
+                            pipeline_run_id="zenml-run-1", commit="abc123")
+
+
+def test_register_tags_and_challenger(first_version, exports):
+    assert first_version["created"] and first_version["version"] == "1"
+    info = show(f"{NAME}/1")
+    assert info["aliases"] == ["challenger"]
+    assert info["metrics"] == {"rouge_l": 0.2, "rouge_1": 0.25}
+    tags = info["tags"]
+    assert tags["base_model"] == "tiny" and tags["dataset_hash"] == "test-content-hash"
+    assert tags["zenml_pipeline_run_id"] == "zenml-run-1" and tags["git_commit"] == "abc123"
+    assert tags["adapter_sha256"] == exports[0].adapter_sha256 and tags["owner"] == "tests"
+
+
+def test_registering_the_same_adapter_twice_makes_no_new_version(first_version, exports):
+    again = register_package(exports[0].output_dir, NAME, metrics={"rouge_l": 0.2})
+    assert again["created"] is False and again["version"] == first_version["version"]
+    assert [v["version"] for v in show(NAME)["versions"]] == ["1"]
+
+
+def test_versions_load_back_by_number_and_alias(first_version, exports, shared_home):
+    gen = GenerationConfig(max_new_tokens=10)
+    local = Summarizer.load(exports[0].output_dir, home=shared_home, generation=gen).summarize_text(TEXT)
+    by_number = Summarizer.load(f"models:/{NAME}/1", home=shared_home, generation=gen).summarize_text(TEXT)
+    by_alias = Summarizer.load(f"models:/{NAME}@challenger", home=shared_home, generation=gen).summarize_text(TEXT)
+    assert local == by_number == by_alias and local
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@challenger")
+    assert len(pyfunc.predict(pd.DataFrame({"text": [TEXT, TEXT]}))) == 2
+
+
+def test_promotion_gate(first_version, exports):
+    first = promote_if_better(NAME, "1", margin=0.05)
+    assert first["promoted"] and first["champion"] == "1"
+    second = register_package(exports[1].output_dir, NAME, metrics={"rouge_l": 0.22})
+    assert second["version"] == "2" and show(f"{NAME}@challenger")["version"] == "2"
+    kept = promote_if_better(NAME, "2", margin=0.05)  # 0.22 does not beat 0.2 by more than 0.05
+    assert not kept["promoted"] and "champion kept" in kept["reason"] and show(f"{NAME}@champion")["version"] == "1"
+    mlflow.MlflowClient().set_model_version_tag(NAME, "2", "metric.rouge_1", "nan")
+    refused = promote_if_better(NAME, "2", margin=0.0)
+    assert not refused["promoted"] and "non-finite" in refused["reason"]
+    mlflow.MlflowClient().set_model_version_tag(NAME, "2", "metric.rouge_1", "0.4")
+    won = promote_if_better(NAME, "2", margin=0.01)
+    assert won["promoted"] and won["previous_champion"] == "1" and show(f"{NAME}@champion")["version"] == "2"
+
+
+def test_browse_promote_download(first_version, exports, tmp_path):
+    listing = list_models()
+    json.dumps(listing)
+    model = next(m for m in listing if m["name"] == NAME)
+    assert model["versions"][0]["version"] == "1" and model["versions"][0]["created"]
+    assert model["versions"][0]["metrics"]["rouge_l"] == 0.2
+    moved = promote(NAME, "1", "stable")
+    assert "stable" in moved["aliases"]
+    got = download(f"{NAME}@stable", tmp_path / "dl")
+    assert got["version"] == "1" and got["adapter_sha256"] == exports[0].adapter_sha256
+    assert (tmp_path / "dl" / "inference.py").is_file()
+    assert parse_ref("models:/a-b@champion") == ("a-b", None, "champion")
+    assert parse_ref("a-b/3") == ("a-b", "3", None) and parse_ref("a-b") == ("a-b", None, None)
