@@ -132,6 +132,12 @@ def render(input_path: str, out_dir: str, mode: str, font: str | None, max_pages
     )
 
 
+from deepsynth.cli_ops import schedule, stack  # noqa: E402  (ops commands: stack register, schedule install)
+
+cli.add_command(stack)
+cli.add_command(schedule)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors to exit codes."""
     try:

@@ -11,6 +11,7 @@ import yaml
 from deepsynth.configuration import from_dict, knob
 from deepsynth.data.ingest import IngestConfig
 from deepsynth.errors import ConfigError
+from deepsynth.ops_config import DeploymentConfig, ScheduleConfig, TrackingConfig
 from deepsynth.rendering.renderer import RenderSettings
 from deepsynth.training.config import TrainerConfig
 from deepsynth.validation.config import ValidationConfig
@@ -27,6 +28,9 @@ class RunConfig:
     render: RenderSettings = knob(default_factory=RenderSettings, help="How documents become page images")
     validate: ValidationConfig = knob(default_factory=ValidationConfig, help="Data checks and quarantine rules")
     train: TrainerConfig = knob(default_factory=TrainerConfig, help="LoRA/QLoRA fine-tuning (training pipeline)")
+    deployment: DeploymentConfig = knob(default_factory=DeploymentConfig, help="Stack, images and resources per step")
+    schedule: ScheduleConfig = knob(default_factory=ScheduleConfig, help="Cron schedule on a schedulable orchestrator")
+    tracking: TrackingConfig = knob(default_factory=TrackingConfig, help="Which MLflow tracking store the run may use")
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

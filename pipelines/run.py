@@ -57,8 +57,10 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
         DataValidationError: A dataset-level data check failed (the summary is attached).
         PipelineFailed: Any other step failed.
     """
-    ensure_stack()
+    ensure_stack(config.deployment.stack)
     from zenml.client import Client
+
+    from pipelines.deployment import pipeline_options
 
     from pipelines.data_pipeline import data_pipeline
     from pipelines.training_pipeline import training_pipeline
@@ -77,6 +79,7 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
         pipeline = training_pipeline
         params["train_config"] = asdict(config.train)
     options: dict[str, Any] = {"enable_cache": config.enable_cache}
+    options.update(pipeline_options(config))  # images, GPU steps, schedule; checks tracking
     if config.run_name:
         options["run_name"] = config.run_name
     pipeline = pipeline.with_options(**options)

@@ -40,13 +40,24 @@ def prepare_environment() -> Path:
     return home
 
 
-def ensure_stack() -> str:
-    """Register (once) and activate the project's local stack; return its name."""
+def ensure_stack(name: str | None = None) -> str:
+    """Register (once) and activate the project's local stack; return its name.
+
+    With ``name`` (a config's ``deployment.stack``), activate that registered stack instead.
+    """
     prepare_environment()
     from zenml.client import Client
     from zenml.enums import StackComponentType
 
     client = Client()
+    if name and name != STACK:
+        from deepsynth.errors import ConfigError
+
+        if name not in {s.name for s in client.list_stacks(name=name).items}:
+            raise ConfigError(f"deployment.stack: no stack {name!r} (register one: deepsynth stack register configs/stacks/…)")
+        if client.active_stack_model.name != name:
+            client.activate_stack(name)
+        return name
     existing = {c.name for c in client.list_stack_components(size=100).items}
     if TRACKER not in existing:
         client.create_stack_component(TRACKER, "mlflow", StackComponentType.EXPERIMENT_TRACKER, configuration={})
