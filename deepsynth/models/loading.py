@@ -35,16 +35,12 @@ from deepsynth.models.architecture import (
     tiny_config,
 )
 from deepsynth.models.tokenizer import load_tokenizer
+from deepsynth.paths import deepsynth_home
 
 logger = logging.getLogger(__name__)
 
 PROFILE_FILE = "deepsynth_profile.json"
 TINY_SEED = 1234
-
-
-def deepsynth_home(home: str | os.PathLike | None = None) -> Path:
-    """Root of DeepSynth's local caches: ``home``, else ``$DEEPSYNTH_HOME``, else ``./.deepsynth``."""
-    return Path(home or os.environ.get("DEEPSYNTH_HOME") or Path.cwd() / ".deepsynth")
 
 
 def tiny_model_dir(home: str | os.PathLike | None = None) -> Path:
