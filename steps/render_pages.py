@@ -12,7 +12,7 @@ from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.paths import deepsynth_home
 from deepsynth.rendering import dataset as render_module, fonts, layout, page_cache, renderer
-from steps.tracking import output_dir
+from steps.common import output_dir
 
 # The step's own code is tiny; what it produces depends on the rendering modules.
 RENDER_CACHE = CachePolicy(source_dependencies=[render_module, fonts, layout, page_cache, renderer])

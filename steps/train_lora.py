@@ -12,7 +12,7 @@ from deepsynth.data.rendered import RenderedDataset
 from deepsynth.training.config import TrainerConfig
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
 from deepsynth.training.mlflow_logging import log_training_to_mlflow
-from steps.tracking import active_mlflow_run, output_dir
+from steps.common import active_mlflow_run, output_dir
 
 
 @step(enable_cache=False)

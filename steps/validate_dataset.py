@@ -13,7 +13,7 @@ from deepsynth.configuration import from_dict
 from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.validation import ValidationConfig, ValidationReport
-from steps.tracking import active_mlflow_run, output_dir
+from steps.common import active_mlflow_run, output_dir
 
 VALIDATE_CACHE = CachePolicy(source_dependencies=[validation_config, html, report, rules, suite, validate])
 

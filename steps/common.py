@@ -1,4 +1,4 @@
-"""Small helpers the steps share: where to write outputs, and MLflow through the stack's tracker."""
+"""Helpers the steps share: where to write folder outputs, and the MLflow run of the stack's tracker."""
 
 from __future__ import annotations
 
