@@ -1,0 +1,58 @@
+"""The CI workflow's command, run as the workflow runs it: exit 0 on a good run, 3 when the data
+gate fails, 2 on a bad config. (The evaluate/promotion quality gate is not part of the pipeline yet;
+when it lands, its failure surfaces as a failed step: exit 1.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[2]
+WORKFLOW = ROOT / "examples" / "ci" / "retrain.yml"
+
+
+def workflow_command() -> list[str]:
+    """The `deepsynth run …` command line of the workflow's retrain step."""
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    script = next(s["run"] for s in jobs["retrain"]["steps"] if s.get("id") == "retrain")
+    line = next(ln.strip() for ln in script.splitlines() if ln.strip().startswith("deepsynth run"))
+    return shlex.split(line.split(">")[0])
+
+
+def run_like_ci(home: Path, *extra: str) -> subprocess.CompletedProcess:
+    argv = workflow_command()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "DEEPSYNTH_"))}
+    env.update(DEEPSYNTH_HOME=str(home), ZENML_ANALYTICS_OPT_IN="false", MLFLOW_DISABLE_TELEMETRY="true", OMP_NUM_THREADS="1")
+    exe = str(Path(sys.executable).with_name("deepsynth"))
+    return subprocess.run([exe, *argv[1:], *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_workflow_runs_the_ci_config_and_fails_on_the_exit_code():
+    assert workflow_command() == ["deepsynth", "run", "--config", "configs/ci.yaml", "--json"]
+    text = WORKFLOW.read_text()
+    assert "exit $code" in text and "3) echo" in text
+
+
+@pytest.mark.slow
+def test_ci_command_exit_codes(tmp_path):
+    home = tmp_path / "home"
+    passed = run_like_ci(home)
+    assert passed.returncode == 0, passed.stderr[-3000:]
+    # ZenML/MLflow also log to stdout: the summary is the last top-level JSON object.
+    summary = json.loads(passed.stdout[passed.stdout.rindex("\n{\n") + 1:] if not passed.stdout.startswith("{") else passed.stdout)
+    assert summary["status"] == "completed" and summary["validation_passed"] is True
+    assert summary["steps"]["train_lora"] == "completed"
+    # The same command when the data gate fails: exit 3 (data steps come from the cache).
+    failed = run_like_ci(home, "--set", "validate.min_valid_rows=1000")
+    assert failed.returncode == 3, failed.stderr[-3000:]
+    assert "data validation failed" in failed.stderr and "min_valid_documents: observed" in failed.stderr
+    # A CI config that names a SQLite tracking store is refused before anything runs: exit 2.
+    refused = run_like_ci(home, "--set", "tracking.server=sqlite:///mlflow.db")
+    assert refused.returncode == 2 and "local file/SQLite store" in refused.stderr
