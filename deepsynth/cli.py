@@ -5,6 +5,7 @@ Exit codes: 0 ok; 2 bad usage or config; 3 data validation failed; 1 any other f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -38,7 +39,9 @@ def _run(config, as_json: bool) -> None:
     from pipelines.run import run_pipeline
 
     try:
-        summary = run_pipeline(config)
+        # ZenML logs to stdout; with --json, stdout carries only the JSON document.
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            summary = run_pipeline(config)
     except DeepSynthError as exc:
         if getattr(exc, "summary", None):
             _emit(exc.summary, as_json)

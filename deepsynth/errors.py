@@ -50,3 +50,9 @@ class InputError(DeepSynthError):
     def __init__(self, location: Location, message: str):
         self.location = location
         super().__init__(f"{location}: {message}")
+
+
+class QualityGateError(DeepSynthError):
+    """The new model did not pass the promotion gate and the config requires it (exit code 4)."""
+
+    exit_code = 4

@@ -11,6 +11,9 @@ import yaml
 from deepsynth.configuration import from_dict, knob
 from deepsynth.data.ingest import IngestConfig
 from deepsynth.errors import ConfigError
+from deepsynth.evaluation.config import EvaluateConfig
+from deepsynth.export.config import ExportConfig
+from deepsynth.registry.config import RegisterConfig
 from deepsynth.ops_config import DeploymentConfig, ScheduleConfig, TrackingConfig
 from deepsynth.rendering.renderer import RenderSettings
 from deepsynth.training.config import TrainerConfig
@@ -21,13 +24,16 @@ from deepsynth.validation.config import ValidationConfig
 class RunConfig:
     """Everything one pipeline run needs; each section maps to one step's parameters."""
 
-    pipeline: Literal["data", "training"] = knob("training", "data = ingest → render → validate; training = data + train_lora")
+    pipeline: Literal["data", "training"] = knob("training", "data = ingest → render → validate; training = data + train → evaluate → export and register")
     run_name: str | None = knob(None, "ZenML run name template; null = pipeline name + timestamp")
     enable_cache: bool = knob(True, "Reuse step outputs whose code, parameters and inputs are unchanged")
     ingest: IngestConfig = knob(default_factory=IngestConfig, help="Where documents come from")
     render: RenderSettings = knob(default_factory=RenderSettings, help="How documents become page images")
     validate: ValidationConfig = knob(default_factory=ValidationConfig, help="Data checks and quarantine rules")
     train: TrainerConfig = knob(default_factory=TrainerConfig, help="LoRA/QLoRA fine-tuning (training pipeline)")
+    evaluate: EvaluateConfig = knob(default_factory=EvaluateConfig, help="Held-out scoring against the baselines")
+    export: ExportConfig = knob(default_factory=ExportConfig, help="The export package (the seed's export configuration keys)")
+    register: RegisterConfig = knob(default_factory=RegisterConfig, help="Model registry name and promotion gate")
     deployment: DeploymentConfig = knob(default_factory=DeploymentConfig, help="Stack, images and resources per step")
     schedule: ScheduleConfig = knob(default_factory=ScheduleConfig, help="Cron schedule on a schedulable orchestrator")
     tracking: TrackingConfig = knob(default_factory=TrackingConfig, help="Which MLflow tracking store the run may use")

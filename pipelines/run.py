@@ -11,6 +11,9 @@ from deepsynth.run_config import RunConfig
 from pipelines.stack import ensure_stack
 
 
+KEY_METRICS = ("rouge_1", "rouge_2", "rouge_l", "mean_length", "empty_rate", "repetition_rate", "latency_s")
+
+
 class PipelineFailed(DeepSynthError):
     """A step failed; ``summary`` holds what the run produced before it."""
 
@@ -47,6 +50,13 @@ def summarize(run: Any) -> dict[str, Any]:
     adapter = _output(run, "train_lora", "adapter")
     if adapter is not None:
         summary["adapter"] = {"path": str(adapter.path), **adapter.summary()}
+    evaluation = _output(run, "evaluate_adapter", "evaluation")
+    if evaluation is not None:
+        summary["evaluation"] = {system: {k: round(v, 4) for k, v in metrics.items() if k in KEY_METRICS}
+                                 for system, metrics in evaluation.systems.items()}
+    registration = _output(run, "export_and_register", "registration")
+    if registration is not None:
+        summary["registration"] = registration
     return summary
 
 
@@ -58,11 +68,11 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
         PipelineFailed: Any other step failed.
     """
     ensure_stack(config.deployment.stack)
+    from zenml import Model
     from zenml.client import Client
 
-    from pipelines.deployment import pipeline_options
-
     from pipelines.data_pipeline import data_pipeline
+    from pipelines.deployment import pipeline_options
     from pipelines.training_pipeline import training_pipeline
 
     client = Client()
@@ -74,11 +84,17 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
         "validate_config": asdict(config.validate),
         "tracker": tracker.name if tracker else None,
     }
+    options: dict[str, Any] = {"enable_cache": config.enable_cache}
     pipeline = data_pipeline
     if config.pipeline == "training":
         pipeline = training_pipeline
-        params["train_config"] = asdict(config.train)
-    options: dict[str, Any] = {"enable_cache": config.enable_cache}
+        params.update(
+            train_config=asdict(config.train),
+            evaluate_config=asdict(config.evaluate),
+            export_config=asdict(config.export),
+            register_config=asdict(config.register),
+        )
+        options["model"] = Model(name=config.register.model_name, description="DeepSynth summarizer (LoRA on DeepSeek-OCR)")
     options.update(pipeline_options(config))  # images, GPU steps, schedule; checks tracking
     if config.run_name:
         options["run_name"] = config.run_name
@@ -92,5 +108,8 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
             error = DataValidationError("data validation failed:\n  " + "\n  ".join(summary["validation_failures"]))
             error.summary = summary  # type: ignore[attr-defined]
             raise error from exc
+        if isinstance(exc, DeepSynthError):  # e.g. the quality gate: keep its exit code
+            exc.summary = summary  # type: ignore[attr-defined]
+            raise
         raise PipelineFailed(f"pipeline {pipeline.name} failed: {exc}", summary) from exc
     return summarize(client.get_pipeline_run(run.id))

@@ -1,4 +1,4 @@
-"""The training pipeline: the data steps, then train_lora on the valid rendered dataset."""
+"""The training pipeline: the data steps, train_lora, evaluate_adapter, export_and_register."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 from zenml import pipeline
 
 from pipelines.data_pipeline import prepare_data
+from steps.evaluate_adapter import evaluate_adapter
+from steps.export_and_register import export_and_register
 from steps.train_lora import train_lora
 
 
@@ -17,8 +19,13 @@ def training_pipeline(
     render_config: dict[str, Any],
     validate_config: dict[str, Any],
     train_config: dict[str, Any],
+    evaluate_config: dict[str, Any],
+    export_config: dict[str, Any],
+    register_config: dict[str, Any],
     tracker: str | None = None,
 ) -> None:
-    """Ingest, render and validate documents, then fine-tune the decoder on them."""
+    """Documents in; a fine-tuned, evaluated, registered (and maybe promoted) summarizer out."""
     valid = prepare_data(ingest_config, source_revision, render_config, validate_config, tracker)
-    train_lora.with_options(experiment_tracker=tracker)(valid, train_config)
+    adapter = train_lora.with_options(experiment_tracker=tracker)(valid, train_config)
+    evaluation, _report = evaluate_adapter.with_options(experiment_tracker=tracker)(valid, adapter, evaluate_config)
+    export_and_register.with_options(experiment_tracker=tracker)(adapter, evaluation, valid, export_config, register_config)

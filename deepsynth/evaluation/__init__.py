@@ -1,23 +1,20 @@
 """Evaluation: ROUGE and output-quality metrics, baselines, ``evaluate`` and the HTML report."""
 
-from deepsynth.evaluation.baselines import lead_k, split_sentences
-from deepsynth.evaluation.evaluate import EvaluationResult, evaluate
-from deepsynth.evaluation.metrics import (
-    NonFiniteMetricError, aggregate, assert_finite, is_repetitive, rouge, score_output,
-)
-from deepsynth.evaluation.report import render_html, write_html
+from deepsynth.lazy import lazy_exports
 
-__all__ = [
-    "EvaluationResult",
-    "NonFiniteMetricError",
-    "aggregate",
-    "assert_finite",
-    "evaluate",
-    "is_repetitive",
-    "lead_k",
-    "render_html",
-    "rouge",
-    "score_output",
-    "split_sentences",
-    "write_html",
-]
+_EXPORTS = {
+    "lead_k": "deepsynth.evaluation.baselines",
+    "split_sentences": "deepsynth.evaluation.baselines",
+    "EvaluationResult": "deepsynth.evaluation.evaluate",
+    "evaluate": "deepsynth.evaluation.evaluate",
+    "NonFiniteMetricError": "deepsynth.evaluation.metrics",
+    "aggregate": "deepsynth.evaluation.metrics",
+    "assert_finite": "deepsynth.evaluation.metrics",
+    "is_repetitive": "deepsynth.evaluation.metrics",
+    "rouge": "deepsynth.evaluation.metrics",
+    "score_output": "deepsynth.evaluation.metrics",
+    "render_html": "deepsynth.evaluation.report",
+    "write_html": "deepsynth.evaluation.report",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

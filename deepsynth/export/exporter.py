@@ -21,7 +21,7 @@ from typing import Any
 from deepsynth.errors import DeepSynthError
 from deepsynth.export.config import ExportConfig
 from deepsynth.export.model_card import model_card, requirements
-from deepsynth.export.package import ALLOWED_SUFFIXES, MANIFEST, create_zip, sha256_file, write_manifest
+from deepsynth.export.package import ALLOWED_SUFFIXES, MANIFEST, create_zip, sha256_file, verify_directory, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,14 @@ class ExportResult:
     package_path: Path | None
     adapter_sha256: str
     manifest: dict[str, Any]
+
+    @classmethod
+    def from_dir(cls, directory: str | os.PathLike) -> "ExportResult":
+        """Read back an export directory (its manifest is verified first)."""
+        directory = Path(directory)
+        manifest = verify_directory(directory)
+        package = manifest.get("package_name")
+        return cls(directory, directory / package if package else None, manifest["adapter_sha256"], manifest)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary."""

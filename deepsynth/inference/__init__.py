@@ -1,18 +1,18 @@
 """Inference: load an adapter on its base model, generate summaries as in training, and ``Summarizer``."""
 
-from deepsynth.inference.generation import GenerationConfig, GenerationOutput, generate_summaries, generate_with_stats
-from deepsynth.inference.loading import LoadedModel, attach_adapter, load_adapter_model, load_base_for_inference
-from deepsynth.inference.summarizer import Summarizer, resolve_ref
+from deepsynth.lazy import lazy_exports
 
-__all__ = [
-    "GenerationConfig",
-    "GenerationOutput",
-    "LoadedModel",
-    "Summarizer",
-    "attach_adapter",
-    "generate_summaries",
-    "generate_with_stats",
-    "load_adapter_model",
-    "load_base_for_inference",
-    "resolve_ref",
-]
+_EXPORTS = {
+    "GenerationConfig": "deepsynth.inference.generation",
+    "GenerationOutput": "deepsynth.inference.generation",
+    "generate_summaries": "deepsynth.inference.generation",
+    "generate_with_stats": "deepsynth.inference.generation",
+    "LoadedModel": "deepsynth.inference.loading",
+    "attach_adapter": "deepsynth.inference.loading",
+    "load_adapter_model": "deepsynth.inference.loading",
+    "load_base_for_inference": "deepsynth.inference.loading",
+    "Summarizer": "deepsynth.inference.summarizer",
+    "resolve_ref": "deepsynth.inference.summarizer",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -22,28 +22,12 @@ from tqdm.auto import tqdm
 from deepsynth.configuration import knob
 from deepsynth.data.rendered import RenderedDocument
 from deepsynth.errors import ConfigError
+from deepsynth.inference.config import GenerationConfig
 from deepsynth.inference.loading import LoadedModel
 from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.vision import ocr_core
 from deepsynth.training.batching import build_batch, page_features, prepare_document
 from deepsynth.training.feature_cache import FeatureCache
-
-
-@dataclass
-class GenerationConfig:
-    """How summaries are decoded (the ``generation`` section of a config)."""
-
-    max_new_tokens: int = knob(128, "longest generated summary in tokens")
-    no_repeat_ngram_size: int = knob(0, "forbid repeating any n-gram of this size (0: off)")
-    batch_size: int = knob(4, "documents decoded together")
-    greedy: bool = knob(True, "greedy decoding (false: sample with temperature / top_p)")
-    temperature: float = knob(1.0, "sampling temperature (greedy: false only)")
-    top_p: float = knob(1.0, "nucleus sampling mass (greedy: false only)")
-    seed: int = knob(0, "sampling seed")
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1 or self.batch_size < 1 or self.no_repeat_ngram_size < 0:
-            raise ConfigError("generation: max_new_tokens and batch_size must be >= 1, no_repeat_ngram_size >= 0")
 
 
 @dataclass

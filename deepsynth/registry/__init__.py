@@ -1,9 +1,18 @@
 """MLflow model registry access: register export packages, promotion gate, browse and download versions."""
 
-from deepsynth.registry.model_registry import (
-    CHALLENGER, CHAMPION, download, git_commit, list_models, parse_ref, promote, promote_if_better, register_package,
-    show,
-)
+from deepsynth.lazy import lazy_exports
 
-__all__ = ["CHALLENGER", "CHAMPION", "download", "git_commit", "list_models", "parse_ref", "promote",
-           "promote_if_better", "register_package", "show"]
+_EXPORTS = {
+    "CHALLENGER": "deepsynth.registry.model_registry",
+    "CHAMPION": "deepsynth.registry.model_registry",
+    "download": "deepsynth.registry.model_registry",
+    "git_commit": "deepsynth.registry.model_registry",
+    "list_models": "deepsynth.registry.model_registry",
+    "parse_ref": "deepsynth.registry.model_registry",
+    "promote": "deepsynth.registry.model_registry",
+    "promote_if_better": "deepsynth.registry.model_registry",
+    "register_package": "deepsynth.registry.model_registry",
+    "show": "deepsynth.registry.model_registry",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,87 @@
+"""Step: export the adapter as a verified package, register it in MLflow, and run the promotion gate."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from zenml import ArtifactConfig, get_step_context, log_metadata, step
+from zenml.enums import ArtifactType
+
+from deepsynth.adapters import TrainedAdapter
+from deepsynth.configuration import from_dict
+from deepsynth.data.rendered import RenderedDataset
+from deepsynth.errors import QualityGateError
+from deepsynth.evaluation.evaluate import EvaluationResult
+from deepsynth.export.config import ExportConfig
+from deepsynth.export.exporter import ExportResult, export_adapter
+from deepsynth.registry.config import RegisterConfig
+from deepsynth.registry.model_registry import promote_if_better, register_package
+from deepsynth.retry import retry_transient
+from steps.common import output_dir
+
+
+def _zenml_model_version() -> str | None:
+    """The run's ZenML Model Control Plane version number, if the pipeline has a model."""
+    try:
+        model = get_step_context().model
+    except (RuntimeError, AttributeError):
+        return None
+    return str(model.number) if model is not None and model.number is not None else None
+
+
+@step(enable_cache=False)
+def export_and_register(
+    adapter: TrainedAdapter,
+    evaluation: EvaluationResult,
+    dataset: RenderedDataset,
+    export_config: dict[str, Any],
+    register_config: dict[str, Any],
+) -> tuple[
+    Annotated[ExportResult, ArtifactConfig(name="export", artifact_type=ArtifactType.MODEL)],
+    Annotated[dict[str, Any], "registration"],
+]:
+    """Export, register (idempotent on the adapter's sha256) and gate the promotion to champion.
+
+    Args:
+        export_config: The seed's export configuration (``model_path``, ``output_dir``,
+            ``create_package``, ``include_base_model``, ``package_name``); inside the pipeline the
+            adapter artifact is the model path and the export artifact's folder the output dir.
+        register_config: The ``register`` section (:class:`RegisterConfig`).
+    """
+    export_cfg = from_dict(ExportConfig, export_config, source="export")
+    cfg = from_dict(RegisterConfig, register_config, source="register")
+    metrics = evaluation.adapter_metrics
+    export = export_adapter(
+        model_path=adapter.path,
+        output_dir=output_dir("export"),
+        create_package=export_cfg.create_package,
+        include_base_model=export_cfg.include_base_model,
+        package_name=export_cfg.package_name,
+        metrics=metrics,
+        dataset=dataset.path,
+    )
+    try:
+        run_id = str(get_step_context().pipeline_run.id)
+    except RuntimeError:
+        run_id = None
+    zenml_version = _zenml_model_version()
+    tags = {"zenml_model_version": zenml_version} if zenml_version else {}
+    registration = retry_transient(
+        lambda: register_package(export.output_dir, cfg.model_name, tags=tags, metrics=metrics, pipeline_run_id=run_id),
+        what="model registration",
+    )
+    if cfg.promote:
+        registration["promotion"] = retry_transient(
+            lambda: promote_if_better(cfg.model_name, registration["version"], metric=cfg.gate_metric, margin=cfg.margin),
+            what="promotion gate",
+        )
+    if zenml_version:
+        log_metadata(
+            metadata={"mlflow_model": cfg.model_name, "mlflow_version": str(registration["version"]),
+                      "adapter_sha256": export.adapter_sha256, **{f"metric.{k}": v for k, v in metrics.items()}},
+            infer_model=True,
+        )
+    promotion = registration.get("promotion") or {}
+    if cfg.require_promotion and not promotion.get("promoted") and "already holds" not in str(promotion.get("reason", "")):
+        raise QualityGateError(f"quality gate: {cfg.model_name} v{registration['version']} was not promoted: {promotion.get('reason')}")
+    return export, registration
