@@ -141,6 +141,90 @@ cli.add_command(stack)
 cli.add_command(schedule)
 
 
+@cli.group()
+def models() -> None:
+    """Browse and manage registered model versions (MLflow model registry of the active stack)."""
+
+
+def _registry():
+    from pipelines.stack import use_stack_tracking
+
+    use_stack_tracking()
+    from deepsynth import registry
+
+    return registry
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the models as JSON.")
+def models_list(as_json: bool) -> None:
+    """List registered models with their versions, aliases, key metrics and creation time."""
+    found = _registry().list_models()
+    if as_json:
+        click.echo(json.dumps(found, indent=2, default=str))
+        return
+    if not found:
+        click.echo("no registered models yet: run `make run` (or deepsynth run --config ...)")
+    for model in found:
+        click.echo(f"{model['name']}  ({len(model['versions'])} version(s))")
+        for v in model["versions"]:
+            aliases = ",".join(v.get("aliases") or []) or "-"
+            metrics = " ".join(f"{k}={v2:.4f}" for k, v2 in sorted((v.get("metrics") or {}).items()) if k.startswith("rouge"))
+            click.echo(f"  v{v['version']:<4} @{aliases:<22} {v.get('created', '')}  {metrics}")
+
+
+@models.command("show")
+@click.argument("ref", metavar="NAME[/VERSION|@ALIAS]")
+def models_show(ref: str) -> None:
+    """Show a model, a version or an aliased version as JSON."""
+    click.echo(json.dumps(_registry().show(ref), indent=2, default=str))
+
+
+@models.command("promote")
+@click.argument("name")
+@click.argument("version")
+@click.option("--alias", default="champion", show_default=True, help="Alias to point at VERSION.")
+def models_promote(name: str, version: str, alias: str) -> None:
+    """Point an alias (default: champion) at a version, bypassing the promotion gate."""
+    result = _registry().promote(name, version, alias=alias)
+    click.echo(f"{name} v{result['version']} now holds @{alias}")
+
+
+@models.command("download")
+@click.argument("ref", metavar="NAME@ALIAS|NAME/VERSION")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Empty folder for the package.")
+def models_download(ref: str, out_dir: str) -> None:
+    """Download a version's export package (verified against its manifest) into --out."""
+    result = _registry().download(ref, out_dir)
+    click.echo(json.dumps(result, indent=2, default=str))
+
+
+@cli.command()
+@click.option("--model", "model_ref", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, an export folder or zip.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--max-new-tokens", type=int, default=None, help="Longest summary in tokens (default: the package's setting).")
+@click.option("--json", "as_json", is_flag=True, help="Print {file: summary} as JSON.")
+def summarize(model_ref: str, files: tuple[str, ...], max_new_tokens: int | None, as_json: bool) -> None:
+    """Render each text FILE, run the model on its pages and print the summary."""
+    if model_ref.startswith("models:/"):
+        from pipelines.stack import use_stack_tracking
+
+        use_stack_tracking()
+    from deepsynth.inference import GenerationConfig, Summarizer
+
+    generation = GenerationConfig(max_new_tokens=max_new_tokens) if max_new_tokens else None
+    summarizer = Summarizer.load(model_ref, generation=generation)
+    try:
+        summaries = {path: summarizer.summarize_text(Path(path).read_text(encoding="utf-8")) for path in files}
+    finally:
+        summarizer.close()
+    if as_json:
+        click.echo(json.dumps(summaries, indent=2, ensure_ascii=False))
+    else:
+        for path, summary in summaries.items():
+            click.echo(f"== {path}\n{summary}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors to exit codes."""
     try:

@@ -57,7 +57,19 @@ def summarize(run: Any) -> dict[str, Any]:
     registration = _output(run, "export_and_register", "registration")
     if registration is not None:
         summary["registration"] = registration
+        summary["browse"] = browse_hints(registration["name"])
     return summary
+
+
+def browse_hints(model_name: str) -> dict[str, str]:
+    """Commands that show the registered versions (CLI, MLflow UI) and use the champion."""
+    from zenml.client import Client
+
+    tracker = Client().active_stack.experiment_tracker
+    hints = {"cli": "deepsynth models list", "summarize": f"deepsynth summarize --model models:/{model_name}@champion FILE.txt"}
+    if tracker is not None:
+        hints["mlflow_ui"] = f"mlflow ui --backend-store-uri {tracker.get_tracking_uri()}"
+    return hints
 
 
 def run_pipeline(config: RunConfig) -> dict[str, Any]:

@@ -76,3 +76,24 @@ def ensure_stack(name: str | None = None) -> str:
     if client.active_stack_model.name != STACK:
         client.activate_stack(STACK)
     return STACK
+
+
+def use_stack_tracking() -> str:
+    """Point MLflow (tracking and registry) at the active stack's experiment tracker; return the URI.
+
+    For code that runs outside a step (the CLI's ``models`` and ``summarize`` commands); inside
+    steps the experiment tracker sets this up itself.
+    """
+    ensure_stack()
+    import mlflow
+    from zenml.client import Client
+
+    tracker = Client().active_stack.experiment_tracker
+    if tracker is None:
+        from deepsynth.errors import ConfigError
+
+        raise ConfigError("the active ZenML stack has no experiment tracker: register an MLflow one")
+    uri = tracker.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri

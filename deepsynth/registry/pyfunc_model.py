@@ -21,7 +21,7 @@ class DeepSynthSummarizerModel(mlflow.pyfunc.PythonModel):
 
         self.summarizer = Summarizer.load(context.artifacts[PACKAGE_ARTIFACT])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> list[str]:
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would validate against them
         """Summaries of the input texts.
 
         Args:

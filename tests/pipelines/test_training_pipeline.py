@@ -1,0 +1,72 @@
+"""The whole training pipeline through the CLI, then the registry and summarize commands on its output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deepsynth.cli import main
+
+pytestmark = pytest.mark.slow
+CONFIG = str(Path(__file__).parents[2] / "configs" / "quickstart.yaml")
+SMALL = [
+    "ingest.max_documents=4", "validate.min_valid_rows=3", "render.max_pages=1",
+    "train.num_epochs=2", "evaluate.max_documents=2", "evaluate.generation.max_new_tokens=8",
+    "register.model_name=e2e-summarizer",
+]
+
+
+def cli_json(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr().out
+    return code, (json.loads(out) if out.strip().startswith(("{", "[")) else out)
+
+
+def run(capsys, *overrides):
+    args = ["run", "--config", CONFIG, "--json"]
+    for item in SMALL + list(overrides):
+        args += ["--set", item]
+    return cli_json(capsys, *args)
+
+
+def test_quickstart_trains_evaluates_registers_and_serves(zenml_client, capsys, tmp_path):
+    code, summary = run(capsys)
+    assert code == 0, summary
+    steps = summary["steps"]
+    assert steps == dict.fromkeys(["ingest", "render_pages", "validate_dataset", "check_data_quality", "train_lora",
+                                   "evaluate_adapter", "export_and_register"], "completed")
+    assert set(summary["evaluation"]) == {"adapter", "base", "lead_3"}
+    registration = summary["registration"]
+    assert (registration["name"], registration["version"], registration["created"]) == ("e2e-summarizer", "1", True)
+    assert registration["promotion"]["promoted"] is True
+    assert summary["browse"]["mlflow_ui"].startswith("mlflow ui --backend-store-uri sqlite:")
+
+    # ZenML Model Control Plane <-> MLflow registry, cross-referenced both ways.
+    zenml_version = zenml_client.get_model_version("e2e-summarizer", "latest")
+    assert zenml_version.run_metadata["mlflow_version"] == "1"
+    code, shown = cli_json(capsys, "models", "show", "e2e-summarizer@champion")
+    assert code == 0 and shown["version"] == "1" and shown["tags"]["zenml_model_version"] == str(zenml_version.number)
+    assert shown["tags"]["zenml_pipeline_run_id"] == summary["run_id"]
+
+    code, listed = cli_json(capsys, "models", "list", "--json")
+    (model,) = [m for m in listed if m["name"] == "e2e-summarizer"]
+    assert [v["version"] for v in model["versions"]] == ["1"] and "champion" in model["versions"][0]["aliases"]
+
+    text = tmp_path / "paper.txt"
+    text.write_text("We study summarisation of rendered pages. We propose a decoder adapter and evaluate it.")
+    code, summaries = cli_json(capsys, "summarize", "--model", "models:/e2e-summarizer@champion", str(text), "--json")
+    assert code == 0 and isinstance(summaries[str(text)], str) and summaries[str(text)].strip()
+
+    code, downloaded = cli_json(capsys, "models", "download", "e2e-summarizer@champion", "--out", str(tmp_path / "pkg"))
+    assert code == 0 and (tmp_path / "pkg" / "inference.py").is_file()
+    assert downloaded["adapter_sha256"] == registration["adapter_sha256"]
+
+    # A training-only change: the data steps are cache hits, training onwards runs again.
+    code, second = run(capsys, "train.learning_rate=0.02")
+    assert code == 0, second
+    assert {second["steps"][s] for s in ("ingest", "render_pages", "validate_dataset")} == {"cached"}
+    assert {second["steps"][s] for s in ("train_lora", "evaluate_adapter", "export_and_register")} == {"completed"}
+    assert second["registration"]["version"] == "2" and "challenger" in second["registration"]["aliases"]
+    assert second["registration"]["promotion"]["reason"]
