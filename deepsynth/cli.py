@@ -29,6 +29,10 @@ def _emit(summary: dict[str, Any], as_json: bool) -> None:
                 click.echo(f"  - {item.get('id')}: {item.get('reason')}")
             if len(value) > 20:
                 click.echo(f"  … {len(value) - 20} more (use --json for all)")
+        elif key == "browse":
+            click.echo("browse the registered versions:")
+            for command in value.values():
+                click.echo(f"  {command}")
         elif isinstance(value, (dict, list)):
             click.echo(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}")
         else:
