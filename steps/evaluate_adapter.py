@@ -12,7 +12,7 @@ from deepsynth.configuration import from_dict
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.errors import DataValidationError
 from deepsynth.evaluation.config import EvaluateConfig
-from deepsynth.evaluation.evaluate import EvaluationResult, evaluate
+from deepsynth.evaluation.scoring import EvaluationResult, evaluate
 from deepsynth.evaluation.metrics import assert_finite
 from deepsynth.evaluation.report import render_html
 from deepsynth.inference.loading import load_adapter_model

@@ -5,8 +5,8 @@ from deepsynth.lazy import lazy_exports
 _EXPORTS = {
     "lead_k": "deepsynth.evaluation.baselines",
     "split_sentences": "deepsynth.evaluation.baselines",
-    "EvaluationResult": "deepsynth.evaluation.evaluate",
-    "evaluate": "deepsynth.evaluation.evaluate",
+    "EvaluationResult": "deepsynth.evaluation.scoring",
+    "evaluate": "deepsynth.evaluation.scoring",
     "NonFiniteMetricError": "deepsynth.evaluation.metrics",
     "aggregate": "deepsynth.evaluation.metrics",
     "assert_finite": "deepsynth.evaluation.metrics",
