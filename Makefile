@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # This machine's pip configuration names index folders that may not exist: drop that noise only.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 
-.PHONY: install run test bench clean
+.PHONY: install run test test-containers bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Each step in its own container on a private Docker engine (root; see docker/test-containers.sh).
+test-containers: install
+	docker/test-containers.sh
 
 bench: install
 	$(BIN)/python -m benchmarks.render
