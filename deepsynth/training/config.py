@@ -76,6 +76,7 @@ class TrainerConfig:
     save_steps: int = knob(0, "write an atomic checkpoint every N optimizer steps (0: none)")
     save_total_limit: int = knob(2, "checkpoints kept (oldest deleted first)")
     resume_from_checkpoint: str | None = knob(None, "'latest' or a checkpoint directory to resume from")
+    resume_force: bool = knob(False, "resume even if the config or dataset changed since the checkpoint (otherwise refused)")
     logging_steps: int = knob(1, "record the loss every N optimizer steps")
     progress_bar: bool = knob(True, "show a tqdm bar with loss, lr and samples/s")
     peak_tflops: float | None = knob(None, "accelerator peak TFLOP/s for the MFU estimate (default: a lookup or CPU estimate)")

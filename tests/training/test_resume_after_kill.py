@@ -70,7 +70,7 @@ def test_checkpoints_are_complete_safetensors_and_pruned(tiny_config, rendered, 
     for checkpoint in checkpoints:
         files = {p.name for p in Path(checkpoint).iterdir()}
         assert files == {"trainable.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors",
-                         "trainer_state.json"}
+                         "trainer_state.json", "checkpoint_index.json"}
         state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
         assert state["global_step"] == int(Path(checkpoint).name.split("-")[1])
         trainable = load_file(str(Path(checkpoint) / "trainable.safetensors"))
