@@ -110,7 +110,10 @@ def register_package(
     try:
         client.get_registered_model(name)
     except Exception:  # noqa: BLE001 - MlflowException RESOURCE_DOES_NOT_EXIST
-        client.create_registered_model(name, description="DeepSynth summarizer (DeepSeek-OCR + LoRA) export packages")
+        try:
+            client.create_registered_model(name, description="DeepSynth summarizer (DeepSeek-OCR + LoRA) export packages")
+        except Exception:  # noqa: BLE001 - a concurrent registration created it first (RESOURCE_ALREADY_EXISTS)
+            client.get_registered_model(name)  # anything else (an outage) raises here
     existing = _find_by_sha(name, sha)
     if existing is not None:
         return {"name": name, "version": str(existing.version), "created": False, "adapter_sha256": sha,

@@ -1,0 +1,68 @@
+"""MLflow: two processes registering two different adapters at once into one sqlite store get two versions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from deepsynth.export import export_adapter
+
+pytestmark = pytest.mark.slow
+
+REGISTER = textwrap.dedent("""
+    import json, os, sys, time
+    import mlflow
+    mlflow.set_tracking_uri(sys.argv[1])
+    mlflow.set_experiment("concurrent")
+    from deepsynth.registry import register_package
+    start = float(sys.argv[4])
+    while time.time() < start:  # both processes reach this line first, then go together
+        time.sleep(0.005)
+    print(json.dumps(register_package(sys.argv[2], sys.argv[3], commit="test")))
+""")
+
+
+def variant(adapter, root, name, scale):
+    out = root / name
+    out.mkdir()
+    for item in adapter.iterdir():
+        if item.is_file():
+            (out / item.name).write_bytes(item.read_bytes())
+    tensors = load_file(str(adapter / "adapter_model.safetensors"))
+    save_file({k: v * scale if "lora_B" in k else v for k, v in tensors.items()}, str(out / "adapter_model.safetensors"))
+    return out
+
+
+def test_concurrent_registration_of_two_adapters_gives_two_distinct_versions(trained_adapter, rendered_dataset, tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).search_experiments()  # create the schema once, as a deployed store would have it
+    exports = [export_adapter(variant(trained_adapter, tmp_path, f"a{i}", s), tmp_path / f"export{i}",
+                              dataset=rendered_dataset.path, metrics={"rouge_l": 0.1})
+               for i, s in enumerate((0.5, 0.25))]
+    assert exports[0].adapter_sha256 != exports[1].adapter_sha256
+    start = time.time() + 12  # time for both interpreters to import mlflow and deepsynth
+    procs = [subprocess.Popen([sys.executable, "-c", REGISTER, uri, str(e.output_dir), "concurrent-model", str(start)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path) for e in exports]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert all(r["created"] for r in results)
+    assert sorted(r["version"] for r in results) == ["1", "2"]
+    client = mlflow.MlflowClient(uri)
+    versions = {str(mv.version): client.get_model_version("concurrent-model", mv.version)
+                for mv in client.search_model_versions("name = 'concurrent-model'")}
+    assert sorted(versions) == ["1", "2"]
+    shas = {v.tags["adapter_sha256"] for v in versions.values()}
+    assert shas == {e.adapter_sha256 for e in exports}
+    for r in results:  # each process's answer names the version holding its own adapter
+        assert versions[r["version"]].tags["adapter_sha256"] == r["adapter_sha256"]
