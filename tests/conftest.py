@@ -11,18 +11,11 @@ import tempfile
 _TMP = tempfile.mkdtemp(prefix="deepsynth-tests-")
 os.environ["DEEPSYNTH_HOME"] = os.path.join(_TMP, "home")
 os.environ["ZENML_CONFIG_PATH"] = os.path.join(_TMP, "zenml")
-for key, value in {
-    "ZENML_ANALYTICS_OPT_IN": "false",
-    "ZENML_DISABLE_INTERACTIVE_INPUT": "true",
-    "ZENML_LOGGING_VERBOSITY": "WARN",
-    "ZENML_ENABLE_RICH_TRACEBACK": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}.items():
-    os.environ[key] = value
+
+from pipelines.stack import QUIET_DEFAULTS  # noqa: E402  (imports no ZenML)
+
+os.environ.update(QUIET_DEFAULTS)
+os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -35,6 +28,16 @@ try:
     torch.set_num_threads(1)  # 2 threads on 2 shared cores can be 10x slower
 except ImportError:  # pragma: no cover
     pass
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_environment():
+    """ZenML's MLflow tracker leaves MLFLOW_* variables behind after an in-process run: keep tests apart."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("MLFLOW_") and k not in before]:
+        del os.environ[key]
+    os.environ.update(before)
 
 
 @pytest.fixture

@@ -65,6 +65,12 @@ def deepsynth_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def make_rendered():
+    """:func:`write_dataset` as a fixture (a bare ``from conftest import`` may find another conftest)."""
+    return write_dataset
+
+
+@pytest.fixture(scope="session")
 def rendered(tmp_path_factory):
     """Four one-page documents in the ``tiny`` mode."""
     return write_dataset(tmp_path_factory.mktemp("rendered"))

@@ -27,7 +27,7 @@ def test_two_gloo_processes_agree_and_only_rank_zero_logs_and_saves(tiny_config,
     port, procs = free_port(), []
     store = str(tmp_path)
     for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+        env = dict({k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                    MASTER_PORT=str(port), MLFLOW_STORE=store)
         procs.append(subprocess.Popen([sys.executable, str(WORKER), str(config_path), str(rendered.path),
                                        str(tmp_path / "result.json")], env=env, stderr=subprocess.PIPE,

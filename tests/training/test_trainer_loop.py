@@ -120,10 +120,8 @@ def test_supervised_loss_equals_the_models_own_label_loss(trained, rendered):
         torch.testing.assert_close(supervised_loss(trainer.model, batch), reference)
 
 
-def test_multi_page_gundam_documents_train(tiny_config, tmp_path):
-    from conftest import write_dataset
-
-    data = write_dataset(tmp_path / "gundam", n_docs=2, mode="gundam", size=(1280, 1920), pages=2)
+def test_multi_page_gundam_documents_train(tiny_config, tmp_path, make_rendered):
+    data = make_rendered(tmp_path / "gundam", n_docs=2, mode="gundam", size=(1280, 1920), pages=2)
     metrics, _ = DeepSynthLoRATrainer(tiny_config(num_epochs=2)).train(data)
     assert metrics["global_step"] == 2 and metrics["feature_cache_misses"] == 4  # 2 docs x 2 pages
     assert all(torch.isfinite(torch.tensor(loss)) for _, loss, _ in metrics["loss_curve"])
