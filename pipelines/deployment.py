@@ -13,6 +13,7 @@ embedded local orchestrator runs steps in-process and ignores them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from deepsynth.errors import ConfigError
@@ -103,7 +104,11 @@ def pipeline_options(config: RunConfig, steps: list[str] | None = None) -> dict[
     Also checks the ``tracking`` section against the active stack (raises :class:`ConfigError`).
     """
     from zenml.client import Client
+    from zenml.utils import source_utils
 
+    # Launched through the `deepsynth` console script, ZenML would take .venv/bin as the source root
+    # and container steps could not import steps/ and pipelines/: the project root is the source root.
+    source_utils.set_custom_source_root(str(Path(__file__).resolve().parents[1]))
     stack = Client().active_stack
     flavor = stack.orchestrator.flavor
     check_tracking(config, stack.experiment_tracker)
