@@ -256,6 +256,9 @@ def entry_point() -> None:
     """Console-script wrapper: exit with :func:`main`'s code."""
     sys.exit(main())
 
+from deepsynth.cli_reliability import register  # noqa: E402  (recovery: re-run registration for an existing adapter)
+cli.add_command(register)
+
 
 if __name__ == "__main__":
     entry_point()

@@ -1,0 +1,53 @@
+"""Run the real ``deepsynth`` CLI in this process after installing one injected fault.
+
+usage: python fault_injection_cli.py FAULT RECORD_FILE deepsynth-args...
+
+FAULT:
+  none           no fault
+  render_crash   render_pages writes all its shards, then the process "loses its disk" (OSError)
+  mlflow_outage  every MLflow registration call answers 503 TEMPORARILY_UNAVAILABLE
+Each fault appends one JSON line per hit to RECORD_FILE.
+"""
+
+import json
+import sys
+
+
+def record(path, **data):
+    with open(path, "a") as handle:
+        handle.write(json.dumps(data) + "\n")
+
+
+def main() -> int:
+    fault, record_file, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if fault == "render_crash":
+        from deepsynth.rendering import dataset as render_module
+
+        real = render_module.render_dataset
+
+        def crash_after_writing(rows, settings, out_dir, *rest, **kwargs):
+            real(rows, settings, out_dir, *rest, **kwargs)
+            record(record_file, output_dir=str(out_dir))
+            raise OSError("injected fault: lost the disk after writing the shards")
+
+        render_module.render_dataset = crash_after_writing
+    elif fault == "mlflow_outage":
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+        import steps.export_and_register as export_step
+
+        def unavailable(*args, **kwargs):
+            record(record_file, call="register_package")
+            raise MlflowException("injected fault: MLflow answered 503 Service Unavailable", error_code=TEMPORARILY_UNAVAILABLE)
+
+        export_step.register_package = unavailable
+    elif fault != "none":
+        raise SystemExit(f"unknown fault {fault}")
+    from deepsynth.cli import main as cli_main
+
+    return cli_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
