@@ -117,15 +117,82 @@ def build_batch(model, items: list[PreparedDocument], features: list[list[PageFe
     return Batch(torch.stack(rows), mask, labels, int(mask.sum().item()))
 
 
+# Vocabulary rows of the LM head handled at once by :class:`_HeadCrossEntropy`: a ``[tokens, chunk]``
+# block of logits stays in cache from its matmul to its gradient matmul.
+HEAD_CHUNK = 4096
+
+
+class _HeadCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of ``hidden @ weight.T`` against ``targets``, without a ``[N, vocab]`` tensor.
+
+    The float32 arithmetic of ``cross_entropy(linear(hidden, weight), targets)`` — per token
+    ``logsumexp(logits) - logits[target]``, gradient ``(softmax(logits) - onehot(target)) @ weight / N`` —
+    done one vocabulary chunk at a time while the chunk's logits are still in cache: its matmul, its
+    maximum, ``exp(logits - max)`` in place, its sum and its share of the gradient matmul. The chunks are
+    combined exactly afterwards (``lse = log sum_c exp(max_c) * sum_c``; each chunk's gradient share is
+    rescaled by ``exp(max_c - lse)``). Nothing vocabulary-wide is written to memory or kept for backward,
+    no zero-filled ``[N, vocab]`` gradient is allocated, and log-softmax's backward pass disappears; the
+    result matches the reference to float32 rounding (and is closer to a float64 computation). The
+    frozen ``weight`` gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, need_grad: bool):
+        n, vocab = hidden.shape[0], weight.shape[0]
+        rows = torch.arange(n, device=hidden.device)
+        target_logit = hidden.new_empty(n)
+        maxima, sums, shares = [], [], []
+        for start in range(0, vocab, HEAD_CHUNK):
+            chunk = weight[start : start + HEAD_CHUNK]
+            logits = torch.mm(hidden, chunk.t())
+            inside = (targets >= start) & (targets < start + chunk.shape[0])
+            if inside.any():
+                target_logit[inside] = logits[rows[inside], targets[inside] - start]
+            peak = logits.amax(dim=1)
+            logits.sub_(peak[:, None]).exp_()
+            maxima.append(peak)
+            sums.append(logits.sum(dim=1))
+            if need_grad:
+                shares.append(torch.mm(logits, chunk))
+        maxima, sums = torch.stack(maxima, 1), torch.stack(sums, 1)  # [n, chunks]
+        top = maxima.amax(dim=1, keepdim=True)
+        lse = top.squeeze(1) + torch.log((sums * torch.exp(maxima - top)).sum(dim=1))
+        if need_grad:
+            weights = torch.exp(maxima - lse[:, None])  # softmax = exp(logits - max_c) * exp(max_c - lse)
+            grad = torch.einsum("nc,cnh->nh", weights, torch.stack(shares, 0)).sub_(weight[targets]).div_(n)
+            ctx.save_for_backward(grad)
+        return (lse - target_logit).sum() / n
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_output, None, None, None
+
+
+def _fused_head_applies(head: torch.nn.Module, hidden: torch.Tensor) -> bool:
+    """The fused loss covers a plain, frozen float32 ``nn.Linear`` head outside autocast; else the reference path."""
+    weight = getattr(head, "weight", None)
+    return (type(head) is torch.nn.Linear and head.bias is None and weight is not None
+            and not weight.requires_grad and weight.dtype == torch.float32 and hidden.dtype == torch.float32
+            and weight.device == hidden.device and not torch.is_autocast_enabled(hidden.device.type))
+
+
 def supervised_loss(model, batch: Batch) -> torch.Tensor:
     """Mean next-token cross-entropy over the summary positions only.
 
     Equal to the model's own ``labels=`` loss, but the 129k-wide LM head runs only where a label
-    exists: prompt, image and padding positions are never projected to the vocabulary.
+    exists: prompt, image and padding positions are never projected to the vocabulary. With a frozen
+    float32 head (LoRA, QLoRA) the projection and the loss are fused (:class:`_HeadCrossEntropy`);
+    a trainable, quantized or autocast head takes the plain ``cross_entropy`` path.
     """
     hidden = ocr_core(model)(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
                              use_cache=False).last_hidden_state
     targets = batch.labels[:, 1:]
     keep = targets != -100
-    logits = unwrap_model(model).lm_head(hidden[:, :-1][keep])
+    head = unwrap_model(model).lm_head
+    selected = hidden[:, :-1][keep]
+    if selected.shape[0] and _fused_head_applies(head, selected):
+        need_grad = torch.is_grad_enabled() and selected.requires_grad
+        return _HeadCrossEntropy.apply(selected, head.weight, targets[keep], need_grad)
+    logits = head(selected)
     return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
