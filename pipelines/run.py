@@ -17,9 +17,10 @@ KEY_METRICS = ("rouge_1", "rouge_2", "rouge_l", "mean_length", "empty_rate", "re
 class PipelineFailed(DeepSynthError):
     """A step failed; ``summary`` holds what the run produced before it."""
 
-    def __init__(self, message: str, summary: dict[str, Any]):
+    def __init__(self, message: str, summary: dict[str, Any], exit_code: int = 1):
         super().__init__(message)
         self.summary = summary
+        self.exit_code = exit_code
 
 
 def _output(run: Any, step: str, name: str) -> Any | None:
@@ -77,7 +78,7 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
 
     Raises:
         DataValidationError: A dataset-level data check failed (the summary is attached).
-        PipelineFailed: Any other step failed.
+        PipelineFailed: Any other step failed (exit code 4 when it was the required promotion gate).
     """
     ensure_stack(config.deployment.stack)
     from zenml import Model
@@ -120,8 +121,9 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
             error = DataValidationError("data validation failed:\n  " + "\n  ".join(summary["validation_failures"]))
             error.summary = summary  # type: ignore[attr-defined]
             raise error from exc
-        if isinstance(exc, DeepSynthError):  # e.g. the quality gate: keep its exit code
-            exc.summary = summary  # type: ignore[attr-defined]
-            raise
+        if summary.get("steps", {}).get("check_promotion") == "failed":
+            from steps.export_and_register import gate_failure_message
+
+            raise PipelineFailed(gate_failure_message(summary["registration"]), summary, exit_code=4) from exc
         raise PipelineFailed(f"pipeline {pipeline.name} failed: {exc}", summary) from exc
     return summarize(client.get_pipeline_run(run.id))

@@ -84,10 +84,12 @@ def use_stack_tracking() -> str:
     For code that runs outside a step (the CLI's ``models`` and ``summarize`` commands); inside
     steps the experiment tracker sets this up itself.
     """
-    ensure_stack()
+    prepare_environment()
     import mlflow
     from zenml.client import Client
 
+    if Client().active_stack.experiment_tracker is None:  # a fresh store: set up the embedded stack
+        ensure_stack()
     tracker = Client().active_stack.experiment_tracker
     if tracker is None:
         from deepsynth.errors import ConfigError

@@ -81,7 +81,21 @@ def export_and_register(
                       "adapter_sha256": export.adapter_sha256, **{f"metric.{k}": v for k, v in metrics.items()}},
             infer_model=True,
         )
-    promotion = registration.get("promotion") or {}
-    if cfg.require_promotion and not promotion.get("promoted") and "already holds" not in str(promotion.get("reason", "")):
-        raise QualityGateError(f"quality gate: {cfg.model_name} v{registration['version']} was not promoted: {promotion.get('reason')}")
     return export, registration
+
+
+@step(enable_cache=False)
+def check_promotion(registration: dict[str, Any], required: bool) -> Annotated[bool, "promoted"]:
+    """Fail the run (exit code 4 from the CLI) when promotion is required and the gate kept the champion."""
+    promotion = registration.get("promotion") or {}
+    promoted = bool(promotion.get("promoted")) or promotion.get("champion") == str(registration["version"])
+    if required and not promoted:
+        raise QualityGateError(gate_failure_message(registration))
+    return promoted
+
+
+def gate_failure_message(registration: dict[str, Any]) -> str:
+    """Why the new version did not become champion, in one line."""
+    promotion = registration.get("promotion") or {}
+    reason = promotion.get("reason") or "the promotion gate did not run (register.promote is false)"
+    return f"quality gate: {registration['name']} v{registration['version']} was not promoted: {reason}"

@@ -36,7 +36,7 @@ def test_quickstart_trains_evaluates_registers_and_serves(zenml_client, capsys, 
     assert code == 0, summary
     steps = summary["steps"]
     assert steps == dict.fromkeys(["ingest", "render_pages", "validate_dataset", "check_data_quality", "train_lora",
-                                   "evaluate_adapter", "export_and_register"], "completed")
+                                   "evaluate_adapter", "export_and_register", "check_promotion"], "completed")
     assert set(summary["evaluation"]) == {"adapter", "base", "lead_3"}
     registration = summary["registration"]
     assert (registration["name"], registration["version"], registration["created"]) == ("e2e-summarizer", "1", True)
@@ -70,3 +70,12 @@ def test_quickstart_trains_evaluates_registers_and_serves(zenml_client, capsys, 
     assert {second["steps"][s] for s in ("train_lora", "evaluate_adapter", "export_and_register")} == {"completed"}
     assert second["registration"]["version"] == "2" and "challenger" in second["registration"]["aliases"]
     assert second["registration"]["promotion"]["reason"]
+
+    # A quality gate the new version cannot pass, with require_promotion: exit code 4, champion kept.
+    champion = cli_json(capsys, "models", "show", "e2e-summarizer@champion")[1]["version"]
+    code = main(["run", "--config", CONFIG, *sum((["--set", s] for s in SMALL), []), "--set", "train.learning_rate=0.03",
+                 "--set", "register.require_promotion=true", "--set", "register.margin=1000"])
+    captured = capsys.readouterr()
+    assert code == 4 and "quality gate: e2e-summarizer v" in captured.err and "was not promoted" in captured.err
+    assert "check_promotion" in captured.out
+    assert cli_json(capsys, "models", "show", "e2e-summarizer@champion")[1]["version"] == champion
