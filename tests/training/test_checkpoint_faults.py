@@ -181,3 +181,39 @@ def test_kill_9_while_a_checkpoint_is_written_resumes_from_the_last_complete_one
     assert not list(root.glob(".tmp-checkpoint-*"))  # the torn folder was cleaned up
     assert "removing torn checkpoint" in resumed.stderr.decode()
     assert (out / "adapter_model.safetensors").is_file()
+
+
+class Payload:
+    """Unpickling this creates a marker file: proof that a pickle was executed."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_planted_pickle_in_a_checkpoint_is_never_executed(tmp_path):
+    import hashlib
+    import pickle
+
+    _train_and_save(tmp_path / "run", 1)
+    (path,) = ck.list_checkpoints(tmp_path / "run")
+    marker = tmp_path / "executed"
+    # 1. extra pickle files beside the real ones are never opened: resume works, nothing runs
+    for name in ("optimizer.pt", "pytorch_model.bin", "rng_state.pth"):
+        (path / name).write_bytes(pickle.dumps(Payload(marker)))
+    _, optimizer, scheduler = _optim()
+    ck.load_checkpoint(ck.resolve_checkpoint(tmp_path / "run", "latest"), optimizer, scheduler)
+    assert not marker.exists()
+    # 2. a pickle in place of the weights, with the index rewritten to match (a tampered checkpoint):
+    #    the safetensors reader rejects it; nothing unpickles it
+    weights = path / ck.WEIGHTS
+    weights.write_bytes(pickle.dumps(Payload(marker)))
+    index = ck.read_index(path)
+    index["files"][ck.WEIGHTS] = {"sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "size": weights.stat().st_size}
+    (path / ck.INDEX).write_text(json.dumps(index))
+    _, optimizer, scheduler = _optim()
+    with pytest.raises(Exception):
+        ck.load_checkpoint(path, optimizer, scheduler)
+    assert not marker.exists()
