@@ -7,12 +7,15 @@ function serves training and inference, so an adapter sees the layout it was tra
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
 from deepsynth.data.rendered import RenderedDocument
-from deepsynth.models.preprocessing import Example, ViewSpec, build_example, preprocess_page
+from deepsynth.models.preprocessing import (Example, ViewSpec, best_tile_grid, build_example, preprocess_page,
+                                            queries_per_side)
 from deepsynth.models.vision import PageFeatures, encode_page, ocr_core, project_page, unwrap_model
 
 
@@ -31,9 +34,27 @@ class PreparedDocument:
         return f"{self.doc.mode}:{self.spec.global_size}:{self.spec.tile_size}:{self.spec.pad}"
 
 
+def page_token_count(png: bytes, spec: ViewSpec) -> int:
+    """Image positions a page fills, from its PNG header alone.
+
+    Equal to ``preprocess_page(image, spec).num_image_tokens`` (a global view of ``q x (q + 1) + 1``
+    positions, plus the tiles' rows when the page is larger than a tile) without decoding, resizing
+    or normalising the pixels: preparation reads only each page's size.
+    """
+    with Image.open(io.BytesIO(png)) as image:
+        width, height = image.size
+    q = queries_per_side(spec.global_size)
+    tokens = q * (q + 1) + 1
+    if spec.tile_size is not None and max(width, height) > spec.tile_size:
+        cols, rows = best_tile_grid(width, height, spec.tile_size)
+        ql = queries_per_side(spec.tile_size)
+        tokens += (rows * ql) * (cols * ql + 1)
+    return tokens
+
+
 def prepare_document(doc: RenderedDocument, spec: ViewSpec, tokenizer, *, default_instruction: str,
                      max_length: int, max_summary_tokens: int, text_slot: bool) -> PreparedDocument:
-    """Tokenize one document (its pages are measured once to count image positions).
+    """Tokenize one document (image positions are counted from the pages' sizes; no pixels are decoded).
 
     Args:
         doc: The rendered document.
@@ -44,7 +65,7 @@ def prepare_document(doc: RenderedDocument, spec: ViewSpec, tokenizer, *, defaul
         max_summary_tokens: Longest summary.
         text_slot: Reserve a position for a text-encoder embedding.
     """
-    counts = [preprocess_page(img, spec).num_image_tokens for img in doc.page_images()]
+    counts = [page_token_count(png, spec) for png in doc.pages]
     instruction = doc.instruction or default_instruction
     example = build_example(tokenizer, counts, instruction, doc.summary, max_length=max_length,
                             max_summary_tokens=max_summary_tokens, text_slot=text_slot)
