@@ -160,15 +160,15 @@ class _HeadCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, need_grad: bool):
         n, vocab = hidden.shape[0], weight.shape[0]
-        rows = torch.arange(n, device=hidden.device)
-        target_logit = hidden.new_empty(n)
+        target_logit = hidden.new_zeros(n)
         maxima, sums, shares = [], [], []
         for start in range(0, vocab, HEAD_CHUNK):
             chunk = weight[start : start + HEAD_CHUNK]
             logits = torch.mm(hidden, chunk.t())
-            inside = (targets >= start) & (targets < start + chunk.shape[0])
-            if inside.any():
-                target_logit[inside] = logits[rows[inside], targets[inside] - start]
+            local = targets - start
+            inside = (local >= 0) & (local < chunk.shape[0])  # no host sync: a masked gather
+            picked = logits.gather(1, local.clamp(0, chunk.shape[0] - 1)[:, None]).squeeze(1)
+            target_logit = torch.where(inside, picked, target_logit)
             peak = logits.amax(dim=1)
             logits.sub_(peak[:, None]).exp_()
             maxima.append(peak)
