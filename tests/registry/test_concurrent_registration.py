@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from safetensors.torch import load_file, save_file
@@ -21,9 +20,10 @@ REGISTER = textwrap.dedent("""
     mlflow.set_tracking_uri(sys.argv[1])
     mlflow.set_experiment("concurrent")
     from deepsynth.registry import register_package
-    start = float(sys.argv[4])
-    while time.time() < start:  # both processes reach this line first, then go together
-        time.sleep(0.005)
+    barrier = sys.argv[4]  # both processes reach this line first, then go together
+    open(os.path.join(barrier, str(os.getpid())), "w").close()
+    while len(os.listdir(barrier)) < 2:
+        time.sleep(0.002)
     print(json.dumps(register_package(sys.argv[2], sys.argv[3], commit="test")))
 """)
 
@@ -48,8 +48,9 @@ def test_concurrent_registration_of_two_adapters_gives_two_distinct_versions(tra
                               dataset=rendered_dataset.path, metrics={"rouge_l": 0.1})
                for i, s in enumerate((0.5, 0.25))]
     assert exports[0].adapter_sha256 != exports[1].adapter_sha256
-    start = time.time() + 12  # time for both interpreters to import mlflow and deepsynth
-    procs = [subprocess.Popen([sys.executable, "-c", REGISTER, uri, str(e.output_dir), "concurrent-model", str(start)],
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", REGISTER, uri, str(e.output_dir), "concurrent-model", str(barrier)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path) for e in exports]
     results = []
     for proc in procs:
