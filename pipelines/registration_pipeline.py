@@ -20,7 +20,7 @@ from zenml import pipeline
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.run_config import RunConfig
 from steps.evaluate_adapter import evaluate_adapter
-from steps.export_and_register import export_and_register
+from steps.export_and_register import check_promotion, export_and_register
 
 
 @pipeline(enable_cache=False)
@@ -33,7 +33,7 @@ def registration_pipeline(
     register_config: dict[str, Any],
     tracker: str | None = None,
 ) -> None:
-    """Export and register an existing adapter artifact (evaluating it first if it has no evaluation)."""
+    """Export and register an existing adapter artifact (evaluating it first if it has no evaluation), then gate."""
     from zenml.client import Client
 
     client = Client()
@@ -43,7 +43,10 @@ def registration_pipeline(
         evaluation = client.get_artifact_version(evaluation_id)
     else:
         evaluation, _report = evaluate_adapter.with_options(experiment_tracker=tracker)(dataset, adapter, evaluate_config)
-    export_and_register.with_options(experiment_tracker=tracker)(adapter, evaluation, dataset, export_config, register_config)
+    _export, registration = export_and_register.with_options(experiment_tracker=tracker)(
+        adapter, evaluation, dataset, export_config, register_config
+    )
+    check_promotion(registration, register_config["require_promotion"])  # exit code 4 as in the training pipeline
 
 
 def _first_output(run: Any, step: str, name: str) -> Any | None:

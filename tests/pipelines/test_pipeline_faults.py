@@ -116,7 +116,8 @@ def test_mlflow_outage_at_registration_loses_nothing_and_registration_reruns_alo
     proc, registered, _ = runs["register"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert registered["adapter_artifact"] == str(adapter.id)
-    assert registered["steps"] == {"export_and_register": "completed"}  # evaluation reused, nothing retrained
+    # the evaluation is reused, nothing is retrained
+    assert registered["steps"] == {"export_and_register": "completed", "check_promotion": "completed"}
     registration = registered["registration"]
     assert registration["name"] == MODEL and registration["created"] is True
     assert registry_versions(MODEL) == [int(registration["version"])]
