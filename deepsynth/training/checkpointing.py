@@ -175,11 +175,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _is_main_rank() -> bool:
+    """Only rank 0 changes the checkpoints folder (every rank resolves the same checkpoint read-only)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def cleanup_torn(output_dir: str | os.PathLike) -> list[Path]:
     """Delete half-written ``.tmp-checkpoint-*`` folders whose writer is gone; returns what was deleted."""
     root = checkpoints_dir(output_dir)
-    removed = []
-    if not root.is_dir():
+    removed: list[Path] = []
+    if not root.is_dir() or not _is_main_rank():
         return removed
     for p in sorted(root.iterdir()):
         m = TMP_RE.match(p.name)
@@ -248,8 +253,13 @@ def check_fingerprint(path: str | os.PathLike, fingerprint: dict[str, Any] | Non
 
 def _move_aside(path: Path) -> Path:
     target = path.with_name("corrupt-" + path.name)
+    if not _is_main_rank():
+        return path  # rank 0 moves it; this rank only skips it
     shutil.rmtree(target, ignore_errors=True)
-    path.rename(target)
+    try:
+        path.rename(target)
+    except FileNotFoundError:  # already moved
+        pass
     return target
 
 

@@ -217,3 +217,15 @@ def test_planted_pickle_in_a_checkpoint_is_never_executed(tmp_path):
     with pytest.raises(Exception):
         ck.load_checkpoint(path, optimizer, scheduler)
     assert not marker.exists()
+
+
+def test_only_rank_0_changes_the_checkpoints_folder(tmp_path, monkeypatch):
+    _train_and_save(tmp_path, 2)
+    latest = ck.list_checkpoints(tmp_path)[-1]
+    (latest / ck.WEIGHTS).unlink()
+    monkeypatch.setenv("RANK", "1")  # another rank of a data-parallel run resolves the same checkpoint
+    assert ck.resolve_checkpoint(tmp_path, "latest").name == "checkpoint-00000001"
+    assert latest.is_dir()  # left for rank 0 to move aside
+    monkeypatch.setenv("RANK", "0")
+    assert ck.resolve_checkpoint(tmp_path, "latest").name == "checkpoint-00000001"
+    assert not latest.exists()
