@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from zenml import ArtifactConfig, step
@@ -11,8 +12,11 @@ from deepsynth.adapters import TrainedAdapter
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.training.config import TrainerConfig
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
+from deepsynth.retry import is_transient, retry_transient
 from deepsynth.training.mlflow_logging import log_training_to_mlflow
 from steps.common import active_mlflow_run, output_dir
+
+logger = logging.getLogger(__name__)
 
 
 @step(enable_cache=False)
@@ -28,5 +32,11 @@ def train_lora(
     trainer_config = TrainerConfig.from_dict({**config, "output_dir": output_dir("adapter")}, source="train")
     metrics, _checkpoints = DeepSynthLoRATrainer(trainer_config).train(dataset)
     if active_mlflow_run():
-        log_training_to_mlflow(trainer_config, metrics)
+        try:  # an MLflow outage must not throw away a finished training: ZenML deletes a failed step's outputs
+            retry_transient(lambda: log_training_to_mlflow(trainer_config, metrics), what="MLflow training log")
+        except Exception as exc:  # noqa: BLE001
+            if not is_transient(exc):
+                raise
+            logger.warning("MLflow unavailable (%s): training metrics not logged there; the adapter is kept and "
+                           "carries them in training_metrics.json", exc)
     return TrainedAdapter(metrics["adapter_dir"])

@@ -5,7 +5,8 @@ usage: python fault_injection_cli.py FAULT RECORD_FILE deepsynth-args...
 FAULT:
   none           no fault
   render_crash   render_pages writes all its shards, then the process "loses its disk" (OSError)
-  mlflow_outage  every MLflow registration call answers 503 TEMPORARILY_UNAVAILABLE
+  mlflow_outage  MLflow answers 503 TEMPORARILY_UNAVAILABLE to the training step's logging and to every
+                 registration call
 Each fault appends one JSON line per hit to RECORD_FILE.
 """
 
@@ -42,6 +43,13 @@ def main() -> int:
             raise MlflowException("injected fault: MLflow answered 503 Service Unavailable", error_code=TEMPORARILY_UNAVAILABLE)
 
         export_step.register_package = unavailable
+        import steps.train_lora as train_step
+
+        def logging_unavailable(*args, **kwargs):
+            record(record_file, call="log_training_to_mlflow")
+            raise MlflowException("injected fault: MLflow answered 503 Service Unavailable", error_code=TEMPORARILY_UNAVAILABLE)
+
+        train_step.log_training_to_mlflow = logging_unavailable
     elif fault != "none":
         raise SystemExit(f"unknown fault {fault}")
     from deepsynth.cli import main as cli_main

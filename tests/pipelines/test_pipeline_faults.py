@@ -4,8 +4,9 @@ Each ``deepsynth`` invocation is its own process (tests/pipelines/fault_injectio
 one injected fault). The runs, in order:
 
 1. render_pages writes its shards and then crashes          → the run fails at render_pages
-2. same config, MLflow answers 503 at registration, canary   → render_pages re-runs (not cached),
-   secrets in the environment and a ZenML secret               training completes, registration fails
+2. same config, MLflow answers 503 to the training step's    → render_pages re-runs (not cached),
+   logging and at registration; canary secrets in the          training completes (adapter kept),
+   environment and a ZenML secret                              registration fails after retries
 3. ``deepsynth register --adapter-artifact RUN``              → the adapter from run 2 is registered
 4. a huge learning rate (inf/NaN loss)                       → run stops at train_lora; nothing exported
 """
@@ -105,8 +106,13 @@ def test_a_step_failing_midway_leaves_no_artifact_that_a_later_run_uses(runs, ze
 def test_mlflow_outage_at_registration_loses_nothing_and_registration_reruns_alone(runs, zenml_client):
     proc, summary, records = runs["outage"]
     assert proc.returncode == 1, proc.stderr[-3000:]
-    attempts = Path(records).read_text().splitlines()
-    assert len(attempts) == 4  # a 503 is transient: retried with backoff (4 attempts), then the step fails
+    calls = [json.loads(line)["call"] for line in Path(records).read_text().splitlines()]
+    # a 503 is transient: retried with backoff (4 attempts each)
+    assert calls.count("log_training_to_mlflow") == 4 and calls.count("register_package") == 4
+    # training outlived the outage: the adapter is kept (metrics not logged to MLflow, with a warning)
+    step_logs = Path(zenml_client.active_stack.artifact_store.path) / "logs"  # ZenML keeps each step's log there
+    logged = proc.stdout + proc.stderr + "".join(p.read_text(errors="replace") for p in step_logs.rglob("*.log"))
+    assert "MLflow unavailable" in logged and "the adapter is kept" in logged
     assert summary["steps"]["train_lora"] == "completed" and summary["steps"]["evaluate_adapter"] == "completed"
     assert summary["steps"]["export_and_register"] == "failed"
     assert runs["versions_after_outage"] == []  # nothing half-registered
