@@ -30,7 +30,10 @@ from deepsynth.models.text_encoders import InstructionEncoder, build_text_encode
 from deepsynth.models.vision import ocr_core, unwrap_model, vision_fingerprint
 from deepsynth.training import distributed as dist_utils
 from deepsynth.training.batching import PreparedDocument, build_batch, page_features, prepare_document, supervised_loss
-from deepsynth.training.checkpointing import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
+from deepsynth.training.checkpointing import (
+    StopOnSignal, TrainingInterrupted, config_fingerprint, dataset_fingerprint, list_checkpoints, load_checkpoint,
+    resolve_checkpoint, save_checkpoint,
+)
 from deepsynth.training.config import TrainerConfig
 from deepsynth.training.feature_cache import FeatureCache
 from deepsynth.training.metrics import decoder_flops_per_token, peak_flops, peak_rss_mb, system_info
@@ -121,9 +124,11 @@ class DeepSynthLoRATrainer:
         """
         device = resolve_device(self.config.device)
         ctx = dist_utils.init_distributed(device.type)
+        self._stop = StopOnSignal().install()  # SIGTERM: checkpoint at the next step boundary, then TrainingInterrupted
         try:
             return self._train(resolve_dataset(dataset, self.config.deepsynth_home), device, ctx)
         finally:
+            self._stop.restore()
             dist_utils.shutdown(ctx)
 
     # ----- setup -----
@@ -198,7 +203,8 @@ class DeepSynthLoRATrainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_scheduler, cfg.warmup_steps, total_steps))
 
         state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "loss_history": [], "samples_seen": 0, "tokens_seen": 0}
-        resume = resolve_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint)
+        self._fingerprint = {"config": config_fingerprint(cfg), "dataset": dataset_fingerprint(data.path)}
+        resume = resolve_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint, self._fingerprint, cfg.resume_force)
         global_step = resumed_from = 0
         if resume is not None:
             tensors, state = load_checkpoint(resume, optimizer, scheduler)
@@ -252,6 +258,11 @@ class DeepSynthLoRATrainer:
                 state["epoch"], state["step_in_epoch"] = epoch, step_in_epoch + 1
                 if cfg.save_steps and global_step % cfg.save_steps == 0 and global_step < total_steps:
                     self._checkpoint(global_step, named, optimizer, scheduler, state, ctx)
+                if global_step < total_steps and dist_utils.mean_scalar(ctx, float(bool(self._stop.requested))) > 0:
+                    self._checkpoint(global_step, named, optimizer, scheduler, state, ctx)
+                    raise TrainingInterrupted(f"SIGTERM: stopped at step {global_step}/{total_steps} with a checkpoint in "
+                                              f"{cfg.output_dir}/checkpoints; rerun with resume_from_checkpoint: latest",
+                                              str((list_checkpoints(cfg.output_dir) or [None])[-1]))
                 if global_step >= total_steps:
                     done = True
                     break
@@ -322,7 +333,8 @@ class DeepSynthLoRATrainer:
         if ctx.is_main:
             self._check_finite(named)
             tensors = {n: p.detach() for n, p in named}
-            save_checkpoint(self.config.output_dir, step, tensors, optimizer, scheduler, state, self.config.save_total_limit)
+            save_checkpoint(self.config.output_dir, step, tensors, optimizer, scheduler, state, self.config.save_total_limit,
+                            fingerprint=getattr(self, "_fingerprint", None))
         dist_utils.barrier(ctx)
 
     @staticmethod
