@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import multiprocessing
 import os
@@ -17,6 +16,7 @@ from deepsynth.rendering import fonts
 from deepsynth.rendering.layout import Line, WidthCache, paginate, wrap
 from deepsynth.rendering.modes import PAD_GRAY, get_mode
 from deepsynth.rendering.page_cache import PageCache
+from deepsynth.rendering.png import encode_gray_png
 
 INK, PAPER = 0, 255
 WORD_CACHE_SIZE = 50_000  # cached word masks per mode (~1 KiB each)
@@ -56,12 +56,6 @@ def settings_fingerprint(settings: RenderSettings, font: fonts.FontChoice) -> st
     return hashlib.sha256(repr(sorted(visible.items())).encode()).hexdigest()[:16]
 
 
-def _encode_png(image: Image.Image, level: int) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=level)
-    return buffer.getvalue()
-
-
 class Face:
     """A font at one size with its caches: word widths for layout and word masks for drawing."""
 
@@ -69,20 +63,21 @@ class Face:
         self.font = font
         self.widths = WidthCache(font.getlength)
         self.space = self.widths(" ")
-        self._masks: dict[str, tuple[Image.Image, tuple[int, int]]] = {}
+        self._masks: dict[str, tuple[Any, int, int, int, int]] = {}
 
-    def mask(self, word: str) -> tuple[Image.Image, tuple[int, int]]:
-        """The word's anti-aliased coverage mask and its offset from the pen position.
+    def mask(self, word: str) -> tuple[Any, int, int, int, int]:
+        """The word's anti-aliased coverage mask (a Pillow core image), its offset from the pen
+        position and its size.
 
         Drawn once and reused: most words repeat, and pasting a cached mask is several times
         cheaper than laying the text out again.
         """
         cached = self._masks.get(word)
         if cached is None:
-            core, offset = self.font.getmask2(word, mode="L")
+            core, (dx, dy) = self.font.getmask2(word, mode="L")
             if len(self._masks) >= WORD_CACHE_SIZE:
                 self._masks.clear()
-            cached = self._masks[word] = (Image.Image()._new(core), offset)
+            cached = self._masks[word] = (core, dx, dy, *core.size)
         return cached
 
 
@@ -121,7 +116,7 @@ class PageRenderer:
         chars_rendered = len(text) if not truncated else pages[-1][-1].end
         images = [self._draw(face, page, header if i == 0 else []) for i, page in enumerate(pages)]
         return {
-            "pages": [_encode_png(img, self.settings.png_compress_level) for img in images],
+            "pages": [encode_gray_png(img, self.settings.png_compress_level) for img in images],
             "page_width": self.mode.page_size[0],
             "page_height": self.mode.page_size[1],
             "chars_total": len(text),
@@ -137,13 +132,15 @@ class PageRenderer:
         content_height = min(height, 2 * self.margin + max(1, len(rows)) * self.line_height)
         page = Image.new("L", (width, height), PAD_GRAY[0])
         page.paste(PAPER, (0, 0, width, content_height))
+        canvas = page.im  # the core image: Image.paste's checks cost more than the paste itself
         y = self.margin
         for row in rows:
             x = float(self.margin)
             for word in row.split(" "):
                 if word:
-                    mask, (dx, dy) = face.mask(word)
-                    page.paste(INK, (int(x) + dx, y + dy), mask)
+                    mask, dx, dy, w, h = face.mask(word)
+                    left, top = int(x) + dx, y + dy
+                    canvas.paste(INK, (left, top, left + w, top + h), mask)
                 x += face.widths(word) + face.space
             y += self.line_height
         if header:
