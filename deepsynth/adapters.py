@@ -55,7 +55,7 @@ class TrainedAdapter:
         """Scalars worth showing next to the artifact (JSON-able)."""
         metrics, config = self.metrics, self.trainer_config
         keys = ("final_loss", "initial_loss", "trainable_params", "total_params", "global_step",
-                "samples_per_second", "tokens_per_second", "mfu", "train_runtime_s")
+                "samples_per_second", "tokens_per_second", "mfu", "train_runtime_s", "resumed_from_step")
         out = {k: metrics[k] for k in keys if isinstance(metrics.get(k), (int, float))}
         out.update(base_model=config.get("model_name"), base_revision=config.get("model_revision") or "",
                    use_qlora=bool(config.get("use_qlora")), lora_rank=config.get("lora_rank"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict
 from typing import Any
 
@@ -29,6 +30,26 @@ def _output(run: Any, step: str, name: str) -> Any | None:
     if step_run is None or name not in step_run.outputs:
         return None
     return step_run.outputs[name][0].load()
+
+
+def _step_failure(run: Any) -> tuple[str | None, int]:
+    """The failed step's error message, and its exit code when it raised a DeepSynthError.
+
+    ZenML raises a generic error for a failed run; the step's own exception (e.g. SIGTERM during
+    training, exit 143) is recorded on the step run, by its class's import path.
+    """
+    for name, step_run in run.steps.items():
+        info = step_run.exception_info
+        if str(step_run.status.value) != "failed" or info is None:
+            continue
+        code = 1
+        module, _, cls_name = (info.source or "").rpartition(".")
+        if module.split(".")[0] == "deepsynth":  # only our own modules are imported by name
+            cls = getattr(importlib.import_module(module), cls_name, None)
+            if isinstance(cls, type) and issubclass(cls, DeepSynthError):
+                code = cls.exit_code
+        return f"step {name}: {info.message}" if info.message else None, code
+    return None, 1
 
 
 def summarize(run: Any) -> dict[str, Any]:
@@ -125,5 +146,6 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
             from steps.export_and_register import gate_failure_message
 
             raise PipelineFailed(gate_failure_message(summary["registration"]), summary, exit_code=4) from exc
-        raise PipelineFailed(f"pipeline {pipeline.name} failed: {exc}", summary) from exc
+        message, code = _step_failure(run)
+        raise PipelineFailed(f"pipeline {pipeline.name} failed: {message or exc}", summary, exit_code=code) from exc
     return summarize(client.get_pipeline_run(run.id))

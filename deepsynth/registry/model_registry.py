@@ -138,8 +138,7 @@ def register_package(
         try:
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(ENTRY), artifacts={PACKAGE_ARTIFACT: str(staged)},
-                pip_requirements=requirements, signature=signature, registered_model_name=name,
-                code_paths=None, metadata={"adapter_sha256": sha},
+                pip_requirements=requirements, signature=signature, code_paths=None, metadata={"adapter_sha256": sha},
             )
             finite = {k: v for k, v in clean.items() if math.isfinite(v)}
             if finite:
@@ -147,9 +146,15 @@ def register_package(
         finally:
             if own_run:
                 mlflow.end_run()
-    version = str(info.registered_model_version)
-    for key, value in {**all_tags, **{f"{METRIC_PREFIX}{k}": repr(v) for k, v in clean.items()}}.items():
-        client.set_model_version_tag(name, version, key, value)
+    # The tags go on with the version, so that a concurrent registration of this adapter sees its sha.
+    version_tags = {**all_tags, **{f"{METRIC_PREFIX}{k}": repr(v) for k, v in clean.items()}}
+    version = str(mlflow.register_model(info.model_uri, name, tags=version_tags).version)
+    first = _find_by_sha(name, sha)
+    if first is not None and str(first.version) != version:
+        # Another process registered the same adapter meanwhile: the older version stands, ours goes.
+        client.delete_model_version(name, version)
+        return {"name": name, "version": str(first.version), "created": False, "adapter_sha256": sha,
+                "run_id": first.run_id, "aliases": sorted(first.aliases or [])}
     client.set_registered_model_alias(name, CHALLENGER, version)
     return {"name": name, "version": version, "created": True, "adapter_sha256": sha, "run_id": run.info.run_id,
             "aliases": [CHALLENGER]}

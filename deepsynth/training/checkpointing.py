@@ -61,7 +61,7 @@ WRITE_DELAY_ENV = "DEEPSYNTH_CHECKPOINT_WRITE_DELAY_S"
 # TrainerConfig fields that do not change what a resumed run computes: where things go, how
 # often to log or save, how to resume, and the cache. Every other field is part of the fingerprint.
 FINGERPRINT_EXCLUDED = frozenset({
-    "output_dir", "deepsynth_home", "device", "resume_from_checkpoint", "resume_force", "save_steps",
+    "output_dir", "state_dir", "deepsynth_home", "device", "resume_from_checkpoint", "resume_force", "save_steps",
     "save_total_limit", "logging_steps", "progress_bar", "peak_tflops", "feature_cache", "feature_cache_dir",
 })
 
@@ -151,6 +151,17 @@ def config_fingerprint(config: Any) -> dict[str, Any]:
     """The fields of a TrainerConfig (or its dict) that a resumed run must share with the checkpoint."""
     data = config if isinstance(config, dict) else config.to_dict()
     return {k: v for k, v in sorted(data.items()) if k not in FINGERPRINT_EXCLUDED}
+
+
+def resumable_state_dir(home: str | os.PathLike, config: Any, dataset_path: str | os.PathLike) -> Path:
+    """A folder for a run's checkpoints outside its output folder, keyed by what the run computes.
+
+    Orchestrators delete a failed step's outputs, checkpoints included; a folder keyed by the
+    config and dataset fingerprint survives, and a rerun of the same training finds it again.
+    """
+    key = {"config": config_fingerprint(config), "dataset": dataset_fingerprint(dataset_path)}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Path(home) / "training-state" / digest
 
 
 def dataset_fingerprint(path: str | os.PathLike) -> str:

@@ -75,6 +75,8 @@ class TrainerConfig:
     # --- checkpoints and logging ---
     save_steps: int = knob(0, "write an atomic checkpoint every N optimizer steps (0: none)")
     save_total_limit: int = knob(2, "checkpoints kept (oldest deleted first)")
+    state_dir: str | None = knob(None, "folder whose checkpoints/ holds resumable state (null: output_dir; the pipeline "
+                                       "uses <home>/training-state/<run key> so a retried run resumes)")
     resume_from_checkpoint: str | None = knob(None, "'latest' or a checkpoint directory to resume from")
     resume_force: bool = knob(False, "resume even if the config or dataset changed since the checkpoint (otherwise refused)")
     logging_steps: int = knob(1, "record the loss every N optimizer steps")

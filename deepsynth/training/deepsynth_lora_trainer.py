@@ -107,6 +107,7 @@ class DeepSynthLoRATrainer:
         self.tokenizer = None
         self.text_encoder: InstructionEncoder | None = None
         self.feature_cache: FeatureCache | None = None
+        self._state_dir = self.config.state_dir or self.config.output_dir
 
     # ----- public API -----
     def train(self, dataset: Any) -> tuple[dict[str, Any], list[str]]:
@@ -204,7 +205,7 @@ class DeepSynthLoRATrainer:
 
         state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "loss_history": [], "samples_seen": 0, "tokens_seen": 0}
         self._fingerprint = {"config": config_fingerprint(cfg), "dataset": dataset_fingerprint(data.path)}
-        resume = resolve_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint, self._fingerprint, cfg.resume_force)
+        resume = resolve_checkpoint(self._state_dir, cfg.resume_from_checkpoint, self._fingerprint, cfg.resume_force)
         global_step = resumed_from = 0
         if resume is not None:
             tensors, state = load_checkpoint(resume, optimizer, scheduler)
@@ -261,8 +262,8 @@ class DeepSynthLoRATrainer:
                 if global_step < total_steps and dist_utils.mean_scalar(ctx, float(bool(self._stop.requested))) > 0:
                     self._checkpoint(global_step, named, optimizer, scheduler, state, ctx)
                     raise TrainingInterrupted(f"SIGTERM: stopped at step {global_step}/{total_steps} with a checkpoint in "
-                                              f"{cfg.output_dir}/checkpoints; rerun with resume_from_checkpoint: latest",
-                                              str((list_checkpoints(cfg.output_dir) or [None])[-1]))
+                                              f"{self._state_dir}/checkpoints; rerun with resume_from_checkpoint: latest",
+                                              str((list_checkpoints(self._state_dir) or [None])[-1]))
                 if global_step >= total_steps:
                     done = True
                     break
@@ -300,7 +301,7 @@ class DeepSynthLoRATrainer:
         if ctx.is_main:
             self._save_output(metrics, device)
         dist_utils.barrier(ctx)
-        return metrics, [str(p) for p in list_checkpoints(cfg.output_dir)]
+        return metrics, [str(p) for p in list_checkpoints(self._state_dir)]
 
     def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         cfg = self.config
@@ -333,7 +334,7 @@ class DeepSynthLoRATrainer:
         if ctx.is_main:
             self._check_finite(named)
             tensors = {n: p.detach() for n, p in named}
-            save_checkpoint(self.config.output_dir, step, tensors, optimizer, scheduler, state, self.config.save_total_limit,
+            save_checkpoint(self._state_dir, step, tensors, optimizer, scheduler, state, self.config.save_total_limit,
                             fingerprint=getattr(self, "_fingerprint", None))
         dist_utils.barrier(ctx)
 

@@ -7,6 +7,7 @@ FAULT:
   render_crash   render_pages writes all its shards, then the process "loses its disk" (OSError)
   mlflow_outage  MLflow answers 503 TEMPORARILY_UNAVAILABLE to the training step's logging and to every
                  registration call
+  sigterm        the process receives SIGTERM during the second optimizer step of training
 Each fault appends one JSON line per hit to RECORD_FILE.
 """
 
@@ -50,6 +51,22 @@ def main() -> int:
             raise MlflowException("injected fault: MLflow answered 503 Service Unavailable", error_code=TEMPORARILY_UNAVAILABLE)
 
         train_step.log_training_to_mlflow = logging_unavailable
+    elif fault == "sigterm":
+        import os
+        import signal
+
+        from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
+
+        real_step, calls = DeepSynthLoRATrainer._step, []
+
+        def step_then_sigterm(self, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                record(record_file, signal="SIGTERM", step=2)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real_step(self, *args, **kwargs)
+
+        DeepSynthLoRATrainer._step = step_then_sigterm
     elif fault != "none":
         raise SystemExit(f"unknown fault {fault}")
     from deepsynth.cli import main as cli_main

@@ -9,12 +9,16 @@ one injected fault). The runs, in order:
    environment and a ZenML secret                              registration fails after retries
 3. ``deepsynth register --adapter-artifact RUN``              → the adapter from run 2 is registered
 4. a huge learning rate (inf/NaN loss)                       → run stops at train_lora; nothing exported
+5. SIGTERM during the second training step                   → exit 143, a checkpoint outside the step's
+                                                                outputs (which ZenML deletes)
+6. the same command again                                    → training resumes from that checkpoint
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +81,10 @@ def runs(zenml_client, tmp_path_factory):
                                   "--json", overrides=SMALL, env=SECRET_ENV), None)
     args, overrides = run_args("train.learning_rate=1.0e+35", "train.max_grad_norm=0", "register.model_name=faults-nan")
     out["nan"] = (*deepsynth("none", tmp / "nan.jsonl", *args, overrides=overrides), None)
+    args, overrides = run_args("train.num_epochs=4", "register.model_name=faults-sigterm")
+    out["sigterm"] = (*deepsynth("sigterm", tmp / "sigterm.jsonl", *args, overrides=overrides), tmp / "sigterm.jsonl")
+    out["training_state_after_sigterm"] = sorted(Path(os.environ["DEEPSYNTH_HOME"]).glob("training-state/*/checkpoints/*"))
+    out["retry"] = (*deepsynth("none", tmp / "retry.jsonl", *args, overrides=overrides), None)
     return out
 
 
@@ -143,6 +151,24 @@ def test_non_finite_loss_stops_the_run_and_nothing_is_exported_or_registered(run
     assert zenml_client.get_pipeline_run(summary["run_id"]).steps["train_lora"].outputs == {}
     assert registry_versions("faults-nan") == []
     assert not zenml_client.list_artifact_versions(name="export", size=1000, pipeline_run=summary["run_id"]).items
+
+
+def test_sigterm_during_training_exits_143_and_the_same_command_resumes(runs):
+    proc, summary, records = runs["sigterm"]
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    assert Path(records).read_text().count("SIGTERM") == 1
+    stopped = re.search(r"error: pipeline training_pipeline failed: step train_lora: SIGTERM: stopped at step 2/(\d+)", proc.stderr)
+    assert stopped, proc.stderr[-3000:]
+    assert summary["steps"]["train_lora"] == "failed" and "evaluate_adapter" not in summary["steps"]
+    # ZenML deleted the failed step's output folder; the checkpoint lives under <home>/training-state
+    assert [p.name for p in runs["training_state_after_sigterm"]] == ["checkpoint-00000002"]
+
+    proc, retry, _ = runs["retry"]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert retry["steps"]["train_lora"] == "completed" and retry["steps"]["validate_dataset"] == "cached"
+    assert retry["adapter"]["resumed_from_step"] == 2 and retry["adapter"]["global_step"] == int(stopped.group(1))
+    assert retry["registration"]["name"] == "faults-sigterm"
+    assert not list(Path(os.environ["DEEPSYNTH_HOME"]).glob("training-state/*/checkpoints/*"))  # cleaned up
 
 
 def _scan(root, needles):

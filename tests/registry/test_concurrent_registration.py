@@ -1,4 +1,5 @@
-"""MLflow: two processes registering two different adapters at once into one sqlite store get two versions."""
+"""MLflow: two processes registering at once into one sqlite store: two different adapters get two
+versions; the same adapter gets one."""
 
 from __future__ import annotations
 
@@ -39,24 +40,32 @@ def variant(adapter, root, name, scale):
     return out
 
 
-def test_concurrent_registration_of_two_adapters_gives_two_distinct_versions(trained_adapter, rendered_dataset, tmp_path):
+def register_at_once(uri, export_dirs, tmp_path):
+    """Run register_package on each export dir in its own process, released together; their results."""
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.MlflowClient(uri).search_experiments()  # create the schema once, as a deployed store would have it
-    exports = [export_adapter(variant(trained_adapter, tmp_path, f"a{i}", s), tmp_path / f"export{i}",
-                              dataset=rendered_dataset.path, metrics={"rouge_l": 0.1})
-               for i, s in enumerate((0.5, 0.25))]
-    assert exports[0].adapter_sha256 != exports[1].adapter_sha256
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    procs = [subprocess.Popen([sys.executable, "-c", REGISTER, uri, str(e.output_dir), "concurrent-model", str(barrier)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path) for e in exports]
+    procs = [subprocess.Popen([sys.executable, "-c", REGISTER, uri, str(d), "concurrent-model", str(barrier)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path) for d in export_dirs]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err[-3000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def test_concurrent_registration_of_two_adapters_gives_two_distinct_versions(trained_adapter, rendered_dataset, tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exports = [export_adapter(variant(trained_adapter, tmp_path, f"a{i}", s), tmp_path / f"export{i}",
+                              dataset=rendered_dataset.path, metrics={"rouge_l": 0.1})
+               for i, s in enumerate((0.5, 0.25))]
+    assert exports[0].adapter_sha256 != exports[1].adapter_sha256
+    results = register_at_once(uri, [e.output_dir for e in exports], tmp_path)
     assert all(r["created"] for r in results)
     assert sorted(r["version"] for r in results) == ["1", "2"]
     client = mlflow.MlflowClient(uri)
@@ -67,3 +76,17 @@ def test_concurrent_registration_of_two_adapters_gives_two_distinct_versions(tra
     assert shas == {e.adapter_sha256 for e in exports}
     for r in results:  # each process's answer names the version holding its own adapter
         assert versions[r["version"]].tags["adapter_sha256"] == r["adapter_sha256"]
+
+
+def test_concurrent_registration_of_the_same_adapter_gives_one_version(trained_adapter, rendered_dataset, tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    export = export_adapter(variant(trained_adapter, tmp_path, "same", 0.5), tmp_path / "export",
+                            dataset=rendered_dataset.path, metrics={"rouge_l": 0.1})
+    results = register_at_once(uri, [export.output_dir, export.output_dir], tmp_path)
+    client = mlflow.MlflowClient(uri)
+    assert [str(mv.version) for mv in client.search_model_versions("name = 'concurrent-model'")] == ["1"]
+    assert [r["version"] for r in results] == ["1", "1"]
+    assert sorted(r["created"] for r in results) == [False, True]
+    assert str(client.get_model_version_by_alias("concurrent-model", "challenger").version) == "1"

@@ -66,6 +66,26 @@ def test_registering_the_same_adapter_twice_makes_no_new_version(first_version, 
     assert [v["version"] for v in show(NAME)["versions"]] == ["1"]
 
 
+def test_a_registration_racing_another_of_the_same_adapter_keeps_the_older_version(store, exports, monkeypatch):
+    """The other process registered this adapter between our check and our create: ours is removed."""
+    from deepsynth.registry import model_registry
+
+    name = f"{NAME}-race"
+    first = register_package(exports[0].output_dir, name)
+
+    real, calls = model_registry._find_by_sha, []
+
+    def misses_once(name, sha):
+        calls.append(sha)
+        return None if len(calls) == 1 else real(name, sha)
+
+    monkeypatch.setattr(model_registry, "_find_by_sha", misses_once)
+    raced = register_package(exports[0].output_dir, name)
+    assert len(calls) == 2  # the check missed; the reconciliation after creating found version 1
+    assert raced["created"] is False and raced["version"] == first["version"] == "1"
+    assert [v["version"] for v in show(name)["versions"]] == ["1"]
+
+
 def test_versions_load_back_by_number_and_alias(first_version, exports, shared_home):
     gen = GenerationConfig(max_new_tokens=10)
     local = Summarizer.load(exports[0].output_dir, home=shared_home, generation=gen).summarize_text(TEXT)

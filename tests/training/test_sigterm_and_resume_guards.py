@@ -114,3 +114,35 @@ def test_resume_after_a_config_or_dataset_change_is_refused_unless_forced(tiny_c
     metrics, _ = DeepSynthLoRATrainer(tiny_config(**common, learning_rate=2e-2, resume_force=True)).train(rendered)
     assert metrics["resumed_from_step"] == 1 and metrics["global_step"] == 2
     assert "resume_force" in caplog.text
+
+
+def test_the_train_lora_step_keeps_checkpoints_where_a_rerun_of_the_same_training_resumes(
+    tiny_config, rendered, deepsynth_home, monkeypatch
+):
+    """ZenML deletes a failed step's outputs, so the step checkpoints under <home>/training-state."""
+    from deepsynth.training.checkpointing import resumable_state_dir
+    from deepsynth.training.config import TrainerConfig
+    from deepsynth.training.deepsynth_lora_trainer import METRICS_FILE, DeepSynthLoRATrainer
+    from steps.train_lora import train_lora
+
+    config = tiny_config(num_epochs=3).to_dict()
+    state_dir = resumable_state_dir(deepsynth_home, TrainerConfig.from_dict(config), rendered.path)
+    assert state_dir != resumable_state_dir(deepsynth_home, TrainerConfig.from_dict({**config, "learning_rate": 2e-2}), rendered.path)
+    step, calls = DeepSynthLoRATrainer._step, []
+
+    def step_then_sigterm(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeepSynthLoRATrainer, "_step", step_then_sigterm)
+    with pytest.raises(TrainingInterrupted, match="stopped at step 2/6"):
+        train_lora.entrypoint(rendered, config)
+    assert [p.name for p in list_checkpoints(state_dir)] == ["checkpoint-00000002"]
+
+    monkeypatch.setattr(DeepSynthLoRATrainer, "_step", step)
+    adapter = train_lora.entrypoint(rendered, config)
+    metrics = json.loads((adapter.path / METRICS_FILE).read_text())
+    assert metrics["resumed_from_step"] == 2 and metrics["global_step"] == 6
+    assert not state_dir.exists()  # a finished training leaves no state behind
