@@ -93,6 +93,7 @@ class Batch:
     attention_mask: torch.Tensor
     labels: torch.Tensor
     num_tokens: int
+    num_targets: int  # positions with a label: where the LM head runs
 
 
 def build_batch(model, items: list[PreparedDocument], features: list[list[PageFeatures]],
@@ -135,7 +136,7 @@ def build_batch(model, items: list[PreparedDocument], features: list[list[PageFe
             slot = torch.tensor([it.example.text_slot], device=device)
             row_embeds = row_embeds.index_copy(0, slot, text_embeddings[row : row + 1].to(row_embeds.dtype))
         rows.append(row_embeds)
-    return Batch(torch.stack(rows), mask, labels, int(mask.sum().item()))
+    return Batch(torch.stack(rows), mask, labels, int(mask.sum().item()), int((labels != -100).sum().item()))
 
 
 # Vocabulary rows of the LM head handled at once by :class:`_HeadCrossEntropy`: a ``[tokens, chunk]``

@@ -36,7 +36,7 @@ from deepsynth.training.checkpointing import (
 )
 from deepsynth.training.config import TrainerConfig
 from deepsynth.training.feature_cache import FeatureCache
-from deepsynth.training.metrics import decoder_flops_per_token, peak_flops, peak_rss_mb, system_info
+from deepsynth.training.metrics import decoder_training_flops, peak_flops, peak_rss_mb, system_info
 from deepsynth.training.model_setup import DTYPES, build_training_model, count_parameters
 
 logger = logging.getLogger(__name__)
@@ -216,7 +216,8 @@ class DeepSynthLoRATrainer:
             logger.info("resumed from %s at step %d", resume, global_step)
 
         trainable, total = count_parameters(self.model)
-        flops_per_token = decoder_flops_per_token(self.model)
+        self._flops_per_position = decoder_training_flops(self.model)
+        self._model_flops = 0.0  # this process's decoder training FLOPs in this run
         self.model.train()
         ocr_core(self.model).vision_tower.eval()
         if self.text_encoder is not None and not cfg.text_encoder_trainable:
@@ -275,6 +276,7 @@ class DeepSynthLoRATrainer:
         self._check_finite(named)
         peak, peak_source = peak_flops(device, cfg.peak_tflops)
         tokens_per_s = run_tokens / max(runtime, 1e-9)
+        model_flops_per_s = dist_utils.mean_scalar(ctx, self._model_flops) * ctx.world_size / max(runtime, 1e-9)
         history = state["loss_history"]
         metrics: dict[str, Any] = {
             "global_step": global_step,
@@ -283,8 +285,8 @@ class DeepSynthLoRATrainer:
             "train_samples": state["samples_seen"],
             "samples_per_second": run_samples / max(runtime, 1e-9),
             "tokens_per_second": tokens_per_s,
-            "model_tflops_per_second": tokens_per_s * flops_per_token / 1e12,
-            "mfu": tokens_per_s * flops_per_token / peak if peak else None,
+            "model_tflops_per_second": model_flops_per_s / 1e12,
+            "mfu": model_flops_per_s / peak if peak else None,
             "mfu_peak_source": peak_source,
             "initial_loss": history[0][1] if history else None,
             "final_loss": history[-1][1] if history else None,
@@ -326,6 +328,8 @@ class DeepSynthLoRATrainer:
                 (loss * weight).backward()
             local_loss += float(loss.detach()) * weight
             tokens += batch.num_tokens
+            body, head = self._flops_per_position
+            self._model_flops += body * batch.num_tokens + head * batch.num_targets
         dist_utils.average_gradients(ctx, params)
         # NaN propagates through the mean, so every rank stops together.
         return dist_utils.mean_scalar(ctx, local_loss), n_examples * ctx.world_size, int(dist_utils.mean_scalar(ctx, tokens) * ctx.world_size)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from deepsynth.models.vision import PageFeatures
@@ -34,6 +36,7 @@ class FeatureCache:
         self._memory: dict[str, PageFeatures] = {}
         self.hits = 0
         self.misses = 0
+        self.encoder_seconds = 0.0  # wall time spent running the encoder (its share of step time)
         if self.directory:
             self.directory.mkdir(parents=True, exist_ok=True)
 
@@ -57,7 +60,7 @@ class FeatureCache:
         """
         if not self.enabled:
             self.misses += 1
-            return compute()
+            return self._timed(compute)
         key = self.key(png, view)
         found = self._memory.get(key)
         if found is None and self.directory and (self.directory / f"{key}.safetensors").is_file():
@@ -67,7 +70,7 @@ class FeatureCache:
             self.hits += 1
             return found
         self.misses += 1
-        features = compute()
+        features = self._timed(compute)
         self._memory[key] = features
         if self.directory:
             tmp = self.directory / f".{key}.{os.getpid()}.tmp"
@@ -75,9 +78,18 @@ class FeatureCache:
             tmp.replace(self.directory / f"{key}.safetensors")
         return features
 
+    def _timed(self, compute: Callable[[], PageFeatures]) -> PageFeatures:
+        start = time.perf_counter()
+        features = compute()
+        if any(t.is_cuda for t in features.tensors().values()):
+            torch.cuda.synchronize()  # CUDA runs asynchronously: count the encoder's work, not its launch
+        self.encoder_seconds += time.perf_counter() - start
+        return features
+
     def __len__(self) -> int:
         return len(self._memory)
 
-    def stats(self) -> dict[str, int]:
-        """Hits, misses and entries held in memory."""
-        return {"feature_cache_hits": self.hits, "feature_cache_misses": self.misses, "feature_cache_entries": len(self)}
+    def stats(self) -> dict[str, float]:
+        """Hits, misses, entries held in memory, and seconds spent in the encoder."""
+        return {"feature_cache_hits": self.hits, "feature_cache_misses": self.misses, "feature_cache_entries": len(self),
+                "encoder_seconds": round(self.encoder_seconds, 4)}
