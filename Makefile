@@ -32,6 +32,7 @@ test-containers: install
 bench: install
 	$(BIN)/python -m benchmarks.render
 	$(BIN)/python -m benchmarks.scale
+	$(BIN)/python -m benchmarks.incremental
 	$(BIN)/python -m benchmarks.train
 	$(BIN)/python -m benchmarks.pipeline
 	$(BIN)/python -m benchmarks.gpu_memory

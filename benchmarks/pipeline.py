@@ -3,7 +3,8 @@
     python -m benchmarks.pipeline [--documents 8]
 
 Each run is a real `deepsynth run` of the quickstart config (scaled down) in a fresh process
-against one fresh project home. Prints wall time, each step's share and the fixed overhead
+against one fresh project home; a last run of the data pipeline alone, with nothing changed, shows
+the fixed cost of a run. Prints wall time, each step's share and the fixed overhead
 (wall time not spent inside any step); writes benchmarks/results/pipeline.json.
 """
 
@@ -54,6 +55,7 @@ def main() -> None:
         "cold": base,
         "no_change": base,
         "training_only_change": base + ["train.learning_rate=0.002"],
+        "data_pipeline_no_change": base + ["pipeline=data"],  # the fixed cost of a run with nothing to do
     }
     with tempfile.TemporaryDirectory() as home:
         results = {}

@@ -31,8 +31,19 @@ def _scale(r: dict[str, Any]) -> list[Row]:
         f"Render + validate {small['documents']:,} → {large['documents']:,} documents ({r['mode']} mode)",
         "python -m benchmarks.scale",
         f"{small['documents']:,} docs: {small['peak_rss_mb']} MiB peak, {small['total_s']} s",
-        f"{large['documents']:,} docs: {large['peak_rss_mb']} MiB peak (**{r['rss_growth']:+.1%}**, goal ≤ 10 %), "
-        f"time per doc ratio **{r['time_per_doc_ratio']}** (linear = 1)",
+        f"{large['documents']:,} docs: {large['peak_rss_mb']} MiB peak (**{r['rss_growth']:+.1%}**, goal ≤ 10 %); "
+        f"time {r['linear_fit']['intercept_s']} s + {r['linear_fit']['ms_per_doc']} ms/doc, R² {r['linear_fit']['r2']}, "
+        f"marginal cost ratio last/first interval **{r['marginal_ratio']}** (linear = 1)",
+    )]
+
+
+def _incremental(r: dict[str, Any]) -> list[Row]:
+    inc, full = r["incremental"], r["full"]
+    return [(
+        f"Retraining render, source grown {r['growth']:.0%} ({inc['documents']:,} docs, {r['mode']} mode), page cache",
+        "python -m benchmarks.incremental",
+        f"full render: {full['rows_rendered']:,} docs in {full['seconds']} s",
+        f"{inc['rows_rendered']:,} docs rendered, {inc['rows_from_cache']:,} from cache, {inc['seconds']} s: **{r['speedup']}x**",
     )]
 
 
@@ -66,7 +77,8 @@ def _pipeline(r: dict[str, Any]) -> list[Row]:
         f"Pipeline run ({r['documents_per_split']} docs/split): {name.replace('_', ' ')}",
         "python -m benchmarks.pipeline",
         f"cold run: {sc['cold']['wall_s']} s" if name != "cold" else "—",
-        f"{run['wall_s']} s wall, {run['overhead_s']} s outside steps",
+        f"{run['wall_s']} s wall, {run['overhead_s']} s outside steps; cached: "
+        f"{', '.join(k for k, v in run['statuses'].items() if v == 'cached') or 'none'}",
     ) for name, run in sc.items()]
 
 
@@ -76,7 +88,7 @@ def _gpu_memory(r: dict[str, Any]) -> list[Row]:
 
 
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
-    "render": _render, "scale": _scale, "train": _train, "pipeline": _pipeline, "gpu_memory": _gpu_memory,
+    "render": _render, "scale": _scale, "incremental": _incremental, "train": _train, "pipeline": _pipeline, "gpu_memory": _gpu_memory,
 }
 
 

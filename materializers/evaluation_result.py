@@ -11,7 +11,7 @@ from zenml.enums import ArtifactType, VisualizationType
 from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
-from deepsynth.evaluation.scoring import EvaluationResult
+from deepsynth.evaluation.result import EvaluationResult
 from deepsynth.evaluation.report import render_html
 
 RESULT = "evaluation.json"

@@ -29,7 +29,6 @@ KUBERNETES = "kubernetes"
 def _requirements() -> list[str]:
     """ZenML 0.98 does not infer requirements: name the project's (used only when ZenML builds)."""
     import tomllib
-    from pathlib import Path
 
     pyproject = Path(__file__).parents[1] / "pyproject.toml"
     return list(tomllib.loads(pyproject.read_text())["project"]["dependencies"]) if pyproject.exists() else []
@@ -104,11 +103,9 @@ def pipeline_options(config: RunConfig, steps: list[str] | None = None) -> dict[
     Also checks the ``tracking`` section against the active stack (raises :class:`ConfigError`).
     """
     from zenml.client import Client
-    from zenml.utils import source_utils
 
-    # Launched through the `deepsynth` console script, ZenML would take .venv/bin as the source root
-    # and container steps could not import steps/ and pipelines/: the project root is the source root.
-    source_utils.set_custom_source_root(str(Path(__file__).resolve().parents[1]))
+    import steps  # noqa: F401  (sets the project root as ZenML's source root)
+
     stack = Client().active_stack
     flavor = stack.orchestrator.flavor
     check_tracking(config, stack.experiment_tracker)

@@ -107,7 +107,6 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
 
     from pipelines.data_pipeline import data_pipeline
     from pipelines.deployment import pipeline_options
-    from pipelines.training_pipeline import training_pipeline
 
     client = Client()
     tracker = client.active_stack.experiment_tracker
@@ -121,6 +120,8 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
     options: dict[str, Any] = {"enable_cache": config.enable_cache}
     pipeline = data_pipeline
     if config.pipeline == "training":
+        from pipelines.training_pipeline import training_pipeline  # imports the model libraries
+
         pipeline = training_pipeline
         params.update(
             train_config=asdict(config.train),

@@ -11,7 +11,7 @@ from deepsynth.adapters import TrainedAdapter
 from deepsynth.configuration import from_dict
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.errors import QualityGateError
-from deepsynth.evaluation.scoring import EvaluationResult
+from deepsynth.evaluation.result import EvaluationResult
 from deepsynth.export.config import ExportConfig
 from deepsynth.export.exporter import ExportResult, export_adapter
 from deepsynth.registry.config import RegisterConfig

@@ -21,6 +21,16 @@ def test_help_does_not_import_heavy_libraries():
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
+def test_the_data_pipeline_does_not_import_model_libraries():
+    """`deepsynth data` needs no torch, transformers or peft: importing them costs seconds per run."""
+    code = (
+        "import sys; import pipelines.run, pipelines.data_pipeline, pipelines.deployment; "
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
 @pytest.mark.parametrize("command", sorted(cli.commands))
 def test_every_subcommand_has_help(command, capsys):
     assert main([command, "--help"]) == 0

@@ -5,7 +5,7 @@ from deepsynth.lazy import lazy_exports
 _EXPORTS = {
     "lead_k": "deepsynth.evaluation.baselines",
     "split_sentences": "deepsynth.evaluation.baselines",
-    "EvaluationResult": "deepsynth.evaluation.scoring",
+    "EvaluationResult": "deepsynth.evaluation.result",
     "evaluate": "deepsynth.evaluation.scoring",
     "NonFiniteMetricError": "deepsynth.evaluation.metrics",
     "aggregate": "deepsynth.evaluation.metrics",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deepsynth.data.rendered import RenderedDocument
-from deepsynth.evaluation.scoring import ADAPTER, EvaluationResult
+from deepsynth.evaluation.result import ADAPTER, EvaluationResult
 from deepsynth.evaluation.metrics import SYSTEM_METRICS
 
 THUMB_WIDTH = 240

@@ -221,17 +221,22 @@ def render_documents(
     font = font or fonts.resolve_font(settings.font)
     fingerprint = settings_fingerprint(settings, font)
     workers = worker_count(settings)
-    pool = None
-    if workers > 1:
-        context = multiprocessing.get_context("spawn")  # fork is unsafe beside ZenML/MLflow threads
-        pool = context.Pool(workers, initializer=_init_worker, initargs=(settings, font))
-    local = DocumentRenderer(settings, font) if pool is None else None
+    pool = local = None  # started on the first document the cache does not hold
     try:
         iterator = iter(docs)
         while batch := list(itertools.islice(iterator, workers * 8)):
             known = [_cached_rows(doc, settings.modes, fingerprint, cache) for doc in batch]
             misses = [doc for doc, rows in zip(batch, known) if rows is None]
-            fresh = pool.imap(_render_in_worker, misses, chunksize=2) if pool else map(local.render, misses)
+            if misses and pool is None and local is None:
+                if workers > 1:
+                    context = multiprocessing.get_context("spawn")  # fork is unsafe beside ZenML/MLflow threads
+                    pool = context.Pool(workers, initializer=_init_worker, initargs=(settings, font))
+                else:
+                    local = DocumentRenderer(settings, font)
+            if pool is not None:
+                fresh = pool.imap(_render_in_worker, misses, chunksize=2)
+            else:
+                fresh = map(local.render, misses) if misses else iter(())
             for rows in known:
                 if rows is None:
                     rows = next(fresh)

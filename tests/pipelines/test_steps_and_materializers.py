@@ -103,3 +103,18 @@ def test_validation_report_materializer(stepped, tmp_path):
     loaded, meta = _round_trip(ValidationReportMaterializer, report, tmp_path, ValidationReport)
     assert loaded.to_dict() == report.to_dict() and meta["quarantined"] == 1
     assert "empty" in (tmp_path / "artifact" / "report.html").read_text()
+
+
+def test_code_dependencies_of_step_caches_resolve_from_the_project_root_whatever_the_entry_point():
+    """Under `python -m deepsynth.cli` ZenML took deepsynth/ as the source root: 'rendering.renderer' failed to load."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[2]
+    probe = (f"import sys; sys.modules['__main__'].__file__ = {str(root / 'deepsynth' / 'cli.py')!r}\n"
+             "from steps.render_pages import RENDER_CACHE\nfrom steps.validate_dataset import VALIDATE_CACHE\n"
+             "deps = RENDER_CACHE.source_dependencies + VALIDATE_CACHE.source_dependencies\n"
+             "print('DEPS', *(s.import_path for s in deps))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=root).stdout
+    paths = next(line for line in out.splitlines() if line.startswith("DEPS")).split()[1:]
+    assert len(paths) == 11 and all(p.startswith("deepsynth.") for p in paths), paths
