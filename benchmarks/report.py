@@ -112,6 +112,9 @@ def main() -> None:
         machine = m.get("device") or f"{m.get('cpu_cores', '?')}-core {m.get('processor', '')} CPU"
         for what, command, baseline, outcome in formatter(result):
             lines.append(f"| {what} | `{command}` | {baseline} | {outcome} | {result.get('date', '')} | {machine} |")
+    if (RESULTS / "scale.png").exists():
+        lines += ["", "Render + validate time and peak memory against dataset size (`python -m benchmarks.scale`):", "",
+                  "![scale curves](benchmarks/results/scale.png)"]
     if not (RESULTS / "gpu_memory.json").exists():
         lines += ["", "No GPU was available when these figures were taken: the GPU memory table",
                   "(`python -m benchmarks.gpu_memory`) is still to be recorded on a CUDA machine."]

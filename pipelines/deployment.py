@@ -104,7 +104,7 @@ def pipeline_options(config: RunConfig, steps: list[str] | None = None) -> dict[
     """
     from zenml.client import Client
 
-    import steps  # noqa: F401  (sets the project root as ZenML's source root)
+    import steps as _project_steps  # noqa: F401  (sets the project root as ZenML's source root)
 
     stack = Client().active_stack
     flavor = stack.orchestrator.flavor

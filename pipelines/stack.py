@@ -95,6 +95,8 @@ def use_stack_tracking() -> str:
         from deepsynth.errors import ConfigError
 
         raise ConfigError("the active ZenML stack has no experiment tracker: register an MLflow one")
+    if hasattr(tracker, "configure_mlflow"):  # a remote server's credentials (from ZenML secrets), as steps get them
+        tracker.configure_mlflow()
     uri = tracker.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

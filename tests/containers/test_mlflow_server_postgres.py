@@ -74,3 +74,52 @@ def test_log_register_and_list_through_the_server(server, monkeypatch, tmp_path)
     listed = client.search_model_versions("name='deepsynth-summarizer-server-test'")
     assert [v.version for v in listed] == [version.version]
     assert client.get_model_version_by_alias("deepsynth-summarizer-server-test", "champion").run_id == run.info.run_id
+
+
+@pytest.fixture
+def server_stack(server, zenml_client):
+    """A ZenML stack whose MLflow tracker and registry are the server, credentials in a ZenML secret."""
+    from zenml.enums import StackComponentType
+
+    previous = zenml_client.active_stack_model.name
+    zenml_client.create_secret("deepsynth-mlflow-server-test", values={
+        "username": server["MLFLOW_TRACKING_USERNAME"], "password": server["MLFLOW_TRACKING_PASSWORD"]})
+    zenml_client.create_stack_component("server-tracker", "mlflow", StackComponentType.EXPERIMENT_TRACKER, configuration={
+        "tracking_uri": server["MLFLOW_TRACKING_URI"],
+        "tracking_username": "{{deepsynth-mlflow-server-test.username}}",
+        "tracking_password": "{{deepsynth-mlflow-server-test.password}}",
+    })
+    zenml_client.create_stack_component("server-registry", "mlflow", StackComponentType.MODEL_REGISTRY, configuration={})
+    zenml_client.create_stack("server-stack", components={
+        StackComponentType.ORCHESTRATOR: "default", StackComponentType.ARTIFACT_STORE: "default",
+        StackComponentType.EXPERIMENT_TRACKER: "server-tracker", StackComponentType.MODEL_REGISTRY: "server-registry"})
+    zenml_client.activate_stack("server-stack")
+    yield "server-stack"
+    zenml_client.activate_stack(previous)
+
+
+def test_export_and_register_then_models_list_through_a_stack_on_the_server(server_stack, trained_adapter,
+                                                                           rendered_dataset, monkeypatch, capsys):
+    import json
+
+    from deepsynth.adapters import TrainedAdapter
+    from deepsynth.cli import main
+    from deepsynth.evaluation.result import EvaluationResult
+    from pipelines.stack import use_stack_tracking
+    from steps.export_and_register import export_and_register
+
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)  # credentials come from the stack's ZenML secret only
+    use_stack_tracking()  # what `deepsynth register` does before running the step outside a pipeline
+    evaluation = EvaluationResult(systems={"adapter": {"rouge_l": 0.25, "rouge_1": 0.3}})
+    _, registration = export_and_register.entrypoint(
+        TrainedAdapter(trained_adapter), evaluation, rendered_dataset, {"create_package": False},
+        {"model_name": "deepsynth-summarizer-server"})
+    assert registration["created"] and registration["promotion"]["promoted"]
+
+    capsys.readouterr()  # what registering printed
+    assert main(["models", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    model = next(m for m in listed if m["name"] == "deepsynth-summarizer-server")
+    version = next(v for v in model["versions"] if v["version"] == registration["version"])
+    assert sorted(version["aliases"]) == ["challenger", "champion"]
