@@ -31,13 +31,9 @@ def documents(split: str = "train", n: int = 4) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def shared_home(tmp_path_factory):
-    """DeepSynth home with the tiny profile built once (same path as the training tests use)."""
-    from deepsynth.models.loading import build_tiny_model, tiny_model_dir
-
-    home = tmp_path_factory.getbasetemp() / "deepsynth_home"
-    build_tiny_model(tiny_model_dir(home))
-    return home
+def shared_home(deepsynth_home):
+    """The session's DeepSynth home with the tiny profile (``deepsynth_home`` of tests/conftest.py)."""
+    return deepsynth_home
 
 
 @pytest.fixture(scope="session")

@@ -72,6 +72,16 @@ def make_docs():
 
 
 @pytest.fixture(scope="session")
+def deepsynth_home(tmp_path_factory):
+    """A DeepSynth cache root shared by the session (the tiny model is built into it once)."""
+    from deepsynth.models.loading import build_tiny_model, tiny_model_dir
+
+    home = tmp_path_factory.getbasetemp() / "deepsynth_home"
+    build_tiny_model(tiny_model_dir(home))
+    return home
+
+
+@pytest.fixture(scope="session")
 def zenml_client():
     """A real ZenML client on the session's temp store, with the project's stack active."""
     from pipelines.stack import ensure_stack

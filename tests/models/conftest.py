@@ -13,16 +13,6 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
-def deepsynth_home(tmp_path_factory):
-    """A DeepSynth cache root shared by the session (the tiny model is built into it once)."""
-    from deepsynth.models.loading import build_tiny_model, tiny_model_dir
-
-    home = tmp_path_factory.getbasetemp() / "deepsynth_home"
-    build_tiny_model(tiny_model_dir(home))
-    return home
-
-
-@pytest.fixture(scope="session")
 def tiny(deepsynth_home):
     """``(model, tokenizer, source)`` of the tiny profile, loaded from disk."""
     from deepsynth.models.loading import load_base_model

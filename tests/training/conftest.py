@@ -55,16 +55,6 @@ def write_dataset(path, n_docs=4, mode="tiny", size=(512, 512), pages=1, instruc
 
 
 @pytest.fixture(scope="session")
-def deepsynth_home(tmp_path_factory):
-    """A DeepSynth cache root shared by the session (the tiny model is built into it once)."""
-    from deepsynth.models.loading import build_tiny_model, tiny_model_dir
-
-    home = tmp_path_factory.getbasetemp() / "deepsynth_home"
-    build_tiny_model(tiny_model_dir(home))
-    return home
-
-
-@pytest.fixture(scope="session")
 def make_rendered():
     """:func:`write_dataset` as a fixture (a bare ``from conftest import`` may find another conftest)."""
     return write_dataset
