@@ -4,6 +4,7 @@ versions; the same adapter gets one."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,13 @@ REGISTER = textwrap.dedent("""
     import mlflow
     mlflow.set_tracking_uri(sys.argv[1])
     mlflow.set_experiment("concurrent")
-    from deepsynth.registry import register_package
+    from deepsynth.registry import model_registry, register_package
+    if sys.argv[5] == "both-miss":  # neither sees the other's version before creating its own: the race
+        check, calls = model_registry._find_by_sha, []
+        def first_misses(name, sha):
+            calls.append(1)
+            return None if len(calls) == 1 else check(name, sha)
+        model_registry._find_by_sha = first_misses
     barrier = sys.argv[4]  # both processes reach this line first, then go together
     open(os.path.join(barrier, str(os.getpid())), "w").close()
     while len(os.listdir(barrier)) < 2:
@@ -40,15 +47,21 @@ def variant(adapter, root, name, scale):
     return out
 
 
-def register_at_once(uri, export_dirs, tmp_path):
-    """Run register_package on each export dir in its own process, released together; their results."""
+def register_at_once(uri, export_dirs, tmp_path, race="none"):
+    """Run register_package on each export dir in its own process, released together; their results.
+
+    ``race="both-miss"`` makes each process's first look-up of the adapter's sha miss, so both create
+    a version at the same time whatever the timing (the case the reconciliation exists for).
+    """
     import mlflow
 
-    mlflow.MlflowClient(uri).search_experiments()  # create the schema once, as a deployed store would have it
+    mlflow.MlflowClient(uri, registry_uri=uri).search_experiments()  # the schema, as a deployed store has it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}  # nothing left by earlier tests
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    procs = [subprocess.Popen([sys.executable, "-c", REGISTER, uri, str(d), "concurrent-model", str(barrier)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path) for d in export_dirs]
+    procs = [subprocess.Popen([sys.executable, "-c", REGISTER, uri, str(d), "concurrent-model", str(barrier), race],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+             for d in export_dirs]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=240)
@@ -68,7 +81,7 @@ def test_concurrent_registration_of_two_adapters_gives_two_distinct_versions(tra
     results = register_at_once(uri, [e.output_dir for e in exports], tmp_path)
     assert all(r["created"] for r in results)
     assert sorted(r["version"] for r in results) == ["1", "2"]
-    client = mlflow.MlflowClient(uri)
+    client = mlflow.MlflowClient(uri, registry_uri=uri)  # not a registry URI earlier tests set
     versions = {str(mv.version): client.get_model_version("concurrent-model", mv.version)
                 for mv in client.search_model_versions("name = 'concurrent-model'")}
     assert sorted(versions) == ["1", "2"]
@@ -84,8 +97,8 @@ def test_concurrent_registration_of_the_same_adapter_gives_one_version(trained_a
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     export = export_adapter(variant(trained_adapter, tmp_path, "same", 0.5), tmp_path / "export",
                             dataset=rendered_dataset.path, metrics={"rouge_l": 0.1})
-    results = register_at_once(uri, [export.output_dir, export.output_dir], tmp_path)
-    client = mlflow.MlflowClient(uri)
+    results = register_at_once(uri, [export.output_dir, export.output_dir], tmp_path, race="both-miss")
+    client = mlflow.MlflowClient(uri, registry_uri=uri)  # not a registry URI earlier tests set
     assert [str(mv.version) for mv in client.search_model_versions("name = 'concurrent-model'")] == ["1"]
     assert [r["version"] for r in results] == ["1", "1"]
     assert sorted(r["created"] for r in results) == [False, True]
