@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import replace
 from typing import Annotated, Any
 
 from zenml import ArtifactConfig, step
@@ -12,8 +11,7 @@ from zenml.enums import ArtifactType
 
 from deepsynth.adapters import TrainedAdapter
 from deepsynth.data.rendered import RenderedDataset
-from deepsynth.paths import deepsynth_home
-from deepsynth.training.checkpointing import list_checkpoints, resumable_state_dir
+from deepsynth.training.checkpointing import with_resumable_state
 from deepsynth.training.config import TrainerConfig
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
 from deepsynth.retry import is_transient, retry_transient
@@ -36,7 +34,7 @@ def train_lora(
     trainer_config = TrainerConfig.from_dict({**config, "output_dir": output_dir("adapter")}, source="train")
     own_state_dir = trainer_config.state_dir is None
     if own_state_dir:  # ZenML deletes a failed step's outputs: keep checkpoints where a retry finds them
-        trainer_config = _resumable(trainer_config, dataset)
+        trainer_config = with_resumable_state(trainer_config, dataset.path)
     metrics, _checkpoints = DeepSynthLoRATrainer(trainer_config).train(dataset)
     if own_state_dir:
         shutil.rmtree(trainer_config.state_dir, ignore_errors=True)
@@ -50,12 +48,3 @@ def train_lora(
                            "carries them in training_metrics.json", exc)
     return TrainedAdapter(metrics["adapter_dir"])
 
-
-def _resumable(config: TrainerConfig, dataset: RenderedDataset) -> TrainerConfig:
-    """Checkpoints under ``<home>/training-state/<run key>``; resume if an interrupted run left some there."""
-    state_dir = resumable_state_dir(deepsynth_home(config.deepsynth_home), config, dataset.path)
-    resume = config.resume_from_checkpoint
-    if resume is None and list_checkpoints(state_dir):
-        logger.info("resuming the interrupted training of this config and dataset from %s", state_dir)
-        resume = "latest"
-    return replace(config, state_dir=str(state_dir), resume_from_checkpoint=resume)

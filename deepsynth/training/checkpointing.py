@@ -24,6 +24,7 @@ Faults and what happens (see RELIABILITY.md):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -42,6 +43,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from deepsynth.errors import ConfigError, DeepSynthError
+from deepsynth.paths import deepsynth_home
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +164,21 @@ def resumable_state_dir(home: str | os.PathLike, config: Any, dataset_path: str 
     key = {"config": config_fingerprint(config), "dataset": dataset_fingerprint(dataset_path)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(home) / "training-state" / digest
+
+
+def with_resumable_state(config: Any, dataset_path: str | os.PathLike) -> Any:
+    """``config`` with its checkpoints under :func:`resumable_state_dir`, resuming if some are there.
+
+    For runners whose output folder does not survive a failure (a pipeline step): rerunning the
+    same training finds the checkpoints an interrupted run left, and the fingerprint check still
+    guards the resume.
+    """
+    state_dir = resumable_state_dir(deepsynth_home(config.deepsynth_home), config, dataset_path)
+    resume = config.resume_from_checkpoint
+    if resume is None and list_checkpoints(state_dir):
+        logger.info("resuming the interrupted training of this config and dataset from %s", state_dir)
+        resume = "latest"
+    return dataclasses.replace(config, state_dir=str(state_dir), resume_from_checkpoint=resume)
 
 
 def dataset_fingerprint(path: str | os.PathLike) -> str:
