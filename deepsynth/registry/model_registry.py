@@ -11,7 +11,6 @@ import math
 import shutil
 import subprocess
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -72,23 +71,6 @@ def _find_by_sha(name: str, sha: str) -> Any | None:
         if (mv.tags or {}).get("adapter_sha256") == sha:
             return mv
     return None
-
-
-def _oldest_with_sha(name: str, sha: str, own_version: str, settle_s: float = 0.5) -> Any | None:
-    """The oldest version holding ``sha``, read once our own version is visible and again after ``settle_s``.
-
-    A registration that raced ours may have created its version just before ours; reading until
-    our own is listed, and once more a moment later, makes sure such a version is seen.
-    """
-    deadline = time.monotonic() + 10
-    first = _find_by_sha(name, sha)
-    while first is None and time.monotonic() < deadline:  # our own version not listed yet
-        time.sleep(0.1)
-        first = _find_by_sha(name, sha)
-    if first is not None and str(first.version) == own_version:
-        time.sleep(settle_s)
-        first = _find_by_sha(name, sha)
-    return first
 
 
 def register_package(
@@ -167,7 +149,9 @@ def register_package(
     # The tags go on with the version, so that a concurrent registration of this adapter sees its sha.
     version_tags = {**all_tags, **{f"{METRIC_PREFIX}{k}": repr(v) for k, v in clean.items()}}
     version = str(mlflow.register_model(info.model_uri, name, tags=version_tags).version)
-    first = _oldest_with_sha(name, sha, version)
+    # Version numbers are assigned in commit order: a racing registration of this adapter that got a
+    # lower number is already visible here.
+    first = _find_by_sha(name, sha)
     if first is not None and str(first.version) != version:
         # Another process registered the same adapter meanwhile: the older version stands, ours goes.
         client.delete_model_version(name, version)

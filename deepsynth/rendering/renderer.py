@@ -221,22 +221,15 @@ def render_documents(
     font = font or fonts.resolve_font(settings.font)
     fingerprint = settings_fingerprint(settings, font)
     workers = worker_count(settings)
-    pool = local = None  # started on the first document the cache does not hold
+    pool = render_many = None  # started on the first document the cache does not hold
     try:
         iterator = iter(docs)
         while batch := list(itertools.islice(iterator, workers * 8)):
             known = [_cached_rows(doc, settings.modes, fingerprint, cache) for doc in batch]
             misses = [doc for doc, rows in zip(batch, known) if rows is None]
-            if misses and pool is None and local is None:
-                if workers > 1:
-                    context = multiprocessing.get_context("spawn")  # fork is unsafe beside ZenML/MLflow threads
-                    pool = context.Pool(workers, initializer=_init_worker, initargs=(settings, font))
-                else:
-                    local = DocumentRenderer(settings, font)
-            if pool is not None:
-                fresh = pool.imap(_render_in_worker, misses, chunksize=2)
-            else:
-                fresh = map(local.render, misses) if misses else iter(())
+            if misses and render_many is None:
+                pool, render_many = _start_rendering(workers, settings, font)
+            fresh = render_many(misses) if misses else iter(())
             for rows in known:
                 if rows is None:
                     rows = next(fresh)
@@ -250,6 +243,16 @@ def render_documents(
     finally:
         if pool is not None:
             pool.terminate()
+
+
+def _start_rendering(workers: int, settings: RenderSettings, font: fonts.FontChoice):
+    """``(pool or None, render_many)``: rendering over ``workers`` spawned processes, or in this one."""
+    if workers > 1:
+        context = multiprocessing.get_context("spawn")  # fork is unsafe beside ZenML/MLflow threads
+        pool = context.Pool(workers, initializer=_init_worker, initargs=(settings, font))
+        return pool, lambda docs: pool.imap(_render_in_worker, docs, chunksize=2)
+    local = DocumentRenderer(settings, font)
+    return None, lambda docs: map(local.render, docs)
 
 
 def _cached_rows(doc: dict[str, Any], modes: list[str], fingerprint: str, cache: PageCache | None) -> list[dict[str, Any]] | None:

@@ -25,6 +25,7 @@ Faults and what happens (see RELIABILITY.md):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -182,12 +183,24 @@ def with_resumable_state(config: Any, dataset_path: str | os.PathLike) -> Any:
 
 
 def dataset_fingerprint(path: str | os.PathLike) -> str:
-    """Content hash of a rendered dataset folder: its manifest and every shard it lists (sha256)."""
-    root = Path(path)
+    """Content hash of a rendered dataset folder: its manifest and every shard it lists (sha256).
+
+    Hashing reads the whole dataset, so the result is kept for as long as no file's size or
+    modification time changes (a pipeline step and the trainer both ask for it).
+    """
+    root = Path(path).resolve()
     manifest_path = root / "manifest.json"
-    digest = hashlib.sha256(manifest_path.read_bytes())
-    for shard in json.loads(manifest_path.read_text()).get("shards", []):
-        digest.update(f"\0{shard}\0{_sha256(root / shard)}".encode())
+    files = [manifest_path] + [root / shard for shard in json.loads(manifest_path.read_text()).get("shards", [])]
+    stats = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    return _hash_dataset_files(stats)
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_dataset_files(stats: tuple[tuple[str, int, int], ...]) -> str:
+    manifest, *shards = (Path(name) for name, _, _ in stats)
+    digest = hashlib.sha256(manifest.read_bytes())
+    for shard in shards:
+        digest.update(f"\0{shard.relative_to(manifest.parent)}\0{_sha256(shard)}".encode())
     return digest.hexdigest()
 
 
