@@ -24,6 +24,7 @@ from torch import nn
 
 from deepsynth.errors import DeepSynthError
 from deepsynth.models.loading import ModelSource, load_base_model
+from deepsynth.models.quantization import quantization_from_settings
 from deepsynth.models.text_encoders import InstructionEncoder, load_text_encoder
 from deepsynth.models.vision import ocr_core
 
@@ -139,6 +140,7 @@ def load_adapter_model(
     revision: str | None = None,
     home: str | os.PathLike | None = None,
     device: str = "cpu",
+    quantized: bool = False,
 ) -> LoadedModel:
     """Load an adapter directory (trainer output or export) on its base model, or a merged export.
 
@@ -148,6 +150,8 @@ def load_adapter_model(
         revision: Hub revision of the base; default: the training run's ``model_revision``.
         home: DeepSynth cache root (for the ``tiny`` profile).
         device: ``cpu`` or ``cuda``.
+        quantized: For an adapter trained with QLoRA, quantize the base as in training (otherwise the
+            base loads unquantized in the training dtype, the better choice where memory allows).
 
     Returns:
         The :class:`LoadedModel` in eval mode.
@@ -161,7 +165,9 @@ def load_adapter_model(
             name = json.loads((adapter_dir / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
         if not name:
             raise DeepSynthError(f"{adapter_dir}: cannot tell the base model; pass base_model=")
-        base, tokenizer, source = load_base_model(name, revision or cfg.get("model_revision"), dtype=dtype, home=home)
+        quantization = quantization_from_settings(cfg) if quantized else None
+        base, tokenizer, source = load_base_model(name, revision or cfg.get("model_revision"), dtype=dtype,
+                                                  quantization=quantization, device=device, home=home)
         model = attach_adapter(base, adapter_dir)
     elif (adapter_dir / "config.json").is_file():
         model, tokenizer, source = load_base_model(str(adapter_dir), dtype=dtype, home=home)

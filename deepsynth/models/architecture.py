@@ -34,7 +34,6 @@ def deepseek_ocr_config(max_position_embeddings: int = 8192) -> UnlimitedOcrConf
     Returns:
         The config; its decoder uses full causal attention, as DeepSeek-OCR's does.
     """
-    layers = 12
     return UnlimitedOcrConfig(
         vision_config={
             "sam_config": {
@@ -47,18 +46,36 @@ def deepseek_ocr_config(max_position_embeddings: int = 8192) -> UnlimitedOcrConf
                 "num_attention_heads": 16, "image_size": 224, "patch_size": 14, "hidden_act": "quick_gelu",
             },
         },
-        text_config={
-            "vocab_size": 129280, "hidden_size": 1280, "intermediate_size": 6848, "moe_intermediate_size": 896,
-            "num_hidden_layers": layers, "num_attention_heads": 10, "num_key_value_heads": 10,
-            "n_routed_experts": 64, "num_experts_per_tok": 6, "n_shared_experts": 2, "first_k_dense_replace": 1,
-            "topk_method": "greedy", "n_group": 1, "topk_group": 1, "routed_scaling_factor": 1.0,
-            "max_position_embeddings": max_position_embeddings, "bos_token_id": 0, "eos_token_id": 1,
-            "rms_norm_eps": 1e-6, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
-            # DeepSeek-OCR attends causally over the whole context: no sliding window.
-            "layer_types": ["full_attention"] * layers, "sliding_window": max_position_embeddings,
-        },
+        text_config=_deepseek_ocr_decoder(12, max_position_embeddings),
         image_token_id=128815,
     )
+
+
+def full_width_slice_config(layers: int = 2, max_position_embeddings: int = 4096) -> UnlimitedOcrConfig:
+    """DeepSeek-OCR's decoder at its real width and expert shapes, cut to ``layers`` layers, on the tiny vision tower.
+
+    The first layer is dense, the others MoE with 64 experts of the real shapes, the vocabulary is the
+    real one: what quantization and memory do to 2.5B fused expert parameters shows on this slice at a
+    size a CPU can train.
+    """
+    return UnlimitedOcrConfig(
+        vision_config=tiny_config().vision_config.to_dict(),
+        text_config=_deepseek_ocr_decoder(layers, max_position_embeddings),
+        image_token_id=128815,
+    )
+
+
+def _deepseek_ocr_decoder(layers: int, max_position_embeddings: int) -> dict:
+    return {
+        "vocab_size": 129280, "hidden_size": 1280, "intermediate_size": 6848, "moe_intermediate_size": 896,
+        "num_hidden_layers": layers, "num_attention_heads": 10, "num_key_value_heads": 10,
+        "n_routed_experts": 64, "num_experts_per_tok": 6, "n_shared_experts": 2, "first_k_dense_replace": 1,
+        "topk_method": "greedy", "n_group": 1, "topk_group": 1, "routed_scaling_factor": 1.0,
+        "max_position_embeddings": max_position_embeddings, "bos_token_id": 0, "eos_token_id": 1,
+        "rms_norm_eps": 1e-6, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        # DeepSeek-OCR attends causally over the whole context: no sliding window.
+        "layer_types": ["full_attention"] * layers, "sliding_window": max_position_embeddings,
+    }
 
 
 def tiny_config(max_position_embeddings: int = 4096) -> UnlimitedOcrConfig:

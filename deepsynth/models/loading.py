@@ -34,7 +34,9 @@ from deepsynth.models.architecture import (
     deepseek_ocr_config,
     tiny_config,
 )
+from deepsynth.models.quantization import QuantizationSpec, quantize_decoder
 from deepsynth.models.tokenizer import load_tokenizer
+from deepsynth.models.vision import ocr_core
 from deepsynth.paths import deepsynth_home
 
 logger = logging.getLogger(__name__)
@@ -153,8 +155,8 @@ def load_base_model(
     revision: str | None = None,
     *,
     dtype: torch.dtype = torch.float32,
-    quantization_config: Any = None,
-    device_map: Any = None,
+    quantization: QuantizationSpec | None = None,
+    device: torch.device | str | None = None,
     home: str | os.PathLike | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast, ModelSource]:
     """Load the base model and its tokenizer through ``from_pretrained`` (safetensors, no remote code).
@@ -163,8 +165,9 @@ def load_base_model(
         model_name: See :func:`resolve_model_source`.
         revision: Pinned hub commit.
         dtype: Weight dtype of the unquantized modules.
-        quantization_config: A ``BitsAndBytesConfig`` for QLoRA, or ``None``.
-        device_map: Passed to ``from_pretrained`` (``None`` keeps the model on CPU).
+        quantization: Quantize the decoder (QLoRA), fused experts included; ``None`` keeps ``dtype``.
+            The weights load on the CPU and each decoder layer is quantized as it moves to ``device``.
+        device: Where the model goes (``None``: stays on the CPU).
         home: DeepSynth cache root for the tiny profile.
 
     Returns:
@@ -178,11 +181,11 @@ def load_base_model(
         kwargs["config"] = source.config
     if source.revision:
         kwargs["revision"] = source.revision
-    if quantization_config is not None:
-        kwargs["quantization_config"] = quantization_config
-    if device_map is not None:
-        kwargs["device_map"] = device_map
     model = source.model_class.from_pretrained(source.location, **kwargs)
+    if quantization is not None:
+        quantize_decoder(model, ocr_core(model).language_model, quantization, torch.device(device or "cpu"))
+    elif device is not None:
+        model.to(device)
     tokenizer = load_tokenizer(source.location if Path(source.location).is_dir() else None)
     model.eval()
     return model, tokenizer, source

@@ -215,7 +215,7 @@ class DeepSynthLoRATrainer:
             global_step = resumed_from = state["global_step"]
             logger.info("resumed from %s at step %d", resume, global_step)
 
-        trainable, total = count_parameters(self.model)
+        trainable, total = count_parameters(self.model, self.text_encoder)
         self._flops_per_position = decoder_training_flops(self.model)
         self._model_flops = 0.0  # this process's decoder training FLOPs in this run
         self.model.train()

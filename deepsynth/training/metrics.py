@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import resource
@@ -12,6 +11,7 @@ import time
 import torch
 from torch import nn
 
+from deepsynth.models.quantization import logical_numel
 from deepsynth.models.vision import ocr_core, unwrap_model
 
 # Dense bf16 peak TFLOP/s by GPU name fragment (vendor datasheets, no sparsity).
@@ -22,9 +22,7 @@ CPU_FLOPS_PER_THREAD = 2.5e9 * 32
 
 def _training_flops(p: nn.Parameter, share: float = 1.0) -> float:
     """FLOPs per position of one weight: forward 2 and input gradient 2, plus weight gradient 2 if trained."""
-    state = getattr(p, "quant_state", None)  # a 4-bit weight packs two values per stored byte
-    n = math.prod(state.shape) if getattr(state, "shape", None) is not None else p.numel()
-    return (6.0 if p.requires_grad else 4.0) * n * share
+    return (6.0 if p.requires_grad else 4.0) * logical_numel(p) * share
 
 
 def decoder_training_flops(model: nn.Module) -> tuple[float, float]:

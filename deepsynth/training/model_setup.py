@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 import torch
-from peft import get_peft_model, prepare_model_for_kbit_training
+from peft import get_peft_model
 from torch import nn
 
 from deepsynth.models.loading import ModelSource, load_base_model
-from deepsynth.models.quantization import bnb_config
+from deepsynth.models.quantization import logical_numel, quantization_from_settings
 from deepsynth.models.vision import ocr_core
 from deepsynth.training.config import TrainerConfig
 from deepsynth.training.lora_config import build_lora_config
@@ -25,17 +25,26 @@ def projector_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [*core.multi_modal_projector.parameters(), core.image_newline, core.view_separator]
 
 
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """``(trainable, total)`` parameter counts (a 4-bit weight counts its packed elements)."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters())
+def count_parameters(*modules: nn.Module | None) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts over ``modules`` (``None`` entries are skipped).
+
+    Quantized weights count their logical size (a 4-bit weight's packed bytes hold two values).
+    """
+    trainable = total = 0
+    for module in filter(None, modules):
+        for p in module.parameters():
+            n = logical_numel(p)
+            total += n
+            trainable += n if p.requires_grad else 0
+    return trainable, total
 
 
 def build_training_model(config: TrainerConfig, device: torch.device) -> tuple[nn.Module, object, ModelSource]:
     """Load the base model and make exactly the configured parts trainable.
 
     The vision tower is always frozen; the projector only with ``train_projector``; LoRA adapters
-    go on the decoder (``use_lora``), otherwise the whole decoder and LM head train.
+    go on the decoder (``use_lora``), otherwise the whole decoder and LM head train. With
+    ``use_qlora`` the decoder (fused experts included) is quantized layer by layer on ``device``.
 
     Args:
         config: The trainer config.
@@ -44,25 +53,16 @@ def build_training_model(config: TrainerConfig, device: torch.device) -> tuple[n
     Returns:
         ``(model, tokenizer, source)``.
     """
-    quant = None
-    if config.use_qlora:
-        quant = bnb_config(config.qlora_bits, config.qlora_type, config.qlora_double_quant,
-                           compute_dtype=DTYPES[config.model_dtype])
-    device_map = {"": device.index or 0} if (quant is not None and device.type == "cuda") else None
+    dtype = DTYPES[config.model_dtype]
     model, tokenizer, source = load_base_model(
-        config.model_name, config.model_revision, dtype=DTYPES[config.model_dtype],
-        quantization_config=quant, device_map=device_map, home=config.deepsynth_home,
+        config.model_name, config.model_revision, dtype=dtype, quantization=quantization_from_settings(config.to_dict()),
+        device=device, home=config.deepsynth_home,
     )
-    if quant is None:
-        model.to(device)
     model.requires_grad_(False)
-    ckpt_kwargs = {"use_reentrant": False}
-    if config.use_qlora:
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs=ckpt_kwargs
-        )
-    elif config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt_kwargs)
+    if config.gradient_checkpointing or config.use_qlora:
+        # Frozen weights keep their load dtype: no blanket float32 cast (peft's
+        # prepare_model_for_kbit_training would hold every unquantized weight in float32).
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if config.use_lora:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # identical adapter init on every rank and every resume
