@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python -m benchmarks.incremental
 	$(BIN)/python -m benchmarks.train
 	$(BIN)/python -m benchmarks.pipeline
+	$(BIN)/python -m benchmarks.memory
 	$(BIN)/python -m benchmarks.gpu_memory
 	$(BIN)/python -m benchmarks.report
 

@@ -35,7 +35,7 @@ VARIANTS = {
                                 "use_text_encoder": True, "text_encoder_type": "bert",
                                 "text_encoder_trainable": True, "use_text_projection": True},
 }
-GOALS_GB = {"qlora_4bit": 6.0, "lora_r16": 12.0}
+GOALS_GB = {"qlora_4bit": 5.0, "qlora_8bit": 6.5, "lora_r16": 7.0}
 SEED_CLAIMS_GB = {"full_ft": 40.0, "lora_r16": 16.0, "qlora_8bit": 12.0, "qlora_4bit": 8.0, "qlora_4bit_text_encoder": 12.0}
 
 

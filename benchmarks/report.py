@@ -87,8 +87,22 @@ def _gpu_memory(r: dict[str, Any]) -> list[Row]:
              f"{x.get('peak_vram_gb', '?')} GB peak, {x.get('step_s', '?')} s/step") for name, x in r.get("results", {}).items()]
 
 
+def _memory(r: dict[str, Any]) -> list[Row]:
+    res = r["results"]
+    baseline = res.get("lora_r16", {}).get("total_gb")
+    rows = []
+    for name, x in res.items():
+        parts = x["gb_by_part_and_dtype"]
+        detail = ", ".join(f"{part} {sum(d.values()):.2f} ({'/'.join(d)})" for part, d in parts.items())
+        rows.append((f"Weights on the device, full-size DeepSeek-OCR, {name} (GB by part and dtype)",
+                     "python -m benchmarks.memory", f"LoRA r16: {baseline:.2f} GB" if baseline else "—",
+                     f"**{x['total_gb']:.2f} GB**: {detail}; frozen float32 {x['frozen_float32_gb']:.3f} GB"))
+    return rows
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "render": _render, "scale": _scale, "incremental": _incremental, "train": _train, "pipeline": _pipeline, "gpu_memory": _gpu_memory,
+    "memory": _memory,
 }
 
 
