@@ -8,14 +8,73 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from deepsynth.configuration import from_dict, knob, to_dict
+from deepsynth.configuration import check_choices, from_dict, knob, to_dict
 from deepsynth.errors import ConfigError
 
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass(frozen=True)
+class LoraPreset:
+    """A named LoRA (and optionally QLoRA) setting: the ``TrainerConfig`` values it stands for.
+
+    Attributes:
+        name: Preset name.
+        rank: LoRA rank r.
+        alpha: LoRA alpha.
+        dropout: LoRA dropout.
+        use_qlora: Quantize the decoder.
+        qlora_bits: 4 or 8.
+        qlora_type: nf4 or fp4 (4-bit).
+        qlora_double_quant: Double quantization (4-bit).
+    """
+
+    name: str
+    rank: int
+    alpha: int
+    dropout: float
+    use_qlora: bool = False
+    qlora_bits: int = 4
+    qlora_type: str = "nf4"
+    qlora_double_quant: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-dict view of the preset."""
+        return asdict(self)
+
+    def settings(self) -> dict[str, Any]:
+        """The ``TrainerConfig`` fields this preset sets, with their values."""
+        values = {"lora_rank": self.rank, "lora_alpha": self.alpha, "lora_dropout": self.dropout,
+                  "use_qlora": self.use_qlora}
+        if self.use_qlora:
+            values.update(qlora_bits=self.qlora_bits, qlora_type=self.qlora_type,
+                          qlora_double_quant=self.qlora_double_quant)
+        return values
+
+
+PRESETS: dict[str, LoraPreset] = {
+    "minimal": LoraPreset("minimal", 4, 8, 0.05),
+    "standard": LoraPreset("standard", 16, 32, 0.05),
+    "high_capacity": LoraPreset("high_capacity", 64, 128, 0.1),
+    "qlora_4bit": LoraPreset("qlora_4bit", 16, 32, 0.05, use_qlora=True, qlora_bits=4),
+    "qlora_8bit": LoraPreset("qlora_8bit", 16, 32, 0.05, use_qlora=True, qlora_bits=8),
+}
+
+
+def get_lora_preset(name: str) -> LoraPreset:
+    """The preset called ``name`` (minimal, standard, high_capacity, qlora_4bit, qlora_8bit).
+
+    Raises:
+        ConfigError: Unknown name.
+    """
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"lora_preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
 
 
 @dataclass
@@ -31,7 +90,7 @@ class TrainerConfig:
     output_dir: str = knob("./trained_model", "where the final adapter (or model) is written")
     # --- LoRA ---
     use_lora: bool = knob(True, "train LoRA adapters on the decoder (false: fine-tune the whole decoder)")
-    lora_preset: str | None = knob(None, "minimal, standard, high_capacity, qlora_4bit or qlora_8bit: overrides the lora_*/qlora_* values")
+    lora_preset: str | None = knob(None, "minimal, standard, high_capacity, qlora_4bit or qlora_8bit: sets the lora_*/qlora_* values (setting one of them to something else too is an error)")
     lora_rank: int = knob(16, "LoRA rank r")
     lora_alpha: int = knob(32, "LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = knob(0.05, "dropout on the LoRA input")
@@ -84,10 +143,9 @@ class TrainerConfig:
     peak_tflops: float | None = knob(None, "accelerator peak TFLOP/s for the MFU estimate (default: a lookup or CPU estimate)")
 
     def __post_init__(self) -> None:
+        check_choices(self, "train")
         if self.lora_preset is not None:
-            from deepsynth.training.lora_config import get_lora_preset
-
-            get_lora_preset(self.lora_preset).apply(self)
+            self._apply_preset(get_lora_preset(self.lora_preset))
         positive = ("lora_rank", "lora_alpha", "batch_size", "gradient_accumulation_steps", "num_epochs",
                     "max_length", "max_summary_tokens", "max_instruction_tokens", "logging_steps", "save_total_limit")
         for name in positive:
@@ -107,6 +165,16 @@ class TrainerConfig:
             raise ValueError("lora_target_modules is empty")
         if self.save_steps < 0 or self.warmup_steps < 0:
             raise ValueError("save_steps and warmup_steps must not be negative")
+
+    def _apply_preset(self, preset: LoraPreset) -> None:
+        """Write the preset's values; a field already set to another non-default value conflicts."""
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, value in preset.settings().items():
+            current = getattr(self, name)
+            if current != defaults[name] and current != value:
+                raise ValueError(f"lora_preset {preset.name!r} sets {name}={value!r}, but {name}={current!r} was "
+                                 f"also given: drop one of them")
+            setattr(self, name, value)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "TrainerConfig":

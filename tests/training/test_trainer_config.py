@@ -4,7 +4,7 @@ import pytest
 
 from deepsynth.errors import ConfigError
 from deepsynth.training.config import TrainerConfig
-from deepsynth.training.lora_config import PRESETS, get_lora_preset
+from deepsynth.training.config import PRESETS, get_lora_preset
 
 SEED_JOB = """{
   "model_name": "deepseek-ai/DeepSeek-OCR",
@@ -63,3 +63,22 @@ def test_presets_match_the_seed_table_and_apply():
     assert get_lora_preset("qlora_8bit").qlora_bits == 8
     config = TrainerConfig.from_dict({"lora_preset": "qlora_8bit"})
     assert (config.lora_rank, config.use_qlora, config.qlora_bits) == (16, True, 8)
+
+
+def test_a_preset_that_conflicts_with_an_explicit_value_is_an_error():
+    with pytest.raises(ValueError, match="lora_preset 'minimal' sets lora_rank=4, but lora_rank=32"):
+        TrainerConfig(lora_preset="minimal", lora_rank=32)
+    with pytest.raises(ValueError, match="use_qlora=False, but use_qlora=True"):
+        TrainerConfig(lora_preset="minimal", use_qlora=True)
+    with pytest.raises(ConfigError, match="sets lora_rank=4"):
+        TrainerConfig.from_dict({"lora_preset": "minimal", "lora_rank": 32}, source="job.json")
+    agreeing = TrainerConfig(lora_preset="minimal", lora_rank=4)
+    assert (agreeing.lora_rank, agreeing.lora_alpha) == (4, 8)
+    assert TrainerConfig.from_dict(agreeing.to_dict()) == agreeing  # a saved config round-trips
+
+
+def test_enumerated_fields_are_checked_on_construction():
+    with pytest.raises(ValueError, match=r"train.qlora_type: 'bogus' is not one of \['nf4', 'fp4'\]"):
+        TrainerConfig(qlora_type="bogus")
+    with pytest.raises(ValueError, match="train.optimizer"):
+        TrainerConfig(optimizer="sgd")
