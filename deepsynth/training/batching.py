@@ -94,6 +94,7 @@ class Batch:
     labels: torch.Tensor
     num_tokens: int
     num_targets: int  # positions with a label: where the LM head runs
+    target_index: torch.Tensor  # flat indices into ``[batch, length - 1]`` of the positions with a label
 
 
 def build_batch(model, items: list[PreparedDocument], features: list[list[PageFeatures]],
@@ -123,20 +124,33 @@ def build_batch(model, items: list[PreparedDocument], features: list[list[PageFe
         ids[row, :n] = torch.tensor(it.example.input_ids)
         labels[row, :n] = torch.tensor(it.example.labels)
         mask[row, :n] = 1
-    ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+    # Everything that needs a look at the values is worked out here on the host, so assembling the
+    # batch never waits for the device.
+    image_positions = [(ids[row] == image_id).nonzero(as_tuple=True)[0] for row in range(len(items))]
+    targets = labels[:, 1:]
+    target_index = (targets != -100).flatten().nonzero(as_tuple=True)[0]
+    num_tokens, num_targets = int(mask.sum()), int(target_index.numel())
+    ids, labels, mask, target_index = (_to_device(t, device) for t in (ids, labels, mask, target_index))
     embeds = embed(ids)
     rows = []
     for row, (it, feats) in enumerate(zip(items, features)):
         image = torch.cat([project_page(model, f) for f in feats], dim=0).to(embeds.dtype)
-        positions = (ids[row] == image_id).nonzero(as_tuple=True)[0]
-        if len(positions) != image.shape[0]:
-            raise ValueError(f"document {it.doc.id}: {len(positions)} image positions, {image.shape[0]} features")
-        row_embeds = embeds[row].index_copy(0, positions, image)
+        if len(image_positions[row]) != image.shape[0]:
+            raise ValueError(f"document {it.doc.id}: {len(image_positions[row])} image positions, "
+                             f"{image.shape[0]} features")
+        row_embeds = embeds[row].index_copy(0, _to_device(image_positions[row], device), image)
         if text_embeddings is not None and it.example.text_slot is not None:
             slot = torch.tensor([it.example.text_slot], device=device)
             row_embeds = row_embeds.index_copy(0, slot, text_embeddings[row : row + 1].to(row_embeds.dtype))
         rows.append(row_embeds)
-    return Batch(torch.stack(rows), mask, labels, int(mask.sum().item()), int((labels != -100).sum().item()))
+    return Batch(torch.stack(rows), mask, labels, num_tokens, num_targets, target_index)
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a host tensor without making the host wait (pinned memory on CUDA)."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 # Vocabulary rows of the LM head handled at once by :class:`_HeadCrossEntropy`: a ``[tokens, chunk]``
@@ -209,12 +223,12 @@ def supervised_loss(model, batch: Batch) -> torch.Tensor:
     """
     hidden = ocr_core(model)(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
                              use_cache=False).last_hidden_state
-    targets = batch.labels[:, 1:]
-    keep = targets != -100
+    width = hidden.shape[-1]
+    selected = hidden[:, :-1].reshape(-1, width).index_select(0, batch.target_index)
+    targets = batch.labels[:, 1:].reshape(-1).index_select(0, batch.target_index)
     head = unwrap_model(model).lm_head
-    selected = hidden[:, :-1][keep]
     if selected.shape[0] and _fused_head_applies(head, selected):
         need_grad = torch.is_grad_enabled() and selected.requires_grad
-        return _HeadCrossEntropy.apply(selected, head.weight, targets[keep], need_grad)
+        return _HeadCrossEntropy.apply(selected, head.weight, targets, need_grad)
     logits = head(selected)
-    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets)

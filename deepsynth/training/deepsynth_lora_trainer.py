@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,15 @@ class DeepSynthLoRATrainer:
         config: A :class:`TrainerConfig` or a dict accepted by :meth:`TrainerConfig.from_dict`.
     """
 
-    def __init__(self, config: TrainerConfig | Mapping[str, Any]):
+    def __init__(self, config: TrainerConfig | Mapping[str, Any], on_step: Callable[[int], None] | None = None):
+        """Set up a trainer; nothing is loaded until :meth:`train`.
+
+        Args:
+            config: The run's settings (a :class:`TrainerConfig` or its dict form).
+            on_step: Called with the global step number after every optimizer step (e.g. a profiler's ``step``).
+        """
         self.config = config if isinstance(config, TrainerConfig) else TrainerConfig.from_dict(config)
+        self._on_step = on_step
         self.model: nn.Module | None = None
         self.tokenizer = None
         self.text_encoder: InstructionEncoder | None = None
@@ -227,6 +234,7 @@ class DeepSynthLoRATrainer:
         bar = tqdm(total=total_steps, initial=global_step, desc="train", unit="step",
                    disable=not (cfg.progress_bar and ctx.is_main), dynamic_ncols=True)
         start, run_samples, run_tokens = time.perf_counter(), 0, 0
+        epochs_detail: list[dict[str, Any]] = []  # per epoch run here: steps, seconds, tokens, model FLOPs
         done = global_step >= total_steps
         epoch = state["epoch"]
         while not done and epoch < cfg.num_epochs:
@@ -234,6 +242,7 @@ class DeepSynthLoRATrainer:
             micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
             groups = [micro[i : i + cfg.gradient_accumulation_steps] for i in range(0, len(micro), cfg.gradient_accumulation_steps)]
             first = state["step_in_epoch"] if epoch == state["epoch"] else 0
+            epoch_start, epoch_tokens, epoch_flops = time.perf_counter(), run_tokens, self._model_flops
             for step_in_epoch in range(first, len(groups)):
                 group = groups[step_in_epoch]
                 loss_value, samples, tokens = self._step(group, docs, device, autocast, ctx, params)
@@ -265,9 +274,14 @@ class DeepSynthLoRATrainer:
                     raise TrainingInterrupted(f"SIGTERM: stopped at step {global_step}/{total_steps} with a checkpoint in "
                                               f"{self._state_dir}/checkpoints; rerun with resume_from_checkpoint: latest",
                                               str((list_checkpoints(self._state_dir) or [None])[-1]))
+                if self._on_step is not None:
+                    self._on_step(global_step)
                 if global_step >= total_steps:
                     done = True
                     break
+            epochs_detail.append({"epoch": epoch, "steps": state["step_in_epoch"] - first,
+                                  "seconds": time.perf_counter() - epoch_start, "tokens": run_tokens - epoch_tokens,
+                                  "model_flops": (self._model_flops - epoch_flops) * ctx.world_size})
             epoch += 1
             state["epoch"], state["step_in_epoch"] = epoch, 0
         bar.close()
@@ -294,6 +308,7 @@ class DeepSynthLoRATrainer:
             "trainable_params": trainable,
             "total_params": total,
             "resumed_from_step": resumed_from,
+            "epochs_detail": epochs_detail,
             "world_size": ctx.world_size,
             "rank": ctx.rank,
             "peak_rss_mb": peak_rss_mb(),
@@ -311,12 +326,14 @@ class DeepSynthLoRATrainer:
             import bitsandbytes as bnb
 
             return bnb.optim.AdamW8bit(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        # On CUDA one fused kernel updates every parameter (no per-tensor launches or step-count reads).
+        fused = all(p.device.type == "cuda" and p.dtype in (torch.float32, torch.bfloat16, torch.float16) for p in params)
+        return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=fused or None)
 
     def _step(self, group, docs, device, autocast, ctx, params) -> tuple[float, int, int]:
         """Forward/backward over one optimizer step's micro-batches; returns the (all-rank) mean loss."""
         n_examples = sum(len(m) for m in group)
-        local_loss, tokens = 0.0, 0
+        local_loss, tokens = torch.zeros((), device=device), 0
         for indices in group:
             items = [docs[i] for i in indices]
             feats = [page_features(self.model, it, self.feature_cache) for it in items]
@@ -324,15 +341,14 @@ class DeepSynthLoRATrainer:
                 batch = build_batch(self.model, items, feats, self._text_embeddings(items), self.tokenizer.pad_token_id, device)
                 loss = supervised_loss(self.model, batch)
             weight = len(items) / n_examples
-            if torch.isfinite(loss):
-                (loss * weight).backward()
-            local_loss += float(loss.detach()) * weight
+            (loss * weight).backward()  # a non-finite loss stops the run before the optimizer steps
+            local_loss += loss.detach().float() * weight
             tokens += batch.num_tokens
             body, head = self._flops_per_position
             self._model_flops += body * batch.num_tokens + head * batch.num_targets
         dist_utils.average_gradients(ctx, params)
         # NaN propagates through the mean, so every rank stops together.
-        return dist_utils.mean_scalar(ctx, local_loss), n_examples * ctx.world_size, int(dist_utils.mean_scalar(ctx, tokens) * ctx.world_size)
+        return dist_utils.mean_scalar(ctx, float(local_loss)), n_examples * ctx.world_size, int(dist_utils.mean_scalar(ctx, tokens) * ctx.world_size)
 
     def _checkpoint(self, step, named, optimizer, scheduler, state, ctx) -> None:
         if ctx.is_main:
