@@ -18,7 +18,7 @@ from typing import Any
 from zenml import pipeline
 
 from deepsynth.errors import ConfigError, DeepSynthError
-from deepsynth.run_config import RunConfig
+from pipelines.config import RunConfig
 from steps.evaluate_adapter import evaluate_adapter
 from steps.export_and_register import check_promotion, export_and_register
 
@@ -64,7 +64,7 @@ def register_existing_adapter(config: RunConfig, adapter_artifact: str) -> dict[
         PipelineFailed: Registration failed again (e.g. MLflow is still unreachable).
     """
     from pipelines.run import PipelineFailed, summarize
-    from pipelines.stack import ensure_stack
+    from pipelines.local_stack import ensure_stack
 
     ensure_stack(config.deployment.stack)
     from zenml import Model

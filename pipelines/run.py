@@ -1,4 +1,4 @@
-"""Run the pipeline a :class:`~deepsynth.run_config.RunConfig` describes and summarise the outcome."""
+"""Run the pipeline a :class:`~pipelines.config.RunConfig` describes and summarise the outcome."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from deepsynth.data.ingest import source_revision
 from deepsynth.errors import DataValidationError, DeepSynthError
-from deepsynth.run_config import RunConfig
-from pipelines.stack import ensure_stack
+from pipelines.config import RunConfig
+from pipelines.local_stack import ensure_stack
 
 
 KEY_METRICS = ("rouge_1", "rouge_2", "rouge_l", "mean_length", "empty_rate", "repetition_rate", "latency_s")

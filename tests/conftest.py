@@ -12,7 +12,7 @@ _TMP = tempfile.mkdtemp(prefix="deepsynth-tests-")
 os.environ["DEEPSYNTH_HOME"] = os.path.join(_TMP, "home")
 os.environ["ZENML_CONFIG_PATH"] = os.path.join(_TMP, "zenml")
 
-from pipelines.stack import QUIET_DEFAULTS  # noqa: E402  (imports no ZenML)
+from pipelines.local_stack import QUIET_DEFAULTS  # noqa: E402  (imports no ZenML)
 
 os.environ.update(QUIET_DEFAULTS)
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -84,7 +84,7 @@ def deepsynth_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def zenml_client():
     """A real ZenML client on the session's temp store, with the project's stack active."""
-    from pipelines.stack import ensure_stack
+    from pipelines.local_stack import ensure_stack
 
     ensure_stack()
     from zenml.client import Client

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from deepsynth.errors import ConfigError
-from deepsynth.run_config import RunConfig, load_run_config
+from pipelines.config import RunConfig
+from pipelines.config_loading import load_run_config
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
