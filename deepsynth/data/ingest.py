@@ -15,6 +15,7 @@ from typing import Any, Iterator, Literal
 
 import pyarrow as pa
 
+from deepsynth.adapter_files import sha256_file
 from deepsynth.configuration import knob
 from deepsynth.data.documents import SCHEMA, SPLITS, DocumentDataset
 from deepsynth.errors import ConfigError, InputError, Location
@@ -84,11 +85,7 @@ def assign_split(doc_id: str, ratios: dict[str, float]) -> str:
 
 def file_revision(path: str | Path) -> str:
     """sha256 of a file's bytes: the cache key of a local source."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def source_revision(config: IngestConfig) -> str:

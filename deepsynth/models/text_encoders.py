@@ -18,9 +18,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, BertModel, Qwen3Model
 
+from deepsynth.adapter_files import TEXT_ENCODER_DIR
 from deepsynth.errors import ConfigError
 
-TEXT_ENCODER_DIR = "text_encoder"
 META_FILE = "text_encoder.json"
 PROJECTION_FILE = "projection.safetensors"
 WEIGHTS_DIR = "weights"

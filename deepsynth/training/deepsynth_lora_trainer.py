@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from deepsynth.adapter_files import PROJECTOR_WEIGHTS as PROJECTOR_FILE, TRAINER_CONFIG as TRAINER_CONFIG_FILE, TRAINING_METRICS as METRICS_FILE
 from deepsynth.data.rendered import MANIFEST, RenderedDataset
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.models.loading import deepsynth_home
@@ -29,21 +30,18 @@ from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.text_encoders import InstructionEncoder, build_text_encoder
 from deepsynth.models.vision import ocr_core, unwrap_model, vision_fingerprint
 from deepsynth.training import distributed as dist_utils
-from deepsynth.training.batching import PreparedDocument, build_batch, page_features, prepare_document, supervised_loss
+from deepsynth.models.batching import PreparedDocument, build_batch, page_features, prepare_document, supervised_loss
 from deepsynth.training.checkpointing import (
     StopOnSignal, TrainingInterrupted, config_fingerprint, dataset_fingerprint, list_checkpoints, load_checkpoint,
     resolve_checkpoint, save_checkpoint,
 )
 from deepsynth.training.config import TrainerConfig
-from deepsynth.training.feature_cache import FeatureCache
+from deepsynth.models.feature_cache import FeatureCache
 from deepsynth.training.metrics import decoder_training_flops, peak_flops, peak_rss_mb, system_info
 from deepsynth.training.model_setup import DTYPES, build_training_model, count_parameters
 
 logger = logging.getLogger(__name__)
 
-TRAINER_CONFIG_FILE = "trainer_config.json"
-METRICS_FILE = "training_metrics.json"
-PROJECTOR_FILE = "projector.safetensors"
 
 
 class TrainingDivergedError(DeepSynthError):

@@ -13,10 +13,10 @@ import torch
 
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.export import ExportConfig, export_adapter, export_from_config, open_package
-from deepsynth.export.package import sha256_file
+from deepsynth.adapter_files import sha256_file
 from deepsynth.inference import GenerationConfig, Summarizer, load_adapter_model
-from deepsynth.training.batching import build_batch, page_features, prepare_document
-from deepsynth.training.feature_cache import FeatureCache
+from deepsynth.models.batching import build_batch, page_features, prepare_document
+from deepsynth.models.feature_cache import FeatureCache
 from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.vision import ocr_core
 
