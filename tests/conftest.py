@@ -1,6 +1,7 @@
 """Test-wide environment: an isolated ZenML store and project home, quiet telemetry, 1 torch thread.
 
-Environment variables are set at import time, before anything imports ZenML or MLflow.
+Environment variables are set here once, at import time, before anything imports ZenML or
+MLflow. The shared tiny-profile adapter fixtures come from the ``adapter_support`` plugin.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
+pytest_plugins = ["adapter_support"]
 
 try:
     import torch
