@@ -106,6 +106,20 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
     return obj
 
 
+def check_choices(obj: Any, section: str) -> None:
+    """Refuse a value outside its ``Literal[...]`` choices in dataclass ``obj`` (call from ``__post_init__``).
+
+    Raises:
+        ValueError: Naming ``section.field``, the value and the allowed choices.
+    """
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
+        value = getattr(obj, f.name)
+        if choices and value not in choices:
+            raise ValueError(f"{section}.{f.name}: {value!r} is not one of {list(choices)}")
+
+
 def to_dict(obj: Any) -> dict[str, Any]:
     """Plain-dict view of a config dataclass (for logging and round trips)."""
     return dataclasses.asdict(obj)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from deepsynth.configuration import knob
+from deepsynth.configuration import check_choices, knob
 from deepsynth.data.ingest import IngestConfig
 from deepsynth.evaluation.config import EvaluateConfig
-from deepsynth.export.config import ExportConfig
+from deepsynth.export.config import ExportSettings
 from deepsynth.registry.config import RegisterConfig
 from deepsynth.rendering.renderer import RenderSettings
 from deepsynth.training.config import TrainerConfig
@@ -116,8 +116,11 @@ class RunConfig:
     validate: ValidationConfig = knob(default_factory=ValidationConfig, help="Data checks and quarantine rules")
     train: TrainerConfig = knob(default_factory=TrainerConfig, help="LoRA/QLoRA fine-tuning (training pipeline)")
     evaluate: EvaluateConfig = knob(default_factory=EvaluateConfig, help="Held-out scoring against the baselines")
-    export: ExportConfig = knob(default_factory=ExportConfig, help="The export package")
+    export: ExportSettings = knob(default_factory=ExportSettings, help="The export package")
     register: RegisterConfig = knob(default_factory=RegisterConfig, help="Model registry name and promotion gate")
     deployment: DeploymentConfig = knob(default_factory=DeploymentConfig, help="Stack, images and resources per step")
     schedule: ScheduleConfig = knob(default_factory=ScheduleConfig, help="Cron schedule on a schedulable orchestrator")
     tracking: TrackingConfig = knob(default_factory=TrackingConfig, help="Which MLflow tracking store the run may use")
+
+    def __post_init__(self) -> None:
+        check_choices(self, "run")

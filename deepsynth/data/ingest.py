@@ -16,7 +16,7 @@ from typing import Any, Iterator, Literal
 import pyarrow as pa
 
 from deepsynth.adapter_files import sha256_file
-from deepsynth.configuration import knob
+from deepsynth.configuration import check_choices, knob
 from deepsynth.data.documents import SCHEMA, SPLITS, DocumentDataset
 from deepsynth.errors import ConfigError, InputError, Location
 
@@ -47,6 +47,7 @@ class IngestConfig:
     on_bad_row: Literal["quarantine", "error"] = knob("quarantine", "A row that cannot be read: record it and go on, or stop with an error")
 
     def __post_init__(self) -> None:
+        check_choices(self, "ingest")
         if self.source == "file" and not self.path:
             raise ValueError("ingest.path: required when ingest.source is 'file'")
         if self.source == "huggingface" and not self.hf_name:

@@ -139,7 +139,8 @@ def export_adapter(
     Raises:
         DeepSynthError: The adapter is missing or not safetensors, or ``output_dir`` holds unrelated files.
     """
-    ExportConfig(str(model_path), str(output_dir), create_package, include_base_model, package_name)  # validates
+    ExportConfig(model_path=str(model_path), output_dir=str(output_dir), create_package=create_package,
+                 include_base_model=include_base_model, package_name=package_name)  # validates
     model_path, output_dir = Path(model_path), Path(output_dir)
     for name in ADAPTER_FILES:
         if not (model_path / name).is_file():
@@ -202,7 +203,7 @@ def export_adapter(
 
 
 def export_from_config(config: ExportConfig | dict[str, Any], **kwargs: Any) -> ExportResult:
-    """:func:`export_adapter` driven by an :class:`ExportConfig` (or the seed's export JSON as a dict).
+    """:func:`export_adapter` driven by an :class:`ExportConfig` (or its keys as a dict).
 
     Args:
         config: The export configuration.
