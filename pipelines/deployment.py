@@ -1,6 +1,6 @@
 """Turn a run config's ``deployment``, ``schedule`` and ``tracking`` sections into ZenML run options.
 
-* Every step runs on ``deployment.cpu_image`` (``DockerSettings`` at pipeline level, idiom 4).
+* Every step runs on ``deployment.cpu_image`` (``DockerSettings`` at pipeline level).
 * With ``gpu_count > 0`` the GPU steps (train/evaluate) run on ``gpu_image`` with
   ``ResourceSettings(gpu_count=…)``, optionally on a GPU step operator and with Kubernetes node
   selectors; everything else stays on the CPU image.
@@ -20,7 +20,7 @@ from deepsynth.errors import ConfigError
 from pipelines.config import RunConfig
 from pipelines.env_vars import expand
 
-#: Orchestrator flavors without schedules (idiom 8): cron on the machine instead (deepsynth schedule install).
+#: Orchestrator flavors without schedules: cron on the machine instead (deepsynth schedule install).
 UNSCHEDULABLE = {"local", "local_docker"}
 #: The flavors whose pods take node selectors through their ``pod_settings``.
 KUBERNETES = "kubernetes"
