@@ -26,7 +26,7 @@ CONFIG = Path(__file__).parents[1] / "configs" / "quickstart.yaml"
 
 def _run(home: str, overrides: list[str]) -> dict:
     env = {**os.environ, "DEEPSYNTH_HOME": home, "ZENML_CONFIG_PATH": f"{home}/zenml"}
-    command = [sys.executable, "-m", "deepsynth.cli", "run", "--config", str(CONFIG), "--json"]
+    command = [sys.executable, "-m", "deepsynth_cli", "run", "--config", str(CONFIG), "--json"]
     for item in overrides:
         command += ["--set", item]
     start = time.perf_counter()

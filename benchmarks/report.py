@@ -83,8 +83,27 @@ def _pipeline(r: dict[str, Any]) -> list[Row]:
 
 
 def _gpu_memory(r: dict[str, Any]) -> list[Row]:
-    return [(f"GPU memory, full-size DeepSeek-OCR, {name}", "python -m benchmarks.gpu_memory", "seed's table",
-             f"{x.get('peak_vram_gb', '?')} GB peak, {x.get('step_s', '?')} s/step") for name, x in r.get("results", {}).items()]
+    goals = r.get("goals", {})
+    return [(f"GPU memory, full-size DeepSeek-OCR, {name}", "python -m benchmarks.gpu_memory",
+             f"goal ≤ {goals[name]['limit_gb']} GB" if name in goals else "—",
+             f"{x['peak_vram_gb']:.2f} GB peak, {x['step_time_s']:.3f} s/step" if "peak_vram_gb" in x else "failed")
+            for name, x in r.get("results", {}).items()]
+
+
+def _gpu_train(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name, x in r["results"].items():
+        kind, _, batch = name.partition(":")
+        base = r["results"].get(f"baseline:{batch}", {})
+        if kind == "baseline" or "tokens_per_s" not in x:
+            continue
+        ratio = f": **{x['tokens_per_s'] / base['tokens_per_s']:.2f}x**" if "tokens_per_s" in base else ""
+        rows.append((f"GPU training throughput, full-size DeepSeek-OCR, {kind} batch {batch} (steady state)",
+                     "python -m benchmarks.gpu_train",
+                     f"Trainer + PEFT: {base['tokens_per_s']:.0f} tokens/s" if "tokens_per_s" in base else "—",
+                     f"{x['tokens_per_s']:.0f} tokens/s, MFU {x['mfu']:.1%}, {x['step_s']:.3f} s/step, "
+                     f"{x['peak_vram_gb']:.1f} GB{ratio}"))
+    return rows
 
 
 def _memory(r: dict[str, Any]) -> list[Row]:
@@ -102,7 +121,7 @@ def _memory(r: dict[str, Any]) -> list[Row]:
 
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "render": _render, "scale": _scale, "incremental": _incremental, "train": _train, "pipeline": _pipeline, "gpu_memory": _gpu_memory,
-    "memory": _memory,
+    "memory": _memory, "gpu_train": _gpu_train,
 }
 
 
@@ -129,9 +148,11 @@ def main() -> None:
     if (RESULTS / "scale.png").exists():
         lines += ["", "Render + validate time and peak memory against dataset size (`python -m benchmarks.scale`):", "",
                   "![scale curves](benchmarks/results/scale.png)"]
-    if not (RESULTS / "gpu_memory.json").exists():
-        lines += ["", "No GPU was available when these figures were taken: the GPU memory table",
-                  "(`python -m benchmarks.gpu_memory`) is still to be recorded on a CUDA machine."]
+    missing = [f"`python -m benchmarks.{name}`" for name in ("gpu_memory", "gpu_train")
+               if not (RESULTS / f"{name}.json").exists()]
+    if missing:
+        lines += ["", f"Still to be recorded on a CUDA machine: {' and '.join(missing)} (no GPU was available",
+                  "when these figures were taken)."]
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-MERGED_WEIGHTS = "model.safetensors"
-TRAINER_CONFIG = "trainer_config.json"
-TRAINING_METRICS = "training_metrics.json"
+from deepsynth.adapter_files import ADAPTER_WEIGHTS, MERGED_WEIGHTS, TRAINER_CONFIG, TRAINING_METRICS, sha256_file
 
 
 @dataclass(frozen=True)
@@ -45,11 +41,7 @@ class TrainedAdapter:
 
     def sha256(self) -> str:
         """sha256 of the weights file: the adapter's identity for registration."""
-        digest = hashlib.sha256()
-        with open(self.weights_file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(self.weights_file)
 
     def summary(self) -> dict[str, Any]:
         """Scalars worth showing next to the artifact (JSON-able)."""

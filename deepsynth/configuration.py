@@ -126,7 +126,7 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 def describe(cls: type) -> list[tuple[str, str, Any]]:
-    """(name, help, default) for every field: used by ``--help`` text and docs."""
+    """(name, help, default) for every field of config dataclass ``cls`` (tests check every knob has help)."""
     rows = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else (

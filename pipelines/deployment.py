@@ -1,6 +1,6 @@
 """Turn a run config's ``deployment``, ``schedule`` and ``tracking`` sections into ZenML run options.
 
-* Every step runs on ``deployment.cpu_image`` (``DockerSettings`` at pipeline level, idiom 4).
+* Every step runs on ``deployment.cpu_image`` (``DockerSettings`` at pipeline level).
 * With ``gpu_count > 0`` the GPU steps (train/evaluate) run on ``gpu_image`` with
   ``ResourceSettings(gpu_count=…)``, optionally on a GPU step operator and with Kubernetes node
   selectors; everything else stays on the CPU image.
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from deepsynth.errors import ConfigError
-from deepsynth.ops_config import expand_env
-from deepsynth.run_config import RunConfig
+from pipelines.config import RunConfig
+from pipelines.env_vars import expand
 
-#: Orchestrator flavors without schedules (idiom 8): cron on the machine instead (deepsynth schedule install).
+#: Orchestrator flavors without schedules: cron on the machine instead (deepsynth schedule install).
 UNSCHEDULABLE = {"local", "local_docker"}
 #: The flavors whose pods take node selectors through their ``pod_settings``.
 KUBERNETES = "kubernetes"
@@ -38,10 +38,7 @@ def docker_settings(image: str, skip_build: bool) -> Any:
     """``DockerSettings`` that run a step on ``image`` (prebuilt when ``skip_build``)."""
     from zenml.config import DockerSettings
 
-    try:
-        image = expand_env(image, "deployment image")
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    image = expand(image, "deployment image")
     if skip_build:
         return DockerSettings(parent_image=image, skip_build=True)
     return DockerSettings(parent_image=image, requirements=_requirements(), install_stack_requirements=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 from zenml import pipeline
 
-from deepsynth.errors import ConfigError, DeepSynthError
-from deepsynth.run_config import RunConfig
+from deepsynth.errors import ConfigError
+from pipelines.config import RunConfig
 from steps.evaluate_adapter import evaluate_adapter
 from steps.export_and_register import check_promotion, export_and_register
 
@@ -49,13 +49,6 @@ def registration_pipeline(
     check_promotion(registration, register_config["require_promotion"])  # exit code 4 as in the training pipeline
 
 
-def _first_output(run: Any, step: str, name: str) -> Any | None:
-    step_run = run.steps.get(step)
-    if step_run is None or name not in step_run.outputs or not step_run.outputs[name]:
-        return None
-    return step_run.outputs[name][0]
-
-
 def register_existing_adapter(config: RunConfig, adapter_artifact: str) -> dict[str, Any]:
     """Run :func:`registration_pipeline` for ``adapter_artifact`` (an artifact version id) and summarise it.
 
@@ -63,11 +56,11 @@ def register_existing_adapter(config: RunConfig, adapter_artifact: str) -> dict[
         ConfigError: The artifact does not exist, is not a ``train_lora`` adapter, or its run has no valid dataset.
         PipelineFailed: Registration failed again (e.g. MLflow is still unreachable).
     """
-    from pipelines.run import PipelineFailed, summarize
-    from pipelines.stack import ensure_stack
+    from pipelines.local_stack import ensure_stack
+    from pipelines.outcome import run_and_summarize, step_output
+    from pipelines.run import zenml_model
 
     ensure_stack(config.deployment.stack)
-    from zenml import Model
     from zenml.client import Client
 
     client = Client()
@@ -75,7 +68,7 @@ def register_existing_adapter(config: RunConfig, adapter_artifact: str) -> dict[
         adapter = client.get_artifact_version(adapter_artifact)
     except (KeyError, ValueError):
         try:  # a pipeline run id or name: its train_lora adapter
-            adapter = _first_output(client.get_pipeline_run(adapter_artifact), "train_lora", "adapter")
+            adapter = step_output(client.get_pipeline_run(adapter_artifact), "train_lora", "adapter")
         except (KeyError, ValueError):
             adapter = None
         if adapter is None:
@@ -85,10 +78,10 @@ def register_existing_adapter(config: RunConfig, adapter_artifact: str) -> dict[
         raise ConfigError(f"--adapter-artifact {adapter_artifact}: not an adapter written by train_lora "
                           f"(type {adapter.data_type.attribute})")
     producer = client.get_pipeline_run(adapter.producer_pipeline_run_id)
-    dataset = _first_output(producer, "validate_dataset", "valid")
+    dataset = step_output(producer, "validate_dataset", "valid")
     if dataset is None:
         raise ConfigError(f"run {producer.name}: no 'valid' dataset output to evaluate and export against")
-    evaluation = _first_output(producer, "evaluate_adapter", "evaluation")
+    evaluation = step_output(producer, "evaluate_adapter", "evaluation")
     tracker = client.active_stack.experiment_tracker
     params = {
         "adapter_id": str(adapter.id),
@@ -99,18 +92,7 @@ def register_existing_adapter(config: RunConfig, adapter_artifact: str) -> dict[
         "register_config": asdict(config.register),
         "tracker": tracker.name if tracker else None,
     }
-    model = Model(name=config.register.model_name, description="DeepSynth summarizer (LoRA on DeepSeek-OCR)")
-    pipeline = registration_pipeline.with_options(model=model)
-    try:
-        run = pipeline(**params)
-    except Exception as exc:
-        run = client.get_pipeline(pipeline.name).last_run
-        summary = summarize(run)
-        if isinstance(exc, DeepSynthError):
-            exc.summary = summary  # type: ignore[attr-defined]
-            raise
-        raise PipelineFailed(f"pipeline {pipeline.name} failed: {exc}", summary) from exc
-    summary = summarize(client.get_pipeline_run(run.id))
+    summary = run_and_summarize(registration_pipeline.with_options(model=zenml_model(config.register.model_name)), params)
     summary["adapter_artifact"] = str(adapter.id)
     summary["producer_run"] = str(producer.id)
     return summary

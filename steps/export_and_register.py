@@ -12,7 +12,7 @@ from deepsynth.configuration import from_dict
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.errors import QualityGateError
 from deepsynth.evaluation.result import EvaluationResult
-from deepsynth.export.config import ExportConfig
+from deepsynth.export.config import ExportSettings
 from deepsynth.export.exporter import ExportResult, export_adapter
 from deepsynth.registry.config import RegisterConfig
 from deepsynth.registry.model_registry import promote_if_better, register_package
@@ -43,12 +43,12 @@ def export_and_register(
     """Export, register (idempotent on the adapter's sha256) and gate the promotion to champion.
 
     Args:
-        export_config: The seed's export configuration (``model_path``, ``output_dir``,
-            ``create_package``, ``include_base_model``, ``package_name``); inside the pipeline the
-            adapter artifact is the model path and the export artifact's folder the output dir.
+        export_config: The ``export`` section (:class:`ExportSettings`: ``create_package``,
+            ``include_base_model``, ``package_name``); the adapter artifact is the model path and
+            the export artifact's folder the output dir.
         register_config: The ``register`` section (:class:`RegisterConfig`).
     """
-    export_cfg = from_dict(ExportConfig, export_config, source="export")
+    export_cfg = from_dict(ExportSettings, export_config, source="export")
     cfg = from_dict(RegisterConfig, register_config, source="register")
     metrics = evaluation.adapter_metrics
     export = export_adapter(

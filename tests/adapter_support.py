@@ -1,26 +1,17 @@
-"""Shared session fixtures for inference/evaluation/export/registry tests (imported by their conftests).
+"""Shared tiny-profile fixtures for every test folder (registered once, by tests/conftest.py).
 
 A real rendered dataset (deepsynth.rendering, tiny mode), the tiny profile built from its config and
 loaded with from_pretrained, and one real few-step LoRA training run. Results live on disk under the
-session's base temp dir, so each test folder's copy of these fixtures reuses them.
+session's base temp dir. Small drawn training datasets and fast trainer configs are here too.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+import pytest
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-torch.set_num_threads(1)
-
-SUMMARIES = ["Revenue grew twelve percent.", "The bridge reopens in May.", "Rain is expected all week.",
-             "The team won the final."]
+from rendered_builder import SUMMARIES, write_drawn_dataset
 
 
 def documents(split: str = "train", n: int = 4) -> list[dict]:
@@ -49,6 +40,33 @@ def rendered_dataset(tmp_path_factory):
     docs = documents("train") + documents("test", 3)
     return render_dataset(docs, RenderSettings(modes=["tiny"], workers=1, max_pages=1), path,
                           extra_manifest={"content_hash": "test-content-hash"})
+
+
+@pytest.fixture(scope="session")
+def make_rendered():
+    """:func:`rendered_builder.write_drawn_dataset`: a small training split with drawn pages."""
+    return write_drawn_dataset
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory):
+    """Four one-page training documents in the ``tiny`` mode."""
+    return write_drawn_dataset(tmp_path_factory.mktemp("rendered"))
+
+
+@pytest.fixture
+def tiny_config(deepsynth_home, tmp_path):
+    """A factory of fast TrainerConfigs on the tiny profile."""
+    from deepsynth.training.config import TrainerConfig
+
+    def make(**overrides):
+        values = dict(model_name="tiny", deepsynth_home=str(deepsynth_home), output_dir=str(tmp_path / "out"),
+                      batch_size=2, num_epochs=3, learning_rate=1e-2, lora_rank=8, lora_alpha=16,
+                      max_length=256, max_summary_tokens=32, progress_bar=False, device="cpu")
+        values.update(overrides)
+        return TrainerConfig(**values)
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Test-wide environment: an isolated ZenML store and project home, quiet telemetry, 1 torch thread.
 
-Environment variables are set at import time, before anything imports ZenML or MLflow.
+Environment variables are set here once, at import time, before anything imports ZenML or
+MLflow. The shared tiny-profile adapter fixtures come from the ``adapter_support`` plugin.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ _TMP = tempfile.mkdtemp(prefix="deepsynth-tests-")
 os.environ["DEEPSYNTH_HOME"] = os.path.join(_TMP, "home")
 os.environ["ZENML_CONFIG_PATH"] = os.path.join(_TMP, "zenml")
 
-from pipelines.stack import QUIET_DEFAULTS  # noqa: E402  (imports no ZenML)
+from pipelines.local_stack import QUIET_DEFAULTS  # noqa: E402  (imports no ZenML)
 
 os.environ.update(QUIET_DEFAULTS)
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -21,6 +22,8 @@ import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
+pytest_plugins = ["adapter_support"]
 
 try:
     import torch
@@ -84,7 +87,7 @@ def deepsynth_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def zenml_client():
     """A real ZenML client on the session's temp store, with the project's stack active."""
-    from pipelines.stack import ensure_stack
+    from pipelines.local_stack import ensure_stack
 
     ensure_stack()
     from zenml.client import Client

@@ -5,30 +5,39 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from deepsynth.cli import cli, main
+from deepsynth_cli import cli, main
+
+
+SUPPORT = Path(__file__).parent / "support" / "loaded_modules.py"
+
+
+def loaded_after(*argv: str) -> dict:
+    """Run tests/support/loaded_modules.py in a fresh interpreter: the modules loaded and the CLI's exit code."""
+    out = subprocess.run([sys.executable, str(SUPPORT), *argv], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.splitlines()[-1])
 
 
 def test_help_does_not_import_heavy_libraries():
-    code = (
-        "import sys; from deepsynth.cli import main; "
-        "assert main(['--help']) == 0; "
-        "heavy = [m for m in ('torch', 'zenml', 'mlflow', 'transformers', 'great_expectations') if m in sys.modules]; "
-        "assert not heavy, heavy"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    result = loaded_after("--", "--help")
+    assert result["exit_code"] == 0
+    heavy = [m for m in ("torch", "zenml", "mlflow", "transformers", "great_expectations") if m in result["modules"]]
+    assert not heavy, heavy
 
 
 def test_the_data_pipeline_does_not_import_model_libraries():
     """`deepsynth data` needs no torch, transformers or peft: importing them costs seconds per run."""
-    code = (
-        "import sys; import pipelines.run, pipelines.data_pipeline, pipelines.deployment; "
-        "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes') if m in sys.modules]; "
-        "assert not heavy, heavy"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    modules = loaded_after("pipelines.run", "pipelines.data_pipeline", "pipelines.deployment")["modules"]
+    heavy = [m for m in ("torch", "transformers", "peft", "bitsandbytes") if m in modules]
+    assert not heavy, heavy
+
+
+def test_python_dash_m_runs_the_same_command():
+    out = subprocess.run([sys.executable, "-m", "deepsynth_cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "Usage: deepsynth" in out.stdout
 
 
 @pytest.mark.parametrize("command", sorted(cli.commands))

@@ -1,15 +1,33 @@
-"""Rules of the codebase that a test can hold: no ZenML in the domain library, no remote code."""
+"""Rules of the codebase that a test can hold: imports run one way, no remote code.
+
+The layers, from the top: the command line (``deepsynth_cli``) → ``pipelines`` → ``steps``
+(with ``materializers`` beside them) → ``deepsynth``, the domain library, which never reaches ZenML.
+"""
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
-PACKAGES = ["deepsynth", "pipelines", "steps", "materializers", "benchmarks"]
+PACKAGES = ["deepsynth", "deepsynth_cli", "pipelines", "steps", "materializers", "benchmarks"]
+
+#: What each package must not import (at any depth, lazily inside functions included).
+FORBIDDEN = {
+    "deepsynth": {"zenml", "pipelines", "steps", "materializers", "deepsynth_cli"},
+    "materializers": {"steps", "pipelines", "deepsynth_cli"},
+    "steps": {"pipelines", "deepsynth_cli"},
+    "pipelines": {"deepsynth_cli"},
+}
 
 
 def _imports(path: Path) -> set[str]:
+    """Top-level names of every absolute import in ``path`` (module level and inside functions)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names = set()
     for node in ast.walk(tree):
@@ -20,9 +38,25 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_domain_library_never_imports_zenml():
-    offenders = [str(p) for p in (ROOT / "deepsynth").rglob("*.py") if "zenml" in _imports(p)]
-    assert not offenders
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_imports_run_one_way(package):
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_imports(path) & FORBIDDEN[package])
+        for path in (ROOT / package).rglob("*.py")
+    }
+    assert not {name: found for name, found in offenders.items() if found}
+
+
+def test_importing_every_domain_module_loads_no_zenml():
+    """Importing each module of deepsynth/ leaves zenml (and the layers above) out of sys.modules."""
+    modules = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in (ROOT / "deepsynth").rglob("*.py")
+    )
+    script = ROOT / "tests" / "support" / "loaded_modules.py"
+    out = subprocess.run([sys.executable, str(script), *modules], capture_output=True, text=True, check=True, cwd=ROOT)
+    loaded = {name.split(".")[0] for name in json.loads(out.stdout.splitlines()[-1])["modules"]}
+    assert not loaded & FORBIDDEN["deepsynth"]
 
 
 def test_no_trust_remote_code_anywhere():

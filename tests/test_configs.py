@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from deepsynth.data.ingest import IngestConfig
 from deepsynth.errors import ConfigError
-from deepsynth.run_config import RunConfig, load_run_config
+from pipelines.config import RunConfig
+from pipelines.config_loading import load_run_config
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -47,3 +49,18 @@ def test_invalid_yaml_names_the_line(tmp_path):
         load_run_config(path)
     with pytest.raises(ConfigError, match="config file not found"):
         load_run_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: IngestConfig(on_bad_row="bogus"), "ingest.on_bad_row: 'bogus' is not one of"),
+    (lambda: IngestConfig(source="nope"), "ingest.source: 'nope' is not one of"),
+    (lambda: RunConfig(pipeline="deploy"), "run.pipeline: 'deploy' is not one of"),
+])
+def test_enumerated_fields_are_checked_on_construction(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_the_export_section_has_only_the_keys_the_pipeline_uses():
+    with pytest.raises(ConfigError, match="export.model_path: unknown key"):
+        load_run_config(CONFIGS[0].with_name("quickstart.yaml"), ["export.model_path=./elsewhere"])

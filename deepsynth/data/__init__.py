@@ -1,4 +1,4 @@
-"""Documents in (ingest), rendered datasets out; the seed's dataset-generation API."""
+"""Documents in (ingest), rendered datasets out, and the job-based dataset-generation API."""
 
 from deepsynth.data.generator import IncrementalDatasetGenerator, StateManager
 

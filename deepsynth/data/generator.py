@@ -1,4 +1,4 @@
-"""The seed's dataset-generation API: resumable jobs that ingest and render into a folder.
+"""The dataset-generation API: resumable jobs that ingest and render into a folder.
 
     generator = IncrementalDatasetGenerator(StateManager("./state"))
     generator.generate_dataset("job-1", config={"source_dataset": "aclsum", "output_dir": "./out",
@@ -29,7 +29,7 @@ from deepsynth.rendering.renderer import RenderSettings, render_documents
 
 JOB_KEYS = {"source_dataset", "output_dir", "instruction_prompt", "multi_resolution", "resolution_sizes",
             "text_column", "summary_column", "max_documents", "chunk_size", "render"}
-# Column mappings of well-known hub datasets, so the seed's example works as written.
+# Column mappings of well-known hub datasets, so a job naming one needs no column keys.
 KNOWN_DATASETS = {"cnn_dailymail": {"hf_config": "3.0.0", "text_column": "article", "summary_column": "highlights"}}
 
 
@@ -88,7 +88,7 @@ class IncrementalDatasetGenerator:
 
         Args:
             job_id: Name of the job; its state file makes the job resumable.
-            config: The seed's job keys: ``source_dataset`` (``aclsum``, a local file or a hub
+            config: The job's keys: ``source_dataset`` (``aclsum``, a local file or a hub
                 dataset such as ``cnn_dailymail``), ``output_dir``, ``instruction_prompt``,
                 ``multi_resolution``, ``resolution_sizes``; optionally ``text_column``,
                 ``summary_column``, ``max_documents``, ``chunk_size`` and a ``render`` section.

@@ -15,7 +15,8 @@ from typing import Any, Iterator, Literal
 
 import pyarrow as pa
 
-from deepsynth.configuration import knob
+from deepsynth.adapter_files import sha256_file
+from deepsynth.configuration import check_choices, knob
 from deepsynth.data.documents import SCHEMA, SPLITS, DocumentDataset
 from deepsynth.errors import ConfigError, InputError, Location
 
@@ -46,6 +47,7 @@ class IngestConfig:
     on_bad_row: Literal["quarantine", "error"] = knob("quarantine", "A row that cannot be read: record it and go on, or stop with an error")
 
     def __post_init__(self) -> None:
+        check_choices(self, "ingest")
         if self.source == "file" and not self.path:
             raise ValueError("ingest.path: required when ingest.source is 'file'")
         if self.source == "huggingface" and not self.hf_name:
@@ -84,11 +86,7 @@ def assign_split(doc_id: str, ratios: dict[str, float]) -> str:
 
 def file_revision(path: str | Path) -> str:
     """sha256 of a file's bytes: the cache key of a local source."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def source_revision(config: IngestConfig) -> str:

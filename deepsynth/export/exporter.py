@@ -21,15 +21,15 @@ from typing import Any
 from deepsynth.errors import DeepSynthError
 from deepsynth.export.config import ExportConfig
 from deepsynth.export.model_card import model_card, requirements
-from deepsynth.export.package import ALLOWED_SUFFIXES, MANIFEST, create_zip, sha256_file, verify_directory, write_manifest
+from deepsynth.adapter_files import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROJECTOR_WEIGHTS, TEXT_ENCODER_DIR, TRAINER_CONFIG,
+                                     TRAINING_METRICS, sha256_file)
+from deepsynth.export.package import ALLOWED_SUFFIXES, MANIFEST, create_zip, verify_directory, write_manifest
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
 SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-              "trainer_config.json", "training_metrics.json")
-PROJECTOR_FILE = "projector.safetensors"
-TEXT_ENCODER_DIR = "text_encoder"
+              TRAINER_CONFIG, TRAINING_METRICS)
 STANDALONE = Path(__file__).with_name("standalone_inference.py")
 
 
@@ -139,16 +139,17 @@ def export_adapter(
     Raises:
         DeepSynthError: The adapter is missing or not safetensors, or ``output_dir`` holds unrelated files.
     """
-    ExportConfig(str(model_path), str(output_dir), create_package, include_base_model, package_name)  # validates
+    ExportConfig(model_path=str(model_path), output_dir=str(output_dir), create_package=create_package,
+                 include_base_model=include_base_model, package_name=package_name)  # validates
     model_path, output_dir = Path(model_path), Path(output_dir)
     for name in ADAPTER_FILES:
         if not (model_path / name).is_file():
             raise DeepSynthError(f"{model_path}: no {name}; export needs a trainer output directory with a LoRA adapter")
     if output_dir.exists() and any(output_dir.iterdir()) and not (output_dir / MANIFEST).is_file():
         raise DeepSynthError(f"{output_dir}: exists and is not an earlier export; refusing to overwrite it")
-    adapter_sha = sha256_file(model_path / "adapter_model.safetensors")
-    trainer_config = json.loads((model_path / "trainer_config.json").read_text()) \
-        if (model_path / "trainer_config.json").is_file() else {}
+    adapter_sha = sha256_file(model_path / ADAPTER_WEIGHTS)
+    trainer_config = json.loads((model_path / TRAINER_CONFIG).read_text()) \
+        if (model_path / TRAINER_CONFIG).is_file() else {}
     found_hash, found_settings = _dataset_info(dataset)
     dataset_hash = dataset_hash or found_hash
     if is_dataclass(render_settings):
@@ -164,8 +165,8 @@ def export_adapter(
         else:
             for name in ADAPTER_FILES:
                 shutil.copy2(model_path / name, tmp / name)
-            if (model_path / PROJECTOR_FILE).is_file():
-                shutil.copy2(model_path / PROJECTOR_FILE, tmp / PROJECTOR_FILE)
+            if (model_path / PROJECTOR_WEIGHTS).is_file():
+                shutil.copy2(model_path / PROJECTOR_WEIGHTS, tmp / PROJECTOR_WEIGHTS)
             if (model_path / TEXT_ENCODER_DIR).is_dir():
                 _copy_tree_checked(model_path / TEXT_ENCODER_DIR, tmp / TEXT_ENCODER_DIR)
         for name in SIDE_FILES:
@@ -202,7 +203,7 @@ def export_adapter(
 
 
 def export_from_config(config: ExportConfig | dict[str, Any], **kwargs: Any) -> ExportResult:
-    """:func:`export_adapter` driven by an :class:`ExportConfig` (or the seed's export JSON as a dict).
+    """:func:`export_adapter` driven by an :class:`ExportConfig` (or its keys as a dict).
 
     Args:
         config: The export configuration.

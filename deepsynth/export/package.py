@@ -10,7 +10,6 @@ refused outright, never opened.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from deepsynth.adapter_files import sha256_file
 from deepsynth.errors import DeepSynthError
 
 MANIFEST = "manifest.json"
@@ -35,15 +35,6 @@ _CHUNK = 1 << 20
 
 class PackageError(DeepSynthError):
     """A package is malformed, tampered with, or unsafe to open."""
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _files(directory: Path) -> list[Path]:

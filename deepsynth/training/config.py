@@ -1,7 +1,7 @@
 """TrainerConfig: every knob of a LoRA / QLoRA training run, validated on construction.
 
-Build it in code (``TrainerConfig(...)``), from a dict (``TrainerConfig.from_dict``: the seed's JSON
-job configuration is accepted as it is; unknown keys are errors) or from a JSON file.
+Build it in code (``TrainerConfig(...)``), from a dict (``TrainerConfig.from_dict``: a JSON training
+job configuration with these keys; unknown keys are errors) or from a JSON file.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ class TrainerConfig:
 
     @classmethod
     def from_json(cls, path_or_text: str | os.PathLike) -> "TrainerConfig":
-        """Build from a JSON file path or a JSON string (such as the seed's training job configuration)."""
+        """Build from a JSON file path or a JSON string (a training job configuration)."""
         text, source = str(path_or_text), None
         if not text.lstrip().startswith("{"):
             source = text

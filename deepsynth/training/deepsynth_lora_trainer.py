@@ -22,28 +22,27 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from deepsynth.adapter_files import PROJECTOR_WEIGHTS, TRAINER_CONFIG, TRAINING_METRICS
 from deepsynth.data.rendered import MANIFEST, RenderedDataset
 from deepsynth.errors import ConfigError, DeepSynthError
+from deepsynth.models.batching import PreparedDocument, build_batch, page_features, prepare_document, supervised_loss
+from deepsynth.models.dtypes import DTYPES
+from deepsynth.models.feature_cache import FeatureCache
 from deepsynth.models.loading import deepsynth_home
 from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.text_encoders import InstructionEncoder, build_text_encoder
 from deepsynth.models.vision import ocr_core, unwrap_model, vision_fingerprint
 from deepsynth.training import distributed as dist_utils
-from deepsynth.training.batching import PreparedDocument, build_batch, page_features, prepare_document, supervised_loss
 from deepsynth.training.checkpointing import (
     StopOnSignal, TrainingInterrupted, config_fingerprint, dataset_fingerprint, list_checkpoints, load_checkpoint,
     resolve_checkpoint, save_checkpoint,
 )
 from deepsynth.training.config import TrainerConfig
-from deepsynth.training.feature_cache import FeatureCache
 from deepsynth.training.metrics import decoder_training_flops, peak_flops, peak_rss_mb, system_info
-from deepsynth.training.model_setup import DTYPES, build_training_model, count_parameters
+from deepsynth.training.model_setup import build_training_model, count_parameters
 
 logger = logging.getLogger(__name__)
 
-TRAINER_CONFIG_FILE = "trainer_config.json"
-METRICS_FILE = "training_metrics.json"
-PROJECTOR_FILE = "projector.safetensors"
 
 
 class TrainingDivergedError(DeepSynthError):
@@ -376,9 +375,9 @@ class DeepSynthLoRATrainer:
             core = ocr_core(self.model)
             tensors = {f"multi_modal_projector.{k}": v for k, v in core.multi_modal_projector.state_dict().items()}
             tensors.update(image_newline=core.image_newline, view_separator=core.view_separator)
-            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(out / PROJECTOR_FILE))
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(out / PROJECTOR_WEIGHTS))
         if self.text_encoder is not None:
             self.text_encoder.save(out, include_weights=cfg.text_encoder_trainable)
         self.tokenizer.save_pretrained(out)
-        (out / TRAINER_CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
-        (out / METRICS_FILE).write_text(json.dumps({**metrics, "system": system_info(device)}, indent=2, default=str))
+        (out / TRAINER_CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        (out / TRAINING_METRICS).write_text(json.dumps({**metrics, "system": system_info(device)}, indent=2, default=str))

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from deepsynth.adapter_files import TRAINING_METRICS
 from deepsynth.errors import DeepSynthError
 from deepsynth.training.config import TrainerConfig
 
@@ -57,7 +58,7 @@ def log_training_to_mlflow(
     mlflow.log_metrics(scalars)
     adapter = Path(adapter_dir or metrics["adapter_dir"])
     if system is None:
-        metrics_file = adapter / "training_metrics.json"
+        metrics_file = adapter / TRAINING_METRICS
         if metrics_file.is_file():
             import json
 

@@ -8,6 +8,7 @@ import torch
 from peft import get_peft_model
 from torch import nn
 
+from deepsynth.models.dtypes import DTYPES
 from deepsynth.models.loading import ModelSource, load_base_model
 from deepsynth.models.quantization import logical_numel, quantization_from_settings
 from deepsynth.models.vision import ocr_core
@@ -15,9 +16,6 @@ from deepsynth.training.config import TrainerConfig
 from deepsynth.training.lora_config import build_lora_config
 
 logger = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
 
 def projector_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The projector's weights plus the learned image-newline and view-separator embeddings."""

@@ -103,9 +103,9 @@ def test_export_and_register_then_models_list_through_a_stack_on_the_server(serv
     import json
 
     from deepsynth.adapters import TrainedAdapter
-    from deepsynth.cli import main
+    from deepsynth_cli import main
     from deepsynth.evaluation.result import EvaluationResult
-    from pipelines.stack import use_stack_tracking
+    from pipelines.local_stack import use_stack_tracking
     from steps.export_and_register import export_and_register
 
     for key in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):

@@ -1,4 +1,4 @@
-"""The seed's IncrementalDatasetGenerator: job keys as written, resumable, renders nothing twice."""
+"""IncrementalDatasetGenerator: job keys as documented, resumable, renders nothing twice."""
 
 from __future__ import annotations
 

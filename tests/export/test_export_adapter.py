@@ -1,4 +1,4 @@
-"""export_adapter (the seed's API) on a real adapter: contents, manifest, merged model, inference.py."""
+"""export_adapter (the public export API) on a real adapter: contents, manifest, merged model, inference.py."""
 
 import json
 import os
@@ -13,10 +13,10 @@ import torch
 
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.export import ExportConfig, export_adapter, export_from_config, open_package
-from deepsynth.export.package import sha256_file
+from deepsynth.adapter_files import sha256_file
 from deepsynth.inference import GenerationConfig, Summarizer, load_adapter_model
-from deepsynth.training.batching import build_batch, page_features, prepare_document
-from deepsynth.training.feature_cache import FeatureCache
+from deepsynth.models.batching import build_batch, page_features, prepare_document
+from deepsynth.models.feature_cache import FeatureCache
 from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.vision import ocr_core
 
@@ -63,16 +63,16 @@ def test_model_card_and_requirements(exported):
         assert pins[name] == metadata.version(name)
 
 
-def test_seed_export_json_is_accepted(trained_adapter, tmp_path):
-    seed = {"model_path": str(trained_adapter), "output_dir": str(tmp_path / "export"), "create_package": True,
+def test_export_job_json_is_accepted(trained_adapter, tmp_path):
+    job = {"model_path": str(trained_adapter), "output_dir": str(tmp_path / "export"), "create_package": True,
             "include_base_model": False, "package_name": "deepsynth_adapter.zip"}
-    config = ExportConfig.from_json(json.dumps(seed))
+    config = ExportConfig.from_json(json.dumps(job))
     result = export_from_config(config)
     assert result.package_path == tmp_path / "export" / "deepsynth_adapter.zip" and result.package_path.is_file()
     with pytest.raises(ConfigError, match="packge_name"):
-        ExportConfig.from_dict({**seed, "packge_name": "x.zip"})
+        ExportConfig.from_dict({**job, "packge_name": "x.zip"})
     with pytest.raises(ConfigError):
-        ExportConfig.from_dict({**seed, "package_name": "../evil.zip"})
+        ExportConfig.from_dict({**job, "package_name": "../evil.zip"})
 
 
 def test_refuses_to_overwrite_unrelated_directories(trained_adapter, tmp_path):

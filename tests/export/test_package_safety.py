@@ -10,7 +10,8 @@ import zipfile
 import pytest
 
 from deepsynth.export import PackageError, export_adapter, open_package
-from deepsynth.export.package import create_zip, sha256_file
+from deepsynth.adapter_files import sha256_file
+from deepsynth.export.package import create_zip
 from deepsynth.inference import Summarizer
 
 

@@ -12,8 +12,8 @@ from deepsynth.inference.loading import load_base_for_inference, verify_adapter_
 from deepsynth.models.loading import load_base_model
 from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.vision import ocr_core
-from deepsynth.training.batching import build_batch, page_features, prepare_document
-from deepsynth.training.feature_cache import FeatureCache
+from deepsynth.models.batching import build_batch, page_features, prepare_document
+from deepsynth.models.feature_cache import FeatureCache
 
 
 def test_adapter_is_attached_with_peft_from_pretrained_and_exact(loaded_adapter, trained_adapter):

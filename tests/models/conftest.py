@@ -1,15 +1,6 @@
 """Fixtures for model tests: the tiny profile, built once per session and loaded with from_pretrained."""
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-torch.set_num_threads(1)
+import pytest
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The CI workflow's command, run as the workflow runs it: exit 0 on a good run, 3 when the data
-gate fails, 2 on a bad config. (The evaluate/promotion quality gate is not part of the pipeline yet;
-when it lands, its failure surfaces as a failed step: exit 1.)"""
+gate fails, 2 on a bad config. (A config that sets ``register.require_promotion`` also exits 4 when
+the new version is not promoted.)"""
 
 from __future__ import annotations
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from deepsynth.cli import main
+from deepsynth_cli import main
 from deepsynth.errors import ConfigError
-from deepsynth.run_config import load_run_config
-from deepsynth.scheduling import MARKER, CronJob, install, parse_cron
+from pipelines.config_loading import load_run_config
+from pipelines.scheduling import MARKER, CronJob, install, parse_cron
 
 ROOT = Path(__file__).parents[2]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deepsynth.errors import ConfigError
-from deepsynth.run_config import load_run_config
+from pipelines.config_loading import load_run_config
 from pipelines import deployment
 
 CONFIGS = Path(__file__).parents[2] / "configs"

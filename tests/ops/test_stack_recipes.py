@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from deepsynth.cli import main
+from deepsynth_cli import main
 from deepsynth.errors import ConfigError
-from pipelines import stacks
+from pipelines import stack_recipes
 
-RECIPES = sorted(stacks.RECIPES.glob("*.yaml"))
+RECIPES = sorted(stack_recipes.RECIPES.glob("*.yaml"))
 ENV = {
     "KUBE_CONTEXT": "gpu-cluster",
     "DEEPSYNTH_S3_BUCKET": "deepsynth-artifacts",
@@ -29,39 +29,39 @@ def test_there_are_kubernetes_and_local_recipes():
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_recipe_parses_names_known_flavors_and_validates(path):
-    recipe = stacks.load_recipe(path.stem)
+    recipe = stack_recipes.load_recipe(path.stem)
     lines = path.read_text().splitlines()
     assert any("deepsynth stack register" in line for line in lines[:4]), "launch command in the header"
     for component in recipe.components:
-        cls, integration = stacks.flavor_class(component)
+        cls, integration = stack_recipes.flavor_class(component)
         assert cls().name == component.flavor and integration
-    stacks.check_recipe(recipe, environ=ENV)  # pydantic-validates every configuration
+    stack_recipes.check_recipe(recipe, environ=ENV)  # pydantic-validates every configuration
     assert recipe.env_vars() <= set(ENV)
 
 
 def test_kubernetes_recipe_sends_gpu_steps_to_gpu_nodes_and_tracks_remotely():
-    recipe = stacks.load_recipe("k8s-gpu-s3")
+    recipe = stack_recipes.load_recipe("k8s-gpu-s3")
     by_type = {c.type: c for c in recipe.components}
     assert by_type["orchestrator"].flavor == "kubernetes"
-    operator = stacks.validate_component(by_type["step_operator"], stacks.expand(by_type["step_operator"].configuration, "x", ENV))
+    operator = stack_recipes.validate_component(by_type["step_operator"], stack_recipes.expand(by_type["step_operator"].configuration, "x", ENV))
     assert operator.pod_settings.node_selectors == {"nvidia.com/gpu.present": "true"}
     assert operator.pod_settings.resources["limits"]["nvidia.com/gpu"] == "1"
     assert by_type["artifact_store"].flavor == "s3"
     tracker = by_type["experiment_tracker"]
     assert tracker.configuration["tracking_uri"] == "${MLFLOW_TRACKING_URI}"
     assert tracker.configuration["tracking_password"] == "{{deepsynth-mlflow.password}}"  # a ZenML secret, not a value
-    assert stacks.load_recipe("k8s-gpu-gcs").components[1].flavor == "gcp"
+    assert stack_recipes.load_recipe("k8s-gpu-gcs").components[1].flavor == "gcp"
 
 
 def test_missing_environment_variable_and_unknown_flavor_are_named(tmp_path):
     with pytest.raises(ConfigError, match="environment variable KUBE_CONTEXT is not set"):
-        stacks.check_recipe(stacks.load_recipe("k8s-gpu-s3"), environ={})
+        stack_recipes.check_recipe(stack_recipes.load_recipe("k8s-gpu-s3"), environ={})
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ncomponents:\n  orchestrator: {name: o, flavor: kubernetez}\n  artifact_store: {name: a, flavor: local}\n")
     with pytest.raises(ConfigError, match="no flavor 'kubernetez' .*kubernetes"):
-        stacks.check_recipe(stacks.load_recipe(bad))
+        stack_recipes.check_recipe(stack_recipes.load_recipe(bad))
     with pytest.raises(ConfigError, match="no such stack recipe"):
-        stacks.load_recipe("nope")
+        stack_recipes.load_recipe("nope")
 
 
 @pytest.mark.slow

@@ -69,7 +69,7 @@ def main() -> int:
         DeepSynthLoRATrainer._step = step_then_sigterm
     elif fault != "none":
         raise SystemExit(f"unknown fault {fault}")
-    from deepsynth.cli import main as cli_main
+    from deepsynth_cli import main as cli_main
 
     return cli_main(args)
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from deepsynth.cli import main
+from deepsynth_cli import main
 
 pytestmark = pytest.mark.slow
 PICKLE_MATERIALIZERS = ("CloudpickleMaterializer", "PickleMaterializer")

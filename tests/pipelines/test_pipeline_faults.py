@@ -59,7 +59,7 @@ def run_args(*extra):
 def registry_versions(name):
     import mlflow
 
-    from pipelines.stack import use_stack_tracking
+    from pipelines.local_stack import use_stack_tracking
 
     use_stack_tracking()
     return sorted(int(mv.version) for mv in mlflow.MlflowClient().search_model_versions(f"name = '{name}'"))
@@ -187,7 +187,7 @@ def test_secret_canary_appears_nowhere(runs, zenml_client):
         proc = runs[key][0]
         assert not [n for n in (CANARY_ENV, CANARY_PASSWORD, CANARY_SECRET) if n in proc.stdout + proc.stderr]
     # MLflow: params, tags and metrics of every run, tags of every model version
-    from pipelines.stack import use_stack_tracking
+    from pipelines.local_stack import use_stack_tracking
 
     use_stack_tracking()
     client = mlflow.MlflowClient()

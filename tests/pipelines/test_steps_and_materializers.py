@@ -106,12 +106,12 @@ def test_validation_report_materializer(stepped, tmp_path):
 
 
 def test_code_dependencies_of_step_caches_resolve_from_the_project_root_whatever_the_entry_point():
-    """Under `python -m deepsynth.cli` ZenML took deepsynth/ as the source root: 'rendering.renderer' failed to load."""
+    """Under `python -m` of a package (its __main__ in a subfolder) ZenML took that folder as the source root."""
     import subprocess
     import sys
 
     root = Path(__file__).parents[2]
-    probe = (f"import sys; sys.modules['__main__'].__file__ = {str(root / 'deepsynth' / 'cli.py')!r}\n"
+    probe = (f"import sys; sys.modules['__main__'].__file__ = {str(root / 'deepsynth_cli' / '__main__.py')!r}\n"
              "from steps.render_pages import RENDER_CACHE\nfrom steps.validate_dataset import VALIDATE_CACHE\n"
              "deps = RENDER_CACHE.source_dependencies + VALIDATE_CACHE.source_dependencies\n"
              "print('DEPS', *(s.import_path for s in deps))")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deepsynth.cli import main
+from deepsynth_cli import main
 
 pytestmark = pytest.mark.slow
 CONFIG = str(Path(__file__).parents[2] / "configs" / "quickstart.yaml")

@@ -6,12 +6,12 @@ import torch
 
 from deepsynth.export.exporter import export_adapter
 from deepsynth.inference import GenerationConfig, generate_with_stats, load_adapter_model
+from deepsynth.models.batching import build_batch, page_features, prepare_document
+from deepsynth.models.feature_cache import FeatureCache
 from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.quantization import QuantizedExperts
 from deepsynth.models.vision import ocr_core
-from deepsynth.training.batching import build_batch, page_features, prepare_document
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
-from deepsynth.training.feature_cache import FeatureCache
 
 
 @pytest.mark.parametrize(

@@ -122,7 +122,8 @@ def test_the_train_lora_step_keeps_checkpoints_where_a_rerun_of_the_same_trainin
     """ZenML deletes a failed step's outputs, so the step checkpoints under <home>/training-state."""
     from deepsynth.training.checkpointing import resumable_state_dir
     from deepsynth.training.config import TrainerConfig
-    from deepsynth.training.deepsynth_lora_trainer import METRICS_FILE, DeepSynthLoRATrainer
+    from deepsynth.adapter_files import TRAINING_METRICS as METRICS_FILE
+    from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
     from steps.train_lora import train_lora
 
     config = tiny_config(num_epochs=3).to_dict()

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deepsynth.models.adapters import load_adapter
+from deepsynth.inference.loading import attach_adapter as load_adapter
 from deepsynth.models.loading import load_base_model
 from deepsynth.models.vision import ocr_core
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer, TrainingDivergedError
@@ -92,7 +92,7 @@ def test_feature_cache_runs_the_encoder_once_per_image_and_changes_nothing(tiny_
 
 
 def test_feature_cache_on_disk_is_keyed_by_image_and_encoder(tiny_config, rendered, tmp_path):
-    from deepsynth.training.feature_cache import FeatureCache
+    from deepsynth.models.feature_cache import FeatureCache
 
     cache_dir = tmp_path / "features"
     metrics, _ = DeepSynthLoRATrainer(tiny_config(feature_cache_dir=str(cache_dir), num_epochs=1)).train(rendered)
@@ -106,7 +106,7 @@ def test_feature_cache_on_disk_is_keyed_by_image_and_encoder(tiny_config, render
 
 
 def test_supervised_loss_equals_the_models_own_label_loss(trained, rendered):
-    from deepsynth.training.batching import build_batch, page_features, supervised_loss
+    from deepsynth.models.batching import build_batch, page_features, supervised_loss
 
     _, trainer, _, _ = trained
     items = trainer._prepare(rendered)[:3]  # summaries of different lengths: the batch is padded

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import os
 
 import pytest
 
-os.environ["GX_ANALYTICS_ENABLED"] = "false"
-
-from validation_helpers import make_row, write_dataset  # noqa: E402
+from rendered_builder import make_row, write_dataset
 
 
 @pytest.fixture

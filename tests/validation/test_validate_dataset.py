@@ -15,7 +15,7 @@ from deepsynth.validation import (
     validate_dataset,
 )
 
-from validation_helpers import png_bytes
+from rendered_builder import png_bytes, write_dataset
 from test_validation_rules import bomb_png, flipped
 
 
@@ -210,13 +210,10 @@ def test_report_round_trips_through_json(row, dataset, tmp_path):
 
 
 def test_valid_manifest_keeps_render_metadata_for_valid_documents(row, tmp_path):
-    from deepsynth.data.rendered import RenderedDatasetWriter
-
-    writer = RenderedDatasetWriter(tmp_path / "rendered", {"modes": ["tiny"]})
-    for r in (row(id="ok", truncated=True), row(id="bad", text="", truncated=True, missing_glyphs=[0x4E2D])):
-        writer.write(r)
-    ds = writer.close(extra={"font": {"name": "Noto Sans"}, "truncated": ["ok", "bad"],
-                             "missing_glyph_documents": [{"id": "bad", "code_points": [0x4E2D]}]})
+    rows = [row(id="ok", truncated=True), row(id="bad", text="", truncated=True, missing_glyphs=[0x4E2D])]
+    ds = write_dataset(tmp_path / "rendered", rows, settings={"modes": ["tiny"]},
+                       extra={"font": {"name": "Noto Sans"}, "truncated": ["ok", "bad"],
+                              "missing_glyph_documents": [{"id": "bad", "code_points": [0x4E2D]}]})
     manifest = validate_dataset(ds, ValidationConfig(), tmp_path / "out").valid.manifest
     assert manifest["settings"] == {"modes": ["tiny"]} and manifest["font"] == {"name": "Noto Sans"}
     assert manifest["truncated"] == ["ok"] and manifest["missing_glyph_documents"] == []
@@ -231,8 +228,6 @@ def test_rerun_replaces_previous_output(row, dataset, tmp_path):
 
 
 def test_refuses_to_overwrite_its_input(row, tmp_path):
-    from validation_helpers import write_dataset
-
     ds = write_dataset(tmp_path / "out", _good(row, 1))
     with pytest.raises(ValueError, match="overwrite"):
         validate_dataset(ds, ValidationConfig(), tmp_path / "out")

@@ -10,7 +10,6 @@ recipe converges.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,9 @@ from typing import Any
 import yaml
 
 from deepsynth.errors import ConfigError
+from pipelines.env_vars import expand, required_vars
 
 RECIPES = Path(__file__).parents[1] / "configs" / "stacks"
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 RECIPE_KEYS = {"name", "description", "components", "secrets"}
 COMPONENT_KEYS = {"name", "flavor", "configuration"}
 
@@ -49,7 +48,7 @@ class Recipe:
     def env_vars(self) -> set[str]:
         """Environment variables the recipe reads (those without a default must be set to register)."""
         text = yaml.safe_dump([c.configuration for c in self.components] + [self.secrets])
-        return {m.group(1) for m in _ENV.finditer(text) if m.group(2) is None}
+        return required_vars(text)
 
 
 def recipe_path(recipe: str | Path) -> Path:
@@ -113,27 +112,6 @@ def flavor_class(component: Component) -> tuple[type, str]:
             return cls, integration
     known = sorted({cls().name for cls, _ in candidates if cls().type.value == component.type})
     raise ConfigError(f"{component.type} {component.name!r}: ZenML has no flavor {component.flavor!r} (known: {', '.join(known)})")
-
-
-def expand(value: Any, where: str, environ: dict[str, str] | None = None) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` throughout ``value``; an unset variable is an error."""
-    environ = os.environ if environ is None else environ
-    if isinstance(value, dict):
-        return {k: expand(v, f"{where}.{k}", environ) for k, v in value.items()}
-    if isinstance(value, list):
-        return [expand(v, f"{where}[{i}]", environ) for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-
-    def sub(match: re.Match) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in environ:
-            return environ[name]
-        if default is not None:
-            return default
-        raise ConfigError(f"{where}: environment variable {name} is not set")
-
-    return _ENV.sub(sub, value)
 
 
 _SECRET_REF = re.compile(r"^\{\{\s*([^.\s}]+)\.([^}\s]+)\s*\}\}$")

@@ -1,44 +1,10 @@
-"""Operations commands: ``deepsynth stack register RECIPE`` and ``deepsynth schedule install``.
-
-Attached to the main group in :mod:`deepsynth.cli`. ZenML is imported inside the commands only,
-so ``deepsynth --help`` stays instant.
-"""
+"""``deepsynth schedule install``: scheduled retraining through this machine's cron."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
-
-from deepsynth.errors import ConfigError
-
-
-@click.group()
-def stack() -> None:
-    """Register the ZenML stacks described in configs/stacks/*.yaml."""
-
-
-@stack.command("register")
-@click.argument("recipe")
-@click.option("--activate", is_flag=True, help="Make it the active stack afterwards.")
-@click.option("--check", "check_only", is_flag=True, help="Only validate the recipe (flavors, configuration, environment); register nothing.")
-def stack_register(recipe: str, activate: bool, check_only: bool) -> None:
-    """Register (or update) the stack that RECIPE describes: a name in configs/stacks/ or a YAML path.
-
-    ${VAR} values are read from the environment now; {{secret.key}} values stay ZenML secret references.
-    """
-    from pipelines.stack import prepare_environment
-
-    prepare_environment()
-    from pipelines import stacks
-
-    parsed = stacks.load_recipe(recipe)
-    if check_only:
-        stacks.check_recipe(parsed)
-        click.echo(f"{parsed.source}: ok ({', '.join(f'{c.type}={c.flavor}' for c in parsed.components)})")
-        return
-    click.echo(json.dumps(stacks.register(parsed, activate=activate), indent=2))
 
 
 @click.group()
@@ -58,8 +24,8 @@ def schedule_install(cron: str, config_path: str, overrides: tuple[str, ...], na
 
     The config is checked now; the entry sets schedule.cron=null (cron itself is the schedule).
     """
-    from deepsynth.run_config import load_run_config
-    from deepsynth.scheduling import CronJob, install
+    from pipelines.config_loading import load_run_config
+    from pipelines.scheduling import CronJob, install
 
     extra = tuple(overrides) + ("schedule.cron=null",)
     load_run_config(config_path, list(extra))  # fail now, not at 3 am
@@ -69,6 +35,3 @@ def schedule_install(cron: str, config_path: str, overrides: tuple[str, ...], na
         return
     entry = install(job, Path(crontab_file) if crontab_file else None)
     click.echo(f"installed in {crontab_file or 'the crontab of this user'}:\n{entry}")
-
-
-__all__ = ["stack", "schedule", "ConfigError"]

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from deepsynth.models.preprocessing import preprocess_page, view_spec
-from deepsynth.training import batching
+from deepsynth.models import batching
 
 
 def _reference(hidden, weight, targets, dtype=torch.float32):

@@ -1,33 +1,30 @@
-"""Config sections for where and when a run executes: images and resources, schedule, tracking.
+"""The run configuration: :class:`RunConfig` and its sections for where and when a run executes.
 
-Plain dataclasses (no ZenML here): :mod:`pipelines.deployment` turns them into ZenML
-``DockerSettings``/``ResourceSettings`` per step and a cron ``Schedule``.
+The step sections (ingest, render, validate, train, evaluate, export, register) are the domain
+library's config classes; the deployment, schedule and tracking sections are plain dataclasses
+here (no ZenML): :mod:`pipelines.deployment` turns them into ZenML ``DockerSettings``/
+``ResourceSettings`` per step and a cron ``Schedule``. Loading from YAML:
+:func:`pipelines.config_loading.load_run_config`.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
+from typing import Literal
 
-from deepsynth.configuration import knob
+from deepsynth.configuration import check_choices, knob
+from deepsynth.data.ingest import IngestConfig
+from deepsynth.evaluation.config import EvaluateConfig
+from deepsynth.export.config import ExportSettings
+from deepsynth.registry.config import RegisterConfig
+from deepsynth.rendering.renderer import RenderSettings
+from deepsynth.training.config import TrainerConfig
+from deepsynth.validation.config import ValidationConfig
+from pipelines.env_vars import expand
+from pipelines.scheduling import parse_cron
 
 #: Steps that need an accelerator when one is configured (present or future pipeline steps).
 GPU_STEPS = ["train_lora", "evaluate_adapter"]
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def expand_env(value: str, where: str) -> str:
-    """Replace ``${VAR}`` with the environment's value; a missing variable is an error naming it."""
-
-    def sub(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise ValueError(f"{where}: environment variable {name} is not set")
-        return os.environ[name]
-
-    return _ENV.sub(sub, value)
 
 
 def is_local_tracking_uri(uri: str | None) -> bool:
@@ -72,8 +69,6 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         if self.cron is not None:
-            from deepsynth.scheduling import parse_cron
-
             parse_cron(self.cron, where="schedule.cron")
 
 
@@ -94,7 +89,7 @@ class TrackingConfig:
     def check(self, tracker_uri: str | None) -> None:
         """Refuse ``tracker_uri`` (the active stack's) if this section forbids it (raises ValueError)."""
         if self.server is not None:
-            wanted = expand_env(self.server, "tracking.server").rstrip("/")
+            wanted = expand(self.server, "tracking.server").rstrip("/")
             if is_local_tracking_uri(wanted):
                 raise ValueError(f"tracking.server: {wanted!r} is a local file/SQLite store; name an MLflow tracking server")
             if (tracker_uri or "").rstrip("/") != wanted:
@@ -107,3 +102,25 @@ class TrackingConfig:
                 "tracking.allow_local_store is false but the active stack's experiment tracker uses a local "
                 f"file/SQLite store ({tracker_uri or 'embedded'}); scheduled and CI runs need an MLflow tracking server"
             )
+
+
+@dataclass
+class RunConfig:
+    """Everything one pipeline run needs; each section maps to one step's parameters."""
+
+    pipeline: Literal["data", "training"] = knob("training", "data = ingest → render → validate; training = data + train → evaluate → export and register")
+    run_name: str | None = knob(None, "ZenML run name template; null = pipeline name + timestamp")
+    enable_cache: bool = knob(True, "Reuse step outputs whose code, parameters and inputs are unchanged")
+    ingest: IngestConfig = knob(default_factory=IngestConfig, help="Where documents come from")
+    render: RenderSettings = knob(default_factory=RenderSettings, help="How documents become page images")
+    validate: ValidationConfig = knob(default_factory=ValidationConfig, help="Data checks and quarantine rules")
+    train: TrainerConfig = knob(default_factory=TrainerConfig, help="LoRA/QLoRA fine-tuning (training pipeline)")
+    evaluate: EvaluateConfig = knob(default_factory=EvaluateConfig, help="Held-out scoring against the baselines")
+    export: ExportSettings = knob(default_factory=ExportSettings, help="The export package")
+    register: RegisterConfig = knob(default_factory=RegisterConfig, help="Model registry name and promotion gate")
+    deployment: DeploymentConfig = knob(default_factory=DeploymentConfig, help="Stack, images and resources per step")
+    schedule: ScheduleConfig = knob(default_factory=ScheduleConfig, help="Cron schedule on a schedulable orchestrator")
+    tracking: TrackingConfig = knob(default_factory=TrackingConfig, help="Which MLflow tracking store the run may use")
+
+    def __post_init__(self) -> None:
+        check_choices(self, "run")
