@@ -41,6 +41,8 @@ def _coerce(value: Any, hint: Any, source: str | None, key: str) -> Any:
     args = typing.get_args(hint)
     if hint is Any:
         return value
+    if isinstance(hint, dataclasses.InitVar):
+        return _coerce(value, hint.type, source, key)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -51,8 +53,10 @@ def _coerce(value: Any, hint: Any, source: str | None, key: str) -> Any:
             try:
                 return _coerce(value, arg, source, key)
             except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{_where(source, key)}: invalid value {value!r}")
+                # A mapping was meant for the section, anything else for a plain alternative.
+                errors.append((dataclasses.is_dataclass(arg) == isinstance(value, Mapping), str(exc)))
+        errors.sort(key=lambda e: not e[0])
+        raise ConfigError(errors[0][1] if errors else f"{_where(source, key)}: invalid value {value!r}")
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{_where(source, key)}: {value!r} is not one of {list(args)}")
@@ -85,7 +89,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
     """Build dataclass ``cls`` from ``data``; unknown keys and bad types raise :class:`ConfigError`."""
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    # ``__dataclass_fields__`` also holds init-only keys (``InitVar``), which fields() leaves out.
+    fields = {name: f for name, f in cls.__dataclass_fields__.items()
+              if f.init and f._field_type is not dataclasses._FIELD_CLASSVAR}
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = unknown[0]

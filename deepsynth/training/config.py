@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import InitVar, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -16,6 +16,29 @@ from deepsynth.configuration import check_choices, from_dict, knob, to_dict
 from deepsynth.errors import ConfigError
 
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+#: Optimizer settings a TrainerConfig (and a flat YAML or JSON training config) also takes at its top level.
+OPTIMIZER_SHORTHANDS = ("learning_rate", "weight_decay", "warmup_steps", "lr_scheduler", "max_grad_norm")
+
+
+@dataclass
+class OptimizerConfig:
+    """The optimizer and its learning-rate schedule (``train.optimizer``; a bare name is accepted too)."""
+
+    name: Literal["adamw", "adamw_8bit"] = knob("adamw", "adamw (torch; fused on CUDA) or adamw_8bit (bitsandbytes)")
+    learning_rate: float = knob(5e-4, "peak learning rate")
+    weight_decay: float = knob(0.0, "AdamW weight decay")
+    warmup_steps: int = knob(0, "linear warm-up steps")
+    lr_scheduler: Literal["linear", "cosine", "constant"] = knob("linear", "decay after warm-up")
+    max_grad_norm: float = knob(1.0, "gradient clipping norm (0 disables)")
+
+    def __post_init__(self) -> None:
+        check_choices(self, "train.optimizer")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
+            raise ValueError("warmup_steps, weight_decay and max_grad_norm must not be negative")
 
 
 @dataclass(frozen=True)
@@ -122,12 +145,14 @@ class TrainerConfig:
     gradient_accumulation_steps: int = knob(1, "micro-batches per optimizer step")
     num_epochs: int = knob(3, "passes over the training split")
     max_steps: int = knob(-1, "stop after this many optimizer steps (-1: run all epochs)")
-    learning_rate: float = knob(5e-4, "peak learning rate")
-    weight_decay: float = knob(0.0, "AdamW weight decay")
-    warmup_steps: int = knob(0, "linear warm-up steps")
-    lr_scheduler: Literal["linear", "cosine", "constant"] = knob("linear", "decay after warm-up")
-    max_grad_norm: float = knob(1.0, "gradient clipping norm (0 disables)")
-    optimizer: Literal["adamw", "adamw_8bit"] = knob("adamw", "adamw (torch) or adamw_8bit (bitsandbytes)")
+    optimizer: OptimizerConfig | Literal["adamw", "adamw_8bit"] = knob(default_factory=lambda: OptimizerConfig(),
+                                      help="optimizer section (name, learning_rate, ...), or just its name")
+    # Shorthands for the optimizer section's settings (read and written through it, see the end of the module).
+    learning_rate: InitVar[float | None] = None
+    weight_decay: InitVar[float | None] = None
+    warmup_steps: InitVar[int | None] = None
+    lr_scheduler: InitVar[Literal["linear", "cosine", "constant"] | None] = None
+    max_grad_norm: InitVar[float | None] = None
     mixed_precision: Literal["no", "bf16", "fp16"] = knob("no", "autocast dtype for forward passes")
     gradient_checkpointing: bool = knob(False, "recompute decoder activations in backward (always on with QLoRA)")
     seed: int = knob(42, "seed of initialisation, data order and dropout")
@@ -142,7 +167,8 @@ class TrainerConfig:
     progress_bar: bool = knob(True, "show a tqdm bar with loss, lr and samples/s")
     peak_tflops: float | None = knob(None, "accelerator peak TFLOP/s for the MFU estimate (default: a lookup or CPU estimate)")
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, *shorthands: Any) -> None:
+        self._take_optimizer_settings(dict(zip(OPTIMIZER_SHORTHANDS, shorthands)))
         check_choices(self, "train")
         if self.lora_preset is not None:
             self._apply_preset(get_lora_preset(self.lora_preset))
@@ -153,8 +179,6 @@ class TrainerConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.qlora_bits not in (4, 8):
             raise ValueError(f"qlora_bits must be 4 or 8, got {self.qlora_bits}")
         if self.use_qlora and not self.use_lora:
@@ -163,8 +187,24 @@ class TrainerConfig:
             raise ValueError("lora_target_experts needs lora_dropout: 0 (peft adapts fused expert weights without dropout)")
         if not self.lora_target_modules and not self.lora_target_experts:
             raise ValueError("lora_target_modules is empty")
-        if self.save_steps < 0 or self.warmup_steps < 0:
-            raise ValueError("save_steps and warmup_steps must not be negative")
+        if self.save_steps < 0:
+            raise ValueError("save_steps must not be negative")
+
+    def _take_optimizer_settings(self, shorthands: dict[str, Any]) -> None:
+        """Make ``optimizer`` a section and move the top-level shorthands into it (a conflict is an error)."""
+        if isinstance(self.optimizer, str):
+            self.optimizer = OptimizerConfig(name=self.optimizer)
+        elif isinstance(self.optimizer, Mapping):
+            self.optimizer = from_dict(OptimizerConfig, self.optimizer, prefix="optimizer")
+        default = OptimizerConfig()
+        for name, value in shorthands.items():
+            if value is None or isinstance(value, property):  # not given
+                continue
+            current = getattr(self.optimizer, name)
+            if current != getattr(default, name) and current != value:
+                raise ValueError(f"{name}={value!r} and optimizer.{name}={current!r} were both given: drop one of them")
+            setattr(self.optimizer, name, value)
+        self.optimizer.__post_init__()
 
     def _apply_preset(self, preset: LoraPreset) -> None:
         """Write the preset's values; a field already set to another non-default value conflicts."""
@@ -200,3 +240,19 @@ class TrainerConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (round-trips through :meth:`from_dict`)."""
         return to_dict(self)
+
+
+def _optimizer_shorthand(name: str) -> property:
+    def get(config: TrainerConfig) -> Any:
+        return getattr(config.optimizer, name)
+
+    def set_(config: TrainerConfig, value: Any) -> None:
+        setattr(config.optimizer, name, value)
+
+    return property(get, set_, doc=f"Shorthand for ``optimizer.{name}``.")
+
+
+# ``config.learning_rate`` reads and writes ``config.optimizer.learning_rate``; the dataclass __init__
+# already took its default (None: "not given") from the InitVar.
+for _name in OPTIMIZER_SHORTHANDS:
+    setattr(TrainerConfig, _name, _optimizer_shorthand(_name))

@@ -321,7 +321,7 @@ class DeepSynthLoRATrainer:
 
     def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         cfg = self.config
-        if cfg.optimizer == "adamw_8bit":
+        if cfg.optimizer.name == "adamw_8bit":
             import bitsandbytes as bnb
 
             return bnb.optim.AdamW8bit(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)

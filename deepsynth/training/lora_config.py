@@ -3,7 +3,8 @@
 Adapters go on the decoder's attention and MLP projections only (the dense first layer's MLP and
 the shared experts of MoE layers); the vision tower's projections share names such as ``q_proj``,
 so targets are matched by a regex anchored at ``language_model``. The routed experts are fused 3-D
-parameters, reachable only through peft's ``target_parameters``.
+parameters, reachable only through peft's ``target_parameters``. The LoRA presets live beside
+:class:`TrainerConfig` and are importable from here too (their documented import path).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 from peft import LoraConfig
 
-from deepsynth.training.config import TrainerConfig
+from deepsynth.training.config import PRESETS, LoraPreset, TrainerConfig, get_lora_preset
+
+__all__ = ["PRESETS", "LoraPreset", "build_lora_config", "decoder_target_regex", "get_lora_preset"]
 
 EXPERT_PARAMETERS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
 

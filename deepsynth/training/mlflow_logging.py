@@ -49,8 +49,10 @@ def log_training_to_mlflow(
 
     if mlflow.active_run() is None:
         raise DeepSynthError("no active MLflow run: open one (the ZenML experiment tracker does) before logging")
-    params = {k: ("" if v is None else str(v)) for k, v in config.to_dict().items()}
-    mlflow.log_params({k: v[:500] for k, v in params.items()})
+    flat: dict[str, Any] = {}
+    for key, value in config.to_dict().items():  # a section's settings as ``optimizer.learning_rate``
+        flat.update({f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value})
+    mlflow.log_params({k: ("" if v is None else str(v))[:500] for k, v in flat.items()})
     for step, loss, lr in metrics.get("loss_curve", []):
         mlflow.log_metric("train_loss", float(loss), step=int(step))
         mlflow.log_metric("learning_rate", float(lr), step=int(step))
