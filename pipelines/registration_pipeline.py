@@ -12,12 +12,14 @@ Python: ``pipelines.registration_pipeline.register_existing_adapter(run_config, 
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from zenml import pipeline
 
 from deepsynth.errors import ConfigError
+from deepsynth.evaluation.config import EvaluateConfig
+from deepsynth.export.config import ExportSettings
+from deepsynth.registry.config import RegisterConfig
 from pipelines.config import RunConfig
 from steps.evaluate_adapter import evaluate_adapter
 from steps.export_and_register import check_promotion, export_and_register
@@ -28,9 +30,9 @@ def registration_pipeline(
     adapter_id: str,
     dataset_id: str,
     evaluation_id: str | None,
-    evaluate_config: dict[str, Any],
-    export_config: dict[str, Any],
-    register_config: dict[str, Any],
+    evaluate: EvaluateConfig,
+    export: ExportSettings,
+    register: RegisterConfig,
     tracker: str | None = None,
 ) -> None:
     """Export and register an existing adapter artifact (evaluating it first if it has no evaluation), then gate."""
@@ -42,11 +44,11 @@ def registration_pipeline(
     if evaluation_id:
         evaluation = client.get_artifact_version(evaluation_id)
     else:
-        evaluation, _report = evaluate_adapter.with_options(experiment_tracker=tracker)(dataset, adapter, evaluate_config)
+        evaluation, _report = evaluate_adapter.with_options(experiment_tracker=tracker)(dataset, adapter, evaluate)
     _export, registration = export_and_register.with_options(experiment_tracker=tracker)(
-        adapter, evaluation, dataset, export_config, register_config
+        adapter, evaluation, dataset, export, register
     )
-    check_promotion(registration, register_config["require_promotion"])  # exit code 4 as in the training pipeline
+    check_promotion(registration, register.require_promotion)  # exit code 4 as in the training pipeline
 
 
 def register_existing_adapter(config: RunConfig, adapter_artifact: str) -> dict[str, Any]:
@@ -87,9 +89,9 @@ def register_existing_adapter(config: RunConfig, adapter_artifact: str) -> dict[
         "adapter_id": str(adapter.id),
         "dataset_id": str(dataset.id),
         "evaluation_id": str(evaluation.id) if evaluation is not None else None,
-        "evaluate_config": asdict(config.evaluate),
-        "export_config": asdict(config.export),
-        "register_config": asdict(config.register),
+        "evaluate": config.evaluate,
+        "export": config.export,
+        "register": config.register,
         "tracker": tracker.name if tracker else None,
     }
     summary = run_and_summarize(registration_pipeline.with_options(model=zenml_model(config.register.model_name)), params)

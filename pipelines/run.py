@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from deepsynth.data.ingest import source_revision
@@ -35,10 +34,10 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
     client = Client()
     tracker = client.active_stack.experiment_tracker
     params = {
-        "ingest_config": asdict(config.ingest),
+        "ingest": config.ingest,
         "source_revision": source_revision(config.ingest),
-        "render_config": asdict(config.render),
-        "validate_config": asdict(config.validate),
+        "render": config.render,
+        "validate": config.validate,
         "tracker": tracker.name if tracker else None,
     }
     options: dict[str, Any] = {"enable_cache": config.enable_cache}
@@ -48,10 +47,10 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
 
         pipeline = training_pipeline
         params.update(
-            train_config=asdict(config.train),
-            evaluate_config=asdict(config.evaluate),
-            export_config=asdict(config.export),
-            register_config=asdict(config.register),
+            train=config.train,
+            evaluate=config.evaluate,
+            export=config.export,
+            register=config.register,
         )
         options["model"] = zenml_model(config.register.model_name)
     options.update(pipeline_options(config))  # images, GPU steps, schedule; checks tracking

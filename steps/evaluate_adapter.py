@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import step
 from zenml.types import HTMLString
 
 from deepsynth.adapters import TrainedAdapter
-from deepsynth.configuration import from_dict
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.errors import DataValidationError
 from deepsynth.evaluation.config import EvaluateConfig
@@ -21,10 +20,9 @@ from steps.common import active_mlflow_run
 
 @step(enable_cache=False)
 def evaluate_adapter(
-    dataset: RenderedDataset, adapter: TrainedAdapter, config: dict[str, Any]
+    dataset: RenderedDataset, adapter: TrainedAdapter, cfg: EvaluateConfig
 ) -> tuple[Annotated[EvaluationResult, "evaluation"], Annotated[HTMLString, "evaluation_report"]]:
     """Generate summaries for the held-out split and compute ROUGE, length, empty and repetition rates."""
-    cfg = from_dict(EvaluateConfig, config, source="evaluate")
     mode = adapter.trainer_config.get("mode")
     documents = dataset.documents(split=cfg.split, mode=mode)[: cfg.max_documents]
     if not documents:

@@ -8,7 +8,6 @@ from zenml import ArtifactConfig, get_step_context, log_metadata, step
 from zenml.enums import ArtifactType
 
 from deepsynth.adapters import TrainedAdapter
-from deepsynth.configuration import from_dict
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.errors import QualityGateError
 from deepsynth.evaluation.result import EvaluationResult
@@ -34,8 +33,8 @@ def export_and_register(
     adapter: TrainedAdapter,
     evaluation: EvaluationResult,
     dataset: RenderedDataset,
-    export_config: dict[str, Any],
-    register_config: dict[str, Any],
+    export_settings: ExportSettings,
+    cfg: RegisterConfig,
 ) -> tuple[
     Annotated[ExportResult, ArtifactConfig(name="export", artifact_type=ArtifactType.MODEL)],
     Annotated[dict[str, Any], "registration"],
@@ -43,20 +42,17 @@ def export_and_register(
     """Export, register (idempotent on the adapter's sha256) and gate the promotion to champion.
 
     Args:
-        export_config: The ``export`` section (:class:`ExportSettings`: ``create_package``,
-            ``include_base_model``, ``package_name``); the adapter artifact is the model path and
-            the export artifact's folder the output dir.
-        register_config: The ``register`` section (:class:`RegisterConfig`).
+        export_settings: The ``export`` section; the adapter artifact is the model path and the
+            export artifact's folder the output dir.
+        cfg: The ``register`` section.
     """
-    export_cfg = from_dict(ExportSettings, export_config, source="export")
-    cfg = from_dict(RegisterConfig, register_config, source="register")
     metrics = evaluation.adapter_metrics
     export = export_adapter(
         model_path=adapter.path,
         output_dir=output_dir("export"),
-        create_package=export_cfg.create_package,
-        include_base_model=export_cfg.include_base_model,
-        package_name=export_cfg.package_name,
+        create_package=export_settings.create_package,
+        include_base_model=export_settings.include_base_model,
+        package_name=export_settings.package_name,
         metrics=metrics,
         dataset=dataset.path,
     )

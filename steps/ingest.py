@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import step
 
-from deepsynth.configuration import from_dict
 from deepsynth.data import ingest as ingestion
 from deepsynth.data.documents import DocumentDataset
 
 
 @step
-def ingest(config: dict[str, Any], source_revision: str) -> Annotated[DocumentDataset, "documents"]:
+def ingest(config: ingestion.IngestConfig, source_revision: str) -> Annotated[DocumentDataset, "documents"]:
     """Read documents.
 
     Args:
-        config: The ``ingest`` section (:class:`deepsynth.data.ingest.IngestConfig`).
+        config: The ``ingest`` section.
         source_revision: The source's content identity (file sha256, package version, hub
             commit), computed before the run: it is part of the cache key, so changed data is
             never served from the cache.
     """
-    documents = ingestion.ingest(from_dict(ingestion.IngestConfig, config, source="ingest"))
+    documents = ingestion.ingest(config)
     if documents.revision != source_revision:
         raise RuntimeError(
             f"{documents.source}: the source changed while the run started "

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import step
 from zenml.config import CachePolicy
 
-from deepsynth.configuration import from_dict
 from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.paths import deepsynth_home
@@ -19,9 +18,8 @@ RENDER_CACHE = CachePolicy(source_dependencies=[render_module, fonts, layout, pa
 
 
 @step(cache_policy=RENDER_CACHE)
-def render_pages(documents: DocumentDataset, config: dict[str, Any]) -> Annotated[RenderedDataset, "rendered"]:
+def render_pages(documents: DocumentDataset, settings: renderer.RenderSettings) -> Annotated[RenderedDataset, "rendered"]:
     """Render ``documents`` with the ``render`` section's settings into Parquet shards of PNG pages."""
-    settings = from_dict(renderer.RenderSettings, config, source="render")
     return render_module.render_dataset(
         documents.rows(),
         settings,

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import ArtifactConfig, step
 from zenml.enums import ArtifactType
 
 from deepsynth.adapters import TrainedAdapter
 from deepsynth.data.rendered import RenderedDataset
+from deepsynth.retry import is_transient, retry_transient
 from deepsynth.training.checkpointing import with_resumable_state
 from deepsynth.training.config import TrainerConfig
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
-from deepsynth.retry import is_transient, retry_transient
 from deepsynth.training.mlflow_logging import log_training_to_mlflow
 from steps.common import active_mlflow_run, output_dir
 
@@ -23,15 +24,15 @@ logger = logging.getLogger(__name__)
 
 @step(enable_cache=False)
 def train_lora(
-    dataset: RenderedDataset, config: dict[str, Any]
+    dataset: RenderedDataset, config: TrainerConfig
 ) -> Annotated[TrainedAdapter, ArtifactConfig(name="adapter", artifact_type=ArtifactType.MODEL)]:
     """Train on the dataset's training split; the adapter is written straight into the artifact store.
 
     Args:
         dataset: The valid rendered dataset.
-        config: The ``train`` section (:class:`TrainerConfig`); ``output_dir`` is the artifact's folder.
+        config: The ``train`` section; its ``output_dir`` is replaced by the artifact's folder.
     """
-    trainer_config = TrainerConfig.from_dict({**config, "output_dir": output_dir("adapter")}, source="train")
+    trainer_config = dataclasses.replace(config, output_dir=output_dir("adapter"))
     own_state_dir = trainer_config.state_dir is None
     if own_state_dir:  # ZenML deletes a failed step's outputs: keep checkpoints where a retry finds them
         trainer_config = with_resumable_state(trainer_config, dataset.path)

@@ -9,7 +9,6 @@ from zenml.config import CachePolicy
 
 from deepsynth import validation
 from deepsynth.validation import config as validation_config, html, report, rules, suite, validate
-from deepsynth.configuration import from_dict
 from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.validation import ValidationConfig, ValidationReport
@@ -20,7 +19,7 @@ VALIDATE_CACHE = CachePolicy(source_dependencies=[validation_config, html, repor
 
 @step(cache_policy=VALIDATE_CACHE)
 def validate_dataset(
-    documents: DocumentDataset, rendered: RenderedDataset, config: dict[str, Any]
+    documents: DocumentDataset, rendered: RenderedDataset, config: ValidationConfig
 ) -> tuple[
     Annotated[RenderedDataset, "valid"],
     Annotated[list[dict[str, Any]], "quarantine"],
@@ -29,7 +28,7 @@ def validate_dataset(
     """Run the expectation suite; rows that fail a row-level rule go to the quarantine list."""
     outcome = validation.validate_dataset(
         rendered,
-        from_dict(ValidationConfig, config, source="validate"),
+        config,
         output_dir("valid"),
         prior_rejects=documents.rejects,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import InitVar, asdict, dataclass, fields
+from dataclasses import InitVar, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -191,17 +191,25 @@ class TrainerConfig:
             raise ValueError("save_steps must not be negative")
 
     def _take_optimizer_settings(self, shorthands: dict[str, Any]) -> None:
-        """Make ``optimizer`` a section and move the top-level shorthands into it (a conflict is an error)."""
+        """Make ``optimizer`` a section of its own and move the top-level shorthands into it.
+
+        A shorthand that contradicts the same setting of a section written out as a mapping (both in
+        one YAML or JSON config) is an error; over a section object (``dataclasses.replace``, code)
+        the shorthand given wins.
+        """
+        written_out = isinstance(self.optimizer, Mapping)
         if isinstance(self.optimizer, str):
             self.optimizer = OptimizerConfig(name=self.optimizer)
-        elif isinstance(self.optimizer, Mapping):
+        elif written_out:
             self.optimizer = from_dict(OptimizerConfig, self.optimizer, prefix="optimizer")
+        else:
+            self.optimizer = replace(self.optimizer)  # never shared with the config it was copied from
         default = OptimizerConfig()
         for name, value in shorthands.items():
             if value is None or isinstance(value, property):  # not given
                 continue
             current = getattr(self.optimizer, name)
-            if current != getattr(default, name) and current != value:
+            if written_out and current != getattr(default, name) and current != value:
                 raise ValueError(f"{name}={value!r} and optimizer.{name}={current!r} were both given: drop one of them")
             setattr(self.optimizer, name, value)
         self.optimizer.__post_init__()

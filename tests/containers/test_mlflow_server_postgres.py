@@ -105,6 +105,8 @@ def test_export_and_register_then_models_list_through_a_stack_on_the_server(serv
     from deepsynth.adapters import TrainedAdapter
     from deepsynth_cli import main
     from deepsynth.evaluation.result import EvaluationResult
+    from deepsynth.export.config import ExportSettings
+    from deepsynth.registry.config import RegisterConfig
     from pipelines.local_stack import use_stack_tracking
     from steps.export_and_register import export_and_register
 
@@ -113,8 +115,8 @@ def test_export_and_register_then_models_list_through_a_stack_on_the_server(serv
     use_stack_tracking()  # what `deepsynth register` does before running the step outside a pipeline
     evaluation = EvaluationResult(systems={"adapter": {"rouge_l": 0.25, "rouge_1": 0.3}})
     _, registration = export_and_register.entrypoint(
-        TrainedAdapter(trained_adapter), evaluation, rendered_dataset, {"create_package": False},
-        {"model_name": "deepsynth-summarizer-server"})
+        TrainedAdapter(trained_adapter), evaluation, rendered_dataset, ExportSettings(create_package=False),
+        RegisterConfig(model_name="deepsynth-summarizer-server"))
     assert registration["created"] and registration["promotion"]["promoted"]
 
     capsys.readouterr()  # what registering printed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -30,9 +29,9 @@ def stepped(data_files):
     from steps.validate_dataset import validate_dataset
 
     config = IngestConfig(source="file", path=str(data_files))
-    documents = ingest.entrypoint(asdict(config), source_revision(config))
-    rendered = render_pages.entrypoint(documents, asdict(RenderSettings(modes=["tiny"], workers=1)))
-    valid, quarantine, report = validate_dataset.entrypoint(documents, rendered, asdict(ValidationConfig()))
+    documents = ingest.entrypoint(config, source_revision(config))
+    rendered = render_pages.entrypoint(documents, RenderSettings(modes=["tiny"], workers=1))
+    valid, quarantine, report = validate_dataset.entrypoint(documents, rendered, ValidationConfig())
     return documents, rendered, valid, quarantine, report
 
 
@@ -47,7 +46,7 @@ def test_ingest_step_refuses_a_source_that_changed(data_files):
     from steps.ingest import ingest
 
     with pytest.raises(RuntimeError, match="source changed"):
-        ingest.entrypoint(asdict(IngestConfig(source="file", path=str(data_files))), "sha256:stale")
+        ingest.entrypoint(IngestConfig(source="file", path=str(data_files)), "sha256:stale")
 
 
 def test_quality_gate_raises_exit_3(stepped):

@@ -9,17 +9,10 @@ import pytest
 from deepsynth.adapters import TrainedAdapter
 from deepsynth.rendering.dataset import render_dataset
 from deepsynth.rendering.renderer import RenderSettings
+from deepsynth.training.config import TrainerConfig
 
-TRAIN = {
-    "model_name": "tiny",
-    "device": "cpu",
-    "mode": "tiny",
-    "batch_size": 2,
-    "num_epochs": 2,
-    "learning_rate": 0.005,
-    "max_summary_tokens": 16,
-    "progress_bar": False,
-}
+TRAIN = TrainerConfig(model_name="tiny", device="cpu", mode="tiny", batch_size=2, num_epochs=2, learning_rate=0.005,
+                      max_summary_tokens=16, progress_bar=False)
 
 
 @pytest.fixture(scope="module")

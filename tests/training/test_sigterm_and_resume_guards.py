@@ -3,6 +3,7 @@ a resume after the config or dataset changed is refused unless forced (the train
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -96,7 +97,7 @@ def test_resume_after_a_config_or_dataset_change_is_refused_unless_forced(tiny_c
     common = dict(output_dir=out, num_epochs=1, save_steps=1, resume_from_checkpoint="latest")  # 2 steps, checkpoint at 1
     DeepSynthLoRATrainer(tiny_config(**common)).train(rendered)
     (checkpoint,) = list_checkpoints(out)
-    assert read_index(checkpoint)["fingerprint"]["config"]["learning_rate"] == 1e-2
+    assert read_index(checkpoint)["fingerprint"]["config"]["optimizer"]["learning_rate"] == 1e-2
     with pytest.raises(ConfigError, match=r"learning_rate: 0.01 → 0.02"):
         DeepSynthLoRATrainer(tiny_config(**common, learning_rate=2e-2)).train(rendered)
     changed = tmp_path / "changed"
@@ -121,14 +122,13 @@ def test_the_train_lora_step_keeps_checkpoints_where_a_rerun_of_the_same_trainin
 ):
     """ZenML deletes a failed step's outputs, so the step checkpoints under <home>/training-state."""
     from deepsynth.training.checkpointing import resumable_state_dir
-    from deepsynth.training.config import TrainerConfig
     from deepsynth.adapter_files import TRAINING_METRICS as METRICS_FILE
     from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
     from steps.train_lora import train_lora
 
-    config = tiny_config(num_epochs=3).to_dict()
-    state_dir = resumable_state_dir(deepsynth_home, TrainerConfig.from_dict(config), rendered.path)
-    assert state_dir != resumable_state_dir(deepsynth_home, TrainerConfig.from_dict({**config, "learning_rate": 2e-2}), rendered.path)
+    config = tiny_config(num_epochs=3)
+    state_dir = resumable_state_dir(deepsynth_home, config, rendered.path)
+    assert state_dir != resumable_state_dir(deepsynth_home, dataclasses.replace(config, learning_rate=2e-2), rendered.path)
     step, calls = DeepSynthLoRATrainer._step, []
 
     def step_then_sigterm(self, *args, **kwargs):
