@@ -79,7 +79,9 @@ def test_sigterm_subprocess_exits_143_with_a_checkpoint_and_the_retry_resumes_fr
     assert "Traceback" not in stderr
     checkpoint = list_checkpoints(out)[-1]
     stopped_at = read_index(checkpoint)["step"]
-    assert stopped_at in (4, 5)  # written because of the signal: periodic ones are at multiples of 3
+    # Written because of the signal at the next step boundary: 4 or 5, or 3 when the signal lands
+    # between step 3's periodic checkpoint becoming visible and the stop check that follows it.
+    assert stopped_at in (3, 4, 5)
     assert not (out / "adapter_model.safetensors").exists()
 
     retry = subprocess.run(command + [str(tmp_path / "r.json")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=240)
