@@ -87,9 +87,9 @@ def run_baseline(args, batch_size: int) -> dict:
     from peft import get_peft_model
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
+    from benchmarks.baseline import trainer_collate
     from deepsynth.data.rendered import RenderedDataset
     from deepsynth.models.loading import load_base_model
-    from deepsynth.models.preprocessing import build_example, preprocess_page, view_spec
     from deepsynth.training.lora_config import build_lora_config
     from deepsynth.training.metrics import decoder_training_flops, measure_peak_flops
 
@@ -103,24 +103,7 @@ def run_baseline(args, batch_size: int) -> dict:
     sam = model.get_base_model().config.vision_config.sam_config.image_size
     docs = RenderedDataset(args.dataset).documents(split="train")
 
-    def collate(batch):
-        pixels, examples = [], []
-        for doc in batch:
-            page = preprocess_page(doc.page_images()[0], view_spec(doc.mode, sam))
-            pixels.append(torch.from_numpy(page.global_view))
-            examples.append(build_example(tokenizer, [page.num_image_tokens], doc.instruction or config.instruction_prompt,
-                                          doc.summary, max_length=config.max_length,
-                                          max_summary_tokens=config.max_summary_tokens))
-        longest = max(len(e.input_ids) for e in examples)
-        ids = torch.full((len(batch), longest), tokenizer.pad_token_id)
-        labels = torch.full((len(batch), longest), -100)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, e in enumerate(examples):
-            ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
-            labels[row, : len(e.labels)] = torch.tensor(e.labels)
-            mask[row, : len(e.input_ids)] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask,
-                "pixel_values": torch.stack(pixels).to(getattr(torch, config.model_dtype))}
+    collate = trainer_collate(tokenizer, sam, config, getattr(torch, config.model_dtype))
 
     sample = collate(docs)
     tokens, targets = int(sample["attention_mask"].sum()), int((sample["labels"][:, 1:] != -100).sum())

@@ -82,9 +82,9 @@ def run_baseline(dataset: str, epochs: int, batch_size: int, out: str) -> dict:
     from peft import get_peft_model
     from transformers import Trainer, TrainingArguments
 
+    from benchmarks.baseline import trainer_collate
     from deepsynth.data.rendered import RenderedDataset
     from deepsynth.models.loading import load_base_model
-    from deepsynth.models.preprocessing import build_example, preprocess_page, view_spec
     from deepsynth.training.config import TrainerConfig
     from deepsynth.training.lora_config import build_lora_config
 
@@ -103,23 +103,7 @@ def run_baseline(dataset: str, epochs: int, batch_size: int, out: str) -> dict:
         def __getitem__(self, i):
             return docs[i]
 
-    def collate(batch):
-        pixels, examples = [], []
-        for doc in batch:
-            page = preprocess_page(doc.page_images()[0], view_spec(doc.mode, sam))
-            pixels.append(torch.from_numpy(page.global_view))
-            examples.append(build_example(tokenizer, [page.num_image_tokens], doc.instruction or config.instruction_prompt,
-                                          doc.summary, max_length=config.max_length,
-                                          max_summary_tokens=config.max_summary_tokens))
-        longest = max(len(e.input_ids) for e in examples)
-        ids = torch.full((len(batch), longest), tokenizer.pad_token_id)
-        labels = torch.full((len(batch), longest), -100)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, e in enumerate(examples):
-            ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
-            labels[row, : len(e.labels)] = torch.tensor(e.labels)
-            mask[row, : len(e.input_ids)] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask, "pixel_values": torch.stack(pixels)}
+    collate = trainer_collate(tokenizer, sam, config)
 
     args = TrainingArguments(output_dir=out, per_device_train_batch_size=batch_size, num_train_epochs=epochs,
                              learning_rate=config.learning_rate, lr_scheduler_type="linear", save_strategy="no",

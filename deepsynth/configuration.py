@@ -126,6 +126,17 @@ def check_choices(obj: Any, section: str) -> None:
             raise ValueError(f"{section}.{f.name}: {value!r} is not one of {list(choices)}")
 
 
+def flatten(data: Mapping[str, Any]) -> dict[str, Any]:
+    """One level of nested sections as dotted keys: ``{"optimizer": {"name": ...}}`` → ``{"optimizer.name": ...}``."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 def to_dict(obj: Any) -> dict[str, Any]:
     """Plain-dict view of a config dataclass (for logging and round trips)."""
     return dataclasses.asdict(obj)

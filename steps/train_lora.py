@@ -13,9 +13,9 @@ from zenml.enums import ArtifactType
 from deepsynth.adapters import TrainedAdapter
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.retry import is_transient, retry_transient
-from deepsynth.training.checkpointing import with_resumable_state
 from deepsynth.training.config import TrainerConfig
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
+from deepsynth.training.fingerprints import with_resumable_state
 from deepsynth.training.mlflow_logging import log_training_to_mlflow
 from steps.common import active_mlflow_run, output_dir
 

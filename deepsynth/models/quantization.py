@@ -19,8 +19,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import bitsandbytes as bnb
-import bitsandbytes.functional as bnb_functional
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -75,11 +73,15 @@ class _Packed4bit:
     """One tensor in bitsandbytes 4-bit blocks (the packed bytes live in a buffer of the owning module)."""
 
     def __init__(self, weight: torch.Tensor, spec: QuantizationSpec):
-        self.data, self.state = bnb_functional.quantize_4bit(
+        from bitsandbytes.functional import quantize_4bit
+
+        self.data, self.state = quantize_4bit(
             weight, compress_statistics=spec.double_quant, quant_type=spec.quant_type)
 
     def dequantize(self, data: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        return bnb_functional.dequantize_4bit(data, self.state).to(dtype)
+        from bitsandbytes.functional import dequantize_4bit
+
+        return dequantize_4bit(data, self.state).to(dtype)
 
     def to(self, device: torch.device) -> None:
         self.state.to(device)
@@ -197,6 +199,8 @@ def _is_fused_experts(module: nn.Module) -> bool:
 
 def _quantized_linear(linear: nn.Linear, spec: QuantizationSpec, device: torch.device) -> nn.Module:
     """A bitsandbytes layer holding ``linear``'s weights, quantized as they move to ``device``."""
+    import bitsandbytes as bnb  # only QLoRA runs load it (its import probes for CPU kernels)
+
     weight = linear.weight.data
     has_bias = linear.bias is not None
     if spec.bits == 4:
@@ -273,7 +277,7 @@ def weight_bytes(module: nn.Module) -> dict[tuple[str, str], int]:
                 add(f"{prefix}.gate_up_proj", tensor)
         weight = getattr(sub, "weight", None)
         state = getattr(weight, "quant_state", None)
-        if isinstance(weight, bnb.nn.Params4bit) and state is not None:
+        if type(weight).__name__ == "Params4bit" and state is not None:
             for tensor in (state.absmax, state.code, *((state.state2.absmax, state.state2.code) if state.nested else ())):
                 add(f"{prefix}.weight", tensor)
         scales = getattr(weight, "SCB", None)

@@ -157,9 +157,25 @@ def register_package(
         client.delete_model_version(name, version)
         return {"name": name, "version": str(first.version), "created": False, "adapter_sha256": sha,
                 "run_id": first.run_id, "aliases": sorted(first.aliases or [])}
-    client.set_registered_model_alias(name, CHALLENGER, version)
+    _set_alias(client, name, CHALLENGER, version)
     return {"name": name, "version": version, "created": True, "adapter_sha256": sha, "run_id": run.info.run_id,
             "aliases": [CHALLENGER]}
+
+
+def _set_alias(client: Any, name: str, alias: str, version: str, attempts: int = 5) -> None:
+    """Point ``alias`` at ``version``, trying again after losing an insert race.
+
+    Two processes setting a new alias at once both try to insert it (MLflow's SQL store checks, then
+    inserts): the loser's unique-constraint error means the row now exists, and a retry updates it.
+    """
+    for attempt in range(attempts):
+        try:
+            client.set_registered_model_alias(name, alias, version)
+            return
+        except Exception as exc:  # noqa: BLE001 - MlflowException wrapping the database's IntegrityError
+            lost_race = "UNIQUE constraint" in str(exc) or "duplicate key" in str(exc)
+            if not lost_race or attempt == attempts - 1:
+                raise
 
 
 def _alias_version(name: str, alias: str) -> Any | None:
@@ -205,7 +221,7 @@ def promote_if_better(name: str, version: str | int, metric: str = "rouge_l", ma
         if champ is not None and math.isfinite(champ) and not metrics[metric] > champ + margin:
             return {**result, "reason": f"{metric} {metrics[metric]:.4f} does not beat champion v{previous} "
                                         f"({champ:.4f}) by more than {margin}; champion kept"}
-    client.set_registered_model_alias(name, alias, version)
+    _set_alias(client, name, alias, version)
     why = "no champion yet" if current is None else f"beats v{previous} by more than {margin}"
     return {**result, "promoted": True, "champion": version, "reason": f"v{version} promoted to @{alias}: {why}"}
 
@@ -214,7 +230,7 @@ def promote(name: str, version: str | int, alias: str = CHAMPION) -> dict[str, A
     """Point ``alias`` at ``version`` unconditionally (a person's decision; the CLI's ``models promote``)."""
     client = _client()
     client.get_model_version(name, str(version))  # raises for an unknown version
-    client.set_registered_model_alias(name, alias, str(version))
+    _set_alias(client, name, alias, str(version))
     return _version_dict(client.get_model_version(name, str(version)))
 
 

@@ -17,24 +17,19 @@ Faults and what happens (see RELIABILITY.md):
   and falls back to the previous complete checkpoint. If checkpoints existed but none is complete,
   :class:`CheckpointError` is raised: training never silently restarts from step 0.
   An explicitly named checkpoint that fails verification is an error (no fallback).
-- A resume whose config (fields in :func:`config_fingerprint`) or dataset differs from the
-  checkpoint's raises :class:`~deepsynth.errors.ConfigError` naming what changed, unless
+- A resume whose config or dataset fingerprint (:mod:`deepsynth.training.fingerprints`) differs
+  from the checkpoint's raises :class:`~deepsynth.errors.ConfigError` naming what changed, unless
   ``resume_force`` is set (then a warning is logged).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import hashlib
 import json
 import logging
 import os
 import random
 import re
 import shutil
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,9 +38,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from deepsynth.adapter_files import sha256_file as _sha256
+from deepsynth.adapter_files import sha256_file
 from deepsynth.errors import ConfigError, DeepSynthError
-from deepsynth.paths import deepsynth_home
 
 logger = logging.getLogger(__name__)
 
@@ -62,64 +56,8 @@ INDEX_FORMAT = 1
 # test can kill -9 the process while a checkpoint is half written. Unset (0) in normal use.
 WRITE_DELAY_ENV = "DEEPSYNTH_CHECKPOINT_WRITE_DELAY_S"
 
-# TrainerConfig fields that do not change what a resumed run computes: where things go, how
-# often to log or save, how to resume, and the cache. Every other field is part of the fingerprint.
-FINGERPRINT_EXCLUDED = frozenset({
-    "output_dir", "state_dir", "deepsynth_home", "device", "resume_from_checkpoint", "resume_force", "save_steps",
-    "save_total_limit", "logging_steps", "progress_bar", "peak_tflops", "feature_cache", "feature_cache_dir",
-})
-
-
 class CheckpointError(DeepSynthError):
     """Checkpoints exist but none can be resumed from (all incomplete or corrupt), or a named one is bad."""
-
-
-class TrainingInterrupted(DeepSynthError):
-    """SIGTERM stopped training after a checkpoint was written; rerun with ``resume_from_checkpoint: latest``.
-
-    Exit code 143 (128 + SIGTERM), what schedulers expect from a process that stopped on SIGTERM.
-    """
-
-    exit_code = 128 + signal.SIGTERM
-
-    def __init__(self, message: str, checkpoint: str | None = None):
-        super().__init__(message)
-        self.checkpoint = checkpoint
-
-
-class StopOnSignal:
-    """Turn SIGTERM into a request to stop at the next optimizer-step boundary.
-
-    ``install()`` (main thread only; elsewhere it does nothing) replaces the SIGTERM handler; the
-    first signal sets ``requested`` and logs a warning; the handler then reverts to the default so
-    a second SIGTERM terminates at once. ``restore()`` puts the previous handler back.
-
-    The trainer checks ``requested`` after every optimizer step, writes a checkpoint and raises
-    :class:`TrainingInterrupted`: the grace period a scheduler must allow is one optimizer step
-    plus one checkpoint write (Kubernetes' default terminationGracePeriodSeconds is 30 s).
-    """
-
-    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM,)):
-        self.signals = signals
-        self.requested: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
-        self.requested = signum
-        logger.warning("received %s: stopping after the current optimizer step and writing a checkpoint "
-                       "(send it again to terminate at once)", signal.Signals(signum).name)
-        signal.signal(signum, signal.SIG_DFL)
-
-    def install(self) -> "StopOnSignal":
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.signals:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def restore(self) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
-        self._previous.clear()
 
 
 def checkpoints_dir(output_dir: str | os.PathLike) -> Path:
@@ -141,60 +79,6 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     This is a cheap listing; :func:`verify_checkpoint` checks the files against the index.
     """
     return [p for p in _step_dirs(output_dir) if (p / INDEX).is_file()]
-
-
-def config_fingerprint(config: Any) -> dict[str, Any]:
-    """The fields of a TrainerConfig (or its dict) that a resumed run must share with the checkpoint."""
-    data = config if isinstance(config, dict) else config.to_dict()
-    return {k: v for k, v in sorted(data.items()) if k not in FINGERPRINT_EXCLUDED}
-
-
-def resumable_state_dir(home: str | os.PathLike, config: Any, dataset_path: str | os.PathLike) -> Path:
-    """A folder for a run's checkpoints outside its output folder, keyed by what the run computes.
-
-    Orchestrators delete a failed step's outputs, checkpoints included; a folder keyed by the
-    config and dataset fingerprint survives, and a rerun of the same training finds it again.
-    """
-    key = {"config": config_fingerprint(config), "dataset": dataset_fingerprint(dataset_path)}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return Path(home) / "training-state" / digest
-
-
-def with_resumable_state(config: Any, dataset_path: str | os.PathLike) -> Any:
-    """``config`` with its checkpoints under :func:`resumable_state_dir`, resuming if some are there.
-
-    For runners whose output folder does not survive a failure (a pipeline step): rerunning the
-    same training finds the checkpoints an interrupted run left, and the fingerprint check still
-    guards the resume.
-    """
-    state_dir = resumable_state_dir(deepsynth_home(config.deepsynth_home), config, dataset_path)
-    resume = config.resume_from_checkpoint
-    if resume is None and list_checkpoints(state_dir):
-        logger.info("resuming the interrupted training of this config and dataset from %s", state_dir)
-        resume = "latest"
-    return dataclasses.replace(config, state_dir=str(state_dir), resume_from_checkpoint=resume)
-
-
-def dataset_fingerprint(path: str | os.PathLike) -> str:
-    """Content hash of a rendered dataset folder: its manifest and every shard it lists (sha256).
-
-    Hashing reads the whole dataset, so the result is kept for as long as no file's size or
-    modification time changes (a pipeline step and the trainer both ask for it).
-    """
-    root = Path(path).resolve()
-    manifest_path = root / "manifest.json"
-    files = [manifest_path] + [root / shard for shard in json.loads(manifest_path.read_text()).get("shards", [])]
-    stats = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-    return _hash_dataset_files(stats)
-
-
-@functools.lru_cache(maxsize=16)
-def _hash_dataset_files(stats: tuple[tuple[str, int, int], ...]) -> str:
-    manifest, *shards = (Path(name) for name, _, _ in stats)
-    digest = hashlib.sha256(manifest.read_bytes())
-    for shard in shards:
-        digest.update(f"\0{shard.relative_to(manifest.parent)}\0{_sha256(shard)}".encode())
-    return digest.hexdigest()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -250,7 +134,7 @@ def verify_checkpoint(path: str | os.PathLike) -> str | None:
         size = file.stat().st_size
         if size != expected["size"]:
             return f"{name} is {size} bytes, the index says {expected['size']} (truncated or altered)"
-        if _sha256(file) != expected["sha256"]:
+        if sha256_file(file) != expected["sha256"]:
             return f"{name} does not match its sha256 in {INDEX} (corrupt or altered)"
     return None
 
@@ -463,7 +347,7 @@ def save_checkpoint(
     for f in sorted(tmp.iterdir()):
         with open(f, "rb") as handle:
             os.fsync(handle.fileno())
-        files[f.name] = {"sha256": _sha256(f), "size": f.stat().st_size}
+        files[f.name] = {"sha256": sha256_file(f), "size": f.stat().st_size}
     index = {"format": INDEX_FORMAT, "step": step, "files": files, "fingerprint": fingerprint}
     with open(tmp / INDEX, "w") as handle:  # written last: marks completeness
         handle.write(json.dumps(index, indent=1, sort_keys=True, default=str))

@@ -33,16 +33,15 @@ from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.text_encoders import InstructionEncoder, build_text_encoder
 from deepsynth.models.vision import ocr_core, unwrap_model, vision_fingerprint
 from deepsynth.training import distributed as dist_utils
-from deepsynth.training.checkpointing import (
-    StopOnSignal, TrainingInterrupted, config_fingerprint, dataset_fingerprint, list_checkpoints, load_checkpoint,
-    resolve_checkpoint, save_checkpoint,
-)
+from deepsynth.training.checkpointing import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
 from deepsynth.training.config import TrainerConfig
+from deepsynth.training.fingerprints import config_fingerprint, dataset_fingerprint
 from deepsynth.training.metrics import decoder_training_flops, peak_flops, peak_rss_mb, system_info
 from deepsynth.training.model_setup import build_training_model, count_parameters
+from deepsynth.training.plan import Progress, lr_lambda, step_groups
+from deepsynth.training.signals import StopOnSignal, TrainingInterrupted
 
 logger = logging.getLogger(__name__)
-
 
 
 class TrainingDivergedError(DeepSynthError):
@@ -73,26 +72,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> list[int]:
-    """This rank's example order for an epoch: a seeded shuffle, padded to a multiple of the world size."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch)).tolist()
-    total = math.ceil(n / world) * world
-    perm = (perm * math.ceil(total / n))[:total]
-    return perm[rank:total:world]
-
-
-def lr_lambda(kind: str, warmup: int, total: int):
-    """Multiplier of the peak learning rate at a step: linear warm-up, then linear/cosine decay or constant."""
-    def schedule(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if kind == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 1.0 - progress if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
-    return schedule
-
-
 class DeepSynthLoRATrainer:
     """Fine-tunes DeepSeek-OCR's decoder (LoRA, QLoRA or full) to summarise rendered documents.
 
@@ -112,8 +91,14 @@ class DeepSynthLoRATrainer:
         self.model: nn.Module | None = None
         self.tokenizer = None
         self.text_encoder: InstructionEncoder | None = None
+        self.source = None
         self.feature_cache: FeatureCache | None = None
         self._state_dir = self.config.state_dir or self.config.output_dir
+        self._stop: StopOnSignal | None = None  # installed for the duration of train()
+        self._text_cache: dict[str, torch.Tensor] = {}  # a frozen text encoder's output per instruction
+        self._fingerprint: dict[str, Any] | None = None  # config and dataset identity, stored in checkpoints
+        self._flops_per_position = (0.0, 0.0)  # decoder training FLOPs per input and per predicted position
+        self._model_flops = 0.0  # decoder training FLOPs this process has run
 
     # ----- public API -----
     def train(self, dataset: Any) -> tuple[dict[str, Any], list[str]]:
@@ -152,7 +137,6 @@ class DeepSynthLoRATrainer:
                 ).to(device)
         identity = vision_fingerprint(self.model, self.source.identity)
         self.feature_cache = FeatureCache(identity, cfg.feature_cache_dir, enabled=cfg.feature_cache)
-        self._text_cache: dict[str, torch.Tensor] = {}
 
     def _trainable(self) -> list[tuple[str, nn.Parameter]]:
         params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
@@ -189,115 +173,136 @@ class DeepSynthLoRATrainer:
                     self._text_cache[text] = vec
         return enc.project(torch.stack([self._text_cache[t] for t in texts]))
 
-    # ----- loop -----
+    # ----- the recipe -----
     def _train(self, data: RenderedDataset, device: torch.device, ctx: dist_utils.DistContext):
-        cfg = self.config
-        torch.manual_seed(cfg.seed + ctx.rank)
+        torch.manual_seed(self.config.seed + ctx.rank)
         self._setup(device)
         docs = self._prepare(data)
+        named = self._trainable_parameters(ctx)
+        optimizer, scheduler, total_steps = self._optimizer_and_schedule([p for _, p in named], len(docs), ctx)
+        state, resumed_from = self._resume(data, named, optimizer, scheduler)
+        progress = self._loop(docs, named, optimizer, scheduler, state, total_steps, device, ctx)
+        self._check_finite(named)
+        metrics = self._metrics(progress, state, resumed_from, device, ctx)
+        if ctx.is_main:
+            self._save_output(metrics, device)
+        dist_utils.barrier(ctx)
+        return metrics, [str(p) for p in list_checkpoints(self._state_dir)]
+
+    def _trainable_parameters(self, ctx: dist_utils.DistContext) -> list[tuple[str, nn.Parameter]]:
+        """The trained parameters (model and text encoder), identical on every rank."""
         named = self._trainable()
-        params = [p for _, p in named]
-        if not params:
+        if not named:
             raise ConfigError("nothing to train: enable use_lora, train_projector or a trainable text encoder")
-        dist_utils.broadcast_parameters(ctx, params)
-        optimizer = self._optimizer(params)
-        per_rank = math.ceil(len(docs) / ctx.world_size)
-        micro_per_epoch = math.ceil(per_rank / cfg.batch_size)
-        steps_per_epoch = math.ceil(micro_per_epoch / cfg.gradient_accumulation_steps)
+        dist_utils.broadcast_parameters(ctx, [p for _, p in named])
+        return named
+
+    def _optimizer_and_schedule(self, params: list[nn.Parameter], n_docs: int, ctx: dist_utils.DistContext):
+        """``(optimizer, scheduler, total optimizer steps)`` for this run's data and world size."""
+        cfg = self.config
+        per_rank = math.ceil(n_docs / ctx.world_size)
+        steps_per_epoch = math.ceil(math.ceil(per_rank / cfg.batch_size) / cfg.gradient_accumulation_steps)
         total_steps = steps_per_epoch * cfg.num_epochs
         if cfg.max_steps > 0:
             total_steps = min(total_steps, cfg.max_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_scheduler, cfg.warmup_steps, total_steps))
+        optimizer = self._optimizer(params)
+        schedule = lr_lambda(cfg.optimizer.lr_scheduler, cfg.optimizer.warmup_steps, total_steps)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), total_steps
 
-        state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "loss_history": [], "samples_seen": 0, "tokens_seen": 0}
+    def _resume(self, data: RenderedDataset, named, optimizer, scheduler) -> tuple[dict[str, Any], int]:
+        """The loop state, fresh or from the checkpoint ``resume_from_checkpoint`` names; and the step resumed at."""
+        cfg = self.config
+        state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "loss_history": [], "samples_seen": 0,
+                                 "tokens_seen": 0, "global_step": 0}
         self._fingerprint = {"config": config_fingerprint(cfg), "dataset": dataset_fingerprint(data.path)}
         resume = resolve_checkpoint(self._state_dir, cfg.resume_from_checkpoint, self._fingerprint, cfg.resume_force)
-        global_step = resumed_from = 0
-        if resume is not None:
-            tensors, state = load_checkpoint(resume, optimizer, scheduler)
-            with torch.no_grad():
-                for name, p in named:
-                    p.copy_(tensors[name])
-            global_step = resumed_from = state["global_step"]
-            logger.info("resumed from %s at step %d", resume, global_step)
+        if resume is None:
+            return state, 0
+        tensors, state = load_checkpoint(resume, optimizer, scheduler)
+        with torch.no_grad():
+            for name, p in named:
+                p.copy_(tensors[name])
+        logger.info("resumed from %s at step %d", resume, state["global_step"])
+        return state, state["global_step"]
 
-        trainable, total = count_parameters(self.model, self.text_encoder)
+    def _loop(self, docs, named, optimizer, scheduler, state, total_steps, device, ctx) -> Progress:
+        """Run the optimizer steps left, epoch by epoch; SIGTERM stops at a step boundary with a checkpoint."""
+        cfg = self.config
+        params = [p for _, p in named]
         self._flops_per_position = decoder_training_flops(self.model)
-        self._model_flops = 0.0  # this process's decoder training FLOPs in this run
         self.model.train()
         ocr_core(self.model).vision_tower.eval()
         if self.text_encoder is not None and not cfg.text_encoder_trainable:
             self.text_encoder.encoder.eval()
         autocast = (torch.autocast(device.type, dtype=DTYPES["bfloat16" if cfg.mixed_precision == "bf16" else "float16"])
                     if cfg.mixed_precision != "no" else contextlib.nullcontext())
-        bar = tqdm(total=total_steps, initial=global_step, desc="train", unit="step",
+        progress = Progress(global_step=state["global_step"])
+        bar = tqdm(total=total_steps, initial=progress.global_step, desc="train", unit="step",
                    disable=not (cfg.progress_bar and ctx.is_main), dynamic_ncols=True)
-        start, run_samples, run_tokens = time.perf_counter(), 0, 0
-        epochs_detail: list[dict[str, Any]] = []  # per epoch run here: steps, seconds, tokens, model FLOPs
-        done = global_step >= total_steps
         epoch = state["epoch"]
-        while not done and epoch < cfg.num_epochs:
-            order = epoch_order(len(docs), cfg.seed, epoch, ctx.rank, ctx.world_size)
-            micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-            groups = [micro[i : i + cfg.gradient_accumulation_steps] for i in range(0, len(micro), cfg.gradient_accumulation_steps)]
+        while progress.global_step < total_steps and epoch < cfg.num_epochs:
+            groups = step_groups(len(docs), cfg, epoch, ctx)
             first = state["step_in_epoch"] if epoch == state["epoch"] else 0
-            epoch_start, epoch_tokens, epoch_flops = time.perf_counter(), run_tokens, self._model_flops
+            epoch_start = progress.epoch_started(self._model_flops * ctx.world_size)
             for step_in_epoch in range(first, len(groups)):
-                group = groups[step_in_epoch]
-                loss_value, samples, tokens = self._step(group, docs, device, autocast, ctx, params)
-                if not math.isfinite(loss_value):
+                # Forward and backward over the step's micro-batches (loss averaged over the ranks).
+                loss, samples, tokens = self._step(groups[step_in_epoch], docs, device, autocast, ctx, params)
+                # A non-finite loss stops the run before the optimizer touches the weights.
+                if not math.isfinite(loss):
                     raise TrainingDivergedError(
-                        f"loss became {loss_value} at step {global_step + 1} (epoch {epoch}); lower learning_rate "
-                        f"(now {cfg.learning_rate}) or check the data; no adapter was written")
-                if cfg.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                        f"loss became {loss} at step {progress.global_step + 1} (epoch {epoch}); lower learning_rate "
+                        f"(now {cfg.optimizer.learning_rate}) or check the data; no adapter was written")
+                # Clip, update, advance the schedule.
+                if cfg.optimizer.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.optimizer.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                global_step += 1
-                run_samples += samples
-                run_tokens += tokens
-                state["samples_seen"] += samples
-                state["tokens_seen"] += tokens
+                # Count and record.
                 lr = scheduler.get_last_lr()[0]
-                if global_step % cfg.logging_steps == 0 or global_step == total_steps:
-                    state["loss_history"].append([global_step, loss_value, lr])
-                elapsed = time.perf_counter() - start
+                progress.record_step(samples, tokens)
+                state.update(global_step=progress.global_step, epoch=epoch, step_in_epoch=step_in_epoch + 1,
+                             samples_seen=state["samples_seen"] + samples, tokens_seen=state["tokens_seen"] + tokens)
+                if progress.global_step % cfg.logging_steps == 0 or progress.global_step == total_steps:
+                    state["loss_history"].append([progress.global_step, loss, lr])
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", samples_s=f"{run_samples / max(elapsed, 1e-9):.2f}")
-                state["epoch"], state["step_in_epoch"] = epoch, step_in_epoch + 1
-                if cfg.save_steps and global_step % cfg.save_steps == 0 and global_step < total_steps:
-                    self._checkpoint(global_step, named, optimizer, scheduler, state, ctx)
-                if global_step < total_steps and dist_utils.mean_scalar(ctx, float(bool(self._stop.requested))) > 0:
-                    self._checkpoint(global_step, named, optimizer, scheduler, state, ctx)
-                    raise TrainingInterrupted(f"SIGTERM: stopped at step {global_step}/{total_steps} with a checkpoint in "
-                                              f"{self._state_dir}/checkpoints; rerun with resume_from_checkpoint: latest",
-                                              str((list_checkpoints(self._state_dir) or [None])[-1]))
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{progress.samples_per_second():.2f}")
+                # Periodic checkpoint; SIGTERM: checkpoint now and stop.
+                unfinished = progress.global_step < total_steps
+                if cfg.save_steps and progress.global_step % cfg.save_steps == 0 and unfinished:
+                    self._checkpoint(progress.global_step, named, optimizer, scheduler, state, ctx)
+                if unfinished and dist_utils.mean_scalar(ctx, float(bool(self._stop.requested))) > 0:
+                    self._checkpoint(progress.global_step, named, optimizer, scheduler, state, ctx)
+                    raise TrainingInterrupted(
+                        f"SIGTERM: stopped at step {progress.global_step}/{total_steps} with a checkpoint in "
+                        f"{self._state_dir}/checkpoints; rerun with resume_from_checkpoint: latest",
+                        str((list_checkpoints(self._state_dir) or [None])[-1]))
                 if self._on_step is not None:
-                    self._on_step(global_step)
-                if global_step >= total_steps:
-                    done = True
+                    self._on_step(progress.global_step)
+                if not unfinished:
                     break
-            epochs_detail.append({"epoch": epoch, "steps": state["step_in_epoch"] - first,
-                                  "seconds": time.perf_counter() - epoch_start, "tokens": run_tokens - epoch_tokens,
-                                  "model_flops": (self._model_flops - epoch_flops) * ctx.world_size})
+            progress.epoch_finished(epoch, state["step_in_epoch"] - first, epoch_start, self._model_flops * ctx.world_size)
             epoch += 1
             state["epoch"], state["step_in_epoch"] = epoch, 0
         bar.close()
-        runtime = time.perf_counter() - start
+        progress.runtime = time.perf_counter() - progress.start
+        return progress
 
-        self._check_finite(named)
+    def _metrics(self, progress: Progress, state, resumed_from: int, device, ctx) -> dict[str, Any]:
+        """Loss curve, throughput, MFU, parameter counts and cache figures of the run."""
+        cfg = self.config
+        runtime = max(progress.runtime, 1e-9)
         peak, peak_source = peak_flops(device, cfg.peak_tflops)
-        tokens_per_s = run_tokens / max(runtime, 1e-9)
-        model_flops_per_s = dist_utils.mean_scalar(ctx, self._model_flops) * ctx.world_size / max(runtime, 1e-9)
+        model_flops_per_s = dist_utils.mean_scalar(ctx, self._model_flops) * ctx.world_size / runtime
+        trainable, total = count_parameters(self.model, self.text_encoder)
         history = state["loss_history"]
-        metrics: dict[str, Any] = {
-            "global_step": global_step,
+        return {
+            "global_step": progress.global_step,
             "epochs": cfg.num_epochs,
-            "train_runtime_s": runtime,
+            "train_runtime_s": progress.runtime,
             "train_samples": state["samples_seen"],
-            "samples_per_second": run_samples / max(runtime, 1e-9),
-            "tokens_per_second": tokens_per_s,
+            "samples_per_second": progress.samples / runtime,
+            "tokens_per_second": progress.tokens / runtime,
             "model_tflops_per_second": model_flops_per_s / 1e12,
             "mfu": model_flops_per_s / peak if peak else None,
             "mfu_peak_source": peak_source,
@@ -307,27 +312,24 @@ class DeepSynthLoRATrainer:
             "trainable_params": trainable,
             "total_params": total,
             "resumed_from_step": resumed_from,
-            "epochs_detail": epochs_detail,
+            "epochs_detail": progress.epochs,
             "world_size": ctx.world_size,
             "rank": ctx.rank,
             "peak_rss_mb": peak_rss_mb(),
             "adapter_dir": str(Path(cfg.output_dir)),
             **self.feature_cache.stats(),
         }
-        if ctx.is_main:
-            self._save_output(metrics, device)
-        dist_utils.barrier(ctx)
-        return metrics, [str(p) for p in list_checkpoints(self._state_dir)]
 
     def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         cfg = self.config
         if cfg.optimizer.name == "adamw_8bit":
             import bitsandbytes as bnb
 
-            return bnb.optim.AdamW8bit(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+            return bnb.optim.AdamW8bit(params, lr=cfg.optimizer.learning_rate, weight_decay=cfg.optimizer.weight_decay)
         # On CUDA one fused kernel updates every parameter (no per-tensor launches or step-count reads).
         fused = all(p.device.type == "cuda" and p.dtype in (torch.float32, torch.bfloat16, torch.float16) for p in params)
-        return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=fused or None)
+        return torch.optim.AdamW(params, lr=cfg.optimizer.learning_rate, weight_decay=cfg.optimizer.weight_decay,
+                                 fused=fused or None)
 
     def _step(self, group, docs, device, autocast, ctx, params) -> tuple[float, int, int]:
         """Forward/backward over one optimizer step's micro-batches; returns the (all-rank) mean loss."""

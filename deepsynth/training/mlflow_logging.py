@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deepsynth.adapter_files import TRAINING_METRICS
+from deepsynth.configuration import flatten
 from deepsynth.errors import DeepSynthError
 from deepsynth.training.config import TrainerConfig
 
@@ -49,10 +50,8 @@ def log_training_to_mlflow(
 
     if mlflow.active_run() is None:
         raise DeepSynthError("no active MLflow run: open one (the ZenML experiment tracker does) before logging")
-    flat: dict[str, Any] = {}
-    for key, value in config.to_dict().items():  # a section's settings as ``optimizer.learning_rate``
-        flat.update({f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value})
-    mlflow.log_params({k: ("" if v is None else str(v))[:500] for k, v in flat.items()})
+    params = flatten(config.to_dict())  # a section's settings as ``optimizer.learning_rate``
+    mlflow.log_params({k: ("" if v is None else str(v))[:500] for k, v in params.items()})
     for step, loss, lr in metrics.get("loss_curve", []):
         mlflow.log_metric("train_loss", float(loss), step=int(step))
         mlflow.log_metric("learning_rate", float(lr), step=int(step))

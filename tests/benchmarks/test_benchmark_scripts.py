@@ -1,7 +1,9 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]  # benchmarks/ is a top-level package, not installed
@@ -26,3 +28,25 @@ def test_gpu_memory_benchmark_skips_cleanly_without_cuda():
     proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_memory"], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)
     assert proc.returncode == 0 and "no CUDA device" in proc.stdout
+
+
+def test_gpu_train_benchmark_skips_cleanly_without_cuda():
+    if torch.cuda.is_available():
+        return
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_train"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0 and "no CUDA device" in proc.stdout
+
+
+@pytest.mark.slow
+def test_gpu_train_benchmark_runs_end_to_end_on_the_cpu_with_the_tiny_profile():
+    """The GPU session has minutes: every path of the script (both sides, QLoRA, profiler) runs here first."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_train", "--device", "cpu", "--model", "tiny",
+                           "--docs", "8", "--batch-sizes", "2"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((ROOT / "benchmarks" / "results" / "gpu_train_smoke.json").read_text())
+    for run in ("lora:2", "baseline:2", "qlora4:2"):
+        assert result["results"][run]["tokens_per_s"] > 0, result["results"][run]
+    assert 0 < result["results"]["lora:2"]["mfu"] < 1
+    profile = result["profile"]
+    assert profile["step_wall_s"] > 0 and profile["top_host_ops"]

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from deepsynth.errors import ConfigError
-from deepsynth.training import checkpointing as ck
+from deepsynth.training import checkpointing as ck, fingerprints
 
 WORKER = Path(__file__).with_name("train_worker.py")
 
@@ -136,17 +136,17 @@ def test_dataset_fingerprint_follows_shard_content(rendered, tmp_path):
 
     copy = tmp_path / "copy"
     shutil.copytree(rendered.path, copy)
-    assert ck.dataset_fingerprint(copy) == ck.dataset_fingerprint(rendered.path)
+    assert fingerprints.dataset_fingerprint(copy) == fingerprints.dataset_fingerprint(rendered.path)
     shard = copy / json.loads((copy / "manifest.json").read_text())["shards"][0]
     shard.write_bytes(shard.read_bytes() + b"\0")
-    assert ck.dataset_fingerprint(copy) != ck.dataset_fingerprint(rendered.path)
+    assert fingerprints.dataset_fingerprint(copy) != fingerprints.dataset_fingerprint(rendered.path)
 
 
 def test_fingerprint_ignores_paths_and_logging_but_not_hyperparameters(tiny_config):
-    a = ck.config_fingerprint(tiny_config(output_dir="/a", save_steps=1, progress_bar=False))
-    b = ck.config_fingerprint(tiny_config(output_dir="/b", save_steps=5, progress_bar=True, resume_force=True))
+    a = fingerprints.config_fingerprint(tiny_config(output_dir="/a", save_steps=1, progress_bar=False))
+    b = fingerprints.config_fingerprint(tiny_config(output_dir="/b", save_steps=5, progress_bar=True, resume_force=True))
     assert a == b
-    assert a != ck.config_fingerprint(tiny_config(learning_rate=0.5))
+    assert a != fingerprints.config_fingerprint(tiny_config(learning_rate=0.5))
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from deepsynth.errors import ConfigError
-from deepsynth.training.checkpointing import INDEX, TrainingInterrupted, list_checkpoints, read_index
+from deepsynth.training.checkpointing import INDEX, list_checkpoints, read_index
+from deepsynth.training.signals import TrainingInterrupted
 
 WORKER = Path(__file__).with_name("train_worker.py")
 # train_worker.py as a program that exits like the CLI does: a DeepSynthError's exit code, no traceback
@@ -99,7 +100,7 @@ def test_resume_after_a_config_or_dataset_change_is_refused_unless_forced(tiny_c
     common = dict(output_dir=out, num_epochs=1, save_steps=1, resume_from_checkpoint="latest")  # 2 steps, checkpoint at 1
     DeepSynthLoRATrainer(tiny_config(**common)).train(rendered)
     (checkpoint,) = list_checkpoints(out)
-    assert read_index(checkpoint)["fingerprint"]["config"]["optimizer"]["learning_rate"] == 1e-2
+    assert read_index(checkpoint)["fingerprint"]["config"]["optimizer.learning_rate"] == 1e-2
     with pytest.raises(ConfigError, match=r"learning_rate: 0.01 → 0.02"):
         DeepSynthLoRATrainer(tiny_config(**common, learning_rate=2e-2)).train(rendered)
     changed = tmp_path / "changed"
@@ -123,7 +124,7 @@ def test_the_train_lora_step_keeps_checkpoints_where_a_rerun_of_the_same_trainin
     tiny_config, rendered, deepsynth_home, monkeypatch
 ):
     """ZenML deletes a failed step's outputs, so the step checkpoints under <home>/training-state."""
-    from deepsynth.training.checkpointing import resumable_state_dir
+    from deepsynth.training.fingerprints import resumable_state_dir
     from deepsynth.adapter_files import TRAINING_METRICS as METRICS_FILE
     from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
     from steps.train_lora import train_lora
