@@ -135,7 +135,7 @@ def configure(verbosity: int = 0, debug: bool = False, home: Path | None = None)
     _Setup.root_level = logging.DEBUG if debug else logging.INFO
     root.setLevel(_Setup.root_level)
     logging.captureWarnings(True)
-    adopt_zenml_logging()
+    adopt_library_logging()
     return _Setup.log_file
 
 
@@ -145,18 +145,29 @@ def current_log_file() -> Path | None:
     return path if path is not None and path.exists() else None
 
 
-def adopt_zenml_logging() -> None:
-    """Drop ZenML's console handler (it writes to stdout, in colour) once ZenML is imported.
+#: Libraries that print through handlers of their own when they were imported first.
+OWN_HANDLER_LIBRARIES = ("mlflow",)
 
-    ZenML installs it on the root logger when it is first imported; this project's handlers
-    already show the same records on stderr at the chosen verbosity. Its root level is reset too.
+
+def adopt_library_logging() -> None:
+    """Route already-imported libraries' records through this project's handlers only.
+
+    ZenML puts a console handler on the root logger (it writes to stdout, in colour) when it is
+    first imported; MLflow, imported before ``MLFLOW_CONFIGURE_LOGGING=false`` was set, has its
+    own stderr handler. Both are dropped; the root level is reset to this invocation's.
     """
-    if "zenml" not in sys.modules or not _Setup.handlers:
+    if not _Setup.handlers:
         return
     root = logging.getLogger()
     for handler in list(root.handlers):
         if type(handler).__name__ == "ZenMLConsoleHandler":
             root.removeHandler(handler)
+    for name in OWN_HANDLER_LIBRARIES:
+        library = logging.getLogger(name)
+        if name in sys.modules and library.handlers:
+            for handler in list(library.handlers):
+                library.removeHandler(handler)
+            library.propagate = True
     root.setLevel(_Setup.root_level)
 
 
@@ -172,4 +183,4 @@ def import_zenml() -> None:
     prepare_environment()
     import zenml  # noqa: F401  (its import installs its logging)
 
-    adopt_zenml_logging()
+    adopt_library_logging()

@@ -22,7 +22,7 @@ class DeepSynthSummarizerModel(mlflow.pyfunc.PythonModel):
 
         self.summarizer = Summarizer.load(context.artifacts[PACKAGE_ARTIFACT])
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> list[str]:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> list[str]:
         """Summaries of the input texts.
 
         ``pd.DataFrame`` is a type hint MLflow infers no schema from: it validates nothing (lists
