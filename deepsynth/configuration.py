@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from typing import Any, Mapping, TypeVar
@@ -36,6 +37,34 @@ def _where(source: str | None, key: str) -> str:
     return f"{source}: {key}" if source else key
 
 
+def _error(source: str | None, key: str, problem: str) -> ConfigError:
+    """A :class:`ConfigError` for ``key`` (its dotted path) that names the source and the key."""
+    return ConfigError(f"{_where(source, key)}: {problem}", key=key)
+
+
+#: ``section.key: problem`` — how ``__post_init__`` checks word their ValueErrors.
+_KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
+
+
+def error_key(message: str) -> str | None:
+    """The dotted key a ``section.key: problem`` message starts with, if it does."""
+    named = _KEY_PREFIX.match(message)
+    return named.group(1) if named else None
+
+
+def _suggestion(cls: type, key: str, fields: Any, prefix: str) -> str:
+    """`` (did you mean 'key'?)`` for a misspelt key; ``'section.key'`` for a key of a nested section."""
+    close = difflib.get_close_matches(key, fields, n=1)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    hints = typing.get_type_hints(cls)
+    for name in fields:
+        nested = hints[name]
+        if dataclasses.is_dataclass(nested) and key in {f.name for f in dataclasses.fields(nested)}:
+            return f" (did you mean '{prefix + '.' if prefix else ''}{name}.{key}'?)"
+    return ""
+
+
 def _coerce(value: Any, hint: Any, source: str | None, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -54,34 +83,34 @@ def _coerce(value: Any, hint: Any, source: str | None, key: str) -> Any:
                 return _coerce(value, arg, source, key)
             except ConfigError as exc:
                 # A mapping was meant for the section, anything else for a plain alternative.
-                errors.append((dataclasses.is_dataclass(arg) == isinstance(value, Mapping), str(exc)))
+                errors.append((dataclasses.is_dataclass(arg) == isinstance(value, Mapping), exc))
         errors.sort(key=lambda e: not e[0])
-        raise ConfigError(errors[0][1] if errors else f"{_where(source, key)}: invalid value {value!r}")
+        raise errors[0][1] if errors else _error(source, key, f"invalid value {value!r}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{_where(source, key)}: {value!r} is not one of {list(args)}")
+            raise _error(source, key, f"{value!r} is not one of {list(args)}")
         return value
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{_where(source, key)}: expected a mapping, got {type(value).__name__}")
+            raise _error(source, key, f"expected a mapping, got {type(value).__name__}")
         return from_dict(hint, value, source=source, prefix=key)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{_where(source, key)}: expected a list, got {type(value).__name__}")
+            raise _error(source, key, f"expected a list, got {type(value).__name__}")
         item = args[0] if args else Any
         return [_coerce(v, item, source, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{_where(source, key)}: expected a mapping, got {type(value).__name__}")
+            raise _error(source, key, f"expected a mapping, got {type(value).__name__}")
         return dict(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float) and isinstance(value, bool):
-        raise ConfigError(f"{_where(source, key)}: expected {hint.__name__}, got a boolean")
+        raise _error(source, key, f"expected {hint.__name__}, got a boolean")
     if isinstance(hint, type) and not isinstance(value, hint):
-        raise ConfigError(f"{_where(source, key)}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+        raise _error(source, key, f"expected {hint.__name__}, got {type(value).__name__} {value!r}")
     return value
 
 
@@ -95,10 +124,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = unknown[0]
-        close = difflib.get_close_matches(key, fields, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = _suggestion(cls, key, fields, prefix)
         dotted = f"{prefix}.{key}" if prefix else key
-        raise ConfigError(f"{_where(source, dotted)}: unknown key{hint}; known keys: {', '.join(sorted(fields))}")
+        raise _error(source, dotted, f"unknown key{hint}; known keys: {', '.join(sorted(fields))}")
     kwargs = {}
     for name, value in data.items():
         dotted = f"{prefix}.{name}" if prefix else name
@@ -106,9 +134,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
     try:
         obj = cls(**kwargs)
     except TypeError as exc:  # a required field is missing
-        raise ConfigError(f"{_where(source, prefix or cls.__name__)}: {exc}") from None
+        raise _error(source, prefix or cls.__name__, str(exc)) from None
     except ValueError as exc:  # __post_init__ refused a value; its message names the key
-        raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
+        raise ConfigError(f"{source}: {exc}" if source else str(exc), key=error_key(str(exc))) from None
     return obj
 
 

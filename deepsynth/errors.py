@@ -12,9 +12,13 @@ class DeepSynthError(Exception):
 
 
 class ConfigError(DeepSynthError):
-    """Bad usage or configuration (exit code 2)."""
+    """Bad usage or configuration (exit code 2); ``key`` is the dotted config key at fault, if one is."""
 
     exit_code = 2
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 class DataValidationError(DeepSynthError):

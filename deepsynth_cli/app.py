@@ -1,15 +1,21 @@
 """The ``deepsynth`` group, its command groups, and the mapping of errors to exit codes.
 
-Exit codes: 0 ok; 2 bad usage or config; 3 data validation failed; 4 quality gate; 1 any other failure.
+Exit codes: 0 ok; 1 any other failure; 2 bad usage or config; 3 data validation failed;
+4 quality gate; 143 stopped by SIGTERM (rerun to resume). A failure prints one error block on
+stderr (``--debug`` adds the traceback; the log file always has it) and, with ``--json``, a
+JSON document with ``error`` and ``exit_code`` on stdout.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 
 import click
 
 from deepsynth.errors import DeepSynthError
+from deepsynth_cli import output
+from deepsynth_cli.logs import current_log_file, log_to_file
 from deepsynth_cli.models import models
 from deepsynth_cli.render import render
 from deepsynth_cli.runs import data, register, run
@@ -17,13 +23,25 @@ from deepsynth_cli.schedule import schedule
 from deepsynth_cli.stack import stack
 from deepsynth_cli.summarize import summarize
 
+EXIT_CODES = {
+    0: "success",
+    1: "any other failure",
+    2: "bad usage or configuration (unknown key, unknown mode, missing file or column, unknown model)",
+    3: "data validation failed (a dataset-level check)",
+    4: "quality gate: the new version was not promoted and register.require_promotion is set",
+    143: "stopped by SIGTERM during training, after a checkpoint: rerun the same command to resume",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=output.Group, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items()))
+@output.verbosity_options
 @click.version_option(package_name="deepsynth-pipelines")
 def cli() -> None:
     """DeepSynth: turn documents into a fine-tuned DeepSeek-OCR summarizer.
 
-    Exit codes: 0 ok, 2 bad usage or config, 3 data validation failed, 1 other failure.
+    Results go to stdout (one JSON document with --json); diagnostics go to stderr and to a
+    log file under the DeepSynth home ($DEEPSYNTH_HOME, default ./.deepsynth/logs).
     """
 
 
@@ -31,26 +49,41 @@ for _command in (run, data, render, register, models, summarize, stack, schedule
     cli.add_command(_command)
 
 
+def report_failure(message: str, exit_code: int, exc: BaseException) -> int:
+    """Print one error block on stderr (and the JSON error document with --json); return ``exit_code``."""
+    log_to_file(f"exit {exit_code}: {message}", exc)
+    if output.debug_requested():
+        traceback.print_exception(exc, file=sys.stderr)
+    click.echo(f"error: {message}", err=True)
+    log = current_log_file()
+    if log is not None and exit_code not in (0, 2):
+        click.echo(f"  full log: {log}", err=True)
+    if output.json_requested() and not output.document_printed():
+        output.echo_json({"error": message, "exit_code": exit_code})
+    return exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors to exit codes."""
+    output.reset()
     try:
         cli.main(args=argv, prog_name="deepsynth", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
         exc.show()
+        if output.json_requested():
+            output.echo_json({"error": exc.format_message(), "exit_code": 2})
         return 2
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
     except DeepSynthError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+        return report_failure(str(exc), exc.exit_code, exc)
+    except KeyboardInterrupt as exc:
+        return report_failure("interrupted", 130, exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a message, exit 1
-        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-        return 1
+        return report_failure(f"{type(exc).__name__}: {exc}", 1, exc)
     return 0
 
 

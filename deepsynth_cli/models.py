@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import click
 
-from deepsynth_cli.output import echo_json
+from deepsynth.errors import ConfigError
+from deepsynth_cli.output import Group, echo, echo_json, json_option
 
 
-@click.group()
+@click.group(cls=Group)
 def models() -> None:
     """Browse and manage registered model versions (MLflow model registry of the active stack)."""
 
 
 def _registry():
     """:mod:`deepsynth.registry`, with MLflow pointed at the active stack's tracker."""
+    from deepsynth_cli.logs import import_zenml
+
+    import_zenml()
     from pipelines.local_stack import use_stack_tracking
 
     use_stack_tracking()
@@ -22,8 +29,21 @@ def _registry():
     return registry
 
 
+@contextlib.contextmanager
+def known_model(ref: str) -> Iterator[None]:
+    """Turn MLflow's "does not exist" (a long message, exit 1) into one line with exit code 2."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise ConfigError(f"{ref}: no such registered model or version (see `deepsynth models list`)") from None
+
+
 @models.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the models as JSON.")
+@json_option
 def models_list(as_json: bool) -> None:
     """List registered models with their versions, aliases, key metrics and creation time."""
     found = _registry().list_models()
@@ -31,35 +51,47 @@ def models_list(as_json: bool) -> None:
         echo_json(found)
         return
     if not found:
-        click.echo("no registered models yet: run `make run` (or deepsynth run --config ...)")
+        echo("no registered models yet: run `make run` (or deepsynth run --config ...)")
     for model in found:
-        click.echo(f"{model['name']}  ({len(model['versions'])} version(s))")
+        echo(f"{model['name']}  ({len(model['versions'])} version(s))")
         for v in model["versions"]:
             aliases = ",".join(v.get("aliases") or []) or "-"
             metrics = " ".join(f"{k}={v2:.4f}" for k, v2 in sorted((v.get("metrics") or {}).items()) if k.startswith("rouge"))
-            click.echo(f"  v{v['version']:<4} @{aliases:<22} {v.get('created', '')}  {metrics}")
+            echo(f"  v{v['version']:<4} @{aliases:<22} {v.get('created', '')}  {metrics}")
 
 
 @models.command("show")
 @click.argument("ref", metavar="NAME[/VERSION|@ALIAS]")
-def models_show(ref: str) -> None:
-    """Show a model, a version or an aliased version as JSON."""
-    echo_json(_registry().show(ref))
+@json_option
+def models_show(ref: str, as_json: bool) -> None:
+    """Show a model, a version or an aliased version as JSON (always JSON; --json is accepted)."""
+    registry = _registry()
+    with known_model(ref):
+        echo_json(registry.show(ref))
 
 
 @models.command("promote")
 @click.argument("name")
 @click.argument("version")
 @click.option("--alias", default="champion", show_default=True, help="Alias to point at VERSION.")
-def models_promote(name: str, version: str, alias: str) -> None:
+@json_option
+def models_promote(name: str, version: str, alias: str, as_json: bool) -> None:
     """Point an alias (default: champion) at a version, bypassing the promotion gate."""
-    result = _registry().promote(name, version, alias=alias)
-    click.echo(f"{name} v{result['version']} now holds @{alias}")
+    registry = _registry()
+    with known_model(f"{name}/{version}"):
+        result = registry.promote(name, version, alias=alias)
+    if as_json:
+        echo_json(result)
+    else:
+        echo(f"{name} v{result['version']} now holds @{alias}")
 
 
 @models.command("download")
 @click.argument("ref", metavar="NAME@ALIAS|NAME/VERSION")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Empty folder for the package.")
-def models_download(ref: str, out_dir: str) -> None:
-    """Download a version's export package (verified against its manifest) into --out."""
-    echo_json(_registry().download(ref, out_dir))
+@json_option
+def models_download(ref: str, out_dir: str, as_json: bool) -> None:
+    """Download a version's export package (verified against its manifest) into --out; prints JSON."""
+    registry = _registry()
+    with known_model(ref):
+        echo_json(registry.download(ref, out_dir))

@@ -1,11 +1,17 @@
-"""How commands print: a run summary as text or JSON, and running a pipeline with stdout kept clean."""
+"""How commands print: stdout carries only the command's result (text or one JSON document).
+
+While a command runs, ``sys.stdout`` points at stderr, so whatever libraries print (ZenML,
+step code, progress) never mixes with the result; :func:`echo`, :func:`echo_json` and
+:func:`emit` write the result to the real stdout. Every command is a :class:`Command`, which
+does that and takes ``-v``/``--debug`` after the command name too.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, TextIO
 
 import click
 
@@ -15,9 +21,106 @@ from deepsynth.errors import DeepSynthError
 QUARANTINE_SHOWN = 20
 
 
+class _Session:
+    """This invocation's output state (one command per process; :func:`reset` starts afresh)."""
+
+    stream: TextIO | None = None  # the real stdout while a command runs
+    as_json = False
+    printed = False
+    verbosity = 0
+    debug = False
+
+
+def reset() -> None:
+    """Forget the previous invocation's output state."""
+    _Session.stream, _Session.as_json, _Session.printed = None, False, False
+    _Session.verbosity, _Session.debug = 0, False
+
+
+def debug_requested() -> bool:
+    """True when ``--debug`` was given (tracebacks are shown)."""
+    return _Session.debug
+
+
+def json_requested() -> bool:
+    """True when the command was given ``--json``."""
+    return _Session.as_json
+
+
+def document_printed() -> bool:
+    """True once a result was printed on stdout."""
+    return _Session.printed
+
+
+def _remember_json(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    _Session.as_json = _Session.as_json or bool(value)
+    return value
+
+
+#: ``--json`` for any command: its result as one JSON document on stdout (errors too).
+json_option = click.option("--json", "as_json", is_flag=True, callback=_remember_json,
+                           help="Print the result as one JSON document on stdout (everything else goes to stderr).")
+
+
+def _remember_verbosity(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if param.name == "verbose":
+        _Session.verbosity = max(_Session.verbosity, value or 0)
+    else:
+        _Session.debug = _Session.debug or bool(value)
+    return value
+
+
+def verbosity_options(func: Callable) -> Callable:
+    """``-v``/``--verbose`` (repeatable) and ``--debug``, on the group and on every command."""
+    func = click.option("-v", "--verbose", count=True, expose_value=False, callback=_remember_verbosity, is_eager=True,
+                        help="Show more on stderr: -v third-party warnings, -vv progress messages too.")(func)
+    return click.option("--debug", is_flag=True, expose_value=False, callback=_remember_verbosity, is_eager=True,
+                        help="Log everything and show tracebacks on errors.")(func)
+
+
+@contextlib.contextmanager
+def result_stdout() -> Iterator[None]:
+    """Send ``sys.stdout`` to stderr for the duration; :func:`echo` still writes to the real stdout."""
+    _Session.stream = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _Session.stream = None
+
+
+class Command(click.Command):
+    """A command whose stdout carries only its result, with diagnostics set up before it runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        verbosity_options(self)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Configure logging (now that -v/--debug are known) and run the command with stdout kept clean."""
+        from deepsynth_cli.logs import configure
+
+        configure(_Session.verbosity, _Session.debug)
+        with result_stdout():
+            return super().invoke(ctx)
+
+
+class Group(click.Group):
+    """A command group whose commands are :class:`Command` and whose subgroups are :class:`Group`."""
+
+    command_class = Command
+    group_class = type  # subgroups are this same class
+
+
+def echo(text: str = "") -> None:
+    """Print a line of the command's result on the real stdout."""
+    click.echo(text, file=_Session.stream or sys.stdout)
+    _Session.printed = True
+
+
 def echo_json(value: Any) -> None:
-    """Print ``value`` as indented JSON (non-JSON values as their ``str``)."""
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    """Print ``value`` as indented JSON (non-JSON values as their ``str``) on the real stdout."""
+    echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 def emit(summary: dict[str, Any], as_json: bool) -> None:
@@ -27,33 +130,44 @@ def emit(summary: dict[str, Any], as_json: bool) -> None:
         return
     for key, value in summary.items():
         if key == "quarantine":
-            click.echo(f"quarantine: {len(value)} document(s)")
+            echo(f"quarantine: {len(value)} document(s)")
             for item in value[:QUARANTINE_SHOWN]:
-                click.echo(f"  - {item.get('id')}: {item.get('reason')}")
+                echo(f"  - {item.get('id')}: {item.get('reason')}")
             if len(value) > QUARANTINE_SHOWN:
-                click.echo(f"  … {len(value) - QUARANTINE_SHOWN} more (use --json for all)")
+                echo(f"  … {len(value) - QUARANTINE_SHOWN} more (use --json for all)")
         elif key == "browse":
-            click.echo("browse the registered versions:")
+            echo("browse the registered versions:")
             for command in value.values():
-                click.echo(f"  {command}")
+                echo(f"  {command}")
         elif isinstance(value, (dict, list)):
-            click.echo(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}")
+            echo(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}")
         else:
-            click.echo(f"{key}: {value}")
+            echo(f"{key}: {value}")
+
+
+def with_log_file(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` plus ``log_file``: where this invocation's full diagnostics are."""
+    from deepsynth_cli.logs import current_log_file
+
+    log = current_log_file()
+    return {**summary, "log_file": str(log)} if log else summary
 
 
 def run_and_emit(action: Callable[[], dict[str, Any]], as_json: bool) -> None:
     """Run ``action`` (a pipeline run returning its summary) and print the summary.
 
-    ZenML logs to stdout; with ``as_json`` that goes to stderr so stdout carries only the JSON
-    document. A :class:`DeepSynthError` that carries a ``summary`` (what the run produced before
-    it failed) prints that summary before it propagates to the exit-code mapping.
+    A :class:`DeepSynthError` that carries a ``summary`` (what the run produced before it
+    failed) prints that summary (in JSON with the error and exit code) before it propagates to
+    the exit-code mapping, which prints the error on stderr.
     """
+    from deepsynth_cli.logs import import_zenml
+
+    import_zenml()
     try:
-        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-            summary = action()
+        summary = action()
     except DeepSynthError as exc:
         if getattr(exc, "summary", None):
-            emit(exc.summary, as_json)
+            failure = {"error": str(exc), "exit_code": exc.exit_code} if as_json else {}
+            emit(with_log_file({**exc.summary, **failure}), as_json)
         raise
-    emit(summary, as_json)
+    emit(with_log_file(summary), as_json)

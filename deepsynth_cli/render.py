@@ -6,34 +6,50 @@ from pathlib import Path
 
 import click
 
-from deepsynth_cli.output import emit
-from deepsynth_cli.runs import MODES
+from deepsynth.errors import InputError, Location
+from deepsynth_cli.output import Command, emit, json_option
+from deepsynth_cli.runs import config_options, file_source_config, file_source_options
 
 
-@click.command()
+def write_pngs(rendered, png_dir: Path) -> None:
+    """Write every page of ``rendered`` as ``png_dir/<id>-<mode>-<page>.png``."""
+    png_dir.mkdir(parents=True, exist_ok=True)
+    for row in rendered.iter_rows(columns=["id", "mode", "pages"]):
+        for i, page in enumerate(row["pages"]):
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in row["id"])
+            (png_dir / f"{safe}-{row['mode']}-{i}.png").write_bytes(page)
+
+
+@click.command(cls=Command)
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the rendered dataset.")
-@click.option("--mode", type=click.Choice(MODES), default="base", show_default=True, help="DeepSeek-OCR resolution mode.")
-@click.option("--font", default=None, help="TrueType font path, or 'builtin' for Pillow's ASCII-only font.")
-@click.option("--max-pages", type=int, default=4, show_default=True, help="Pages per document before truncation (recorded).")
+@config_options()
+@file_source_options
+@click.option("--font", default=None, help="TrueType font path, or 'builtin' for Pillow's ASCII-only font [default: the fallback chain].")
+@click.option("--max-pages", type=int, default=None, help="Pages per document before truncation (recorded) [default: 4].")
 @click.option("--png", "write_png", is_flag=True, help="Also write every page as OUT/png/<id>-<mode>-<page>.png.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def render(input_path: str, out_dir: str, mode: str, font: str | None, max_pages: int, write_png: bool, as_json: bool) -> None:
-    """Render a local JSONL/CSV/Parquet file to page images (no ZenML needed)."""
-    from deepsynth.data.ingest import IngestConfig, ingest
-    from deepsynth.rendering.dataset import render_dataset
-    from deepsynth.rendering.renderer import RenderSettings
+@json_option
+def render(input_path: str, out_dir: str, config_path: str | None, overrides: tuple[str, ...], mode: str | None,
+           text_column: str | None, summary_column: str | None, font: str | None, max_pages: int | None,
+           write_png: bool, as_json: bool) -> None:
+    """Render a local JSONL/CSV/Parquet file to page images (no ZenML needed).
 
-    documents = ingest(IngestConfig(source="file", path=input_path))
-    settings = RenderSettings(modes=[mode], font=font, max_pages=max_pages)
-    rendered = render_dataset(documents.rows(), settings, out_dir, total=documents.table.num_rows)
+    The render and ingest sections come from --config and --set like `deepsynth run`. Exits 2
+    when no row could be read (every row rejected).
+    """
+    from deepsynth.rendering.dataset import render_dataset
+    from pipelines.config_checks import read_documents
+
+    extra = {"render.font": ("--font", font), "render.max_pages": ("--max-pages", max_pages)}
+    config, source = file_source_config(input_path, config_path, overrides, mode, text_column, summary_column,
+                                        "render", extra, check=False)
+    documents = read_documents(config, source)
+    if documents.table.num_rows == 0:
+        reasons = "; ".join(r["reason"] for r in documents.rejects[:3]) or "the file holds no rows"
+        raise InputError(Location(input_path), f"no document could be read ({len(documents.rejects)} rejected: {reasons})")
+    rendered = render_dataset(documents.rows(), config.render, out_dir, total=documents.table.num_rows)
     if write_png:
-        png_dir = Path(out_dir) / "png"
-        png_dir.mkdir(parents=True, exist_ok=True)
-        for row in rendered.iter_rows(columns=["id", "mode", "pages"]):
-            for i, page in enumerate(row["pages"]):
-                safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in row["id"])
-                (png_dir / f"{safe}-{row['mode']}-{i}.png").write_bytes(page)
+        write_pngs(rendered, Path(out_dir) / "png")
     manifest = rendered.manifest
     emit(
         {

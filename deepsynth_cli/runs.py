@@ -1,72 +1,108 @@
 """Commands that run a pipeline: ``deepsynth run``, ``deepsynth data`` and ``deepsynth register``.
 
 ZenML and MLflow are imported inside the commands only, so ``deepsynth --help`` stays instant.
+The run configuration is loaded and checked (:func:`pipelines.config_loading.load_run_config`)
+before ZenML is imported: a bad key, file, column, mode or split fails in about a second.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import click
 
-from deepsynth_cli.output import run_and_emit
+from deepsynth_cli.output import Command, json_option, run_and_emit
 
 MODES = ("tiny", "small", "base", "large", "gundam")
 
 
-@click.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Run configuration YAML (see configs/).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. --set render.modes=[tiny]. Repeatable.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+def config_options(required: bool = False, default: str | None = None,
+                   help: str = "Run configuration YAML (see configs/); options and --set override its values.") -> Callable:
+    """``--config`` and ``--set`` (repeatable), the same on every command that reads a run config."""
+
+    def decorate(func: Callable) -> Callable:
+        func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                            help="Override a config value, e.g. --set render.modes=[tiny] (parsed as YAML). Repeatable.")(func)
+        return click.option("--config", "config_path", required=required, default=default, show_default=default is not None,
+                            type=click.Path(dir_okay=False), help=help)(func)
+
+    return decorate
+
+
+def file_source_options(func: Callable) -> Callable:
+    """``--mode``, ``--text-column`` and ``--summary-column`` for commands that read a local file."""
+    func = click.option("--summary-column", default=None, help="Column holding the reference summary [default: summary].")(func)
+    func = click.option("--text-column", default=None, help="Column holding the document text [default: text].")(func)
+    return click.option("--mode", type=click.Choice(MODES), default=None, help="DeepSeek-OCR resolution mode [default: base].")(func)
+
+
+def file_source_config(input_path: str, config_path: str | None, overrides: tuple[str, ...], mode: str | None,
+                       text_column: str | None, summary_column: str | None, command: str,
+                       extra: dict[str, tuple[str, Any]] | None = None, check: bool = True) -> tuple[Any, Any]:
+    """The run configuration (and its :class:`~pipelines.config_loading.ConfigSource`) of a command reading INPUT.
+
+    Values come from the config file, then ``--set``, then the command's options (``extra``: more
+    of them, dotted key → (option, value)). Without ``--config``, the mode defaults to ``base``.
+    """
+    from pipelines.config_loading import load_with_source
+
+    options: dict[str, tuple[str, Any]] = {
+        "pipeline": (f"deepsynth {command}", "data"),
+        "ingest.source": ("INPUT", "file"),
+        "ingest.path": ("INPUT", input_path),
+        "render.modes": ("--mode", [mode] if mode else (None if config_path else ["base"])),
+        "ingest.text_column": ("--text-column", text_column),
+        "ingest.summary_column": ("--summary-column", summary_column),
+        **(extra or {}),
+    }
+    return load_with_source(config_path, list(overrides), options, check)
+
+
+@click.command(cls=Command)
+@config_options(required=True)
+@json_option
 def run(config_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
-    """Run the pipeline that a config YAML describes."""
+    """Run the pipeline that a config YAML describes (the config is checked before anything runs)."""
     from pipelines.config_loading import load_run_config
-    from pipelines.run import run_pipeline
 
     config = load_run_config(config_path, list(overrides))
+    from pipelines.run import run_pipeline
+
     run_and_emit(lambda: run_pipeline(config), as_json)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.option("--mode", type=click.Choice(MODES), default="base", show_default=True, help="DeepSeek-OCR resolution mode.")
-@click.option("--text-column", default="text", show_default=True, help="Column holding the document text.")
-@click.option("--summary-column", default="summary", show_default=True, help="Column holding the reference summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def data(input_path: str, mode: str, text_column: str, summary_column: str, as_json: bool) -> None:
+@config_options()
+@file_source_options
+@json_option
+def data(input_path: str, config_path: str | None, overrides: tuple[str, ...], mode: str | None,
+         text_column: str | None, summary_column: str | None, as_json: bool) -> None:
     """Ingest, render and validate a local JSONL/CSV/Parquet file as a ZenML pipeline.
 
     Prints counts (ingested, valid, quarantined with id and reason per row), pages, truncated
-    and missing-glyph documents, and whether validation passed (exit code 3 if not).
+    and missing-glyph documents, and whether validation passed (exit code 3 if not). Thresholds
+    and column mapping come from --config and --set like `deepsynth run`.
     """
-    from deepsynth.configuration import from_dict
-    from pipelines.config import RunConfig
+    config, _source = file_source_config(input_path, config_path, overrides, mode, text_column, summary_column, "data")
     from pipelines.run import run_pipeline
 
-    config = from_dict(
-        RunConfig,
-        {
-            "pipeline": "data",
-            "ingest": {"source": "file", "path": input_path, "text_column": text_column, "summary_column": summary_column},
-            "render": {"modes": [mode]},
-        },
-        source="deepsynth data",
-    )
     run_and_emit(lambda: run_pipeline(config), as_json)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--adapter-artifact", "adapter_artifact", required=True, metavar="ID",
               help="ZenML artifact version id of a train_lora 'adapter', or the id/name of the pipeline run that trained it (run_id in `deepsynth run --json`).")
-@click.option("--config", "config_path", default="configs/quickstart.yaml", show_default=True, type=click.Path(dir_okay=False),
-              help="Run configuration whose export/register/evaluate sections apply.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value. Repeatable.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@config_options(default="configs/quickstart.yaml", help="Run configuration whose export/register/evaluate sections apply.")
+@json_option
 def register(adapter_artifact: str, config_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
     """Export and register an adapter already in the ZenML artifact store (e.g. after an MLflow outage).
 
     Evaluates it first if its run has no evaluation. Idempotent: the same adapter never gets a second version.
     """
     from pipelines.config_loading import load_run_config
+
+    config = load_run_config(config_path, list(overrides), check=False)  # the data sections do not apply
     from pipelines.registration_pipeline import register_existing_adapter
 
-    config = load_run_config(config_path, list(overrides))
     run_and_emit(lambda: register_existing_adapter(config, adapter_artifact), as_json)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from deepsynth_cli.output import Group, echo, echo_json, json_option
 
-@click.group()
+
+@click.group(cls=Group)
 def schedule() -> None:
     """Scheduled retraining on this machine (cron), for stacks whose orchestrator cannot schedule."""
 
@@ -19,7 +21,9 @@ def schedule() -> None:
 @click.option("--name", default="retrain", show_default=True, help="Entry name; installing the same name again replaces it.")
 @click.option("--print", "print_only", is_flag=True, help="Print the crontab line; install nothing.")
 @click.option("--crontab-file", type=click.Path(dir_okay=False), envvar="DEEPSYNTH_CRONTAB_FILE", help="Write this file instead of the user's crontab (env DEEPSYNTH_CRONTAB_FILE).")
-def schedule_install(cron: str, config_path: str, overrides: tuple[str, ...], name: str, print_only: bool, crontab_file: str | None) -> None:
+@json_option
+def schedule_install(cron: str, config_path: str, overrides: tuple[str, ...], name: str, print_only: bool,
+                     crontab_file: str | None, as_json: bool) -> None:
     """Install a crontab entry that runs `deepsynth run --config CONFIG` on schedule.
 
     The config is checked now; the entry sets schedule.cron=null (cron itself is the schedule).
@@ -30,8 +34,9 @@ def schedule_install(cron: str, config_path: str, overrides: tuple[str, ...], na
     extra = tuple(overrides) + ("schedule.cron=null",)
     load_run_config(config_path, list(extra))  # fail now, not at 3 am
     job = CronJob(cron=cron, config=Path(config_path), workdir=Path.cwd(), name=name, overrides=extra)
-    if print_only:
-        click.echo(job.entry())
-        return
-    entry = install(job, Path(crontab_file) if crontab_file else None)
-    click.echo(f"installed in {crontab_file or 'the crontab of this user'}:\n{entry}")
+    entry = job.entry() if print_only else install(job, Path(crontab_file) if crontab_file else None)
+    where = None if print_only else (crontab_file or "the crontab of this user")
+    if as_json:
+        echo_json({"entry": entry, "installed_in": where})
+    else:
+        echo(entry if print_only else f"installed in {where}:\n{entry}")

@@ -1,13 +1,21 @@
-"""Load a run configuration: one YAML per target (configs/*.yaml), strictly, with ``--set`` overrides."""
+"""Load a run configuration: one YAML per target (configs/*.yaml), strictly, with ``--set`` overrides.
+
+:class:`ConfigSource` remembers where every value came from (the YAML file, a ``--set``
+override, a command option), so an error names the key the way the user wrote it, where they
+wrote it, and how to fix it. :func:`load_run_config` checks the whole configuration
+(:mod:`pipelines.config_checks`) before anything runs.
+"""
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from deepsynth.configuration import from_dict
+from deepsynth.configuration import error_key, from_dict
 from deepsynth.errors import ConfigError
 from pipelines.config import RunConfig
 
@@ -27,17 +35,22 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return path, value
 
 
+def set_key(data: dict[str, Any], path: list[str], value: Any, label: str) -> None:
+    """Set ``data[path[0]][path[1]]… = value``, creating sections; ``label`` names the setting in errors."""
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{label}: '{part}' is not a section", key=".".join(path))
+        node = child
+    node[path[-1]] = value
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``--set dotted.key=value`` overrides to a raw config mapping (in place; returned)."""
     for item in overrides:
         path, value = parse_override(item)
-        node = data
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: '{part}' is not a section")
-            node = child
-        node[path[-1]] = value
+        set_key(data, path, value, f"--set {item!r}")
     return data
 
 
@@ -59,7 +72,110 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Load ``path`` strictly (unknown keys are errors) after applying overrides."""
-    data = apply_overrides(read_yaml(path), list(overrides or []))
-    return from_dict(RunConfig, data, source=str(path))
+def _covers(given: str, key: str) -> bool:
+    """True when setting ``given`` set ``key`` (the same key, or a section or list holding it)."""
+    return key == given or key.startswith((given + ".", given + "["))
+
+
+@dataclass
+class ConfigSource:
+    """Where the values of a run configuration came from, for messages that say where to fix them.
+
+    Args:
+        path: The YAML file (None: no file).
+        yaml_data: What the file held.
+        overrides: ``--set`` items, in order.
+        options: Command options that set a key: dotted key → (option, value); a value of None
+            means the option exists but was not given (messages still suggest it).
+    """
+
+    path: str | None = None
+    yaml_data: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    options: dict[str, tuple[str, Any]] = field(default_factory=dict)
+
+    def _given_by(self, key: str) -> str | None:
+        for dotted, (option, value) in self.options.items():
+            if value is not None and _covers(dotted, key):
+                return option
+        for item in reversed(self.overrides):
+            written = item.split("=", 1)[0].strip()
+            if _covers(written, key):
+                return f"--set {written}"
+        return None
+
+    def _in_yaml(self, key: str) -> bool:
+        node: Any = self.yaml_data
+        for part in key.split("[")[0].split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    def where(self, key: str | None) -> str:
+        """Where ``key`` was set, as a message prefix: ``--set render.modes``, ``f.yaml: train.mode``, ``--mode``."""
+        if key is None:
+            return self.path or "configuration"
+        given = self._given_by(key)
+        if given:
+            return given
+        return f"{self.path}: {key}" if self.path and self._in_yaml(key) else key
+
+    def label(self, key: str) -> str:
+        """``key`` and where it was set, for the middle of a sentence: ``train.mode (configs/q.yaml)``."""
+        given = self._given_by(key)
+        if given:
+            return given if given.startswith("--set") else f"{given} ({key})"
+        return f"{key} ({self.path})" if self.path and self._in_yaml(key) else f"{key} (default)"
+
+    def fix(self, key: str, value: str) -> str:
+        """How to set ``key`` to ``value`` here: the command's option for it, else ``--set key=value``."""
+        option = self.options.get(key)
+        return f"{option[0]} {value}" if option else f"--set {key}={value}"
+
+    def explain(self, exc: ConfigError) -> ConfigError:
+        """``exc`` reworded to name where its key was set (the key as the user wrote it)."""
+        message = str(exc)
+        key = exc.key or error_key(message)
+        problem = message.split(f"{key}: ", 1)[1] if key and f"{key}: " in message else message
+        return ConfigError(f"{self.where(key)}: {problem}", key=key)
+
+
+def load_run_config(path: str | Path | None, overrides: list[str] | None = None,
+                    options: dict[str, tuple[str, Any]] | None = None, check: bool = True) -> RunConfig:
+    """:func:`load_with_source`'s configuration alone."""
+    return load_with_source(path, overrides, options, check)[0]
+
+
+def load_with_source(path: str | Path | None, overrides: list[str] | None = None,
+                     options: dict[str, tuple[str, Any]] | None = None,
+                     check: bool = True) -> tuple[RunConfig, ConfigSource]:
+    """Load ``path`` strictly (unknown keys are errors), apply ``--set`` overrides, then command options.
+
+    Args:
+        path: The YAML file; None starts from the defaults.
+        overrides: ``dotted.key=value`` items (values parsed as YAML).
+        options: dotted key → (option name, value) from the command line; None values are not applied.
+        check: Also run :func:`pipelines.config_checks.check_run_config` (reads the source's columns and splits).
+
+    Returns:
+        The configuration and where its values came from.
+
+    Raises:
+        ConfigError: Naming the key, where it was set and the fix (exit code 2).
+    """
+    yaml_data = read_yaml(path) if path is not None else {}
+    source = ConfigSource(str(path) if path is not None else None, yaml_data, list(overrides or []), dict(options or {}))
+    data = apply_overrides(copy.deepcopy(yaml_data), source.overrides)
+    for dotted, (option, value) in source.options.items():
+        if value is not None:
+            set_key(data, dotted.split("."), value, option)
+    try:
+        config = from_dict(RunConfig, data)
+    except ConfigError as exc:
+        raise source.explain(exc) from None
+    if check:
+        from pipelines.config_checks import check_run_config
+
+        check_run_config(config, source)
+    return config, source

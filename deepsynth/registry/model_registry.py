@@ -256,7 +256,7 @@ def _resolve(ref: str) -> Any:
     if alias:
         mv = _alias_version(name, alias)
         if mv is None:
-            raise DeepSynthError(f"{name} has no version with alias @{alias}")
+            raise ConfigError(f"{name} has no version with alias @{alias}")
         return mv
     if version:
         return client.get_model_version(name, version)

@@ -1,0 +1,186 @@
+"""Where the command's diagnostics go: a log file under the home, and stderr filtered by verbosity.
+
+Everything that is logged (ours, ZenML's, MLflow's, transformers' and Python warnings) lands in
+``<home>/logs/<time>-<pid>.log`` (created on the first record). On stderr, the default shows only
+the project's own warnings; ``-v`` adds third-party warnings, ``-vv`` everyone's progress messages
+and ``--debug`` everything. ANSI colour codes never reach a stream that is not a terminal, nor any
+stream when ``NO_COLOR`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+#: Loggers of this project: shown on stderr at default verbosity (warnings and worse).
+OWN_LOGGERS = ("deepsynth", "pipelines", "steps", "materializers", "deepsynth_cli")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI escape sequences (colours, cursor moves)."""
+    return _ANSI.sub("", text)
+
+
+def wants_color(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never with ``NO_COLOR`` set (https://no-color.org)."""
+    if "NO_COLOR" in os.environ:
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class PlainFormatter(logging.Formatter):
+    """A formatter that removes the colour codes other libraries put inside their messages."""
+
+    def __init__(self, fmt: str, keep_color: bool = False):
+        super().__init__(fmt)
+        self.keep_color = keep_color
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted record, stripped of ANSI codes unless colour is wanted."""
+        text = super().format(record)
+        return text if self.keep_color else strip_ansi(text)
+
+
+class LazyFileHandler(logging.FileHandler):
+    """A file handler that creates its folder and file only when the first record arrives."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, encoding="utf-8", delay=True)
+
+    def _open(self):  # noqa: ANN202 - logging.FileHandler's hook
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
+class VerbosityFilter(logging.Filter):
+    """Lets a record through to stderr by level and by whose record it is (see the module docstring)."""
+
+    def __init__(self, verbosity: int, debug: bool):
+        super().__init__()
+        if debug:
+            self.own, self.other = logging.DEBUG, logging.DEBUG
+        else:
+            self.own = logging.INFO if verbosity >= 2 else logging.WARNING
+            self.other = {0: logging.CRITICAL + 1, 1: logging.WARNING}.get(verbosity, logging.INFO)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True when ``record`` is shown at this verbosity (``file_only`` records never are)."""
+        if getattr(record, "file_only", False):
+            return False
+        own = record.name.split(".")[0] in OWN_LOGGERS
+        return record.levelno >= (self.own if own else self.other)
+
+
+class _Setup:
+    """The handlers installed by :func:`configure` (one CLI invocation per process)."""
+
+    log_file: Path | None = None
+    handlers: list[logging.Handler] = []
+    root_level: int = logging.INFO
+
+
+def log_path(home: Path) -> Path:
+    """A fresh log file path under ``home``/logs for this invocation."""
+    return home / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+
+
+def quiet_environment(verbosity: int, debug: bool, stream: TextIO) -> None:
+    """Environment defaults that keep third-party libraries quiet and colourless before they are imported."""
+    if not wants_color(stream):
+        os.environ.setdefault("ZENML_LOGGING_COLORS_DISABLED", "true")
+        os.environ.setdefault("TQDM_DISABLE", "1")  # \r-redrawn bars make unreadable CI logs
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # MLflow logs through the root logger (ours)
+    if not debug:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning" if verbosity else "error")
+    if debug:
+        os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "DEBUG")
+
+
+def configure(verbosity: int = 0, debug: bool = False, home: Path | None = None) -> Path | None:
+    """Route logging and warnings: everything to a log file under ``home``, a filtered view to stderr.
+
+    Args:
+        verbosity: 0 = project warnings only on stderr; 1 = + third-party warnings; 2 = + info.
+        debug: Everything, at debug level.
+        home: DeepSynth home (default: ``$DEEPSYNTH_HOME`` or ``./.deepsynth``).
+
+    Returns:
+        The log file's path (created when the first record arrives).
+    """
+    from deepsynth.paths import deepsynth_home
+
+    quiet_environment(verbosity, debug, sys.stderr)
+    root = logging.getLogger()
+    for handler in _Setup.handlers:
+        root.removeHandler(handler)
+        handler.close()
+    _Setup.log_file = log_path(home or deepsynth_home())
+    to_file = LazyFileHandler(_Setup.log_file)
+    to_file.setFormatter(PlainFormatter(_FILE_FORMAT))
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.addFilter(VerbosityFilter(verbosity, debug))
+    to_stderr.setFormatter(PlainFormatter("%(levelname)s %(name)s: %(message)s" if verbosity or debug else "%(message)s",
+                                          keep_color=wants_color(sys.stderr)))
+    _Setup.handlers = [to_file, to_stderr]
+    for handler in _Setup.handlers:
+        root.addHandler(handler)
+    _Setup.root_level = logging.DEBUG if debug else logging.INFO
+    root.setLevel(_Setup.root_level)
+    logging.captureWarnings(True)
+    adopt_library_logging()
+    return _Setup.log_file
+
+
+def current_log_file() -> Path | None:
+    """The log file of this invocation, if :func:`configure` ran and something was logged."""
+    path = _Setup.log_file
+    return path if path is not None and path.exists() else None
+
+
+#: Libraries that print through handlers of their own when they were imported first.
+OWN_HANDLER_LIBRARIES = ("mlflow",)
+
+
+def adopt_library_logging() -> None:
+    """Route already-imported libraries' records through this project's handlers only.
+
+    ZenML puts a console handler on the root logger (it writes to stdout, in colour) when it is
+    first imported; MLflow, imported before ``MLFLOW_CONFIGURE_LOGGING=false`` was set, has its
+    own stderr handler. Both are dropped; the root level is reset to this invocation's.
+    """
+    if not _Setup.handlers:
+        return
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler).__name__ == "ZenMLConsoleHandler":
+            root.removeHandler(handler)
+    for name in OWN_HANDLER_LIBRARIES:
+        library = logging.getLogger(name)
+        if name in sys.modules and library.handlers:
+            for handler in list(library.handlers):
+                library.removeHandler(handler)
+            library.propagate = True
+    root.setLevel(_Setup.root_level)
+
+
+def log_to_file(message: str, exc: BaseException | None = None) -> None:
+    """Write ``message`` (and ``exc``'s traceback) to the log file only, never to stderr."""
+    logging.getLogger("deepsynth_cli").error(message, exc_info=exc, extra={"file_only": True})
+
+
+def import_zenml() -> None:
+    """Import ZenML with the project's environment defaults, then take over its console logging."""
+    from pipelines.local_stack import prepare_environment
+
+    prepare_environment()
+    import zenml  # noqa: F401  (its import installs its logging)
+
+    adopt_library_logging()
