@@ -120,7 +120,7 @@ class QuantizedExperts(nn.Module):
     compute dtype, so peft's ``target_parameters`` finds them, but they are zero tensors with a
     single element of storage. During ``forward`` the dequantized weights stand in for them (also
     beneath a LoRA parametrization peft registers), and the original experts code runs unchanged.
-    Built by :func:`quantize_experts`, never directly.
+    Made by :meth:`convert` (which :func:`quantize_decoder` calls), never instantiated directly.
     """
 
     _packed: dict
