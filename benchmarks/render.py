@@ -28,7 +28,8 @@ def _run_side(side: str, docs: int) -> dict:
         pages = sum(1 for doc in texts if converter.to_png(doc["text"]))
         seconds = time.perf_counter() - start
     else:
-        from deepsynth.rendering.renderer import RenderSettings, render_documents, worker_count
+        from deepsynth.rendering.config import RenderSettings
+        from deepsynth.rendering.renderer import render_documents, worker_count
 
         settings = RenderSettings(modes=["base"], max_pages=None)
         start = time.perf_counter()

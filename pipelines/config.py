@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from deepsynth.configuration import check_choices, knob
-from deepsynth.data.ingest import IngestConfig
+from deepsynth.data.config import IngestConfig
 from deepsynth.evaluation.config import EvaluateConfig
 from deepsynth.export.config import ExportSettings
 from deepsynth.registry.config import RegisterConfig
-from deepsynth.rendering.renderer import RenderSettings
+from deepsynth.rendering.config import RenderSettings
 from deepsynth.training.config import TrainerConfig
 from deepsynth.validation.config import ValidationConfig
 from pipelines.env_vars import expand

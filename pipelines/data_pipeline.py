@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from zenml import pipeline
 
-from deepsynth.data.ingest import IngestConfig
-from deepsynth.rendering.renderer import RenderSettings
+from deepsynth.data.config import IngestConfig
+from deepsynth.rendering.config import RenderSettings
 from deepsynth.validation import ValidationConfig
 from steps.ingest import ingest
 from steps.render_pages import render_pages

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from zenml import pipeline
 
-from deepsynth.data.ingest import IngestConfig
+from deepsynth.data.config import IngestConfig
 from deepsynth.evaluation.config import EvaluateConfig
 from deepsynth.export.config import ExportSettings
 from deepsynth.registry.config import RegisterConfig
-from deepsynth.rendering.renderer import RenderSettings
+from deepsynth.rendering.config import RenderSettings
 from deepsynth.training.config import TrainerConfig
 from deepsynth.validation import ValidationConfig
 from pipelines.data_pipeline import prepare_data

@@ -7,11 +7,12 @@ from typing import Annotated
 from zenml import step
 
 from deepsynth.data import ingest as ingestion
+from deepsynth.data.config import IngestConfig
 from deepsynth.data.documents import DocumentDataset
 
 
 @step
-def ingest(config: ingestion.IngestConfig, source_revision: str) -> Annotated[DocumentDataset, "documents"]:
+def ingest(config: IngestConfig, source_revision: str) -> Annotated[DocumentDataset, "documents"]:
     """Read documents.
 
     Args:

@@ -10,15 +10,16 @@ from zenml.config import CachePolicy
 from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.paths import deepsynth_home
-from deepsynth.rendering import dataset as render_module, fonts, layout, page_cache, renderer
+from deepsynth.rendering import config as render_config, dataset as render_module, fonts, layout, page_cache, renderer
+from deepsynth.rendering.config import RenderSettings
 from steps.common import output_dir
 
 # The step's own code is tiny; what it produces depends on the rendering modules.
-RENDER_CACHE = CachePolicy(source_dependencies=[render_module, fonts, layout, page_cache, renderer])
+RENDER_CACHE = CachePolicy(source_dependencies=[render_config, render_module, fonts, layout, page_cache, renderer])
 
 
 @step(cache_policy=RENDER_CACHE)
-def render_pages(documents: DocumentDataset, settings: renderer.RenderSettings) -> Annotated[RenderedDataset, "rendered"]:
+def render_pages(documents: DocumentDataset, settings: RenderSettings) -> Annotated[RenderedDataset, "rendered"]:
     """Render ``documents`` with the ``render`` section's settings into Parquet shards of PNG pages."""
     return render_module.render_dataset(
         documents.rows(),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deepsynth.data.ingest import IngestConfig
+from deepsynth.data.config import IngestConfig
 from deepsynth.errors import ConfigError
 from pipelines.config import RunConfig
 from pipelines.config_loading import load_run_config

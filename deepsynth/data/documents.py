@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 SPLITS = ("train", "validation", "test")
+# Split names as sources spell them → the names DeepSynth uses.
+SPLIT_ALIASES = {"train": "train", "validation": "validation", "val": "validation", "dev": "validation", "test": "test"}
 SCHEMA = pa.schema(
     [
         ("id", pa.string()),

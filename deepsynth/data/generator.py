@@ -22,10 +22,12 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 
 from deepsynth.configuration import from_dict
-from deepsynth.data.ingest import IngestConfig, ingest
+from deepsynth.data.config import IngestConfig
+from deepsynth.data.ingest import ingest
 from deepsynth.data.rendered import FORMAT_VERSION, MANIFEST, SHARD_DIR, RenderedDataset, write_shard
 from deepsynth.errors import ConfigError
-from deepsynth.rendering.renderer import RenderSettings, render_documents
+from deepsynth.rendering.config import RenderSettings
+from deepsynth.rendering.renderer import render_documents
 
 JOB_KEYS = {"source_dataset", "output_dir", "instruction_prompt", "multi_resolution", "resolution_sizes",
             "text_column", "summary_column", "max_documents", "chunk_size", "render"}

@@ -14,7 +14,8 @@ from typing import Any
 from deepsynth.errors import DeepSynthError
 from deepsynth.inference.generation import GenerationConfig, generate_with_stats
 from deepsynth.inference.loading import LoadedModel, load_adapter_model
-from deepsynth.rendering.renderer import DocumentRenderer, RenderSettings
+from deepsynth.rendering.config import RenderSettings
+from deepsynth.rendering.renderer import DocumentRenderer
 
 RENDER_SETTINGS_FILE = "render_settings.json"
 

@@ -1,7 +1,8 @@
 """Text-to-image rendering for DeepSeek-OCR's resolution modes."""
 
+from deepsynth.rendering.config import RenderSettings
 from deepsynth.rendering.modes import MODES, Mode, get_mode
-from deepsynth.rendering.renderer import DocumentRenderer, RenderSettings, render_documents
+from deepsynth.rendering.renderer import DocumentRenderer, render_documents
 from deepsynth.rendering import dataset  # noqa: F401,E402  (a fresh step process loads ZenML cache-policy sources as package attributes)
 
 __all__ = ["MODES", "Mode", "get_mode", "DocumentRenderer", "RenderSettings", "render_documents"]

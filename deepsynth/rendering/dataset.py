@@ -10,7 +10,8 @@ from tqdm.auto import tqdm
 from deepsynth.data.rendered import RenderedDataset, RenderedDatasetWriter
 from deepsynth.rendering import fonts
 from deepsynth.rendering.page_cache import PageCache
-from deepsynth.rendering.renderer import RenderSettings, render_documents, settings_fingerprint
+from deepsynth.rendering.config import RenderSettings
+from deepsynth.rendering.renderer import render_documents, settings_fingerprint
 
 
 def render_dataset(

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from deepsynth.data.ingest import IngestConfig, ingest
+from deepsynth.data.config import IngestConfig
+from deepsynth.data.ingest import ingest
 from deepsynth.rendering.dataset import render_dataset
-from deepsynth.rendering.renderer import RenderSettings
+from deepsynth.rendering.config import RenderSettings
 from deepsynth.validation import ValidationConfig, validate_dataset
 
 # Text drawn from the troublemakers: controls, bidi overrides, CJK, Arabic, emoji, whitespace.

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from deepsynth.data.documents import DocumentDataset
-from deepsynth.data.ingest import IngestConfig, assign_split, ingest, sanitize, source_revision
+from deepsynth.data.config import IngestConfig
+from deepsynth.data.ingest import assign_split, ingest, sanitize, source_revision
 from deepsynth.errors import ConfigError, InputError
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from deepsynth.data.documents import DocumentDataset
-from deepsynth.data.ingest import IngestConfig, source_revision
+from deepsynth.data.config import IngestConfig
+from deepsynth.data.ingest import source_revision
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.errors import DataValidationError
-from deepsynth.rendering.renderer import RenderSettings
+from deepsynth.rendering.config import RenderSettings
 from deepsynth.validation import ValidationConfig, ValidationReport
 
 
@@ -116,4 +117,4 @@ def test_code_dependencies_of_step_caches_resolve_from_the_project_root_whatever
              "print('DEPS', *(s.import_path for s in deps))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=root).stdout
     paths = next(line for line in out.splitlines() if line.startswith("DEPS")).split()[1:]
-    assert len(paths) == 11 and all(p.startswith("deepsynth.") for p in paths), paths
+    assert len(paths) == 12 and all(p.startswith("deepsynth.") for p in paths), paths

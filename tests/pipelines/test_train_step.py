@@ -8,7 +8,7 @@ import pytest
 
 from deepsynth.adapters import TrainedAdapter
 from deepsynth.rendering.dataset import render_dataset
-from deepsynth.rendering.renderer import RenderSettings
+from deepsynth.rendering.config import RenderSettings
 from deepsynth.training.config import TrainerConfig
 
 TRAIN = TrainerConfig(model_name="tiny", device="cpu", mode="tiny", batch_size=2, num_epochs=2, learning_rate=0.005,

@@ -14,7 +14,8 @@ from deepsynth.rendering import fonts
 from deepsynth.rendering.dataset import render_dataset
 from deepsynth.rendering.layout import WidthCache, wrap
 from deepsynth.rendering.modes import MODES
-from deepsynth.rendering.renderer import DocumentRenderer, RenderSettings, render_documents
+from deepsynth.rendering.config import RenderSettings
+from deepsynth.rendering.renderer import DocumentRenderer, render_documents
 
 TEXT = " ".join(f"word{i % 37} lorem ipsum dolor" for i in range(400))
 
