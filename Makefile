@@ -12,11 +12,11 @@ QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 
 install: $(STAMP)
 
-# torch first (the local CPU wheel), then everything else pinned by requirements.lock.
+# torch first (the local CPU wheel), then the core, the pipelines extra and dev tools, pinned by requirements.lock.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0 $(QUIET_PIP)
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]' $(QUIET_PIP)
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[pipelines,dev]' $(QUIET_PIP)
 	touch $(STAMP)
 
 run: install

@@ -22,7 +22,7 @@ rm -rf "$CTX" && mkdir -p "$CTX/dist"
 cp -al "$CACHE/wheelhouse" "$CTX/wheelhouse" 2>/dev/null || cp -a "$CACHE/wheelhouse" "$CTX/wheelhouse"
 rm -f "$CTX/wheelhouse/.stamp"
 cp "$ROOT/requirements.lock" "$ROOT/docker/Dockerfile.cpu" "$CTX/"
-"$PYTHON" -c "import tomllib;print('\n'.join(tomllib.load(open('$ROOT/pyproject.toml','rb'))['project']['dependencies']))" >"$CTX/deps.txt"
+"$PYTHON" -c "import tomllib;print('\n'.join((p:=tomllib.load(open('$ROOT/pyproject.toml','rb'))['project'])['dependencies']+p['optional-dependencies']['pipelines']))" >"$CTX/deps.txt"
 # The project wheel (no dependencies: those come from the wheelhouse layer).
 "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$CTX/dist" "$ROOT" 2>&1 \
   | { grep -v "^WARNING: Location 'file:" || true; }

@@ -3,7 +3,7 @@
 # network access (and for air-gapped clusters): `pip install --no-index --find-links` inside the image.
 #
 # Usage: docker/build-wheelhouse.sh OUT_DIR [EXTRA_REQUIREMENT ...]
-#   One source of truth: the dependencies of pyproject.toml, constrained by requirements.lock;
+#   One source of truth: pyproject.toml's dependencies and [pipelines] extra, constrained by requirements.lock;
 #   torch==2.13.0 is the CPU wheel this machine's pip configuration finds. The folder is reused
 #   while requirements.lock, pyproject.toml's dependency list and the extras are unchanged
 #   (a stamp file records the key).
@@ -17,7 +17,7 @@ PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 
 DEPS=$("$PYTHON" - "$ROOT/pyproject.toml" <<'PY'
 import sys, tomllib
-print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))
+print("\n".join((p := tomllib.load(open(sys.argv[1], "rb"))["project"])["dependencies"] + p["optional-dependencies"]["pipelines"]))
 PY
 )
 KEY=$( { printf '%s\n' "$DEPS" "$@"; cat "$ROOT/requirements.lock"; } | sha256sum | cut -c1-16)

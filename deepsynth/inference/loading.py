@@ -1,10 +1,10 @@
 """Load a trained adapter (or a merged export) on its base model for inference.
 
-``PeftModel.from_pretrained`` is the loading path. peft 0.21 runs adapter keys through
-transformers' v5 ``unlimited_ocr`` renaming, whose ``(^|model\\.)layers\\.`` rule also fires inside
-``language_model.layers.`` and silently drops every weight. Mapping the keys back to DeepSeek-OCR's
-original names first (``key_mapping``) lets that renaming land them on the right parameters; every
-saved tensor is then compared with the loaded parameter, so a silent drop can never pass.
+``PeftModel.from_pretrained`` is the loading path, with no extra arguments for adapters saved in the
+layout of :mod:`deepsynth.adapter_layout` (DeepSeek-OCR's original decoder names, which peft 0.21's
+key conversion maps exactly). Adapters saved earlier in peft's native layout load with
+``key_mapping`` back to the original names. Either way every saved tensor is then compared with the
+loaded parameter, so a silently dropped weight can never pass.
 """
 
 from __future__ import annotations
@@ -19,20 +19,21 @@ from typing import Any
 
 import torch
 from peft import PeftModel
+from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
 from deepsynth.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROJECTOR_WEIGHTS, TRAINER_CONFIG
+from deepsynth.adapter_layout import has_native_decoder_keys, native_key
 from deepsynth.errors import DeepSynthError
 from deepsynth.models.dtypes import DTYPES
 from deepsynth.models.loading import ModelSource, load_base_model
-from deepsynth.models.quantization import quantization_from_settings
 from deepsynth.models.text_encoders import InstructionEncoder, load_text_encoder
 from deepsynth.models.vision import ocr_core
 
 logger = logging.getLogger(__name__)
 
-# Saved (v5) names → DeepSeek-OCR's original names, which peft's conversion maps back correctly.
+# Native (v5) names of adapters saved before deepsynth.adapter_layout → the original names.
 KEY_MAPPING = {r"^model\.language_model\.layers\.": "model.layers."}
 _LORA_KEY = re.compile(r"\.(lora_[A-Za-z_]+)\.")
 
@@ -93,7 +94,7 @@ def verify_adapter_loaded(model: PeftModel, adapter_dir: str | os.PathLike, adap
     params = dict(model.named_parameters())
     saved = load_file(str(Path(adapter_dir) / ADAPTER_WEIGHTS))
     for key, value in saved.items():
-        name = _LORA_KEY.sub(rf".\1.{adapter_name}.", key, count=1)
+        name = _LORA_KEY.sub(rf".\1.{adapter_name}.", native_key(key), count=1)
         if name not in params or not torch.equal(params[name].detach().cpu(), value.to(params[name].dtype)):
             raise DeepSynthError(f"{adapter_dir}: adapter tensor {key} was not loaded exactly")
 
@@ -114,7 +115,10 @@ def attach_adapter(base_model: nn.Module, adapter_dir: str | os.PathLike) -> Pef
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / ADAPTER_WEIGHTS).is_file():
         raise DeepSynthError(f"{adapter_dir}: no {ADAPTER_WEIGHTS} (only safetensors adapters are loaded)")
-    model = PeftModel.from_pretrained(base_model, str(adapter_dir), key_mapping=KEY_MAPPING, is_trainable=False)
+    with safe_open(str(adapter_dir / ADAPTER_WEIGHTS), framework="pt") as handle:
+        legacy = has_native_decoder_keys(handle.keys())
+    mapping = {"key_mapping": KEY_MAPPING} if legacy else {}
+    model = PeftModel.from_pretrained(base_model, str(adapter_dir), is_trainable=False, **mapping)
     verify_adapter_loaded(model, adapter_dir)
     return model.eval()
 
@@ -162,7 +166,11 @@ def load_adapter_model(
             name = json.loads((adapter_dir / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
         if not name:
             raise DeepSynthError(f"{adapter_dir}: cannot tell the base model; pass base_model=")
-        quantization = quantization_from_settings(cfg) if quantized else None
+        quantization = None
+        if quantized:  # bitsandbytes is needed for QLoRA only
+            from deepsynth.models.quantization import quantization_from_settings
+
+            quantization = quantization_from_settings(cfg)
         base, tokenizer, source = load_base_model(name, revision or cfg.get("model_revision"), dtype=dtype,
                                                   quantization=quantization, device=device, home=home)
         model = attach_adapter(base, adapter_dir)

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import (
@@ -34,10 +34,12 @@ from deepsynth.models.architecture import (
     deepseek_ocr_config,
     tiny_config,
 )
-from deepsynth.models.quantization import QuantizationSpec, quantize_decoder
 from deepsynth.models.tokenizer import load_tokenizer
 from deepsynth.models.vision import ocr_core
 from deepsynth.paths import deepsynth_home
+
+if TYPE_CHECKING:  # bitsandbytes is imported only to quantize (QLoRA)
+    from deepsynth.models.quantization import QuantizationSpec
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +185,8 @@ def load_base_model(
         kwargs["revision"] = source.revision
     model = source.model_class.from_pretrained(source.location, **kwargs)
     if quantization is not None:
+        from deepsynth.models.quantization import quantize_decoder
+
         quantize_decoder(model, ocr_core(model).language_model, quantization, torch.device(device or "cpu"))
     elif device is not None:
         model.to(device)

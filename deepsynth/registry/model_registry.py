@@ -18,6 +18,7 @@ from typing import Any
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.evaluation.metrics import NonFiniteMetricError, assert_finite
 from deepsynth.export.package import MANIFEST, verify_directory
+from deepsynth.export.runtime import LIBRARY
 from deepsynth.registry.pyfunc_model import PACKAGE_ARTIFACT
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -84,7 +85,10 @@ def register_package(
 ) -> dict[str, Any]:
     """Register an export package as a new model version (or return the one holding the same adapter).
 
-    The version is a pyfunc model whose artifacts are the package; ``predict`` summarizes texts.
+    The version is a pyfunc model whose artifacts are the package; ``predict`` summarizes texts. Its
+    requirements are the package's (public packages only) and its code the ``deepsynth`` library the
+    package carries, so MLflow's own loaders (``mlflow.pyfunc.load_model``, ``mlflow models serve``)
+    run it in an environment made from those requirements.
     It is logged into the active MLflow run, or a new run when none is active.
 
     Args:
@@ -126,8 +130,9 @@ def register_package(
         "adapter_sha256": sha, "merged": str(bool(manifest.get("merged"))).lower(), **(tags or {}),
     }
     clean = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    # The package's public pins; the deepsynth library it carries goes in as the model's code.
     requirements = [ln for ln in (export_dir / "requirements.txt").read_text().splitlines()
-                    if ln and not ln.startswith("deepsynth-pipelines")]
+                    if ln.strip() and not ln.startswith("#")]
     signature = ModelSignature(Schema([ColSpec("string", "text")]), Schema([ColSpec("string")]))
     with tempfile.TemporaryDirectory(prefix="deepsynth-register-") as tmp:
         staged = Path(tmp) / "package"  # the zip beside the files would double the artifact size
@@ -138,7 +143,8 @@ def register_package(
         try:
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(ENTRY), artifacts={PACKAGE_ARTIFACT: str(staged)},
-                pip_requirements=requirements, signature=signature, code_paths=None, metadata={"adapter_sha256": sha},
+                pip_requirements=requirements, signature=signature, code_paths=[str(staged / LIBRARY)],
+                metadata={"adapter_sha256": sha},
             )
             finite = {k: v for k, v in clean.items() if math.isfinite(v)}
             if finite:

@@ -17,10 +17,11 @@ class DeepSynthSummarizerModel(mlflow.pyfunc.PythonModel):
     """Pyfunc model: a DataFrame with a ``text`` column (or a list of strings) in, summaries out."""
 
     def load_context(self, context: Any) -> None:
-        """Open the package artifact (manifest-verified) and load the model."""
+        """Open the package artifact (manifest-verified) and load the model (base cached in a user cache dir)."""
         from deepsynth.inference.summarizer import Summarizer
+        from deepsynth.paths import inference_cache_dir
 
-        self.summarizer = Summarizer.load(context.artifacts[PACKAGE_ARTIFACT])
+        self.summarizer = Summarizer.load(context.artifacts[PACKAGE_ARTIFACT], home=inference_cache_dir())
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> list[str]:
         """Summaries of the input texts.

@@ -23,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from deepsynth.adapter_files import PROJECTOR_WEIGHTS, TRAINER_CONFIG, TRAINING_METRICS
+from deepsynth.adapter_layout import save_adapter
 from deepsynth.data.rendered import MANIFEST, RenderedDataset
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.models.batching import PreparedDocument, build_batch, page_features, prepare_document, supervised_loss
@@ -370,7 +371,7 @@ class DeepSynthLoRATrainer:
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         if cfg.use_lora:
-            self.model.save_pretrained(out, safe_serialization=True)
+            save_adapter(self.model, out)
         else:
             unwrap_model(self.model).save_pretrained(out, safe_serialization=True)
         if cfg.train_projector:

