@@ -2,7 +2,8 @@
 
 Each snippet is kept verbatim; only hub names are swapped for local stand-ins (the tiny profile for
 ``deepseek-ai/DeepSeek-OCR``, a local JSONL file for ``cnn_dailymail``, the rendered ``./output`` folder
-for ``user/dataset``), since no hub is reachable from tests.
+for ``user/dataset``), since no hub is reachable from tests, and the inference snippet loads the
+native model class instead of remote code.
 """
 
 from __future__ import annotations
@@ -175,15 +176,35 @@ export_adapter(
 )
 ''',
     '''
+from transformers import AutoModel, AutoTokenizer
+from peft import PeftModel
+
+# Load base model
+base_model = AutoModel.from_pretrained(
+    "deepseek-ai/DeepSeek-OCR",
+    trust_remote_code=True
+)
+
+# Load LoRA adapters
+model = PeftModel.from_pretrained(base_model, "./lora_model")
+tokenizer = AutoTokenizer.from_pretrained("./lora_model")
+''',
+    '''
 from deepsynth.training.lora_config import get_lora_preset
 lora_config = get_lora_preset("standard")
 ''',
 ]
+# Remote code is never run: the inference snippet's AutoModel + trust_remote_code line loads the
+# native class transformers ships for DeepSeek-OCR instead.
+NATIVE_LOADING = {"AutoModel.from_pretrained(": "UnlimitedOcrForConditionalGeneration.from_pretrained(",
+                  "trust_remote_code=True": "trust_remote_code=False"}
 
 
-def _local(snippet: str, **names: str) -> str:
-    for hub_name, local in {"deepseek-ai/DeepSeek-OCR": "tiny", **names}.items():
+def _local(snippet: str, model: str = "tiny", **names: str) -> str:
+    for hub_name, local in {"deepseek-ai/DeepSeek-OCR": model, **names}.items():
         snippet = snippet.replace(f'"{hub_name}"', repr(local))
+    for remote, native in NATIVE_LOADING.items():
+        snippet = snippet.replace(remote, native)
     return snippet
 
 
@@ -208,14 +229,22 @@ def test_tips_and_troubleshooting_snippets_give_valid_configs(name):
 
 @pytest.mark.slow
 def test_dataset_training_export_and_preset_snippets_run(tmp_path, monkeypatch, write_jsonl, make_docs, deepsynth_home):
+    from transformers import UnlimitedOcrForConditionalGeneration
+
     from deepsynth.data import StateManager
+    from deepsynth.inference.loading import verify_adapter_loaded
+    from deepsynth.models.loading import tiny_model_dir
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DEEPSYNTH_HOME", str(deepsynth_home))
     news = write_jsonl([{**doc, "split": "train"} for doc in make_docs(3)], name="news.jsonl")
-    namespace: dict = {"state_manager": StateManager(tmp_path / "jobs"), "job_id": "job-1"}
+    namespace: dict = {"state_manager": StateManager(tmp_path / "jobs"), "job_id": "job-1",
+                       "UnlimitedOcrForConditionalGeneration": UnlimitedOcrForConditionalGeneration}
     for snippet in WORKFLOW:
+        if "PeftModel" in snippet:  # the hub name stands for the base the adapter was trained on
+            snippet = _local(snippet, model=str(tiny_model_dir(deepsynth_home)))
         exec(_local(snippet, cnn_dailymail=str(news), **{"user/dataset": "./output"}), namespace)
     assert namespace["metrics"]["global_step"] > 0 and namespace["metrics"]["final_loss"] is not None
     assert (tmp_path / "exported" / "my_adapter.zip").is_file()
+    verify_adapter_loaded(namespace["model"], tmp_path / "lora_model")  # plain PEFT loaded every tensor exactly
     assert (namespace["lora_config"].rank, namespace["lora_config"].alpha) == (16, 32)
