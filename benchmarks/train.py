@@ -43,7 +43,7 @@ COMMON = {"model_name": "tiny", "lora_rank": 16, "lora_alpha": 32, "lora_dropout
 def build_dataset(path: Path, docs: int) -> Path:
     """Render ``docs`` ACLSum training papers (one base-mode page each) into a rendered dataset."""
     from deepsynth.data.config import IngestConfig
-from deepsynth.data.ingest import ingest
+    from deepsynth.data.ingest import ingest
     from deepsynth.data.rendered import RenderedDatasetWriter
     from deepsynth.rendering.config import RenderSettings
     from deepsynth.rendering.renderer import render_documents

