@@ -105,3 +105,23 @@ def test_docs(rendered_dataset):
 def loss_curve(adapter_dir) -> list:
     """The training run's loss curve as written beside the adapter."""
     return json.loads((adapter_dir / "training_metrics.json").read_text())["loss_curve"]
+
+
+def prompt_logits(loaded, doc) -> tuple["torch.Tensor", int]:
+    """Teacher-forced logits of ``doc``'s training prompt under ``loaded``'s model, and the prompt's length."""
+    import torch
+
+    from deepsynth.models.batching import build_batch, page_features, prepare_document
+    from deepsynth.models.feature_cache import FeatureCache
+    from deepsynth.models.preprocessing import view_spec
+    from deepsynth.models.vision import ocr_core
+
+    model, tok = loaded.model, loaded.tokenizer
+    sam = ocr_core(model).config.vision_config.sam_config.image_size
+    prepared = prepare_document(doc, view_spec(doc.mode, sam), tok, default_instruction=loaded.instruction,
+                                max_length=256, max_summary_tokens=32, text_slot=False)
+    batch = build_batch(model, [prepared], [page_features(model, prepared, FeatureCache("t", enabled=False))], None,
+                        tok.pad_token_id, torch.device("cpu"))
+    with torch.no_grad():
+        logits = model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).logits
+    return logits, sum(1 for label in prepared.example.labels if label == -100)

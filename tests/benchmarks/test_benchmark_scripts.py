@@ -22,18 +22,11 @@ def test_gpu_memory_benchmark_builds_full_size_deepseek_ocr_on_meta():
     assert model.model.language_model.layers[1].mlp.experts.gate_up_proj.shape == (64, 2 * 896, 1280)
 
 
-def test_gpu_memory_benchmark_skips_cleanly_without_cuda():
+@pytest.mark.parametrize("script", ["gpu_memory", "gpu_train"])
+def test_gpu_benchmarks_skip_cleanly_without_cuda(script):
     if torch.cuda.is_available():
         return
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_memory"], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
-    assert proc.returncode == 0 and "no CUDA device" in proc.stdout
-
-
-def test_gpu_train_benchmark_skips_cleanly_without_cuda():
-    if torch.cuda.is_available():
-        return
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_train"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{script}"], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)
     assert proc.returncode == 0 and "no CUDA device" in proc.stdout
 

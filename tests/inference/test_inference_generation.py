@@ -4,16 +4,13 @@ import dataclasses
 
 import pytest
 import torch
+from adapter_support import prompt_logits
 from peft import PeftModel
 
+from deepsynth.adapter_layout import native_key
 from deepsynth.errors import DeepSynthError
 from deepsynth.inference import GenerationConfig, generate_summaries, generate_with_stats, load_adapter_model
-from deepsynth.adapter_layout import native_key
 from deepsynth.inference.loading import load_base_for_inference
-from deepsynth.models.preprocessing import view_spec
-from deepsynth.models.vision import ocr_core
-from deepsynth.models.batching import build_batch, page_features, prepare_document
-from deepsynth.models.feature_cache import FeatureCache
 
 
 def test_adapter_is_attached_with_peft_from_pretrained_and_exact(loaded_adapter, trained_adapter):
@@ -42,15 +39,8 @@ def test_batched_generation_equals_one_by_one(loaded_adapter, test_docs):
 def test_first_generated_token_matches_the_training_forward(loaded_adapter, rendered_dataset):
     """Generation's prompt is the training prompt: greedy token 1 = argmax of the teacher-forced logits."""
     doc = rendered_dataset.documents(split="train")[0]
-    model, tok = loaded_adapter.model, loaded_adapter.tokenizer
-    sam = ocr_core(model).config.vision_config.sam_config.image_size
-    prepared = prepare_document(doc, view_spec(doc.mode, sam), tok, default_instruction=loaded_adapter.instruction,
-                                max_length=256, max_summary_tokens=32, text_slot=False)
-    batch = build_batch(model, [prepared], [page_features(model, prepared, FeatureCache("t", enabled=False))], None,
-                        tok.pad_token_id, torch.device("cpu"))
-    prompt_len = sum(1 for label in prepared.example.labels if label == -100)
-    with torch.no_grad():
-        logits = model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).logits
+    tok = loaded_adapter.tokenizer
+    logits, prompt_len = prompt_logits(loaded_adapter, doc)
     expected = int(logits[0, prompt_len - 1].argmax())
     out = generate_with_stats(loaded_adapter, [doc], GenerationConfig(max_new_tokens=1))[0]
     if expected == tok.eos_token_id:

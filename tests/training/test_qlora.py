@@ -3,12 +3,10 @@
 import bitsandbytes as bnb
 import pytest
 import torch
+from adapter_support import prompt_logits
 
 from deepsynth.export.exporter import export_adapter
 from deepsynth.inference import GenerationConfig, generate_with_stats, load_adapter_model
-from deepsynth.models.batching import build_batch, page_features, prepare_document
-from deepsynth.models.feature_cache import FeatureCache
-from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.quantization import QuantizedExperts
 from deepsynth.models.vision import ocr_core
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
@@ -55,19 +53,6 @@ def _experts(model):
     return experts.get_base_layer() if hasattr(experts, "get_base_layer") else experts
 
 
-def _prompt_logits(loaded, doc) -> tuple[torch.Tensor, int]:
-    """Teacher-forced logits of ``doc``'s training prompt and the prompt length."""
-    model, tok = loaded.model, loaded.tokenizer
-    sam = ocr_core(model).config.vision_config.sam_config.image_size
-    prepared = prepare_document(doc, view_spec(doc.mode, sam), tok, default_instruction=loaded.instruction,
-                                max_length=256, max_summary_tokens=32, text_slot=False)
-    batch = build_batch(model, [prepared], [page_features(model, prepared, FeatureCache("t", enabled=False))], None,
-                        tok.pad_token_id, torch.device("cpu"))
-    with torch.no_grad():
-        logits = model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).logits
-    return logits, sum(1 for label in prepared.example.labels if label == -100)
-
-
 @pytest.fixture(scope="module", params=[4, 8], ids=["qlora4", "qlora8"])
 def qlora_expert_adapter(request, deepsynth_home, tmp_path_factory, make_rendered):
     """An adapter trained with QLoRA on the attention/MLP projections and the fused experts."""
@@ -95,9 +80,9 @@ def test_qlora_expert_adapter_reloads_exactly_on_the_quantized_base(qlora_expert
     quantized = load_adapter_model(adapter, home=deepsynth_home, quantized=True)  # verifies every tensor
     assert isinstance(_experts(quantized.model), QuantizedExperts)
     doc = data.documents(split="train")[0]
-    first, prompt_len = _prompt_logits(quantized, doc)
+    first, prompt_len = prompt_logits(quantized, doc)
     again = load_adapter_model(adapter, home=deepsynth_home, quantized=True)
-    assert torch.equal(_prompt_logits(again, doc)[0], first)  # quantization is deterministic
+    assert torch.equal(prompt_logits(again, doc)[0], first)  # quantization is deterministic
     # Generation's prompt is the training prompt on the QLoRA path too.
     expected = int(first[0, prompt_len - 1].argmax())
     out = generate_with_stats(quantized, [doc], GenerationConfig(max_new_tokens=1))[0]
@@ -110,12 +95,12 @@ def test_qlora_expert_adapter_loads_on_the_full_precision_base_and_merges(qlora_
     full = load_adapter_model(adapter, home=deepsynth_home)  # verifies every tensor
     assert not isinstance(_experts(full.model), QuantizedExperts)
     doc = data.documents(split="train")[0]
-    with_adapter, _ = _prompt_logits(full, doc)
-    quantized, _ = _prompt_logits(load_adapter_model(adapter, home=deepsynth_home, quantized=True), doc)
+    with_adapter, _ = prompt_logits(full, doc)
+    quantized, _ = prompt_logits(load_adapter_model(adapter, home=deepsynth_home, quantized=True), doc)
     assert not torch.equal(with_adapter, quantized)  # really a different (unquantized) base
 
     result = export_adapter(adapter, tmp_path / "merged", create_package=False, include_base_model=True,
                             dataset=data.path, home=deepsynth_home)
     merged = load_adapter_model(result.output_dir, home=deepsynth_home)
-    merged_logits, _ = _prompt_logits(merged, doc)
+    merged_logits, _ = prompt_logits(merged, doc)
     torch.testing.assert_close(merged_logits, with_adapter, atol=1e-4, rtol=1e-4)
