@@ -41,7 +41,7 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
 def english_documents(count: int, chars: int = 3000) -> list[dict[str, Any]]:
     """``count`` real English documents of about ``chars`` characters, cut from ACLSum papers."""
     from deepsynth.data.config import IngestConfig
-from deepsynth.data.ingest import ingest
+    from deepsynth.data.ingest import ingest
 
     papers = [row["text"] for row in ingest(IngestConfig(source="aclsum")).rows() if len(row["text"]) >= chars]
     docs = []

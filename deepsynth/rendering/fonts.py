@@ -100,10 +100,9 @@ def coverage(path: str, index: int = 0) -> frozenset[int]:
     """Code points the font at ``path`` (face ``index``) has glyphs for (from its cmap table)."""
     if path == BUILTIN:
         return _ASCII
-    from fontTools.ttLib import TTFont
+    from deepsynth.rendering.cmap import code_points
 
-    with TTFont(path, lazy=True, fontNumber=index) as font:
-        return frozenset(font.getBestCmap() or {})
+    return code_points(path, index)
 
 
 def uncovered(text: str, have: frozenset[int] | set[int]) -> list[int]:

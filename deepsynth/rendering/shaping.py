@@ -17,7 +17,17 @@ from deepsynth.rendering.faces import Face
 from deepsynth.rendering.layout import WidthCache
 
 INK = 0
-FAST_LIMIT = 0x0590  # below Hebrew, text in the primary font needs no shaping and runs left to right
+# Code points the basic layout draws as well as Raqm: everything below Hebrew, and from Latin
+# Extended Additional on, except right-to-left characters and combining marks.
+COMPLEX_BLOCKS = range(0x0590, 0x1E00)
+_NOT_PLAIN = frozenset({"R", "AL", "AN", "NSM", "LRE", "LRO", "RLE", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"})
+
+
+def plain(cp: int) -> bool:
+    """Whether code point ``cp`` needs neither shaping nor bidi when the primary font has it."""
+    if cp < COMPLEX_BLOCKS.start:
+        return True
+    return cp not in COMPLEX_BLOCKS and unicodedata.bidirectional(chr(cp)) not in _NOT_PLAIN
 
 
 def _keeps_font(ch: str) -> bool:
@@ -36,7 +46,7 @@ class Shaper:
         self.ascent = fast.font.getmetrics()[0]
         self.widths = WidthCache(self._measure)
         primary = fonts.coverage(chain.primary.path, chain.primary.index)
-        self.simple_chars = frozenset(chr(cp) for cp in primary if cp < FAST_LIMIT) | {" ", "\n", "\t", "\r"}
+        self.simple_chars = frozenset(chr(cp) for cp in primary if plain(cp)) | {" ", "\n", "\t", "\r"}
         self._faces: dict[tuple[int, bool], Face] = {}
 
     def is_simple(self, text: str) -> bool:
