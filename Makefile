@@ -8,9 +8,27 @@ STAMP := $(VENV)/.installed
 # This machine's pip configuration names index folders that may not exist: drop that noise only.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 
-.PHONY: install run test test-containers bench clean
+# Debian fonts of the renderer's fallback chain (deepsynth/rendering/font_table.py): CJK (SC, TC, JP,
+# KR), Hebrew, the Indic scripts PyPI has no package for, math and symbols; the PyPI fontpkg-* ones
+# come with the Python dependencies. Installed when missing (root, apt-get); otherwise skipped with a
+# message: documents in those scripts are then reported as missing glyphs, and the font tests fail.
+SYSTEM_FONTS := fonts-noto-cjk fonts-noto-core fonts-dejavu-core
 
-install: $(STAMP)
+.PHONY: install system-fonts run test test-containers bench clean
+
+install: system-fonts $(STAMP)
+
+system-fonts:
+	@missing=$$(for pkg in $(SYSTEM_FONTS); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || echo $$pkg; done); \
+	if [ -z "$$missing" ]; then echo "system fonts: $(SYSTEM_FONTS) installed"; \
+	elif ! command -v apt-get >/dev/null; then \
+	  echo "system fonts: SKIPPED, no apt-get here: install $$(echo $$missing) (or equivalent Noto fonts) by hand" >&2; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "system fonts: SKIPPED, not root: run sudo apt-get install --no-install-recommends $$(echo $$missing)" >&2; \
+	else echo "system fonts: apt-get install $$(echo $$missing) …"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
+	    || echo "system fonts: apt-get FAILED: install $$(echo $$missing) by hand" >&2; fi
 
 # torch first (the local CPU wheel), then the core, the pipelines extra and dev tools, pinned by requirements.lock.
 $(STAMP): pyproject.toml requirements.lock

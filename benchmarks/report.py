@@ -22,7 +22,13 @@ def _render(r: dict[str, Any]) -> list[Row]:
         "python -m benchmarks.render",
         f"original TextToImageConverter: {s['legacy']['pages_per_s']} pages/s, {s['legacy']['peak_rss_mb']} MiB",
         f"{s['deepsynth']['pages_per_s']} pages/s, {s['deepsynth']['peak_rss_mb']} MiB: **{r['ratio']}x** (goal ≥ {r['goal']}x)",
-    )]
+    )] + ([(
+        f"Rendering ~{r['doc_chars']}-char documents in {len(r['multilingual_scripts'])} scripts (CJK, Arabic, Hebrew, "
+        f"Indic, Thai, ...: font fallback, shaping, bidi), {r['mode']} mode",
+        "python -m benchmarks.render",
+        f"English above: {s['deepsynth']['pages_per_s']} pages/s",
+        f"{s['multilingual']['pages_per_s']} pages/s, {s['multilingual']['peak_rss_mb']} MiB",
+    )] if "multilingual" in s else [])
 
 
 def _scale(r: dict[str, Any]) -> list[Row]:

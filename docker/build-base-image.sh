@@ -13,7 +13,8 @@ CACHE=${1:?usage: build-base-image.sh CACHE_DIR [IMAGE]}
 IMAGE=${2:-deepsynth/python:3.11-bookworm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
-PACKAGES=python3,python3-venv,ca-certificates,fonts-dejavu-core,tini
+# fonts-noto-cjk and fonts-noto-core: the renderer's fallback fonts (CJK, Hebrew, Indic, math, symbols; see the Makefile)
+PACKAGES=python3,python3-venv,ca-certificates,fonts-dejavu-core,fonts-noto-cjk,fonts-noto-core,tini
 HERE=$(cd "$(dirname "$0")" && pwd)
 # The tarball is keyed on this script's content: edit the package list and it is rebuilt.
 KEY=$(sha256sum "$HERE/build-base-image.sh" | cut -c1-12)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deepsynth.configuration import knob
+from deepsynth.rendering.font_table import DEFAULT_FALLBACK, check_entries
 from deepsynth.rendering.modes import get_mode
 
 
@@ -14,6 +15,11 @@ class RenderSettings:
 
     modes: list[str] = knob(["base"], "DeepSeek-OCR modes to render each document in: tiny, small, base, large, gundam")
     font: str | None = knob(None, "TrueType font path; null = Noto Sans (pip) → DejaVu; 'builtin' = Pillow's ASCII-only font")
+    fallback_fonts: list[str] = knob(
+        DEFAULT_FALLBACK,
+        "Fonts tried per character after `font` (names from rendering/font_table.py or .ttf/.ttc#index paths): "
+        "Arabic, Hebrew, Indic, Thai, Khmer, CJK (SC, TC, JP, KR), math, symbols; [] = `font` only",
+    )
     font_size: int | None = knob(None, "Font size in px; null = page width / 48 (21 px in base mode)")
     margin: int | None = knob(None, "Page margin in px; null = page width / 32")
     line_spacing: float = knob(1.25, "Line height as a multiple of the font size")
@@ -27,6 +33,7 @@ class RenderSettings:
     def __post_init__(self) -> None:
         for name in self.modes:
             get_mode(name)
+        check_entries(self.fallback_fonts)
         if not self.modes:
             raise ValueError("render.modes: give at least one mode")
         if self.max_pages is not None and self.max_pages < 1:

@@ -8,10 +8,9 @@ from typing import Any, Iterable
 from tqdm.auto import tqdm
 
 from deepsynth.data.rendered import RenderedDataset, RenderedDatasetWriter
-from deepsynth.rendering import fonts
 from deepsynth.rendering.page_cache import PageCache
 from deepsynth.rendering.config import RenderSettings
-from deepsynth.rendering.renderer import render_documents, settings_fingerprint
+from deepsynth.rendering.renderer import render_documents, resolve_settings_chain, settings_fingerprint
 
 
 def render_dataset(
@@ -33,16 +32,18 @@ def render_dataset(
         cache_dir: Folder of the cross-run page cache; used when ``settings.page_cache`` is on.
 
     Returns:
-        The rendered dataset. Its manifest records the font, settings, page count, truncated
-        documents and documents with glyphs the font cannot draw (ids and code points).
+        The rendered dataset. Its manifest records the primary font and the whole font chain
+        (and the named fallback fonts that are not installed), settings, page count, truncated
+        documents and documents with glyphs no font of the chain can draw (ids and code points).
     """
-    font = fonts.resolve_font(settings.font)
+    chain = resolve_settings_chain(settings)
+    font = chain.primary
     truncated: list[str] = []
     missing: dict[str, list[int]] = {}
     writer = RenderedDatasetWriter(out_dir, settings=vars(settings).copy(), rows_per_shard=settings.rows_per_shard)
     bar = tqdm(total=total * len(settings.modes) if total else None, desc="render", unit="row", mininterval=1.0)
     cache = PageCache(cache_dir) if cache_dir is not None and settings.page_cache else None
-    for row in render_documents(docs, settings, font, cache):
+    for row in render_documents(docs, settings, chain, cache):
         writer.write(row)
         if row["truncated"]:
             truncated.append(row["id"])
@@ -57,7 +58,9 @@ def render_dataset(
         extra={
             "rows_from_cache": cache.served if cache else 0,
             "font": {"path": font.path, "source": font.source, "name": font.name},
-            "settings_fingerprint": settings_fingerprint(settings, font),
+            "font_chain": chain.describe(),
+            "fonts_not_installed": list(chain.unavailable),
+            "settings_fingerprint": settings_fingerprint(settings, chain),
             "truncated": sorted(set(truncated)),
             "missing_glyph_documents": [{"id": k, "code_points": v} for k, v in sorted(missing.items())],
             **(extra_manifest or {}),

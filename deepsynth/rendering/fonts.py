@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,14 @@ class FontChoice:
     """The font a renderer uses: a file path, or :data:`BUILTIN`."""
 
     path: str
-    source: str  # "configured", "package", "system" or "builtin"
+    source: str  # "configured", "package", "system", "builtin", or "pip:…"/"apt:…" for a fallback font
+    index: int = 0  # face number inside a font collection (.ttc)
 
     @property
     def name(self) -> str:
-        return BUILTIN if self.path == BUILTIN else Path(self.path).name
+        if self.path == BUILTIN:
+            return BUILTIN
+        return Path(self.path).name + (f"#{self.index}" if self.index else "")
 
 
 def _package_fonts() -> list[Path]:
@@ -75,43 +79,39 @@ def resolve_font(configured: str | None = None) -> FontChoice:
     )
 
 
-@functools.lru_cache(maxsize=16)
-def load_font(path: str, size: int, complex_script: bool = False) -> ImageFont.FreeTypeFont:
-    """Load (once per process) the font at ``path`` in pixel ``size``.
+@functools.lru_cache(maxsize=128)
+def load_font(path: str, size: int, complex_script: bool = False, index: int = 0) -> ImageFont.FreeTypeFont:
+    """Load (once per process) the font at ``path`` (face ``index`` of a collection) in pixel ``size``.
 
-    ``complex_script`` selects Raqm shaping (Arabic, Indic, ...); otherwise the much faster
-    basic layout is used, which draws Latin, Greek and Cyrillic text identically.
+    ``complex_script`` selects Raqm shaping and bidi (Arabic, Indic, ...); otherwise the much
+    faster basic layout is used, which draws Latin, Greek and Cyrillic text identically.
     """
-    engine = ImageFont.Layout.RAQM if complex_script and features.check("raqm") else ImageFont.Layout.BASIC
+    if complex_script and not features.check("raqm"):
+        raise RuntimeError("Pillow was built without libraqm: complex scripts cannot be shaped (pip install a Pillow wheel)")
+    engine = ImageFont.Layout.RAQM if complex_script else ImageFont.Layout.BASIC
     if path == BUILTIN:
-        return ImageFont.load_default(size=size)
-    return ImageFont.truetype(path, size=size, layout_engine=engine)
+        builtin = ImageFont.load_default(size=size)  # always the basic layout: reload its bytes for Raqm
+        return ImageFont.truetype(io.BytesIO(builtin.font_bytes), size=size, layout_engine=engine) if complex_script else builtin
+    return ImageFont.truetype(path, size=size, index=index, layout_engine=engine)
 
 
-def needs_shaping(text: str) -> bool:
-    """True when ``text`` has characters from U+0590 on (Hebrew, Arabic, Indic, ...), which need Raqm."""
-    return any(ord(ch) >= 0x0590 for ch in text)
-
-
-@functools.lru_cache(maxsize=16)
-def coverage(path: str) -> frozenset[int]:
-    """Code points the font at ``path`` has glyphs for (from its cmap table)."""
+@functools.lru_cache(maxsize=64)
+def coverage(path: str, index: int = 0) -> frozenset[int]:
+    """Code points the font at ``path`` (face ``index``) has glyphs for (from its cmap table)."""
     if path == BUILTIN:
         return _ASCII
-    from fontTools.ttLib import TTFont
+    from deepsynth.rendering.cmap import code_points
 
-    with TTFont(path, lazy=True, fontNumber=0) as font:
-        return frozenset(font.getBestCmap() or {})
+    return code_points(path, index)
 
 
-def missing_glyphs(text: str, path: str) -> list[int]:
-    """Sorted code points of ``text`` (whitespace aside) that the font cannot draw."""
-    have = coverage(path)
+def uncovered(text: str, have: frozenset[int] | set[int]) -> list[int]:
+    """Sorted code points of ``text`` (whitespace aside) outside ``have``."""
     return sorted({cp for cp in map(ord, set(text)) if cp not in have and cp not in _INVISIBLE})
 
 
 def font_fingerprint(choice: FontChoice) -> str:
-    """A stable identity of the font file (name, size in bytes) for cache keys."""
+    """A stable identity of the font file (name, face, size in bytes) for cache keys."""
     if choice.path == BUILTIN:
         return BUILTIN
     return f"{choice.name}:{os.path.getsize(choice.path)}"

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable, Protocol
+
+from deepsynth.rendering.segment import breaks_inside
 
 _WORD = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
 class Line:
-    """A laid-out line and the offset in the source text just past its last character."""
+    """A laid-out line, the offset in the source text just past its last character, and whether
+    its paragraph runs right to left."""
 
     text: str
     end: int
+    rtl: bool = False
+
+
+class Script(Protocol):
+    """Break opportunities and direction of paragraphs beyond plain space-separated LTR text."""
+
+    def units(self, paragraph: str) -> Iterable[tuple[int, int, bool]]:
+        """``(start, end, glued)`` layout units; glued units follow the previous one without a space."""
+
+    def rtl(self, paragraph: str) -> bool:
+        """Whether the paragraph's base direction is right to left."""
 
 
 class WidthCache:
@@ -35,7 +49,7 @@ def _split_long_word(word: str, start: int, width: WidthCache, max_width: float)
     """Break a word wider than the line into pieces that fit (a long URL, a CJK run)."""
     pieces, current, offset = [], "", start
     for i, ch in enumerate(word):
-        if current and width(current + ch) > max_width:
+        if current and breaks_inside(current[-1], ch) and width(current + ch) > max_width:
             pieces.append(Line(current, offset + i))
             current = ""
         current += ch
@@ -43,11 +57,17 @@ def _split_long_word(word: str, start: int, width: WidthCache, max_width: float)
     return pieces
 
 
-def wrap(text: str, width: WidthCache, max_width: float) -> list[Line]:
+def _spaced_words(paragraph: str) -> Iterable[tuple[int, int, bool]]:
+    return ((match.start(), match.end(), False) for match in _WORD.finditer(paragraph))
+
+
+def wrap(text: str, width: WidthCache, max_width: float, script: Script | None = None) -> list[Line]:
     """Greedy word wrap of ``text`` into lines no wider than ``max_width`` pixels.
 
     Newlines end paragraphs; runs of spaces collapse to one. Every line records where it ends
-    in ``text`` so that a truncated rendering can say how many characters it drew.
+    in ``text`` so that a truncated rendering can say how many characters it drew. Without a
+    ``script``, words are separated by spaces and run left to right; with one, its units (CJK
+    characters, Thai phrases, ...) are the break opportunities and each paragraph has its direction.
     """
     space = width(" ")
     lines: list[Line] = []
@@ -56,25 +76,30 @@ def wrap(text: str, width: WidthCache, max_width: float) -> list[Line]:
         current: list[str] = []
         current_width = 0.0
         end = offset
-        for match in _WORD.finditer(paragraph):
-            word = match.group()
+        rtl = script.rtl(paragraph) if script else False
+        for start, stop, glued in script.units(paragraph) if script else _spaced_words(paragraph):
+            word = paragraph[start:stop]
             w = width(word)
-            word_end = offset + match.end()
-            if current and current_width + space + w <= max_width:
-                current.append(word)
-                current_width += space + w
+            word_end = offset + stop
+            gap = 0.0 if glued else space
+            if current and current_width + gap + w <= max_width:
+                if glued:
+                    current[-1] += word
+                else:
+                    current.append(word)
+                current_width += gap + w
                 end = word_end
                 continue
             if current:
-                lines.append(Line(" ".join(current), end))
+                lines.append(Line(" ".join(current), end, rtl))
                 current, current_width = [], 0.0
             if w > max_width:
-                pieces = _split_long_word(word, offset + match.start(), width, max_width)
-                lines.extend(pieces[:-1])
+                pieces = _split_long_word(word, offset + start, width, max_width)
+                lines.extend(Line(piece.text, piece.end, rtl) for piece in pieces[:-1])
                 current, current_width, end = [pieces[-1].text], width(pieces[-1].text), pieces[-1].end
             else:
                 current, current_width, end = [word], w, word_end
-        lines.append(Line(" ".join(current), end if current else offset + len(paragraph)))
+        lines.append(Line(" ".join(current), end if current else offset + len(paragraph), rtl))
         offset += len(paragraph) + 1
     # Trailing blank lines carry no content.
     while len(lines) > 1 and not lines[-1].text:

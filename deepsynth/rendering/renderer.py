@@ -9,55 +9,39 @@ import os
 from dataclasses import asdict
 from typing import Any, Iterable, Iterator
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from deepsynth.rendering import fonts
+from deepsynth.rendering.chain import FontChain, resolve_chain
 from deepsynth.rendering.config import RenderSettings
-from deepsynth.rendering.layout import Line, WidthCache, paginate, wrap
+from deepsynth.rendering.faces import Face
+from deepsynth.rendering.layout import Line, paginate, wrap
 from deepsynth.rendering.modes import PAD_GRAY, get_mode
 from deepsynth.rendering.page_cache import PageCache
 from deepsynth.rendering.png import encode_gray_png
+from deepsynth.rendering.shaping import Shaper
 
 INK, PAPER = 0, 255
-WORD_CACHE_SIZE = 50_000  # cached word masks per mode (~1 KiB each)
 
 
-def settings_fingerprint(settings: RenderSettings, font: fonts.FontChoice) -> str:
-    """Hash of everything that changes a page's pixels (not worker counts or shard sizes)."""
-    visible = {k: v for k, v in asdict(settings).items() if k not in ("workers", "rows_per_shard", "modes", "page_cache")}
-    visible["font"] = fonts.font_fingerprint(font)
+def settings_fingerprint(settings: RenderSettings, chain: FontChain) -> str:
+    """Hash of everything that changes a page's pixels (not worker counts or shard sizes),
+    the font chain's files included: a changed or newly installed fallback font re-renders."""
+    skip = ("workers", "rows_per_shard", "modes", "page_cache", "fallback_fonts")
+    visible = {k: v for k, v in asdict(settings).items() if k not in skip}
+    visible["font"] = chain.fingerprint()
     return hashlib.sha256(repr(sorted(visible.items())).encode()).hexdigest()[:16]
 
 
-class Face:
-    """A font at one size with its caches: word widths for layout and word masks for drawing."""
-
-    def __init__(self, font: ImageFont.FreeTypeFont):
-        self.font = font
-        self.widths = WidthCache(font.getlength)
-        self.space = self.widths(" ")
-        self._masks: dict[str, tuple[Any, int, int, int, int]] = {}
-
-    def mask(self, word: str) -> tuple[Any, int, int, int, int]:
-        """The word's anti-aliased coverage mask (a Pillow core image), its offset from the pen
-        position and its size.
-
-        Drawn once and reused: most words repeat, and pasting a cached mask is several times
-        cheaper than laying the text out again.
-        """
-        cached = self._masks.get(word)
-        if cached is None:
-            core, (dx, dy) = self.font.getmask2(word, mode="L")
-            if len(self._masks) >= WORD_CACHE_SIZE:
-                self._masks.clear()
-            cached = self._masks[word] = (core, dx, dy, *core.size)
-        return cached
+def resolve_settings_chain(settings: RenderSettings) -> FontChain:
+    """The font chain ``settings`` ask for (``render.font`` then ``render.fallback_fonts``)."""
+    return resolve_chain(settings.font, settings.fallback_fonts)
 
 
 class PageRenderer:
-    """Lays out and draws text for one mode with one font."""
+    """Lays out and draws text for one mode with one font chain."""
 
-    def __init__(self, mode: str, settings: RenderSettings, font: fonts.FontChoice):
+    def __init__(self, mode: str, settings: RenderSettings, chain: FontChain):
         self.mode = get_mode(mode)
         self.settings = settings
         width, height = self.mode.page_size
@@ -66,28 +50,28 @@ class PageRenderer:
         self.line_height = max(1, round(self.size * settings.line_spacing))
         self.text_width = width - 2 * self.margin
         self.lines_per_page = (height - 2 * self.margin) // self.line_height
-        self.font_path = font.path
-        self._faces: dict[bool, Face] = {}
-
-    def face(self, complex_script: bool) -> Face:
-        """The basic-layout face, or the Raqm-shaped one for complex scripts (created on first use)."""
-        if complex_script not in self._faces:
-            self._faces[complex_script] = Face(fonts.load_font(self.font_path, self.size, complex_script))
-        return self._faces[complex_script]
+        self.chain = chain
+        self.fast = Face(fonts.load_font(chain.primary.path, self.size, False, chain.primary.index))
+        self.shaper = Shaper(chain, self.size, self.fast)
 
     def render(self, text: str, instruction: str | None = None) -> dict[str, Any]:
-        """Render ``text`` to PNG pages; returns pages, sizes, characters drawn and truncation."""
+        """Render ``text`` to PNG pages; returns pages, sizes, characters drawn and truncation.
+
+        Plain text in the primary font takes the fast path (basic layout, cached word masks);
+        anything else is broken, shaped and ordered by the :class:`Shaper`.
+        """
         drawn_instruction = instruction if instruction and self.settings.draw_instruction else ""
-        face = self.face(fonts.needs_shaping(text + drawn_instruction))
-        header = wrap(drawn_instruction, face.widths, self.text_width) if drawn_instruction else []
+        simple = self.shaper.is_simple(text) and self.shaper.is_simple(drawn_instruction)
+        widths, script = (self.fast.widths, None) if simple else (self.shaper.widths, self.shaper)
+        header = wrap(drawn_instruction, widths, self.text_width, script) if drawn_instruction else []
         header_lines = len(header) + 1 if header else 0  # one blank line separates it from the text
-        lines = wrap(text, face.widths, self.text_width)
+        lines = wrap(text, widths, self.text_width, script)
         pages = paginate(lines, self.lines_per_page - header_lines, self.lines_per_page)
         truncated = self.settings.max_pages is not None and len(pages) > self.settings.max_pages
         if truncated:
             pages = pages[: self.settings.max_pages]
         chars_rendered = len(text) if not truncated else pages[-1][-1].end
-        images = [self._draw(face, page, header if i == 0 else []) for i, page in enumerate(pages)]
+        images = [self._draw(page, header if i == 0 else []) for i, page in enumerate(pages)]
         return {
             "pages": [encode_gray_png(img, self.settings.png_compress_level) for img in images],
             "page_width": self.mode.page_size[0],
@@ -95,21 +79,26 @@ class PageRenderer:
             "chars_total": len(text),
             "chars_rendered": chars_rendered,
             "truncated": truncated,
-            "missing_glyphs": fonts.missing_glyphs(text + drawn_instruction, self.font_path),
+            "missing_glyphs": [] if simple else self.chain.missing_glyphs(text + drawn_instruction),
         }
 
-    def _draw(self, face: Face, lines: list[Line], header: list[Line]) -> Image.Image:
+    def _draw(self, lines: list[Line], header: list[Line]) -> Image.Image:
         """Draw a white text area as tall as its lines, padded to the page with upstream's gray."""
         width, height = self.mode.page_size
-        rows = [ln.text for ln in header] + ([""] if header else []) + [ln.text for ln in lines]
+        rows = header + ([Line("", 0)] if header else []) + lines
         content_height = min(height, 2 * self.margin + max(1, len(rows)) * self.line_height)
         page = Image.new("L", (width, height), PAD_GRAY[0])
         page.paste(PAPER, (0, 0, width, content_height))
         canvas = page.im  # the core image: Image.paste's checks cost more than the paste itself
         y = self.margin
+        face = self.fast
         for row in rows:
+            if row.rtl or not self.shaper.is_simple(row.text):
+                self.shaper.draw(canvas, row.text, row.rtl, self.margin, self.margin + self.text_width, y)
+                y += self.line_height
+                continue
             x = float(self.margin)
-            for word in row.split(" "):
+            for word in row.text.split(" "):
                 if word:
                     mask, dx, dy, w, h = face.mask(word)
                     left, top = int(x) + dx, y + dy
@@ -131,11 +120,11 @@ def document_hash(doc: dict[str, Any], mode: str, fingerprint: str) -> str:
 class DocumentRenderer:
     """Renders whole documents in every configured mode (one :class:`PageRenderer` per mode)."""
 
-    def __init__(self, settings: RenderSettings, font: fonts.FontChoice | None = None):
+    def __init__(self, settings: RenderSettings, chain: FontChain | None = None):
         self.settings = settings
-        self.font = font or fonts.resolve_font(settings.font)
-        self.fingerprint = settings_fingerprint(settings, self.font)
-        self._pages = {mode: PageRenderer(mode, settings, self.font) for mode in settings.modes}
+        self.chain = chain or resolve_settings_chain(settings)
+        self.fingerprint = settings_fingerprint(settings, self.chain)
+        self._pages = {mode: PageRenderer(mode, settings, self.chain) for mode in settings.modes}
 
     def render(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
         """Rows (see :data:`deepsynth.data.rendered.SCHEMA`) for ``doc`` in each mode."""
@@ -158,9 +147,9 @@ class DocumentRenderer:
 _worker_renderer: DocumentRenderer | None = None
 
 
-def _init_worker(settings: RenderSettings, font: fonts.FontChoice) -> None:
+def _init_worker(settings: RenderSettings, chain: FontChain) -> None:
     global _worker_renderer
-    _worker_renderer = DocumentRenderer(settings, font)
+    _worker_renderer = DocumentRenderer(settings, chain)
 
 
 def _render_in_worker(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -181,7 +170,7 @@ def worker_count(settings: RenderSettings) -> int:
 def render_documents(
     docs: Iterable[dict[str, Any]],
     settings: RenderSettings,
-    font: fonts.FontChoice | None = None,
+    chain: FontChain | None = None,
     cache: PageCache | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Render ``docs`` (dicts with id, split, text, summary, instruction) and yield rows in order.
@@ -191,8 +180,8 @@ def render_documents(
     With a ``cache``, documents whose renderings are all cached are not rendered again, and
     fresh renderings are added to it.
     """
-    font = font or fonts.resolve_font(settings.font)
-    fingerprint = settings_fingerprint(settings, font)
+    chain = chain or resolve_settings_chain(settings)
+    fingerprint = settings_fingerprint(settings, chain)
     workers = worker_count(settings)
     pool = render_many = None  # started on the first document the cache does not hold
     try:
@@ -201,7 +190,7 @@ def render_documents(
             known = [_cached_rows(doc, settings.modes, fingerprint, cache) for doc in batch]
             misses = [doc for doc, rows in zip(batch, known) if rows is None]
             if misses and render_many is None:
-                pool, render_many = _start_rendering(workers, settings, font)
+                pool, render_many = _start_rendering(workers, settings, chain)
             fresh = render_many(misses) if misses else iter(())
             for rows in known:
                 if rows is None:
@@ -218,13 +207,13 @@ def render_documents(
             pool.terminate()
 
 
-def _start_rendering(workers: int, settings: RenderSettings, font: fonts.FontChoice):
+def _start_rendering(workers: int, settings: RenderSettings, chain: FontChain):
     """``(pool or None, render_many)``: rendering over ``workers`` spawned processes, or in this one."""
     if workers > 1:
         context = multiprocessing.get_context("spawn")  # fork is unsafe beside ZenML/MLflow threads
-        pool = context.Pool(workers, initializer=_init_worker, initargs=(settings, font))
+        pool = context.Pool(workers, initializer=_init_worker, initargs=(settings, chain))
         return pool, lambda docs: pool.imap(_render_in_worker, docs, chunksize=2)
-    local = DocumentRenderer(settings, font)
+    local = DocumentRenderer(settings, chain)
     return None, lambda docs: map(local.render, docs)
 
 

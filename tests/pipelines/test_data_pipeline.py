@@ -79,7 +79,8 @@ def test_unchanged_data_is_cached_and_changed_data_is_not(zenml_client, messy_fi
 def test_run_command_exits_3_when_validation_fails(zenml_client, tmp_path, capsys):
     data = tmp_path / "cjk.jsonl"
     splits = ["train", "train", "validation", "test"]  # every split the training run reads holds documents
-    data.write_text("".join(json.dumps({"id": f"c{i}", "text": "漢字の文書 " * 40 + str(i), "summary": "要約", "split": splits[i]},
+    # Japanese is drawn by the CJK fallback font; the Egyptian hieroglyph U+13000 is in no font of the chain.
+    data.write_text("".join(json.dumps({"id": f"c{i}", "text": "漢字の文書 \U00013000 " * 40 + str(i), "summary": "要約", "split": splits[i]},
                                        ensure_ascii=False) + "\n" for i in range(4)))
     config = tmp_path / "cjk.yaml"
     config.write_text(f"# Launch: deepsynth run --config {config}\ningest:\n  source: file\n  path: {data}\nrender:\n  modes: [tiny]\n")

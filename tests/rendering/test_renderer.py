@@ -81,17 +81,17 @@ def test_pagination_and_recorded_truncation():
 
 
 def test_missing_glyphs_are_reported_with_code_points():
-    renderer = DocumentRenderer(RenderSettings(modes=["tiny"], font="builtin"))
+    renderer = DocumentRenderer(RenderSettings(modes=["tiny"], font="builtin", fallback_fonts=[]))
     (row,) = renderer.render(doc("Latin only font: 漢字 and عربي and café"))
     assert 0x6F22 in row["missing_glyphs"] and 0x0639 in row["missing_glyphs"] and ord("é") in row["missing_glyphs"]
     (ok,) = DocumentRenderer(RenderSettings(modes=["tiny"])).render(doc("café naïve"))
     assert ok["missing_glyphs"] == []
 
 
-def test_arabic_with_a_latin_font_is_reported_not_silently_boxed():
+def test_arabic_with_a_latin_font_only_is_reported_not_silently_boxed():
     latin = fonts.resolve_font()
     assert 0x0639 not in fonts.coverage(latin.path)
-    (row,) = DocumentRenderer(RenderSettings(modes=["tiny"])).render(doc("مرحبا بالعالم"))
+    (row,) = DocumentRenderer(RenderSettings(modes=["tiny"], fallback_fonts=[])).render(doc("مرحبا بالعالم"))
     assert set(row["missing_glyphs"]) >= {0x0645, 0x0631}
 
 
@@ -127,12 +127,12 @@ def test_parallel_rendering_equals_sequential():
 
 
 def test_render_dataset_writes_shards_and_manifest(tmp_path):
-    docs = [doc(TEXT, id=f"d{i}") for i in range(5)] + [doc("漢字", id="cjk")]
+    docs = [doc(TEXT, id=f"d{i}") for i in range(5)] + [doc("漢字 hieroglyphs: \U00013000\U00013001", id="cjk")]
     out = render_dataset(docs, RenderSettings(modes=["tiny"], max_pages=1, rows_per_shard=2, workers=1), tmp_path / "r", total=6)
     m = out.manifest
     assert len(out) == 6 and len(m["shards"]) == 3
     assert m["truncated"] == [f"d{i}" for i in range(5)]
-    assert m["missing_glyph_documents"] == [{"id": "cjk", "code_points": [0x5B57, 0x6F22]}]
+    assert m["missing_glyph_documents"] == [{"id": "cjk", "code_points": [0x13000, 0x13001]}]  # no font has them; 漢字 is drawn
     assert m["pages"] == 6 and m["font"]["source"] == "package"
     (cjk,) = [d for d in out.iter_documents() if d.id == "cjk"]
     assert cjk.page_images()[0].size == (512, 512)
