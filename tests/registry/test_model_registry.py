@@ -32,11 +32,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # not one an earlier test left set
     mlflow.set_experiment(experiment_id=mlflow.create_experiment("registry-tests", artifact_location=str(root / "art")))
     yield root
-    mlflow.set_tracking_uri(previous)
+    mlflow.set_tracking_uri(previous[0])
+    mlflow.set_registry_uri(previous[1])
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +186,8 @@ def test_a_fresh_environment_from_the_logged_requirements_loads_and_predicts(cha
     installed = {line.split("==")[0].lower() for line in run([python, "-m", "pip", "freeze"]).splitlines()}
     assert "mlflow" in installed and not installed & {"zenml", "great-expectations", "deepsynth-pipelines"}
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+           "TOKENIZERS_PARALLELISM": "false", "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+           "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri()}  # where the champion was registered
     out = run([python, "-c", PREDICT_IN_FRESH_ENV, champion, TEXT, OTHER], cwd=tmp_path, env=env, timeout=600)
     assert json.loads(out.strip().splitlines()[-1]) == expected
 
