@@ -201,9 +201,7 @@ class DeepSynthLoRATrainer:
     def _optimizer_and_schedule(self, params: list[nn.Parameter], n_docs: int, ctx: dist_utils.DistContext):
         """``(optimizer, scheduler, total optimizer steps)`` for this run's data and world size."""
         cfg = self.config
-        per_rank = math.ceil(n_docs / ctx.world_size)
-        steps_per_epoch = math.ceil(math.ceil(per_rank / cfg.batch_size) / cfg.gradient_accumulation_steps)
-        total_steps = steps_per_epoch * cfg.num_epochs
+        total_steps = len(step_groups(n_docs, cfg, 0, ctx)) * cfg.num_epochs  # every epoch has as many steps
         if cfg.max_steps > 0:
             total_steps = min(total_steps, cfg.max_steps)
         optimizer = self._optimizer(params)
