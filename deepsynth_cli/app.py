@@ -15,13 +15,16 @@ import click
 
 from deepsynth.errors import DeepSynthError
 from deepsynth_cli import output
+from deepsynth_cli.adapters import adapters
 from deepsynth_cli.logs import current_log_file, log_to_file
 from deepsynth_cli.models import models
 from deepsynth_cli.render import render
 from deepsynth_cli.runs import data, register, run
 from deepsynth_cli.schedule import schedule
+from deepsynth_cli.serve import serve
 from deepsynth_cli.stack import stack
 from deepsynth_cli.summarize import summarize
+from deepsynth_cli.ui import ui
 
 EXIT_CODES = {
     0: "success",
@@ -45,7 +48,7 @@ def cli() -> None:
     """
 
 
-for _command in (run, data, render, register, models, summarize, stack, schedule):
+for _command in (run, data, render, register, models, summarize, serve, adapters, ui, stack, schedule):
     cli.add_command(_command)
 
 

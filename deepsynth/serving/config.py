@@ -1,0 +1,69 @@
+"""Server settings (``configs/serving/serve.yaml``; the ``deepsynth serve`` options override them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from deepsynth.configuration import from_dict, knob
+from deepsynth.errors import ConfigError
+
+#: Environment variable holding the bearer token every /v1 endpoint then requires.
+TOKEN_ENV = "DEEPSYNTH_API_TOKEN"
+
+
+@dataclass
+class ServeConfig:
+    """How ``deepsynth serve`` listens, batches and protects itself."""
+
+    host: str = knob("127.0.0.1", "interface to bind (0.0.0.0 exposes the server to the network)")
+    port: int = knob(8080, "TCP port (0: any free port)")
+    device: str = knob("cpu", "cpu or cuda")
+    max_batch_size: int = knob(8, "requests decoded together in one batch (adapters may differ)")
+    max_wait_ms: float = knob(10.0, "how long the first request of a batch waits for others")
+    max_queue: int = knob(64, "requests waiting for a batch before new ones get 429")
+    request_timeout_s: float = knob(120.0, "a request still unanswered after this gets 504")
+    max_text_chars: int = knob(100_000, "longest text accepted (413 beyond)")
+    max_pages: int = knob(16, "most page images per request (413 beyond)")
+    max_page_pixels: int = knob(4096 * 4096, "most pixels per page image (413 beyond)")
+    max_body_bytes: int = knob(64 * 1024 * 1024, "largest request body (413 beyond)")
+    max_new_tokens: int = knob(512, "upper bound of a request's max_new_tokens")
+    default_max_new_tokens: int = knob(128, "max_new_tokens of a request that gives none")
+    poll_interval_s: float = knob(30.0, "seconds between checks of the registry aliases served (0: no polling)")
+    retry_after_s: int = knob(1, "Retry-After seconds sent with 429 and 503")
+
+    def __post_init__(self) -> None:
+        positive = ("max_batch_size", "max_queue", "request_timeout_s", "max_text_chars", "max_pages",
+                    "max_page_pixels", "max_body_bytes", "max_new_tokens", "default_max_new_tokens", "retry_after_s")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"serve.{name}: must be > 0")
+        if self.max_wait_ms < 0 or self.poll_interval_s < 0 or not 0 <= self.port < 65536:
+            raise ValueError("serve: max_wait_ms and poll_interval_s must be >= 0, port within 0-65535")
+        if self.default_max_new_tokens > self.max_new_tokens:
+            raise ValueError("serve.default_max_new_tokens: must be <= max_new_tokens")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "ServeConfig":
+        """Build from a mapping (unknown keys are errors)."""
+        return from_dict(cls, data, source=source)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "ServeConfig":
+        """Build from a YAML file whose ``serve`` section holds the knobs."""
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict) or set(data) - {"serve"}:
+            raise ConfigError(f"{path}: expected one top-level section, serve")
+        return cls.from_dict(data.get("serve") or {}, source=str(path))
+
+
+def api_token() -> str | None:
+    """The bearer token from ``DEEPSYNTH_API_TOKEN`` (``None`` when unset or empty)."""
+    return os.environ.get(TOKEN_ENV) or None

@@ -1,0 +1,51 @@
+"""``deepsynth adapters merge``: combine LoRA adapters into a new export package (peft add_weighted_adapter)."""
+
+from __future__ import annotations
+
+import click
+
+from deepsynth_cli.output import Group, echo, echo_json, json_option
+
+
+@click.group(cls=Group)
+def adapters() -> None:
+    """Work with adapter packages (merge several into one)."""
+
+
+def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(w) for w in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: comma-separated numbers, e.g. 0.7,0.3") from None
+
+
+@adapters.command("merge")
+@click.argument("refs", nargs=-1, required=True, metavar="PACKAGE_OR_URI...")
+@click.option("--weights", callback=_weights, default=None, help="One weight per adapter, comma-separated (default: all 1/N).")
+@click.option("--method", type=click.Choice(["linear", "ties", "dare_linear", "cat"]), default="linear", show_default=True,
+              help="linear (same rank), ties and dare_linear (pruned to --density), cat (ranks add up).")
+@click.option("--density", type=float, default=None, help="Fraction kept by ties / dare_linear (default 0.5).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Export folder to write.")
+@json_option
+def adapters_merge(refs: tuple[str, ...], weights: list[float] | None, method: str, density: float | None,
+                   out_dir: str, as_json: bool) -> None:
+    """Merge adapters (registry URIs, export folders or zips; each verified) into one package at --out.
+
+    The package is a normal export: deepsynth summarize, deepsynth serve and registration accept it.
+    """
+    if any(ref.startswith("models:/") for ref in refs):
+        from deepsynth_cli.serve import use_registry
+
+        use_registry()
+    from deepsynth.serving.merge import merge_adapters
+
+    weights = weights or [1.0 / len(refs)] * len(refs)
+    result = merge_adapters(refs, weights, out_dir, method=method, density=density)
+    summary = {**result.to_dict(), "method": method, "weights": weights, "sources": list(refs)}
+    if as_json:
+        echo_json(summary)
+    else:
+        echo(f"merged {len(refs)} adapters ({method}, weights {weights}) into {result.output_dir}")
+        echo(f"  adapter sha256 {result.adapter_sha256}  package {result.package_path}")

@@ -1,0 +1,89 @@
+"""``deepsynth serve``: one base model, the named adapters on it, an HTTP API (see README "Serving")."""
+
+from __future__ import annotations
+
+import click
+
+from deepsynth_cli.output import Command, echo, echo_json, json_option
+
+
+def use_registry() -> None:
+    """Point MLflow at the registry: ``MLFLOW_TRACKING_URI`` when set (a container), else the active ZenML stack's."""
+    import os
+
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return  # MLflow reads it (and MLFLOW_REGISTRY_URI) itself
+    from deepsynth_cli.models import point_mlflow_at_stack
+
+    point_mlflow_at_stack()
+
+
+_OVERRIDES = ("host", "port", "device", "max_batch_size", "max_wait_ms", "poll_interval_s")
+
+
+@click.command(cls=Command)
+@click.option("--model", "models", multiple=True, required=True, metavar="[NAME=]REF",
+              help="An adapter to serve: models:/NAME@ALIAS, models:/NAME/VERSION, an export folder or zip; "
+                   "repeat for several (all on one base model). NAME= sets the name requests use.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="YAML with a serve section (configs/serving/serve.yaml); the options below override it.")
+@click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="TCP port (default 8080; 0: any free port).")
+@click.option("--device", default=None, help="cpu or cuda.")
+@click.option("--max-batch-size", type=int, default=None, help="Requests decoded together.")
+@click.option("--max-wait-ms", type=float, default=None, help="How long a batch waits to fill.")
+@click.option("--poll-interval-s", type=float, default=None, help="Seconds between registry alias checks (0: off).")
+@json_option
+def serve(models: tuple[str, ...], config_path: str | None, as_json: bool, **options: object) -> None:
+    """Serve registered or packaged adapters over HTTP until interrupted (Ctrl-C / SIGTERM).
+
+    Prints the URL and the adapters once the server accepts requests (one JSON document with --json).
+    Set DEEPSYNTH_API_TOKEN to require "Authorization: Bearer <token>" on every /v1 endpoint. Registry
+    URIs resolve through MLFLOW_TRACKING_URI when set, else through the active ZenML stack's tracker.
+    """
+    import dataclasses
+
+    from deepsynth.errors import ConfigError
+    from deepsynth.serving.config import ServeConfig, api_token
+
+    config = ServeConfig.from_yaml(config_path) if config_path else ServeConfig()
+    try:
+        config = dataclasses.replace(config, **{k: v for k, v in options.items() if k in _OVERRIDES and v is not None})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if any(m.partition("=")[2].startswith("models:/") or m.startswith("models:/") for m in models):
+        use_registry()
+    from deepsynth.serving.server import HttpServer, ModelServer, bind_socket
+
+    try:
+        sock = bind_socket(config.host, config.port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc}") from None
+    if config.host not in ("127.0.0.1", "::1", "localhost") and not api_token():
+        click.echo(f"warning: listening on {config.host} without DEEPSYNTH_API_TOKEN: anyone who reaches it can "
+                   "use and change the server", err=True)
+    server = ModelServer(config).start(models)
+    http = HttpServer(server, sock, log_level="info")
+    summary = {"url": http.url, "docs": f"{http.url}/docs", "adapters": [s.info() for s in server.holder.slots()]}
+    if as_json:
+        echo_json(summary)
+    else:
+        echo(f"serving on {summary['url']} (OpenAPI docs: {summary['docs']})")
+        for info in summary["adapters"]:
+            echo(f"  {info['name']}: version {info['version'] or '-'}  sha256 {info['sha256'][:12]}")
+    stopped = _stop_on_signals()
+    try:
+        http.run()  # returns after a graceful shutdown on SIGINT / SIGTERM
+    finally:
+        server.stop()
+    click.echo(f"stopped ({', '.join(stopped) or 'server exited'})", err=True)
+
+
+def _stop_on_signals() -> list[str]:
+    """Make SIGINT and SIGTERM a clean stop (exit 0): uvicorn shuts down, then re-raises them to these handlers."""
+    import signal
+
+    received: list[str] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda number, _frame: received.append(signal.Signals(number).name))
+    return received

@@ -1,0 +1,28 @@
+"""``python -m benchmarks.serve`` runs every path (both sides, the hot swap) on the tiny profile."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_the_serving_benchmark_runs_end_to_end_on_the_tiny_profile():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.serve", "--requests", "4", "--concurrency", "1,2",
+                           "--max-new-tokens", "2", "--out", "serve_smoke"],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((ROOT / "benchmarks" / "results" / "serve_smoke.json").read_text())
+    for side in ("sequential", "batched"):
+        for level in ("1", "2"):
+            figures = result["sides"][side]["levels"][level]
+            assert figures["failed"] == 0 and figures["requests"] == 4 and figures["requests_per_s"] > 0
+    swap = result["sides"]["batched"]["hot_swap"]
+    assert swap["swap_s"] > 0 and swap["all"]["failed"] == 0
+    assert set(result["batched_vs_sequential"]) == {"1", "2"}

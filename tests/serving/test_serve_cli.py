@@ -1,0 +1,105 @@
+"""``deepsynth serve`` as users start it: a real process, one JSON document on stdout, HTTP, SIGTERM; the config file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from serving_http import TEXT, call
+
+from deepsynth.errors import ConfigError
+from deepsynth.serving.config import ServeConfig
+
+CONFIG = Path(__file__).parents[2] / "configs" / "serving" / "serve.yaml"
+
+
+def deepsynth(*args, home):
+    return [sys.executable, "-m", "deepsynth_cli", *args], {**os.environ, "DEEPSYNTH_HOME": str(home)}
+
+
+class Served:
+    """``deepsynth serve ... --json`` as a process: its one JSON document, and a clean stop by SIGTERM."""
+
+    def __init__(self, argv, env):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
+
+    def document(self, limit_s=180.0):
+        deadline = time.monotonic() + limit_s
+        while True:
+            assert self.proc.poll() is None, self.proc.stderr.read()
+            assert time.monotonic() < deadline, "no JSON document on stdout"
+            try:
+                return json.loads("".join(self.lines))
+            except ValueError:
+                time.sleep(0.1)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=60)
+        self.reader.join(timeout=10)
+        return code, self.proc.stderr.read()
+
+
+@pytest.mark.slow
+def test_serve_prints_one_json_document_answers_and_stops_cleanly_on_sigterm(packages, shared_home, alone):
+    served = Served(*deepsynth("serve", "--model", f"first={packages[0].package_path}", "--config", str(CONFIG),
+                               "--port", "0", "--poll-interval-s", "0", "--json", home=shared_home))
+    try:
+        summary = served.document()
+        assert summary["url"].startswith("http://127.0.0.1:") and summary["adapters"][0]["name"] == "first"
+        assert call(f"{summary['url']}/readyz")[0] == 200
+        status, _, body = call(f"{summary['url']}/v1/summarize", "POST", {"text": TEXT, "max_new_tokens": 6})
+        assert status == 200 and body["summary"] == alone(0, text=TEXT)
+    finally:
+        code, stderr = served.stop()
+    assert code == 0 and "stopped (SIGTERM)" in stderr
+    assert json.loads("".join(served.lines)) == summary  # nothing else on stdout
+
+
+@pytest.mark.slow
+def test_serve_resolves_a_registry_alias_through_mlflow_tracking_uri(mlflow_store, packages, shared_home):
+    from deepsynth.registry import promote, register_package
+
+    version = register_package(packages[1].output_dir, "deepsynth-serve-cli", commit="tests")["version"]
+    promote("deepsynth-serve-cli", version)
+    argv, env = deepsynth("serve", "--model", "models:/deepsynth-serve-cli@champion", "--port", "0", "--json",
+                          home=shared_home)
+    served = Served(argv, {**env, "MLFLOW_TRACKING_URI": mlflow_store})
+    try:
+        (info,) = served.document()["adapters"]
+    finally:
+        code, _ = served.stop()
+    assert (info["version"], info["alias"], info["sha256"]) == (version, "champion", packages[1].adapter_sha256)
+    assert code == 0
+
+
+def test_serving_a_trainer_folder_is_refused_with_one_message(second_adapter, shared_home):
+    argv, env = deepsynth("serve", "--model", str(second_adapter), "--port", "0", "--json", home=shared_home)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2 and json.loads(proc.stdout)["exit_code"] == 2
+    assert "not an export package" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_serve_config_documents_every_knob_and_matches_the_defaults(tmp_path):
+    lines = CONFIG.read_text().splitlines()
+    assert "deepsynth serve --config" in lines[0]
+    knobs = [ln for ln in lines if ":" in ln and not ln.lstrip().startswith("#") and not ln.rstrip().endswith(":")]
+    assert knobs and all("#" in ln for ln in knobs)
+    assert ServeConfig.from_yaml(CONFIG) == ServeConfig()
+    typo = tmp_path / "serve.yaml"
+    typo.write_text("serve:\n  max_batch: 4\n")
+    with pytest.raises(ConfigError, match=r"serve\.yaml: max_batch: unknown key \(did you mean 'max_batch_size'\?\)"):
+        ServeConfig.from_yaml(typo)
+    typo.write_text("serve:\n  max_queue: 0\n")
+    with pytest.raises(ConfigError, match="serve.max_queue: must be > 0"):
+        ServeConfig.from_yaml(typo)
