@@ -85,6 +85,28 @@ def check_source(config: RunConfig, source: ConfigSource) -> None:
         )
 
 
+def check_processes(config: RunConfig, source: ConfigSource) -> None:
+    """The training ranks and the GPUs the train step's pod gets agree (none idle, none missing)."""
+    deploy, wanted = config.deployment, config.train.num_processes
+    if config.pipeline == "training" and deploy.nodes > 1:
+        raise ConfigError(
+            f"{source.where('deployment.nodes')}: the pipeline's train_lora runs on one machine; for {deploy.nodes} "
+            f"nodes run the data pipeline ({source.fix('pipeline', 'data')}) and submit the training as a PyTorchJob "
+            f"(python -m pipelines.pytorchjob --config ... --dataset /shared/...)")
+    if config.pipeline != "training" or deploy.gpu_count <= 0 or "train_lora" not in deploy.gpu_steps:
+        return
+    if wanted > deploy.gpu_count:
+        raise ConfigError(
+            f"{source.where('train.num_processes')}: {wanted} training processes need one GPU each, but "
+            f"{source.label('deployment.gpu_count')} gives train_lora {deploy.gpu_count}; "
+            f"{source.fix('train.num_processes', '0')} starts one per GPU")
+    if wanted == 1 and deploy.gpu_count > 1:
+        raise ConfigError(
+            f"{source.where('deployment.gpu_count')}: train_lora gets {deploy.gpu_count} GPUs, but "
+            f"{source.label('train.num_processes')} is 1, so {deploy.gpu_count - 1} would stay idle; "
+            f"{source.fix('train.num_processes', '0')} starts one data-parallel process per GPU")
+
+
 def check_run_config(config: RunConfig, source: ConfigSource) -> None:
     """All checks above, cheapest first.
 
@@ -92,4 +114,5 @@ def check_run_config(config: RunConfig, source: ConfigSource) -> None:
         ConfigError: Naming the key, where it was set and the fix (exit code 2).
     """
     check_modes(config, source)
+    check_processes(config, source)
     check_source(config, source)

@@ -19,6 +19,7 @@ import yaml
 
 from deepsynth.errors import ConfigError
 from pipelines.env_vars import expand, required_vars
+from pipelines.yaml_bounds import check_file_size, load_yaml
 
 RECIPES = Path(__file__).parents[1] / "configs" / "stacks"
 RECIPE_KEYS = {"name", "description", "components", "secrets"}
@@ -69,8 +70,9 @@ def load_recipe(recipe: str | Path) -> Recipe:
     from zenml.enums import StackComponentType
 
     path = recipe_path(recipe)
+    check_file_size(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text(), str(path)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(data, dict):

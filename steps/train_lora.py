@@ -13,9 +13,11 @@ from zenml.enums import ArtifactType
 from deepsynth.adapters import TrainedAdapter
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.retry import is_transient, retry_transient
+from deepsynth.threads import apply_thread_policy
 from deepsynth.training.config import TrainerConfig
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
 from deepsynth.training.fingerprints import with_resumable_state
+from deepsynth.training.launch import launch_training, resolve_num_processes
 from deepsynth.training.mlflow_logging import log_training_to_mlflow
 from steps.common import active_mlflow_run, output_dir
 
@@ -28,6 +30,9 @@ def train_lora(
 ) -> Annotated[TrainedAdapter, ArtifactConfig(name="adapter", artifact_type=ArtifactType.MODEL)]:
     """Train on the dataset's training split; the adapter is written straight into the artifact store.
 
+    With ``num_processes`` > 1 (or 0 and several GPUs) the training runs data-parallel in that many
+    torchrun ranks; their metrics come back from rank 0 and only this process logs to MLflow.
+
     Args:
         dataset: The valid rendered dataset.
         config: The ``train`` section; its ``output_dir`` is replaced by the artifact's folder.
@@ -36,7 +41,12 @@ def train_lora(
     own_state_dir = trainer_config.state_dir is None
     if own_state_dir:  # ZenML deletes a failed step's outputs: keep checkpoints where a retry finds them
         trainer_config = with_resumable_state(trainer_config, dataset.path)
-    metrics, _checkpoints = DeepSynthLoRATrainer(trainer_config).train(dataset)
+    processes = resolve_num_processes(trainer_config)
+    if processes > 1:
+        metrics = launch_training(trainer_config, dataset.path, processes)
+    else:
+        policy = apply_thread_policy(1)
+        metrics, _checkpoints = DeepSynthLoRATrainer(trainer_config, on_step=policy.refresh).train(dataset)
     if own_state_dir:
         shutil.rmtree(trainer_config.state_dir, ignore_errors=True)
     if active_mlflow_run():

@@ -17,6 +17,7 @@ from pipelines.local_stack import QUIET_DEFAULTS  # noqa: E402  (imports no ZenM
 
 os.environ.update(QUIET_DEFAULTS)
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # deepsynth.threads honours it: steps and launched ranks use 1 thread
 
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402

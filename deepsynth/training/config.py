@@ -156,6 +156,10 @@ class TrainerConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = knob("no", "autocast dtype for forward passes")
     gradient_checkpointing: bool = knob(False, "recompute decoder activations in backward (always on with QLoRA)")
     seed: int = knob(42, "seed of initialisation, data order and dropout")
+    # --- data parallelism ---
+    num_processes: int = knob(1, "data-parallel training processes on this machine (>1: launched with torchrun, "
+                                 "gloo on CPU, NCCL on GPUs; 0: one per visible GPU); global batch = batch_size x this")
+    distributed_timeout_s: int = knob(600, "seconds a rank waits in a collective before the run fails (a dead or hung rank)")
     # --- checkpoints and logging ---
     save_steps: int = knob(0, "write an atomic checkpoint every N optimizer steps (0: none)")
     save_total_limit: int = knob(2, "checkpoints kept (oldest deleted first)")
@@ -189,6 +193,10 @@ class TrainerConfig:
             raise ValueError("lora_target_modules is empty")
         if self.save_steps < 0:
             raise ValueError("save_steps must not be negative")
+        if self.num_processes < 0:
+            raise ValueError(f"num_processes must be 0 (one per GPU) or more, got {self.num_processes}")
+        if self.distributed_timeout_s < 1:
+            raise ValueError(f"distributed_timeout_s must be at least 1, got {self.distributed_timeout_s}")
 
     def _take_optimizer_settings(self, shorthands: dict[str, Any]) -> None:
         """Make ``optimizer`` a section of its own and move the top-level shorthands into it.

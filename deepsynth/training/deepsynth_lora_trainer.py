@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from deepsynth.training.config import TrainerConfig
 from deepsynth.training.fingerprints import config_fingerprint, dataset_fingerprint
 from deepsynth.training.metrics import decoder_training_flops, peak_flops, peak_rss_mb, system_info
 from deepsynth.training.model_setup import build_training_model, count_parameters
-from deepsynth.training.plan import Progress, lr_lambda, step_groups
+from deepsynth.training.plan import Progress, lr_lambda, step_groups, step_target_counts
 from deepsynth.training.signals import StopOnSignal, TrainingInterrupted
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def predicted_positions(doc: PreparedDocument) -> int:
+    """Positions of a document whose next token is a training target (its ``num_targets`` in a batch)."""
+    return sum(1 for label in doc.example.labels[1:] if label != -100)
+
+
 class DeepSynthLoRATrainer:
     """Fine-tunes DeepSeek-OCR's decoder (LoRA, QLoRA or full) to summarise rendered documents.
 
@@ -97,9 +103,11 @@ class DeepSynthLoRATrainer:
         self._state_dir = self.config.state_dir or self.config.output_dir
         self._stop: StopOnSignal | None = None  # installed for the duration of train()
         self._text_cache: dict[str, torch.Tensor] = {}  # a frozen text encoder's output per instruction
+        self.trained_instruction = self.config.instruction_prompt  # the training documents' own, once prepared
         self._fingerprint: dict[str, Any] | None = None  # config and dataset identity, stored in checkpoints
         self._flops_per_position = (0.0, 0.0)  # decoder training FLOPs per input and per predicted position
         self._model_flops = 0.0  # decoder training FLOPs this process has run
+        self._ctx = dist_utils.DistContext()  # this process's place among the ranks, set by train()
 
     # ----- public API -----
     def train(self, dataset: Any) -> tuple[dict[str, Any], list[str]]:
@@ -116,7 +124,7 @@ class DeepSynthLoRATrainer:
             TrainingDivergedError: The loss or the weights became non-finite (nothing is written).
         """
         device = resolve_device(self.config.device)
-        ctx = dist_utils.init_distributed(device.type)
+        ctx = dist_utils.init_distributed(device.type, self.config.distributed_timeout_s)
         self._stop = StopOnSignal().install()  # SIGTERM: checkpoint at the next step boundary, then TrainingInterrupted
         try:
             return self._train(resolve_dataset(dataset, self.config.deepsynth_home), device, ctx)
@@ -126,7 +134,7 @@ class DeepSynthLoRATrainer:
 
     # ----- setup -----
     def _setup(self, device: torch.device) -> None:
-        cfg = self.config
+        cfg, ctx = self.config, self._ctx
         self.model, self.tokenizer, self.source = build_training_model(cfg, device)
         if cfg.use_text_encoder:
             hidden = ocr_core(self.model).config.text_config.hidden_size
@@ -137,7 +145,10 @@ class DeepSynthLoRATrainer:
                     trainable=cfg.text_encoder_trainable, max_tokens=cfg.max_instruction_tokens,
                 ).to(device)
         identity = vision_fingerprint(self.model, self.source.identity)
-        self.feature_cache = FeatureCache(identity, cfg.feature_cache_dir, enabled=cfg.feature_cache)
+        cache_dir = cfg.feature_cache_dir
+        if cache_dir and ctx.enabled:  # ranks meet the same pages across epochs: none writes another's entries
+            cache_dir = str(Path(cache_dir) / f"rank-{ctx.rank}-of-{ctx.world_size}")
+        self.feature_cache = FeatureCache(identity, cache_dir, enabled=cfg.feature_cache)
 
     def _trainable(self) -> list[tuple[str, nn.Parameter]]:
         params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
@@ -158,6 +169,7 @@ class DeepSynthLoRATrainer:
         if not docs:
             raise DeepSynthError(f"dataset {data.path}: no documents in split {cfg.train_split!r}"
                                  + (f" and mode {cfg.mode!r}" if cfg.mode else ""))
+        self.trained_instruction = Counter(d.instruction for d in docs).most_common(1)[0][0]
         return docs
 
     def _text_embeddings(self, items: list[PreparedDocument]) -> torch.Tensor | None:
@@ -177,6 +189,7 @@ class DeepSynthLoRATrainer:
     # ----- the recipe -----
     def _train(self, data: RenderedDataset, device: torch.device, ctx: dist_utils.DistContext):
         torch.manual_seed(self.config.seed + ctx.rank)
+        self._ctx = ctx
         self._setup(device)
         docs = self._prepare(data)
         named = self._trainable_parameters(ctx)
@@ -241,11 +254,13 @@ class DeepSynthLoRATrainer:
         epoch = state["epoch"]
         while progress.global_step < total_steps and epoch < cfg.num_epochs:
             groups = step_groups(len(docs), cfg, epoch, ctx)
+            step_targets = step_target_counts([predicted_positions(d) for d in docs], cfg, epoch, ctx.world_size)
             first = state["step_in_epoch"] if epoch == state["epoch"] else 0
             epoch_start = progress.epoch_started(self._model_flops * ctx.world_size)
             for step_in_epoch in range(first, len(groups)):
                 # Forward and backward over the step's micro-batches (loss averaged over the ranks).
-                loss, samples, tokens = self._step(groups[step_in_epoch], docs, device, autocast, ctx, params)
+                loss, samples, tokens = self._step(groups[step_in_epoch], step_targets[step_in_epoch], docs, device,
+                                                   autocast, ctx, params)
                 # A non-finite loss stops the run before the optimizer touches the weights.
                 if not math.isfinite(loss):
                     raise TrainingDivergedError(
@@ -330,8 +345,13 @@ class DeepSynthLoRATrainer:
         return torch.optim.AdamW(params, lr=cfg.optimizer.learning_rate, weight_decay=cfg.optimizer.weight_decay,
                                  fused=fused or None)
 
-    def _step(self, group, docs, device, autocast, ctx, params) -> tuple[float, int, int]:
-        """Forward/backward over one optimizer step's micro-batches; returns the (all-rank) mean loss."""
+    def _step(self, group, step_targets, docs, device, autocast, ctx, params) -> tuple[float, int, int]:
+        """Forward/backward over one optimizer step's micro-batches; returns the (all-rank) mean loss.
+
+        Each micro-batch's mean loss is weighted by its share of the step's predicted positions over
+        all ranks (``step_targets``): the step's loss is the token mean over the global batch, however
+        it is split into micro-batches and processes.
+        """
         n_examples = sum(len(m) for m in group)
         local_loss, tokens = torch.zeros((), device=device), 0
         for indices in group:
@@ -340,7 +360,7 @@ class DeepSynthLoRATrainer:
             with autocast:
                 batch = build_batch(self.model, items, feats, self._text_embeddings(items), self.tokenizer.pad_token_id, device)
                 loss = supervised_loss(self.model, batch)
-            weight = len(items) / n_examples
+            weight = batch.num_targets * ctx.world_size / max(1, step_targets)  # gradients are averaged over ranks
             (loss * weight).backward()  # a non-finite loss stops the run before the optimizer steps
             local_loss += loss.detach().float() * weight
             tokens += batch.num_tokens
@@ -380,5 +400,7 @@ class DeepSynthLoRATrainer:
         if self.text_encoder is not None:
             self.text_encoder.save(out, include_weights=cfg.text_encoder_trainable)
         self.tokenizer.save_pretrained(out)
-        (out / TRAINER_CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        # the instruction the documents carried (ingest's column), which inference must reuse
+        recorded = {**cfg.to_dict(), "instruction_prompt": self.trained_instruction}
+        (out / TRAINER_CONFIG).write_text(json.dumps(recorded, indent=2, sort_keys=True))
         (out / TRAINING_METRICS).write_text(json.dumps({**metrics, "system": system_info(device)}, indent=2, default=str))

@@ -8,11 +8,31 @@ special handling, and all ranks apply identical updates.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from deepsynth.errors import DeepSynthError
+
+
+class RankLostError(DeepSynthError):
+    """A collective failed: another rank died, hung past the timeout, or lost its connection."""
+
+
+@contextlib.contextmanager
+def _collective(what: str) -> Iterator[None]:
+    """Turn a backend's failure of a collective into one clear :class:`RankLostError`."""
+    try:
+        yield
+    except RuntimeError as exc:  # gloo and NCCL raise RuntimeError (DistBackendError) subclasses
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RankLostError(f"{what} failed: another rank died, hung past distributed_timeout_s or lost its "
+                            f"connection ({first[:300]})") from exc
 
 
 @dataclass(frozen=True)
@@ -35,11 +55,13 @@ class DistContext:
         return self.world_size > 1
 
 
-def init_distributed(device_type: str) -> DistContext:
+def init_distributed(device_type: str, timeout_s: float = 600) -> DistContext:
     """Join the process group described by the environment (no-op for a single process).
 
     Args:
         device_type: ``cpu`` (gloo) or ``cuda`` (nccl).
+        timeout_s: How long a collective waits for the other ranks before it raises: a dead or hung
+            rank fails the run instead of hanging it.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -47,7 +69,9 @@ def init_distributed(device_type: str) -> DistContext:
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
     created = False
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo", rank=rank, world_size=world)
+        with _collective("joining the process group"):
+            dist.init_process_group("nccl" if device_type == "cuda" else "gloo", rank=rank, world_size=world,
+                                    timeout=timedelta(seconds=timeout_s))
         created = True
     return DistContext(rank, world, local, created)
 
@@ -61,25 +85,28 @@ def shutdown(ctx: DistContext) -> None:
 def barrier(ctx: DistContext) -> None:
     """Wait for every rank."""
     if ctx.enabled:
-        dist.barrier()
+        with _collective("barrier"):
+            dist.barrier()
 
 
 def broadcast_parameters(ctx: DistContext, params: list[torch.nn.Parameter]) -> None:
     """Make every rank start from rank 0's values."""
     if ctx.enabled:
-        for p in params:
-            dist.broadcast(p.data, src=0)
+        with _collective("parameter broadcast"):
+            for p in params:
+                dist.broadcast(p.data, src=0)
 
 
 def average_gradients(ctx: DistContext, params: list[torch.nn.Parameter]) -> None:
     """All-reduce (mean) the gradients of ``params``; a missing gradient counts as zero."""
     if not ctx.enabled:
         return
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-        p.grad.div_(ctx.world_size)
+    with _collective("gradient all-reduce"):
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.div_(ctx.world_size)
 
 
 def mean_scalar(ctx: DistContext, value: float) -> float:
@@ -88,5 +115,6 @@ def mean_scalar(ctx: DistContext, value: float) -> float:
         return value
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
     t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    with _collective("all-reduce"):
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return float(t.item()) / ctx.world_size

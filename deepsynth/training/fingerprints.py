@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 FINGERPRINT_EXCLUDED = frozenset({
     "output_dir", "state_dir", "deepsynth_home", "device", "resume_from_checkpoint", "resume_force", "save_steps",
     "save_total_limit", "logging_steps", "progress_bar", "peak_tflops", "feature_cache", "feature_cache_dir",
+    "distributed_timeout_s",
 })
 
 

@@ -33,6 +33,28 @@ def step_groups(n_docs: int, config: TrainerConfig, epoch: int, ctx: DistContext
     return [micro[i : i + accumulate] for i in range(0, len(micro), accumulate)]
 
 
+def step_target_counts(targets: list[int], config: TrainerConfig, epoch: int, world_size: int) -> list[int]:
+    """Predicted positions of each optimizer step of an epoch, summed over every rank's micro-batches.
+
+    Each rank computes it alone (the data order is deterministic), so the loss can be normalised by
+    the whole step's target count: N processes then compute the same gradient as one process with
+    the same global batch.
+
+    Args:
+        targets: Predicted (labelled) positions of each document.
+    """
+    totals: list[int] = []
+    for rank in range(world_size):
+        groups = step_groups(len(targets), config, epoch, DistContext(rank=rank, world_size=world_size))
+        for step, group in enumerate(groups):
+            count = sum(targets[i] for micro in group for i in micro)
+            if step < len(totals):
+                totals[step] += count
+            else:
+                totals.append(count)
+    return totals
+
+
 @dataclass
 class Progress:
     """Counters of the optimizer steps this process runs (a resumed run counts from where it resumed)."""

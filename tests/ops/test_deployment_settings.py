@@ -79,3 +79,18 @@ def test_schedule_object_for_a_schedulable_orchestrator(monkeypatch):
     config = load_run_config(CONFIGS / "schedule.yaml")
     schedule = deployment.schedule(config, "kubernetes")
     assert schedule.cron_expression == "0 3 * * 1" and schedule.name == "deepsynth-weekly-retrain"
+
+
+def test_gpu_count_and_training_processes_agree(monkeypatch):
+    monkeypatch.setenv("DEEPSYNTH_REGISTRY", "registry.example.com/ds")
+    config = load_run_config(CONFIGS / "gpu.yaml", ["deployment.gpu_count=4"])
+    assert config.train.num_processes == 0  # one rank per GPU the pod gets
+    assert deployment.step_options(config, STEPS)["train_lora"]["settings"]["resources"].gpu_count == 4
+    with pytest.raises(ConfigError, match=r"--set deployment.gpu_count: train_lora gets 4 GPUs, but --set train.num_processes "
+                                          r"is 1, so 3 would stay idle; --set train.num_processes=0 starts one"):
+        load_run_config(CONFIGS / "gpu.yaml", ["deployment.gpu_count=4", "train.num_processes=1"])
+    with pytest.raises(ConfigError, match=r"--set train.num_processes: 8 training processes need one GPU each, but "
+                                          r"deployment.gpu_count \(.*gpu.yaml\) gives train_lora 1"):
+        load_run_config(CONFIGS / "gpu.yaml", ["train.num_processes=8"])
+    # Without GPUs for the step (the CPU configs) the processes share the machine's cores.
+    assert load_run_config(CONFIGS / "quickstart.yaml", ["train.num_processes=2"]).train.num_processes == 2
