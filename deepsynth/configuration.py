@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import reprlib
 import types
 import typing
 from typing import Any, Mapping, TypeVar
@@ -18,6 +19,25 @@ from typing import Any, Mapping, TypeVar
 from deepsynth.errors import ConfigError
 
 T = TypeVar("T")
+
+#: The longest error message a config problem prints: a value from a file or ``--set`` may be huge.
+MAX_MESSAGE = 400
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = 80
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = _BRIEF.maxset = 6
+
+
+def brief(value: Any) -> str:
+    """``repr(value)`` shortened to a few dozen characters, whatever the value's size."""
+    return _BRIEF.repr(value)
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message`` cut in the middle to at most about ``limit`` characters, saying how much was left out."""
+    if len(message) <= limit:
+        return message
+    keep = limit // 2 - 20
+    return f"{message[:keep]} … [{len(message) - 2 * keep:,} characters left out] … {message[-keep:]}"
 
 
 def knob(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
@@ -39,7 +59,7 @@ def _where(source: str | None, key: str) -> str:
 
 def _error(source: str | None, key: str, problem: str) -> ConfigError:
     """A :class:`ConfigError` for ``key`` (its dotted path) that names the source and the key."""
-    return ConfigError(f"{_where(source, key)}: {problem}", key=key)
+    return ConfigError(bounded(f"{_where(source, key)}: {problem}"), key=key)
 
 
 #: ``section.key: problem`` — how ``__post_init__`` checks word their ValueErrors.
@@ -85,10 +105,10 @@ def _coerce(value: Any, hint: Any, source: str | None, key: str) -> Any:
                 # A mapping was meant for the section, anything else for a plain alternative.
                 errors.append((dataclasses.is_dataclass(arg) == isinstance(value, Mapping), exc))
         errors.sort(key=lambda e: not e[0])
-        raise errors[0][1] if errors else _error(source, key, f"invalid value {value!r}")
+        raise errors[0][1] if errors else _error(source, key, f"invalid value {brief(value)}")
     if origin is typing.Literal:
         if value not in args:
-            raise _error(source, key, f"{value!r} is not one of {list(args)}")
+            raise _error(source, key, f"{brief(value)} is not one of {list(args)}")
         return value
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
@@ -110,7 +130,7 @@ def _coerce(value: Any, hint: Any, source: str | None, key: str) -> Any:
     if hint in (int, float) and isinstance(value, bool):
         raise _error(source, key, f"expected {hint.__name__}, got a boolean")
     if isinstance(hint, type) and not isinstance(value, hint):
-        raise _error(source, key, f"expected {hint.__name__}, got {type(value).__name__} {value!r}")
+        raise _error(source, key, f"expected {hint.__name__}, got {type(value).__name__} {brief(value)}")
     return value
 
 
@@ -134,9 +154,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
     try:
         obj = cls(**kwargs)
     except TypeError as exc:  # a required field is missing
-        raise _error(source, prefix or cls.__name__, str(exc)) from None
-    except ValueError as exc:  # __post_init__ refused a value; its message names the key
-        raise ConfigError(f"{source}: {exc}" if source else str(exc), key=error_key(str(exc))) from None
+        raise _error(source, prefix or cls.__name__, bounded(str(exc))) from None
+    except ValueError as exc:  # __post_init__ refused a value; its message names the key (and may quote the value)
+        message = bounded(str(exc))
+        raise ConfigError(f"{source}: {message}" if source else message, key=error_key(message)) from None
     return obj
 
 

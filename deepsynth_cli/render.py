@@ -12,8 +12,10 @@ from deepsynth_cli.runs import config_options, file_source_config, file_source_o
 
 
 def write_pngs(rendered, png_dir: Path) -> None:
-    """Write every page of ``rendered`` as ``png_dir/<id>-<mode>-<page>.png``."""
+    """Write every page of ``rendered`` as ``png_dir/<id>-<mode>-<page>.png`` (replacing earlier pages)."""
     png_dir.mkdir(parents=True, exist_ok=True)
+    for stale in png_dir.glob("*.png"):
+        stale.unlink()
     for row in rendered.iter_rows(columns=["id", "mode", "pages"]):
         for i, page in enumerate(row["pages"]):
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in row["id"])

@@ -20,11 +20,13 @@ from deepsynth.registry.config import RegisterConfig
 from deepsynth.rendering.config import RenderSettings
 from deepsynth.training.config import TrainerConfig
 from deepsynth.validation.config import ValidationConfig
-from pipelines.env_vars import expand
+from pipelines.env_vars import expand, refuse_references
 from pipelines.scheduling import parse_cron
 
 #: Steps that need an accelerator when one is configured (present or future pipeline steps).
 GPU_STEPS = ["train_lora", "evaluate_adapter"]
+#: The keys documented as taking ``${VAR}`` references (expanded when used); anywhere else one is refused.
+ENV_REFERENCE_KEYS = ("deployment.cpu_image", "deployment.gpu_image", "tracking.server")
 
 
 def is_local_tracking_uri(uri: str | None) -> bool:
@@ -40,18 +42,25 @@ class DeploymentConfig:
     """Which stack, images and resources each step gets (used by container-based orchestrators)."""
 
     stack: str | None = knob(None, "ZenML stack to run on (see `deepsynth stack register`); null = the embedded local stack")
-    cpu_image: str = knob("deepsynth/cpu:0.1.0", "Image for every CPU step (docker/Dockerfile.cpu)")
-    gpu_image: str | None = knob(None, "Image for the GPU steps (docker/Dockerfile.gpu); null = cpu_image")
+    cpu_image: str = knob("deepsynth/cpu:0.1.0", "Image for every CPU step (docker/Dockerfile.cpu; ${VAR} allowed)")
+    gpu_image: str | None = knob(None, "Image for the GPU steps (docker/Dockerfile.gpu; ${VAR} allowed); null = cpu_image")
     gpu_steps: list[str] = knob(list(GPU_STEPS), "Steps that run on gpu_image with gpu_count GPUs")
     gpu_count: int = knob(0, "GPUs per GPU step (ResourceSettings.gpu_count); 0 = no accelerator requested")
     gpu_memory: str | None = knob(None, "Memory per GPU step, e.g. 32GB (ResourceSettings.memory); null = orchestrator default")
     gpu_node_selector: dict[str, str] = knob({}, "Kubernetes node labels for GPU steps' pods, e.g. {nvidia.com/gpu.present: 'true'}")
     step_operator: str | None = knob(None, "Stack step operator that runs the GPU steps (e.g. deepsynth-gpu); null = the orchestrator")
     skip_build: bool = knob(True, "Run on the prebuilt images as they are; false = ZenML builds its image on top of them")
+    nodes: int = knob(1, "Machines the training spans; >1: a Kubeflow PyTorchJob of that many pods (python -m pipelines.pytorchjob)")
+    shared_volume: str | None = knob(None, "ReadWriteMany PersistentVolumeClaim mounted at /shared in every training pod; required when nodes > 1")
 
     def __post_init__(self) -> None:
         if self.gpu_count < 0:
             raise ValueError(f"deployment.gpu_count: must be >= 0, got {self.gpu_count}")
+        if self.nodes < 1:
+            raise ValueError(f"deployment.nodes: must be >= 1, got {self.nodes}")
+        if self.nodes > 1 and not self.shared_volume:
+            raise ValueError("deployment.shared_volume: required when nodes > 1 (the pods share the dataset, checkpoints "
+                             "and adapter through it)")
         if self.gpu_count and not self.gpu_image:
             raise ValueError("deployment.gpu_image: required when gpu_count > 0 (the CPU image has no CUDA)")
         for name, value in (("cpu_image", self.cpu_image), ("gpu_image", self.gpu_image)):
@@ -124,3 +133,4 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_choices(self, "run")
+        refuse_references(self, ENV_REFERENCE_KEYS)

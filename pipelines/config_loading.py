@@ -4,6 +4,9 @@
 override, a command option), so an error names the key the way the user wrote it, where they
 wrote it, and how to fix it. :func:`load_run_config` checks the whole configuration
 (:mod:`pipelines.config_checks`) before anything runs.
+
+YAML is read within bounds (:mod:`pipelines.yaml_bounds`): an alias bomb in a file or a ``--set``
+value is refused before it is built.
 """
 
 from __future__ import annotations
@@ -15,23 +18,23 @@ from typing import Any
 
 import yaml
 
-from deepsynth.configuration import error_key, from_dict
+from deepsynth.configuration import MAX_MESSAGE, bounded, brief, error_key, from_dict
 from deepsynth.errors import ConfigError
 from pipelines.config import RunConfig
-
+from pipelines.yaml_bounds import check_file_size, load_yaml
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """Split ``a.b.c=value`` into a key path and a YAML-parsed value."""
+    """Split ``a.b.c=value`` into a key path and a YAML-parsed value (no aliases)."""
     if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected dotted.key=value")
+        raise ConfigError(f"--set {brief(item)}: expected dotted.key=value")
     key, raw = item.split("=", 1)
     path = [part for part in key.strip().split(".") if part]
     if not path:
-        raise ConfigError(f"--set {item!r}: empty key")
+        raise ConfigError(f"--set {brief(item)}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw, f"--set {bounded(key.strip(), 100)}", aliases=False) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {item!r}: cannot parse value: {exc}") from None
+        raise ConfigError(bounded(f"--set {brief(item)}: cannot parse value: {exc}")) from None
     return path, value
 
 
@@ -59,8 +62,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    check_file_size(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}, line {mark.line + 1}" if mark else str(path)
@@ -138,7 +142,8 @@ class ConfigSource:
         message = str(exc)
         key = exc.key or error_key(message)
         problem = message.split(f"{key}: ", 1)[1] if key and f"{key}: " in message else message
-        return ConfigError(f"{self.where(key)}: {problem}", key=key)
+        # the problem was bounded where it was raised; leave room for the longer prefix
+        return ConfigError(bounded(f"{self.where(key)}: {problem}", MAX_MESSAGE + 150), key=key)
 
 
 def load_run_config(path: str | Path | None, overrides: list[str] | None = None,

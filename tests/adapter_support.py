@@ -7,6 +7,7 @@ session's base temp dir. Small drawn training datasets and fast trainer configs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -125,3 +126,32 @@ def prompt_logits(loaded, doc) -> tuple["torch.Tensor", int]:
     with torch.no_grad():
         logits = model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).logits
     return logits, sum(1 for label in prepared.example.labels if label == -100)
+
+
+def assert_same_adapter(got_dir, expected_dir, atol: float = 1e-6) -> None:
+    """The two folders hold the same adapter tensors (``adapter_model.safetensors``) within ``atol``."""
+    import torch
+    from safetensors.torch import load_file
+
+    got, expected = (load_file(str(d / "adapter_model.safetensors")) for d in (got_dir, expected_dir))
+    assert set(got) == set(expected) and got
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], atol=atol, rtol=0, msg=name)
+
+
+@contextlib.contextmanager
+def mlflow_store_at(root, experiment: str):
+    """MLflow tracking and registry on a SQLite file under ``root`` (not a URI an earlier test left set),
+    with ``experiment`` active; the previous URIs are restored afterwards. Yields the URI."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(experiment, artifact_location=str(root / "art")))
+    try:
+        yield uri
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])

@@ -12,6 +12,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from deepsynth.data.arrow_rows import write_table
+
 SPLITS = ("train", "validation", "test")
 # Split names as sources spell them → the names DeepSynth uses.
 SPLIT_ALIASES = {"train": "train", "validation": "validation", "val": "validation", "dev": "validation", "test": "test"}
@@ -25,6 +27,7 @@ SCHEMA = pa.schema(
         ("source_row", pa.int64()),  # 1-based row/line in the source, for error messages
     ]
 )
+TEXT_COLUMNS = ("text", "summary", "instruction")
 TABLE_FILE = "documents.parquet"
 META_FILE = "meta.json"
 
@@ -38,7 +41,7 @@ class DocumentDataset:
         source: Human-readable source (file path, ``aclsum``, ``hf:name/config``).
         revision: Source revision: a file's sha256, a package version or a hub commit.
         rejects: Rows that could not be read, each ``{row, id, field, reason, file}``.
-        sanitized: Rows whose text was cleaned, each ``{id, field, removed}`` (code points).
+        sanitized: Rows whose text was cleaned, each ``{id, field, removed}`` (code points as ``U+XXXX``).
     """
 
     table: pa.Table
@@ -61,9 +64,14 @@ class DocumentDataset:
     def content_hash(self) -> str:
         """sha256 over ids, splits, texts, summaries and instructions, in row order."""
         digest = hashlib.sha256()
-        for batch in self.table.select(["id", "split", "text", "summary", "instruction"]).to_batches():
-            for row in batch.to_pylist():
-                digest.update(json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8", "surrogatepass"))
+        columns = self.table.select(["id", "split", "text", "summary", "instruction"])
+        for batch in columns.to_batches():
+            for i in range(batch.num_rows):
+                for column in batch.columns:  # each value's UTF-8 bytes, length-prefixed, read in place
+                    value = column[i]
+                    data = value.as_buffer() if value.is_valid else None
+                    digest.update(b"-" if data is None else b"%d:" % data.size)
+                    digest.update(data if data is not None else b"")
         return digest.hexdigest()
 
     def rows(self) -> Iterator[dict[str, Any]]:
@@ -87,7 +95,7 @@ class DocumentDataset:
         """Write ``documents.parquet`` and ``meta.json`` into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        pq.write_table(self.table, directory / TABLE_FILE)
+        write_table(self.table, directory / TABLE_FILE, TEXT_COLUMNS)
         meta = {"source": self.source, "revision": self.revision, "rejects": self.rejects, "sanitized": self.sanitized}
         (directory / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2))
 

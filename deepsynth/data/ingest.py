@@ -3,34 +3,53 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 
+from deepsynth.code_points import code_points
 from deepsynth.adapter_files import sha256_file
+from deepsynth.data.arrow_rows import table_from_rows
 from deepsynth.data.config import IngestConfig
 from deepsynth.data.documents import SCHEMA, SPLIT_ALIASES, SPLITS, DocumentDataset
 from deepsynth.data.readers import columns_of, existing_file, read_aclsum, read_file, read_huggingface
 from deepsynth.errors import InputError, Location
 
-# Bidi embeddings/overrides/isolates can make rendered text differ from its logical order.
-_BIDI_CONTROLS = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
-_KEEP_CONTROLS = frozenset("\n\t")
+# C0/C1 controls except tab and newline (carriage returns become newlines first), and the bidi
+# embeddings/overrides/isolates, which can make rendered text differ from its logical order.
+_STRIPPED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Letters and symbols that draw nothing: Hangul fillers and the blank Braille pattern.
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def sanitize(text: str) -> tuple[str, list[int]]:
     """Drop control and bidi-override characters (tab and newline stay); return text and removed code points."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    removed = sorted(
-        {ord(ch) for ch in text if (unicodedata.category(ch) == "Cc" and ch not in _KEEP_CONTROLS) or ord(ch) in _BIDI_CONTROLS}
-    )
+    removed = sorted({ord(ch) for ch in set(_STRIPPED.findall(text))})
     if removed:
-        drop = set(map(chr, removed))
-        text = "".join(ch for ch in text if ch not in drop)
+        text = _STRIPPED.sub("", text)
     return text, removed
+
+
+def _visible(ch: str) -> bool:
+    """Whether ``ch`` draws something on its own: a letter, digit, punctuation mark or symbol."""
+    return unicodedata.category(ch)[0] in "LNPS" and ch not in _BLANK_GLYPHS
+
+
+def check_visible(value: str, where: Location) -> None:
+    """Refuse a text that is not blank yet has no visible character (zero-width or format characters only).
+
+    Raises:
+        InputError: Naming the field and the first few code points it holds.
+    """
+    if not value.strip() or any(map(_visible, value)):
+        return
+    hidden = code_points(ch for ch in value if not ch.isspace())
+    shown = ", ".join(hidden[:5]) + (", ..." if len(hidden) > 5 else "")
+    raise InputError(where, f"no visible characters (only zero-width, format or blank characters: {shown})")
 
 
 def content_id(text: str, summary: str) -> str:
@@ -87,7 +106,8 @@ def _to_document(record: dict[str, Any], where: Location, config: IngestConfig, 
     for name, value in (("text", text), ("summary", summary)):
         clean[name], removed = sanitize(value)
         if removed:
-            sanitized.append({"id": doc_id, "row": where.row, "field": name, "removed": removed})
+            sanitized.append({"id": doc_id, "row": where.row, "field": name, "removed": code_points(removed)})
+        check_visible(clean[name], Location(where.file, where.row, name))
     text, summary = clean["text"], clean["summary"]
     raw_split = record.get(config.split_column) if config.split_column else None
     split = SPLIT_ALIASES.get(str(raw_split).strip().lower()) if raw_split not in (None, "") else None
@@ -148,5 +168,6 @@ def ingest(config: IngestConfig) -> DocumentDataset:
         docs.append(doc)
     if parsed and not seen_text_column:
         raise InputError(Location(source, None, config.text_column), "column not found in any row")
-    table = pa.Table.from_pylist(docs, schema=SCHEMA)
+    table = table_from_rows(docs, SCHEMA)
+    del docs  # the table holds the texts now
     return DocumentDataset(table, source, source_revision(config), rejects, sanitized)

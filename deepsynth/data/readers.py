@@ -7,8 +7,8 @@ ingestion can quarantine it with its reason; a source that cannot be read at all
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
 import re
 from pathlib import Path
@@ -32,6 +32,8 @@ RawRow = tuple[int, dict[str, Any] | InputError]
 def _read_jsonl(path: Path) -> Iterator[RawRow]:
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
             if not raw.strip():
                 continue
             try:
@@ -39,8 +41,10 @@ def _read_jsonl(path: Path) -> Iterator[RawRow]:
             except UnicodeDecodeError as exc:
                 yield number, InputError(Location(str(path), number), f"invalid UTF-8 at byte {exc.start} of the line")
                 continue
+            del raw  # a line can be a 200 MB document: hold one copy of it at a time where possible
             try:
                 record = json.loads(line)
+                del line
             except json.JSONDecodeError as exc:
                 yield number, InputError(Location(str(path), number), f"invalid JSON: {exc.msg} at column {exc.colno}")
                 continue
@@ -52,7 +56,7 @@ def _read_jsonl(path: Path) -> Iterator[RawRow]:
 
 def _read_json_array(path: Path) -> Iterator[RawRow]:
     try:
-        records = json.loads(path.read_bytes().decode("utf-8"))
+        records = json.loads(path.read_bytes().decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(Location(str(path)), f"cannot read JSON: {exc}") from None
     if not isinstance(records, list):
@@ -61,19 +65,30 @@ def _read_json_array(path: Path) -> Iterator[RawRow]:
         yield number, record if isinstance(record, dict) else InputError(Location(str(path), number), "expected an object")
 
 
+def _allow_fields_as_long_as(path: Path) -> None:
+    """Raise the csv module's field limit (131,072 characters: one long paper) to the file's size."""
+    csv.field_size_limit(max(csv.field_size_limit(), path.stat().st_size + 1))
+
+
+def _open_csv(path: Path):
+    # utf-8-sig drops a byte-order mark; surrogateescape keeps undecodable bytes visible per field
+    # instead of failing the whole file.
+    _allow_fields_as_long_as(path)
+    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
 def _read_csv(path: Path) -> Iterator[RawRow]:
-    # surrogateescape keeps undecodable bytes visible per field instead of failing the whole file.
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    for record in reader:
-        number = reader.line_num  # physical line where this record ends
-        bad = [k for k, v in record.items() if isinstance(v, str) and re.search("[\udc80-\udcff]", v)]
-        if None in record:
-            yield number, InputError(Location(str(path), number), "more fields than the header names")
-        elif bad:
-            yield number, InputError(Location(str(path), number, bad[0]), "invalid UTF-8 in this field")
-        else:
-            yield number, record
+    with _open_csv(path) as handle:
+        reader = csv.DictReader(handle)
+        for record in reader:
+            number = reader.line_num  # physical line where this record ends
+            bad = [k for k, v in record.items() if isinstance(v, str) and re.search("[\udc80-\udcff]", v)]
+            if None in record:
+                yield number, InputError(Location(str(path), number), "more fields than the header names")
+            elif bad:
+                yield number, InputError(Location(str(path), number, bad[0]), "invalid UTF-8 in this field")
+            else:
+                yield number, record
 
 
 def _read_parquet(path: Path) -> Iterator[RawRow]:
@@ -91,7 +106,7 @@ def columns_of(path: Path) -> list[str] | None:
     """Column names where the format declares them up front (CSV header, Parquet schema)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        with _open_csv(path) as handle:
             return next(csv.reader(handle), [])
     if suffix == ".parquet":
         import pyarrow.parquet as pq

@@ -22,6 +22,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from deepsynth.data.arrow_rows import table_from_rows, write_table
+
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SHARD_DIR = "shards"
@@ -45,6 +47,7 @@ SCHEMA = pa.schema(
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
+TEXT_COLUMNS = ("text", "summary", "instruction")
 
 
 @dataclass
@@ -75,19 +78,34 @@ class RenderedDocument:
 
 def write_shard(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write ``rows`` as one Parquet shard at ``path``, atomically (temp file, then rename)."""
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    table = table_from_rows(rows, SCHEMA)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="none")  # PNG bytes are already compressed
+    write_table(table, tmp, TEXT_COLUMNS, compression="none")  # PNG bytes are already compressed
     tmp.replace(path)
 
 
+def remove_earlier_dataset(path: Path) -> None:
+    """Delete the manifest and shards a rendered dataset wrote into ``path`` (other files stay).
+
+    The manifest goes first: a write interrupted after this never looks like a complete dataset.
+    """
+    (path / MANIFEST).unlink(missing_ok=True)
+    for pattern in ("part-*.parquet", "part-*.parquet.tmp"):
+        for shard in (path / SHARD_DIR).glob(pattern):
+            shard.unlink()
+
+
 class RenderedDatasetWriter:
-    """Append rendered rows and flush them to Parquet shards of ``rows_per_shard`` rows."""
+    """Append rendered rows and flush them to Parquet shards of ``rows_per_shard`` rows.
+
+    Writing into the folder of an earlier dataset replaces it: its manifest and shards are removed first.
+    """
 
     def __init__(self, path: str | os.PathLike, settings: dict[str, Any], rows_per_shard: int = 64):
         self.path = Path(path)
         self.settings = settings
         self.rows_per_shard = rows_per_shard
+        remove_earlier_dataset(self.path)
         (self.path / SHARD_DIR).mkdir(parents=True, exist_ok=True)
         self._buffer: list[dict[str, Any]] = []
         self._shards: list[str] = []

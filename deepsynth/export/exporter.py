@@ -26,6 +26,7 @@ from deepsynth.adapter_files import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROJECTOR_
                                      TRAINING_METRICS, sha256_file)
 from deepsynth.export.package import ALLOWED_SUFFIXES, MANIFEST, create_zip, verify_directory, write_manifest
 from deepsynth.export.runtime import copy_library, requirements
+from deepsynth.inference.config import GenerationConfig
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ def export_adapter(
     dataset: str | os.PathLike | None = None,
     dataset_hash: str | None = None,
     render_settings: Any = None,
+    generation: GenerationConfig | dict[str, Any] | None = None,
     home: str | os.PathLike | None = None,
 ) -> ExportResult:
     """Export a trained adapter as a verified, self-contained package.
@@ -133,6 +135,8 @@ def export_adapter(
         dataset: Rendered dataset the adapter was trained on (its content hash and render settings are recorded).
         dataset_hash: Dataset identity, when ``dataset`` is not given.
         render_settings: A ``RenderSettings`` or dict (default: the dataset's); ``Summarizer`` renders text with it.
+        generation: Decoding settings the adapter was evaluated with (a ``GenerationConfig`` or its dict);
+            recorded with the training instruction so every way of running the package decodes alike.
         home: DeepSynth cache root (for the ``tiny`` base, when merging).
 
     Returns:
@@ -157,6 +161,8 @@ def export_adapter(
     if is_dataclass(render_settings):
         render_settings = asdict(render_settings)
     render_settings = render_settings or found_settings
+    if not isinstance(generation, GenerationConfig):
+        generation = GenerationConfig.from_recorded(generation, source="export generation")
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
@@ -191,6 +197,7 @@ def export_adapter(
             "adapter_sha256": adapter_sha, "base_model": base, "base_revision": revision,
             "dataset_hash": dataset_hash, "merged": include_base_model,
             "package_name": package_name if create_package else None,
+            "generation": generation.to_dict(), "instruction": trainer_config.get("instruction_prompt"),
         })
         if create_package:
             create_zip(tmp, tmp / package_name)

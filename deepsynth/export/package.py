@@ -2,10 +2,12 @@
 
 :func:`open_package` accepts a directory or a zip. A zip is checked entry by entry before anything
 is written (no absolute paths, no ``..``, no links or devices, a cap on the uncompressed total, and
-the bytes actually inflated are counted too, so lying headers cannot exceed it). Every file is then
-checked against ``manifest.json``: listed, same size and sha256, and of a type that is only ever
-read as data (safetensors, JSON, text). Pickle-capable formats (``.bin``, ``.pt``, ``.pkl``...) are
-refused outright, never opened.
+the bytes actually inflated are counted too, so lying headers cannot exceed it; two entries that
+would land on one path are refused). Every file is then checked against ``manifest.json``: listed,
+same size and sha256, and of a type that is only ever read as data (safetensors, JSON, text).
+Pickle-capable formats (``.bin``, ``.pt``, ``.pkl``...) are refused outright, never opened. The one
+file a manifest may leave out is the package's own zip (a top-level ``*.zip``, never read when
+loading), and the adapter weights must be the adapter the manifest names (``adapter_sha256``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from deepsynth.adapter_files import sha256_file
+from deepsynth.adapter_files import ADAPTER_WEIGHTS, sha256_file
 from deepsynth.errors import DeepSynthError
 
 MANIFEST = "manifest.json"
@@ -71,6 +73,49 @@ def write_manifest(directory: str | os.PathLike, extra: dict[str, Any] | None = 
     return manifest
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
+    """Parse ``manifest.json`` of a package directory, refusing duplicate keys at any level.
+
+    Raises:
+        PackageError: No readable manifest, a duplicate key, or not a DeepSynth export manifest.
+    """
+    directory = Path(directory)
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
+    except (OSError, ValueError) as exc:
+        raise PackageError(f"{directory}: no readable {MANIFEST} ({exc})") from None
+    except _DuplicateKey as exc:
+        raise PackageError(f"{directory}: {MANIFEST} has a duplicate key {str(exc.args[0])[:200]!r} (ambiguous; refused)") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != PACKAGE_FORMAT \
+            or not isinstance(manifest.get("files"), dict):
+        raise PackageError(f"{directory}: {MANIFEST} is not a DeepSynth export manifest")
+    return manifest
+
+
+def _own_zip(directory: Path, manifest: dict[str, Any]) -> str | None:
+    """The package's own zip, the one file the manifest does not list; it must be a top-level ``*.zip``."""
+    name = manifest.get("package_name")
+    if name is None:
+        return None
+    if not isinstance(name, str) or "/" in name or "\\" in name or not name.endswith(".zip"):
+        raise PackageError(f"{directory}: {MANIFEST} package_name {str(name)[:200]!r} is not a top-level .zip "
+                           "file name (only the package's own zip may be left out of the manifest)")
+    return name
+
+
 def verify_directory(directory: str | os.PathLike) -> dict[str, Any]:
     """Check a package directory against its manifest without loading anything from it.
 
@@ -81,44 +126,76 @@ def verify_directory(directory: str | os.PathLike) -> dict[str, Any]:
         The manifest.
 
     Raises:
-        PackageError: No manifest, a link, a missing/extra/changed file, or a file type that may hold pickle.
+        PackageError: No manifest, a duplicate manifest key, a link, a missing/extra/changed file, a file
+            type that may hold pickle, or adapter weights other than the manifest's ``adapter_sha256``.
     """
     directory = Path(directory)
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
-        raise PackageError(f"{directory}: no readable {MANIFEST} ({exc})") from None
-    if manifest.get("format") != PACKAGE_FORMAT or not isinstance(manifest.get("files"), dict):
-        raise PackageError(f"{directory}: {MANIFEST} is not a DeepSynth export manifest")
-    listed: dict[str, dict[str, Any]] = manifest["files"]
+    manifest = read_manifest(directory)
+    listed: dict[str, Any] = manifest["files"]
     present = {p.relative_to(directory).as_posix(): p for p in _files(directory)}
     present.pop(MANIFEST, None)
-    present.pop(str(manifest.get("package_name")), None)
+    own_zip = _own_zip(directory, manifest)
+    if own_zip is not None:
+        present.pop(own_zip, None)
     for rel in sorted(set(present) | set(listed)):
         if PurePosixPath(rel).suffix.lower() not in ALLOWED_SUFFIXES:
-            raise PackageError(f"{directory}: {rel} is not an allowed file type (only safetensors, JSON and text "
+            raise PackageError(f"{directory}: {rel[:200]} is not an allowed file type (only safetensors, JSON and text "
                                "are read; pickle-capable files are refused)")
         if rel not in listed:
             raise PackageError(f"{directory}: {rel} is not listed in {MANIFEST}")
         if rel not in present:
-            raise PackageError(f"{directory}: {rel} is listed in {MANIFEST} but missing")
+            raise PackageError(f"{directory}: {rel[:200]} is listed in {MANIFEST} but missing")
         entry, path = listed[rel], present[rel]
-        if path.stat().st_size != entry.get("size") or sha256_file(path) != entry.get("sha256"):
+        if not isinstance(entry, dict) or path.stat().st_size != entry.get("size") \
+                or sha256_file(path) != entry.get("sha256"):
             raise PackageError(f"{directory}: {rel} does not match its sha256 in {MANIFEST} (modified or corrupt)")
+    _check_adapter_identity(directory, manifest)
     return manifest
+
+
+def _check_adapter_identity(directory: Path, manifest: dict[str, Any]) -> None:
+    """Adapter weights, wherever a package holds them, are the adapter named by ``adapter_sha256``.
+
+    Only a merged export (``merged: true`` and no adapter file) has no adapter to compare.
+    """
+    expected = manifest.get("adapter_sha256")
+    entry = manifest["files"].get(ADAPTER_WEIGHTS)
+    if entry is None:
+        if manifest.get("merged") is True:
+            return
+        raise PackageError(f"{directory}: no {ADAPTER_WEIGHTS} in an adapter package")
+    if entry.get("sha256") != expected:
+        raise PackageError(f"{directory}: {ADAPTER_WEIGHTS} (sha256 {entry.get('sha256')}) is not the adapter_sha256 "
+                           f"{str(expected)[:64]} the manifest records (weights replaced after export)")
 
 
 def _check_member(info: zipfile.ZipInfo) -> str:
     name = info.filename
-    mode = info.external_attr >> 16
+    # Unix permission bits without a file type (zipfile.writestr writes 0o600) mean a plain file.
+    kind = stat.S_IFMT(info.external_attr >> 16)
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or PurePosixPath(name).is_absolute():
         raise PackageError(f"zip entry {name!r}: absolute paths are not allowed")
     parts = name.replace("\\", "/").split("/")
     if ".." in parts:
         raise PackageError(f"zip entry {name!r}: '..' is not allowed")
-    if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+    if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
         raise PackageError(f"zip entry {name!r}: links and special files are not allowed")
     return "/".join(p for p in parts if p not in ("", "."))
+
+
+def _check_unique(path: str | os.PathLike, infos: list[zipfile.ZipInfo], names: list[str]) -> None:
+    """Refuse two entries for one path, and a path that is both a file and a folder."""
+    files: set[str] = set()
+    for info, name in zip(infos, names):
+        if name and not info.is_dir():
+            if name in files:
+                raise PackageError(f"{path}: duplicate entry {name!r} (ambiguous; refused)")
+            files.add(name)
+    for name in files:
+        parents = PurePosixPath(name).parents
+        clash = next((str(p) for p in parents if str(p) in files), None)
+        if clash is not None:
+            raise PackageError(f"{path}: {clash!r} is both a file and a folder (entry {name!r})")
 
 
 def extract_zip(path: str | os.PathLike, dest: str | os.PathLike,
@@ -146,6 +223,7 @@ def extract_zip(path: str | os.PathLike, dest: str | os.PathLike,
         if len(infos) > MAX_ENTRIES:
             raise PackageError(f"{path}: {len(infos)} entries (limit {MAX_ENTRIES})")
         names = [_check_member(i) for i in infos]
+        _check_unique(path, infos, names)
         declared = sum(i.file_size for i in infos)
         if declared > max_total_bytes:
             raise PackageError(f"{path}: uncompressed size {declared} bytes exceeds the limit of {max_total_bytes}")

@@ -4,20 +4,41 @@ A page's entry is keyed by the hash of its PNG bytes, its view spec (mode sizes)
 identity (model name, revision and a fingerprint of the vision weights): a different encoder or
 resolution never reads stale features. Entries live in memory and, if a directory is given, in
 safetensors files that survive the process (and a resumed run).
+
+A file on disk carries its key and a sha256 of its tensors in the safetensors metadata; one that is
+unreadable, damaged or filed under another key is dropped with a warning and computed again. Files
+appear atomically (a unique temporary file, then ``os.replace``), so concurrent writers of one entry
+(two training ranks, two runs) are harmless: the last complete copy wins, and readers never see a
+partial one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from deepsynth.models.vision import PageFeatures
+
+logger = logging.getLogger(__name__)
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of named tensors: names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
+    return digest.hexdigest()
 
 
 class FeatureCache:
@@ -63,9 +84,10 @@ class FeatureCache:
             return self._timed(compute)
         key = self.key(png, view)
         found = self._memory.get(key)
-        if found is None and self.directory and (self.directory / f"{key}.safetensors").is_file():
-            found = PageFeatures.from_tensors(load_file(str(self.directory / f"{key}.safetensors")))
-            self._memory[key] = found
+        if found is None and self.directory:
+            found = self._read(key)
+            if found is not None:
+                self._memory[key] = found
         if found is not None:
             self.hits += 1
             return found
@@ -73,10 +95,40 @@ class FeatureCache:
         features = self._timed(compute)
         self._memory[key] = features
         if self.directory:
-            tmp = self.directory / f".{key}.{os.getpid()}.tmp"
-            save_file({k: v.contiguous() for k, v in features.tensors().items()}, str(tmp))
-            tmp.replace(self.directory / f"{key}.safetensors")
+            self._write(key, features)
         return features
+
+    def _read(self, key: str) -> PageFeatures | None:
+        """The entry's features from disk if its file exists and passes its checks; else ``None``."""
+        path = self.directory / f"{key}.safetensors"
+        if not path.is_file():
+            return None
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                meta = handle.metadata() or {}
+                tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+            if meta.get("key") != key:
+                raise ValueError(f"it was written for key {str(meta.get('key'))[:64]}")
+            if meta.get("sha256") != tensors_sha256(tensors):
+                raise ValueError("its tensors do not match their sha256 (damaged)")
+            return PageFeatures.from_tensors(tensors)
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("%s: feature cache entry dropped, the features are computed again: %s", path, exc)
+            path.unlink(missing_ok=True)
+            return None
+
+    def _write(self, key: str, features: PageFeatures) -> None:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in features.tensors().items()}
+        meta = {"key": key, "sha256": tensors_sha256(tensors), "encoder": self.encoder_identity}
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.directory)
+        os.close(fd)
+        try:
+            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; entries are as readable as any other file
+            save_file(tensors, tmp, metadata=meta)
+            os.replace(tmp, self.directory / f"{key}.safetensors")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def _timed(self, compute: Callable[[], PageFeatures]) -> PageFeatures:
         start = time.perf_counter()

@@ -2,7 +2,9 @@
 
 Every path goes through ``from_pretrained`` with ``use_safetensors=True`` and without remote code.
 The tiny profile is built once (random weights, fixed seed), saved to a cache directory and then
-loaded like any other checkpoint, so the tested loading path is the production one.
+loaded like any other checkpoint, so the tested loading path is the production one. The build is a
+cache entry like any other: its profile file records the key it was built for (profile, seed,
+version) and the sha256 of every file, and a build that fails the check is rebuilt with a warning.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from transformers import (
     UnlimitedOcrForConditionalGeneration,
 )
 
+from deepsynth.adapter_files import sha256_file
 from deepsynth.errors import ConfigError
 from deepsynth.models.architecture import (
     DEEPSEEK_OCR,
@@ -56,18 +59,22 @@ def build_tiny_model(path: str | os.PathLike, seed: int = TINY_SEED) -> Path:
     """Build the tiny profile (random weights from ``seed`` + the real tokenizer) and save it to ``path``.
 
     The directory appears atomically (written beside it, then renamed), so concurrent
-    processes (e.g. two data-parallel ranks) never read a half-written model.
+    processes (e.g. two data-parallel ranks) never read a half-written model. A directory that
+    fails :func:`check_tiny_build` (damaged files, another seed or version) is rebuilt.
 
     Args:
-        path: Target directory; left untouched if it already holds a complete model.
+        path: Target directory; left untouched if it already holds a complete, intact model.
         seed: Seed of the random initialisation.
 
     Returns:
         ``path``.
     """
     path = Path(path)
-    if _profile_version(path) == TINY_PROFILE_VERSION:
+    problem = check_tiny_build(path, seed)
+    if problem is None:
         return path
+    if path.exists():
+        logger.warning("%s: the tiny model build %s; it is rebuilt", path, problem)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     tmp.chmod(0o755)
@@ -77,15 +84,16 @@ def build_tiny_model(path: str | os.PathLike, seed: int = TINY_SEED) -> Path:
             model = UnlimitedOcrForConditionalGeneration(tiny_config())
         model.save_pretrained(tmp, safe_serialization=True)
         load_tokenizer().save_pretrained(tmp)
-        (tmp / PROFILE_FILE).write_text(json.dumps({"profile": TINY, "seed": seed, "version": TINY_PROFILE_VERSION}))
-        if path.exists() and _profile_version(path) != TINY_PROFILE_VERSION:  # an outdated build
+        files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / PROFILE_FILE).write_text(json.dumps({**_tiny_key(seed), "files": files}))
+        if path.exists() and check_tiny_build(path, seed) is not None:  # outdated or damaged
             stale = path.with_name(f".{path.name}-stale-{os.getpid()}")
             path.rename(stale)
             shutil.rmtree(stale, ignore_errors=True)
         try:
             tmp.rename(path)
         except OSError:  # another process finished first
-            if _profile_version(path) != TINY_PROFILE_VERSION:
+            if check_tiny_build(path, seed) is not None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -93,11 +101,46 @@ def build_tiny_model(path: str | os.PathLike, seed: int = TINY_SEED) -> Path:
     return path
 
 
-def _profile_version(path: Path) -> int | None:
+def _tiny_key(seed: int) -> dict[str, Any]:
+    return {"profile": TINY, "seed": seed, "version": TINY_PROFILE_VERSION}
+
+
+# Builds already hashed in this process, by their files' (name, size, mtime, inode): hashing ~70 MB once is enough.
+_CHECKED: dict[Path, tuple] = {}
+
+
+def check_tiny_build(path: str | os.PathLike, seed: int = TINY_SEED) -> str | None:
+    """Why the tiny build in ``path`` cannot be used (``None`` when it is complete and intact).
+
+    Args:
+        path: A tiny model directory.
+        seed: The seed it must have been built with.
+
+    Returns:
+        ``None``, or a short reason: missing, built for another key, a file missing, extra or changed.
+    """
+    path = Path(path)
     try:
-        return json.loads((path / PROFILE_FILE).read_text()).get("version")
+        profile = json.loads((path / PROFILE_FILE).read_text())
     except (OSError, ValueError):
+        return "has no readable profile" if path.exists() else "is missing"
+    if not isinstance(profile, dict) or {k: profile.get(k) for k in ("profile", "seed", "version")} != _tiny_key(seed):
+        return f"was made for another profile, seed or version ({str(profile)[:200]})"
+    files = profile.get("files")
+    if not isinstance(files, dict):
+        return "has no content hashes (an older build)"
+    present = sorted(p for p in path.rglob("*") if p.is_file() and p.name != PROFILE_FILE)
+    names = [p.relative_to(path).as_posix() for p in present]
+    if sorted(files) != names:
+        return f"does not hold the files it was built with (missing or extra: {sorted(set(files) ^ set(names))[:5]})"
+    signature = tuple((n, p.stat().st_size, p.stat().st_mtime_ns, p.stat().st_ino) for n, p in zip(names, present))
+    if _CHECKED.get(path) == signature:
         return None
+    changed = [n for n, p in zip(names, present) if sha256_file(p) != files[n]]
+    if changed:
+        return f"has files that do not match their sha256 (damaged: {changed[:5]})"
+    _CHECKED[path] = signature
+    return None
 
 
 @dataclass(frozen=True)

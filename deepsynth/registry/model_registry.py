@@ -7,6 +7,7 @@ the store. Aliases, not stages: a new version gets ``challenger``; ``champion`` 
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import subprocess
@@ -15,9 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from deepsynth.adapter_files import sha256_file
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.evaluation.metrics import NonFiniteMetricError, assert_finite
-from deepsynth.export.package import MANIFEST, verify_directory
+from deepsynth.export.package import MANIFEST, PackageError, verify_directory
 from deepsynth.export.runtime import LIBRARY
 from deepsynth.registry.pyfunc_model import PACKAGE_ARTIFACT
 
@@ -25,6 +27,10 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 METRIC_PREFIX = "metric."
 KEY_METRICS = ("rouge_1", "rouge_2", "rouge_l")
 ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+#: Version tags a downloaded package must match: the adapter's identity and the manifest's own bytes.
+ADAPTER_SHA_TAG, MANIFEST_SHA_TAG = "adapter_sha256", "manifest_sha256"
+
+logger = logging.getLogger(__name__)
 
 
 def _client():
@@ -128,6 +134,7 @@ def register_package(
         "dataset_hash": str(manifest.get("dataset_hash") or "unknown"),
         "zenml_pipeline_run_id": pipeline_run_id or "none", "git_commit": commit or git_commit(),
         "adapter_sha256": sha, "merged": str(bool(manifest.get("merged"))).lower(), **(tags or {}),
+        MANIFEST_SHA_TAG: sha256_file(export_dir / MANIFEST),
     }
     clean = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     # The package's public pins; the deepsynth library it carries goes in as the model's code.
@@ -269,11 +276,21 @@ def _resolve(ref: str) -> Any:
     raise ConfigError(f"{ref!r} names no version: use NAME/VERSION or NAME@ALIAS")
 
 
+def _listed_versions(client: Any, rm: Any) -> list[dict[str, Any]]:
+    """Versions of registered model ``rm`` in two queries: aliases come with the model, not per version."""
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (rm.aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    found = client.search_model_versions(f"name = '{rm.name}'")
+    return sorted(({**_version_dict(mv), "aliases": sorted(aliases.get(str(mv.version), []))} for mv in found),
+                  key=lambda v: int(v["version"]))
+
+
 def list_models() -> list[dict[str, Any]]:
     """Every registered model with its versions, aliases, key metrics and creation times."""
-    out = []
-    for rm in _client().search_registered_models():
-        versions = [_version_dict(mv) for mv in _versions(rm.name)]
+    client, out = _client(), []
+    for rm in client.search_registered_models():
+        versions = _listed_versions(client, rm)
         out.append({
             "name": rm.name, "created": _iso(rm.creation_timestamp), "description": rm.description or "",
             "aliases": {a: v["version"] for v in versions for a in v["aliases"]},
@@ -287,36 +304,105 @@ def list_models() -> list[dict[str, Any]]:
 def show(ref: str) -> dict[str, Any]:
     """Details of ``NAME`` (all versions), ``NAME/VERSION`` or ``NAME@ALIAS``."""
     name, version, alias = parse_ref(ref)
+    client = _client()
     if version is None and alias is None:
-        rm = _client().get_registered_model(name)
+        rm = client.get_registered_model(name)
         return {"name": name, "created": _iso(rm.creation_timestamp), "description": rm.description or "",
-                "versions": [_version_dict(mv) for mv in _versions(name)]}
-    return _version_dict(_client().get_model_version(name, str(_resolve(ref).version)))
+                "versions": _listed_versions(client, rm)}
+    if alias:
+        return _version_dict(_resolve(ref))  # get_model_version_by_alias carries the aliases
+    return _version_dict(client.get_model_version(name, version))
+
+
+def verify_registered(package_dir: str | Path, mv: Any) -> dict[str, Any]:
+    """Check a downloaded package against its manifest and against the registry version it came from.
+
+    The artifact store can be changed without the registry noticing, manifest and all; the version's
+    ``adapter_sha256`` tag (and ``manifest_sha256``, on versions registered since it exists) cannot.
+
+    Args:
+        package_dir: The package folder of the downloaded version.
+        mv: The MLflow model version.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        PackageError: The package fails its manifest, or is not the one registered.
+    """
+    package_dir = Path(package_dir)
+    where = f"models:/{mv.name}/{mv.version}"
+    manifest = verify_directory(package_dir)
+    tags = dict(mv.tags or {})
+    registered = tags.get(ADAPTER_SHA_TAG)
+    if not registered:
+        raise PackageError(f"{where}: the registry version has no {ADAPTER_SHA_TAG} tag, so its package cannot be verified")
+    if manifest.get("adapter_sha256") != registered:
+        raise PackageError(f"{where}: the stored package holds adapter {str(manifest.get('adapter_sha256'))[:64]}, not the "
+                           f"{registered} the registry recorded: it was changed after registration")
+    if MANIFEST_SHA_TAG not in tags:
+        logger.warning("%s was registered without a %s tag: only its adapter weights are checked against the registry",
+                       where, MANIFEST_SHA_TAG)
+    elif sha256_file(package_dir / MANIFEST) != tags[MANIFEST_SHA_TAG]:
+        raise PackageError(f"{where}: the stored package's {MANIFEST} is not the one the registry recorded "
+                           f"({MANIFEST_SHA_TAG} tag): the package was changed after registration")
+    return manifest
+
+
+def _package_root(local: Path, where: str) -> Path:
+    """The export package inside a downloaded version: the pyfunc's package artifact (older layouts: the shallowest manifest)."""
+    logged = local / "artifacts" / PACKAGE_ARTIFACT
+    if (logged / MANIFEST).is_file():
+        return logged
+    manifests = sorted(local.rglob(MANIFEST), key=lambda p: len(p.parts))
+    if not manifests:
+        raise DeepSynthError(f"{where} holds no export package (no {MANIFEST})")
+    return manifests[0].parent
+
+
+def fetch_package(ref: str, dst: str | Path) -> dict[str, Any]:
+    """Download a version's export package under ``dst`` and verify it (see :func:`verify_registered`).
+
+    Args:
+        ref: ``NAME/VERSION`` or ``NAME@ALIAS`` (``models:/`` prefix optional).
+        dst: Download folder (the package lies somewhere inside it).
+
+    Returns:
+        ``{"name", "version", "path", "adapter_sha256"}``; ``path`` is the verified package folder.
+    """
+    return _fetch(_resolve(ref), Path(dst))
+
+
+def _fetch(mv: Any, dst: Path) -> dict[str, Any]:
+    import mlflow
+
+    where = f"models:/{mv.name}/{mv.version}"  # the resolved version, not an alias that may move meanwhile
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=where, dst_path=str(dst)))
+    package = _package_root(local, where)
+    verify_registered(package, mv)
+    return {"name": mv.name, "version": str(mv.version), "path": str(package), "adapter_sha256": mv.tags[ADAPTER_SHA_TAG]}
 
 
 def download(ref: str, out_dir: str | Path) -> dict[str, Any]:
-    """Download a version's export package into ``out_dir`` and verify it.
+    """Download a version's export package into ``out_dir``, verified against its manifest and the registry.
 
     Args:
         ref: ``NAME/VERSION`` or ``NAME@ALIAS`` (``models:/`` prefix optional).
         out_dir: Target directory (created; must be empty if it exists).
 
     Returns:
-        ``{"name", "version", "path", "adapter_sha256"}``.
-    """
-    import mlflow
+        ``{"name", "version", "path", "adapter_sha256"}`` (the sha256 is the registry's, which the package matched).
 
+    Raises:
+        PackageError: The stored package fails its manifest or is not the one registered (nothing is written).
+    """
     mv = _resolve(ref)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DeepSynthError(f"{out_dir}: not empty")
     with tempfile.TemporaryDirectory(prefix="deepsynth-download-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{mv.version}", dst_path=tmp))
-        manifests = sorted(local.rglob(MANIFEST), key=lambda p: len(p.parts))
-        if not manifests:
-            raise DeepSynthError(f"models:/{mv.name}/{mv.version} holds no export package")
-        verify_directory(manifests[0].parent)
+        fetched = _fetch(mv, Path(tmp))
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(manifests[0].parent, out_dir, dirs_exist_ok=True)
-    manifest = verify_directory(out_dir)
-    return {"name": mv.name, "version": str(mv.version), "path": str(out_dir), "adapter_sha256": manifest["adapter_sha256"]}
+        shutil.copytree(fetched["path"], out_dir, dirs_exist_ok=True)
+    verify_registered(out_dir, mv)
+    return {**fetched, "path": str(out_dir)}

@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 from tqdm.auto import tqdm
 
+from deepsynth.code_points import code_points
 from deepsynth.data.rendered import RenderedDataset, RenderedDatasetWriter
 from deepsynth.rendering.page_cache import PageCache
 from deepsynth.rendering.config import RenderSettings
@@ -62,7 +63,7 @@ def render_dataset(
             "fonts_not_installed": list(chain.unavailable),
             "settings_fingerprint": settings_fingerprint(settings, chain),
             "truncated": sorted(set(truncated)),
-            "missing_glyph_documents": [{"id": k, "code_points": v} for k, v in sorted(missing.items())],
+            "missing_glyph_documents": [{"id": k, "code_points": code_points(v)} for k, v in sorted(missing.items())],
             **(extra_manifest or {}),
         }
     )

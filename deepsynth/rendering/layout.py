@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from deepsynth.rendering.segment import breaks_inside
 
@@ -45,34 +45,35 @@ class WidthCache:
         return width
 
 
-def _split_long_word(word: str, start: int, width: WidthCache, max_width: float) -> list[Line]:
-    """Break a word wider than the line into pieces that fit (a long URL, a CJK run)."""
-    pieces, current, offset = [], "", start
+def _split_long_word(word: str, start: int, width: WidthCache, max_width: float) -> Iterator[Line]:
+    """Break a word wider than the line into pieces that fit (a long URL, a CJK run), lazily."""
+    current, offset = "", start
     for i, ch in enumerate(word):
         if current and breaks_inside(current[-1], ch) and width(current + ch) > max_width:
-            pieces.append(Line(current, offset + i))
+            yield Line(current, offset + i)
             current = ""
         current += ch
-    pieces.append(Line(current, offset + len(word)))
-    return pieces
+    yield Line(current, offset + len(word))
 
 
 def _spaced_words(paragraph: str) -> Iterable[tuple[int, int, bool]]:
     return ((match.start(), match.end(), False) for match in _WORD.finditer(paragraph))
 
 
-def wrap(text: str, width: WidthCache, max_width: float, script: Script | None = None) -> list[Line]:
-    """Greedy word wrap of ``text`` into lines no wider than ``max_width`` pixels.
+def _paragraphs(text: str) -> Iterator[str]:
+    """``text.split("\\n")``, one paragraph at a time (a huge text is not copied whole)."""
+    start = 0
+    while (end := text.find("\n", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
 
-    Newlines end paragraphs; runs of spaces collapse to one. Every line records where it ends
-    in ``text`` so that a truncated rendering can say how many characters it drew. Without a
-    ``script``, words are separated by spaces and run left to right; with one, its units (CJK
-    characters, Thai phrases, ...) are the break opportunities and each paragraph has its direction.
-    """
+
+def iter_lines(text: str, width: WidthCache, max_width: float, script: Script | None = None) -> Iterator[Line]:
+    """The lines of :func:`wrap`, laid out only as far as they are consumed (trailing blank lines included)."""
     space = width(" ")
-    lines: list[Line] = []
     offset = 0
-    for paragraph in text.split("\n"):
+    for paragraph in _paragraphs(text):
         current: list[str] = []
         current_width = 0.0
         end = offset
@@ -91,20 +92,51 @@ def wrap(text: str, width: WidthCache, max_width: float, script: Script | None =
                 end = word_end
                 continue
             if current:
-                lines.append(Line(" ".join(current), end, rtl))
+                yield Line(" ".join(current), end, rtl)
                 current, current_width = [], 0.0
             if w > max_width:
                 pieces = _split_long_word(word, offset + start, width, max_width)
-                lines.extend(Line(piece.text, piece.end, rtl) for piece in pieces[:-1])
-                current, current_width, end = [pieces[-1].text], width(pieces[-1].text), pieces[-1].end
+                last = next(pieces)
+                for piece in pieces:
+                    yield Line(last.text, last.end, rtl)
+                    last = piece
+                current, current_width, end = [last.text], width(last.text), last.end
             else:
                 current, current_width, end = [word], w, word_end
-        lines.append(Line(" ".join(current), end if current else offset + len(paragraph), rtl))
+        yield Line(" ".join(current), end if current else offset + len(paragraph), rtl)
         offset += len(paragraph) + 1
+
+
+def wrap(text: str, width: WidthCache, max_width: float, script: Script | None = None) -> list[Line]:
+    """Greedy word wrap of ``text`` into lines no wider than ``max_width`` pixels.
+
+    Newlines end paragraphs; runs of spaces collapse to one. Every line records where it ends
+    in ``text`` so that a truncated rendering can say how many characters it drew. Without a
+    ``script``, words are separated by spaces and run left to right; with one, its units (CJK
+    characters, Thai phrases, ...) are the break opportunities and each paragraph has its direction.
+    """
+    return wrap_at_most(text, width, max_width, script, None)[0]
+
+
+def wrap_at_most(text: str, width: WidthCache, max_width: float, script: Script | None,
+                 max_lines: int | None) -> tuple[list[Line], bool]:
+    """:func:`wrap`, stopping after ``max_lines`` lines: a document far longer than its pages costs
+    no more to lay out than its pages.
+
+    Returns:
+        The lines, and whether text with content was left out after them.
+    """
+    lines: list[Line] = []
+    for line in iter_lines(text, width, max_width, script):
+        if max_lines is not None and len(lines) >= max_lines:
+            if line.text:
+                return lines, True
+            continue  # blank lines past the budget only matter if content follows them
+        lines.append(line)
     # Trailing blank lines carry no content.
     while len(lines) > 1 and not lines[-1].text:
         lines.pop()
-    return lines
+    return lines, False
 
 
 def paginate(lines: list[Line], first_page_lines: int, lines_per_page: int) -> list[list[Line]]:

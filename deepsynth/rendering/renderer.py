@@ -15,13 +15,16 @@ from deepsynth.rendering import fonts
 from deepsynth.rendering.chain import FontChain, resolve_chain
 from deepsynth.rendering.config import RenderSettings
 from deepsynth.rendering.faces import Face
-from deepsynth.rendering.layout import Line, paginate, wrap
+from deepsynth.rendering.layout import Line, paginate, wrap, wrap_at_most
 from deepsynth.rendering.modes import PAD_GRAY, get_mode
 from deepsynth.rendering.page_cache import PageCache
 from deepsynth.rendering.png import encode_gray_png
 from deepsynth.rendering.shaping import Shaper
 
 INK, PAPER = 0, 255
+_HASH_CHUNK = 1 << 20
+#: Row fields a worker does not send back: the parent process has them (a huge text would be copied twice).
+_DOCUMENT_FIELDS = ("text", "summary", "instruction")
 
 
 def settings_fingerprint(settings: RenderSettings, chain: FontChain) -> str:
@@ -65,11 +68,11 @@ class PageRenderer:
         widths, script = (self.fast.widths, None) if simple else (self.shaper.widths, self.shaper)
         header = wrap(drawn_instruction, widths, self.text_width, script) if drawn_instruction else []
         header_lines = len(header) + 1 if header else 0  # one blank line separates it from the text
-        lines = wrap(text, widths, self.text_width, script)
-        pages = paginate(lines, self.lines_per_page - header_lines, self.lines_per_page)
-        truncated = self.settings.max_pages is not None and len(pages) > self.settings.max_pages
-        if truncated:
-            pages = pages[: self.settings.max_pages]
+        first_page = self.lines_per_page - header_lines
+        max_pages = self.settings.max_pages
+        budget = first_page + (max_pages - 1) * self.lines_per_page if max_pages and first_page > 0 else None
+        lines, truncated = wrap_at_most(text, widths, self.text_width, script, budget)
+        pages = paginate(lines, first_page, self.lines_per_page)
         chars_rendered = len(text) if not truncated else pages[-1][-1].end
         images = [self._draw(page, header if i == 0 else []) for i, page in enumerate(pages)]
         return {
@@ -79,7 +82,8 @@ class PageRenderer:
             "chars_total": len(text),
             "chars_rendered": chars_rendered,
             "truncated": truncated,
-            "missing_glyphs": [] if simple else self.chain.missing_glyphs(text + drawn_instruction),
+            "missing_glyphs": [] if simple else sorted(set(self.chain.missing_glyphs(text))
+                                                       | set(self.chain.missing_glyphs(drawn_instruction))),
         }
 
     def _draw(self, lines: list[Line], header: list[Line]) -> Image.Image:
@@ -113,8 +117,13 @@ class PageRenderer:
 
 def document_hash(doc: dict[str, Any], mode: str, fingerprint: str) -> str:
     """Identity of one rendering: the text, instruction, mode and render settings."""
-    payload = "\x1f".join([doc["text"], doc.get("instruction") or "", mode, fingerprint])
-    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+    digest = hashlib.sha256()
+    for i, part in enumerate([doc["text"], doc.get("instruction") or "", mode, fingerprint]):
+        if i:
+            digest.update(b"\x1f")
+        for start in range(0, len(part), _HASH_CHUNK):  # encoded a slice at a time: a huge text is not copied whole
+            digest.update(part[start:start + _HASH_CHUNK].encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 class DocumentRenderer:
@@ -154,7 +163,11 @@ def _init_worker(settings: RenderSettings, chain: FontChain) -> None:
 
 def _render_in_worker(doc: dict[str, Any]) -> list[dict[str, Any]]:
     assert _worker_renderer is not None
-    return _worker_renderer.render(doc)
+    rows = _worker_renderer.render(doc)
+    for row in rows:
+        for name in _DOCUMENT_FIELDS:
+            del row[name]
+    return rows
 
 
 def worker_count(settings: RenderSettings) -> int:
@@ -192,11 +205,13 @@ def render_documents(
             if misses and render_many is None:
                 pool, render_many = _start_rendering(workers, settings, chain)
             fresh = render_many(misses) if misses else iter(())
-            for rows in known:
+            for doc, rows in zip(batch, known):
                 if rows is None:
                     rows = next(fresh)
-                    for row in rows if cache else ():
-                        cache.put(row)
+                    for row in rows:
+                        row.update(text=doc["text"], summary=doc["summary"], instruction=doc.get("instruction"))
+                        if cache:
+                            cache.put(row)
                 elif cache:
                     cache.served += len(rows)
                 yield from rows

@@ -131,7 +131,7 @@ def test_control_and_bidi_characters_are_stripped_and_recorded(write_jsonl):
     docs = ingest(file_config(path))
     row = next(docs.rows())
     assert row["text"] == "leftright end\nnext" and row["summary"] == "ok"
-    assert {(s["field"], tuple(s["removed"])) for s in docs.sanitized} == {("text", (0x07, 0x202E)), ("summary", (0x2066,))}
+    assert {(s["field"], tuple(s["removed"])) for s in docs.sanitized} == {("text", ("U+0007", "U+202E")), ("summary", ("U+2066",))}
     assert sanitize("tab\tand\nnewline") == ("tab\tand\nnewline", [])
 
 

@@ -8,6 +8,9 @@ FAULT:
   mlflow_outage  MLflow answers 503 TEMPORARILY_UNAVAILABLE to the training step's logging and to every
                  registration call
   sigterm        the process receives SIGTERM during the second optimizer step of training
+  sigkill        render_pages writes all its shards, then the process is killed with SIGKILL
+  hold_render    render_pages records its run, waits (at most 300 s) for RECORD_FILE.release to
+                 exist, then fails
 Each fault appends one JSON line per hit to RECORD_FILE.
 """
 
@@ -67,6 +70,31 @@ def main() -> int:
             return real_step(self, *args, **kwargs)
 
         DeepSynthLoRATrainer._step = step_then_sigterm
+    elif fault in ("sigkill", "hold_render"):
+        import os
+        import signal
+        import time
+        from pathlib import Path
+
+        from zenml import get_step_context
+
+        from deepsynth.rendering import dataset as render_module
+
+        real = render_module.render_dataset
+
+        def interrupted(rows, settings, out_dir, *rest, **kwargs):
+            run = get_step_context().pipeline_run
+            if fault == "sigkill":
+                real(rows, settings, out_dir, *rest, **kwargs)
+                record(record_file, run_name=run.name, run_id=str(run.id), output_dir=str(out_dir))
+                os.kill(os.getpid(), signal.SIGKILL)
+            record(record_file, run_name=run.name, run_id=str(run.id))
+            release, deadline = Path(f"{record_file}.release"), time.monotonic() + 300
+            while not release.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            raise OSError(f"injected fault: render_pages of {run.name} failed")
+
+        render_module.render_dataset = interrupted
     elif fault != "none":
         raise SystemExit(f"unknown fault {fault}")
     from deepsynth_cli import main as cli_main

@@ -12,6 +12,9 @@ one injected fault). The runs, in order:
 5. SIGTERM during the second training step                   → exit 143, a checkpoint outside the step's
                                                                 outputs (which ZenML deletes)
 6. the same command again                                    → training resumes from that checkpoint
+
+Before them, a run whose instruction prompt and run name hold ``${HF_TOKEN}`` (with the canary set)
+is refused at configuration time: ZenML would expand it into the data and the run's name.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ def runs(zenml_client, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("faults")
     zenml_client.create_secret("deepsynth-canary", values={"hub_token": CANARY_SECRET})
     out = {}
+    args, overrides = run_args("ingest.instruction_prompt=Summarize ${HF_TOKEN} briefly", "run_name=faults-${HF_TOKEN}")
+    out["env_reference"] = (*deepsynth("none", tmp / "env.jsonl", *args, overrides=overrides, env=SECRET_ENV), None)
     args, overrides = run_args()
     out["render_crash"] = (*deepsynth("render_crash", tmp / "render.jsonl", *args, overrides=overrides), tmp / "render.jsonl")
     out["outage"] = (*deepsynth("mlflow_outage", tmp / "outage.jsonl", *args, overrides=overrides, env=SECRET_ENV),
@@ -180,10 +185,18 @@ def _scan(root, needles):
     return hits
 
 
+def test_an_environment_reference_in_a_user_string_is_refused_before_any_run(runs, zenml_client):
+    proc, summary, _ = runs["env_reference"]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert summary["exit_code"] == 2 and "takes no environment references" in summary["error"]
+    assert "--set run_name: '${HF_TOKEN}'" in proc.stderr and "(also in ingest.instruction_prompt)" in proc.stderr
+    assert not [r.name for r in zenml_client.list_pipeline_runs(size=1000).items if CANARY_ENV in r.name]
+
+
 def test_secret_canary_appears_nowhere(runs, zenml_client):
     import mlflow
 
-    for key in ("outage", "register"):  # every line the runs printed, exceptions included
+    for key in ("env_reference", "outage", "register"):  # every line the runs printed, exceptions included
         proc = runs[key][0]
         assert not [n for n in (CANARY_ENV, CANARY_PASSWORD, CANARY_SECRET) if n in proc.stdout + proc.stderr]
     # MLflow: params, tags and metrics of every run, tags of every model version

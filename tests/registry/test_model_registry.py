@@ -15,6 +15,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from adapter_support import mlflow_store_at
 from fresh_venv import fresh_python, run
 from safetensors.torch import load_file, save_file
 
@@ -32,14 +33,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)  # not one an earlier test left set
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("registry-tests", artifact_location=str(root / "art")))
-    yield root
-    mlflow.set_tracking_uri(previous[0])
-    mlflow.set_registry_uri(previous[1])
+    with mlflow_store_at(root, "registry-tests"):
+        yield root
 
 
 @pytest.fixture(scope="module")

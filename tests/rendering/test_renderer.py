@@ -132,7 +132,7 @@ def test_render_dataset_writes_shards_and_manifest(tmp_path):
     m = out.manifest
     assert len(out) == 6 and len(m["shards"]) == 3
     assert m["truncated"] == [f"d{i}" for i in range(5)]
-    assert m["missing_glyph_documents"] == [{"id": "cjk", "code_points": [0x13000, 0x13001]}]  # no font has them; 漢字 is drawn
+    assert m["missing_glyph_documents"] == [{"id": "cjk", "code_points": ["U+13000", "U+13001"]}]  # no font has them; 漢字 is drawn
     assert m["pages"] == 6 and m["font"]["source"] == "package"
     (cjk,) = [d for d in out.iter_documents() if d.id == "cjk"]
     assert cjk.page_images()[0].size == (512, 512)
