@@ -13,28 +13,31 @@ QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 # come with the Python dependencies. Installed when missing (root, apt-get); otherwise skipped with a
 # message: documents in those scripts are then reported as missing glyphs, and the font tests fail.
 SYSTEM_FONTS := fonts-noto-cjk fonts-noto-core fonts-dejavu-core
+# The headless browser that tests/test_dashboards.py loads MLflow's UI and ZenML's dashboard in.
+SYSTEM_BROWSER := chromium
+SYSTEM_PACKAGES := $(SYSTEM_FONTS) $(SYSTEM_BROWSER)
 
-.PHONY: install system-fonts run test test-containers bench clean
+.PHONY: install system-packages run test test-containers bench clean
 
-install: system-fonts $(STAMP)
+install: system-packages $(STAMP)
 
-system-fonts:
-	@missing=$$(for pkg in $(SYSTEM_FONTS); do \
+system-packages:
+	@missing=$$(for pkg in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || echo $$pkg; done); \
-	if [ -z "$$missing" ]; then echo "system fonts: $(SYSTEM_FONTS) installed"; \
+	if [ -z "$$missing" ]; then echo "system packages: $(SYSTEM_PACKAGES) installed"; \
 	elif ! command -v apt-get >/dev/null; then \
-	  echo "system fonts: SKIPPED, no apt-get here: install $$(echo $$missing) (or equivalent Noto fonts) by hand" >&2; \
+	  echo "system packages: SKIPPED, no apt-get here: install $$(echo $$missing) (or equivalent Noto fonts) by hand" >&2; \
 	elif [ "$$(id -u)" != 0 ]; then \
-	  echo "system fonts: SKIPPED, not root: run sudo apt-get install --no-install-recommends $$(echo $$missing)" >&2; \
-	else echo "system fonts: apt-get install $$(echo $$missing) …"; \
+	  echo "system packages: SKIPPED, not root: run sudo apt-get install --no-install-recommends $$(echo $$missing)" >&2; \
+	else echo "system packages: apt-get install $$(echo $$missing) …"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
-	    || echo "system fonts: apt-get FAILED: install $$(echo $$missing) by hand" >&2; fi
+	    || echo "system packages: apt-get FAILED: install $$(echo $$missing) by hand" >&2; fi
 
 # torch first (the local CPU wheel), then the core, the pipelines extra and dev tools, pinned by requirements.lock.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0 $(QUIET_PIP)
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[pipelines,dev]' $(QUIET_PIP)
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[pipelines,ui,dev]' $(QUIET_PIP)
 	touch $(STAMP)
 
 run: install
@@ -52,9 +55,12 @@ bench: install
 	$(BIN)/python -m benchmarks.scale
 	$(BIN)/python -m benchmarks.incremental
 	$(BIN)/python -m benchmarks.train
+	$(BIN)/python -m benchmarks.data_parallel
 	$(BIN)/python -m benchmarks.pipeline
 	$(BIN)/python -m benchmarks.memory
+	$(BIN)/python -m benchmarks.registry_browse
 	$(BIN)/python -m benchmarks.gpu_memory
+	$(BIN)/python -m benchmarks.serve
 	$(BIN)/python -m benchmarks.report
 
 clean:

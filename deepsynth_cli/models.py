@@ -16,14 +16,21 @@ def models() -> None:
     """Browse and manage registered model versions (MLflow model registry of the active stack)."""
 
 
+def point_mlflow_at_stack() -> None:
+    """Point MLflow at the active stack's tracker; ZenML is imported only when the local stack is not active."""
+    from pipelines.local_stack import recorded_tracking_uri, use_stack_tracking
+
+    uri = recorded_tracking_uri()
+    if uri is None:
+        from deepsynth_cli.logs import import_zenml
+
+        import_zenml()
+    use_stack_tracking(uri)
+
+
 def _registry():
     """:mod:`deepsynth.registry`, with MLflow pointed at the active stack's tracker."""
-    from deepsynth_cli.logs import import_zenml
-
-    import_zenml()
-    from pipelines.local_stack import use_stack_tracking
-
-    use_stack_tracking()
+    point_mlflow_at_stack()
     from deepsynth import registry
 
     return registry

@@ -136,9 +136,12 @@ def emit(summary: dict[str, Any], as_json: bool) -> None:
             if len(value) > QUARANTINE_SHOWN:
                 echo(f"  … {len(value) - QUARANTINE_SHOWN} more (use --json for all)")
         elif key == "browse":
-            echo("browse the registered versions:")
+            echo("browse runs, reports and models:")
             for command in value.values():
                 echo(f"  {command}")
+        elif key == "reports":
+            for name, where in value.items():
+                echo(f"{name} report: " + "  ".join(where.values()))
         elif isinstance(value, (dict, list)):
             echo(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}")
         else:

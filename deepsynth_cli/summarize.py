@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -13,19 +14,20 @@ from deepsynth_cli.output import Command, echo, echo_json, json_option
 @click.option("--model", "model_ref", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, an export folder or zip.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--max-new-tokens", type=int, default=None, help="Longest summary in tokens (default: the package's setting).")
+@click.option("--allow-unverified", is_flag=True, help="Also load a local folder without a manifest (e.g. a trainer output); nothing in it is verified.")
 @json_option
-def summarize(model_ref: str, files: tuple[str, ...], max_new_tokens: int | None, as_json: bool) -> None:
+def summarize(model_ref: str, files: tuple[str, ...], max_new_tokens: int | None, allow_unverified: bool,
+              as_json: bool) -> None:
     """Render each text FILE, run the model on its pages and print the summary."""
     if model_ref.startswith("models:/"):
-        from deepsynth_cli.logs import import_zenml
-        from pipelines.local_stack import use_stack_tracking
+        from deepsynth_cli.models import point_mlflow_at_stack
 
-        import_zenml()
-        use_stack_tracking()
-    from deepsynth.inference import GenerationConfig, Summarizer
+        point_mlflow_at_stack()
+    from deepsynth.inference import Summarizer
 
-    generation = GenerationConfig(max_new_tokens=max_new_tokens) if max_new_tokens else None
-    summarizer = Summarizer.load(model_ref, generation=generation)
+    summarizer = Summarizer.load(model_ref, allow_unverified=allow_unverified)
+    if max_new_tokens:
+        summarizer.generation = dataclasses.replace(summarizer.generation, max_new_tokens=max_new_tokens)
     try:
         summaries = {path: summarizer.summarize_text(Path(path).read_text(encoding="utf-8")) for path in files}
     finally:

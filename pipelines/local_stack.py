@@ -4,15 +4,18 @@ Nothing has to be started by hand: :func:`prepare_environment` points ZenML at
 ``<home>/zenml`` (``home`` = ``$DEEPSYNTH_HOME`` or ``./.deepsynth``) and turns analytics off;
 :func:`ensure_stack` registers and activates the ``deepsynth-local`` stack on first use: the
 local orchestrator and artifact store plus an MLflow experiment tracker and model registry
-without a tracking URI, so ZenML keeps MLflow's SQLite database inside its local store.
+without a tracking URI, so ZenML keeps MLflow's SQLite database inside its local store. The
+stores are set up once and checked on every use (:mod:`pipelines.stores`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from deepsynth.paths import deepsynth_home
+from pipelines.stores import active_stack_id, ensure_ready, require_ready, sqlite_path
 
 STACK = "deepsynth-local"
 TRACKER = "deepsynth-mlflow"
@@ -40,24 +43,15 @@ def prepare_environment() -> Path:
     return home
 
 
-def ensure_stack(name: str | None = None) -> str:
-    """Register (once) and activate the project's local stack; return its name.
-
-    With ``name`` (a config's ``deployment.stack``), activate that registered stack instead.
-    """
-    prepare_environment()
+def _set_up_local_stack() -> dict[str, Any]:
+    """Register the ``deepsynth-local`` stack and create its MLflow database; the set-up record's entries."""
+    from mlflow import MlflowClient
     from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
     from zenml.enums import StackComponentType
 
     client = Client()
-    if name and name != STACK:
-        from deepsynth.errors import ConfigError
-
-        if name not in {s.name for s in client.list_stacks(name=name).items}:
-            raise ConfigError(f"deployment.stack: no stack {name!r} (register one: deepsynth stack register configs/stacks/…)")
-        if client.active_stack_model.name != name:
-            client.activate_stack(name)
-        return name
+    GlobalConfiguration().analytics_opt_in = False  # stored, not only the environment's default
     existing = {c.name for c in client.list_stack_components(size=100).items}
     if TRACKER not in existing:
         client.create_stack_component(TRACKER, "mlflow", StackComponentType.EXPERIMENT_TRACKER, configuration={})
@@ -75,21 +69,74 @@ def ensure_stack(name: str | None = None) -> str:
         )
     if client.active_stack_model.name != STACK:
         client.activate_stack(STACK)
+    uri = client.active_stack.experiment_tracker.get_tracking_uri()
+    MlflowClient(uri).search_experiments(max_results=1)  # creates MLflow's tables now, inside the set-up
+    database = client.zen_store.config.url
+    return {"zenml_db": str(sqlite_path(database)) if sqlite_path(database) else None, "stack_id": str(client.active_stack_model.id),
+            "tracking_uri": uri, "mlflow_db": str(sqlite_path(uri)) if sqlite_path(uri) else None}
+
+
+def ensure_stack(name: str | None = None) -> str:
+    """Set up (once) and check this home's stores, then activate the project's local stack; return its name.
+
+    With ``name`` (a config's ``deployment.stack``), activate that registered stack instead.
+
+    Raises:
+        StoreError: A store of this home is missing or damaged (see :mod:`pipelines.stores`).
+    """
+    prepare_environment()
+    ensure_ready(_set_up_local_stack)
+    from zenml.client import Client
+
+    client = Client()
+    if name and name != STACK:
+        from deepsynth.errors import ConfigError
+
+        if name not in {s.name for s in client.list_stacks(name=name).items}:
+            raise ConfigError(f"deployment.stack: no stack {name!r} (register one: deepsynth stack register configs/stacks/…)")
+        if client.active_stack_model.name != name:
+            client.activate_stack(name)
+        return name
+    if client.active_stack_model.name != STACK:
+        client.activate_stack(STACK)
     return STACK
 
 
-def use_stack_tracking() -> str:
+def recorded_tracking_uri() -> str | None:
+    """The local stack's tracking URI from the set-up record while it is the active stack (ZenML not imported).
+
+    Raises:
+        StoreError: Nothing has run with this home yet, or one of its stores is damaged.
+    """
+    prepare_environment()
+    record = require_ready()
+    if record and record.get("tracking_uri") and active_stack_id() == record.get("stack_id"):
+        return record["tracking_uri"]
+    return None
+
+
+def use_stack_tracking(uri: str | None = None) -> str:
     """Point MLflow (tracking and registry) at the active stack's experiment tracker; return the URI.
 
     For code that runs outside a step (the CLI's ``models`` and ``summarize`` commands); inside
     steps the experiment tracker sets this up itself.
+
+    Args:
+        uri: :func:`recorded_tracking_uri`, when the caller already has it; else it is looked up
+            (through ZenML when the active stack is not the local one).
     """
-    prepare_environment()
     import mlflow
+
+    uri = uri or recorded_tracking_uri() or _active_tracker_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def _active_tracker_uri() -> str:
+    """The active ZenML stack's MLflow tracking URI, with a remote server's credentials configured."""
     from zenml.client import Client
 
-    if Client().active_stack.experiment_tracker is None:  # a fresh store: set up the embedded stack
-        ensure_stack()
     tracker = Client().active_stack.experiment_tracker
     if tracker is None:
         from deepsynth.errors import ConfigError
@@ -97,7 +144,4 @@ def use_stack_tracking() -> str:
         raise ConfigError("the active ZenML stack has no experiment tracker: register an MLflow one")
     if hasattr(tracker, "configure_mlflow"):  # a remote server's credentials (from ZenML secrets), as steps get them
         tracker.configure_mlflow()
-    uri = tracker.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
+    return tracker.get_tracking_uri()

@@ -7,6 +7,9 @@ Shared by :func:`pipelines.run.run_pipeline` and
 from __future__ import annotations
 
 import importlib
+import os
+import time
+import uuid
 from typing import Any
 
 from deepsynth.errors import DataValidationError, DeepSynthError
@@ -78,23 +81,64 @@ def summarize(run: Any) -> dict[str, Any]:
         summary["adapter"] = {"path": str(adapter.path), **adapter.summary()}
     evaluation = _loaded_output(run, "evaluate_adapter", "evaluation")
     if evaluation is not None:
+        from deepsynth.evaluation.report import verdict
+
         summary["evaluation"] = {system: {k: round(v, 4) for k, v in metrics.items() if k in KEY_METRICS}
                                  for system, metrics in evaluation.systems.items()}
+        summary["evaluation_verdict"] = verdict(evaluation)[1]
     registration = _loaded_output(run, "export_and_register", "registration")
     if registration is not None:
         summary["registration"] = registration
-        summary["browse"] = browse_hints(registration["name"])
+    reports = report_locations(run)
+    if reports:
+        summary["reports"] = reports
+    summary["browse"] = browse_hints(registration["name"] if registration else None)
     return summary
 
 
-def browse_hints(model_name: str) -> dict[str, str]:
-    """Commands that show the registered versions (CLI, MLflow UI) and use the champion."""
+#: The HTML reports a run writes: step, output artifact, file inside the artifact's folder.
+REPORTS = {"validation": ("validate_dataset", "validation_report", "report.html"),
+           "evaluation": ("evaluate_adapter", "evaluation_report", "output.html")}
+
+
+def report_locations(run: Any) -> dict[str, dict[str, str]]:
+    """Where each report of ``run`` is: its HTML file and its page in MLflow's UI (``deepsynth ui``)."""
+    from pathlib import Path
+
+    from pipelines.dashboards import mlflow_run_url
+
+    out = {}
+    for name, (step, output, filename) in REPORTS.items():
+        artifact = step_output(run, step, output)
+        if artifact is None:
+            continue
+        entry = {}
+        if (Path(artifact.uri) / filename).is_file():
+            entry["file"] = str(Path(artifact.uri) / filename)
+        metadata = run.steps[step].run_metadata
+        if metadata.get("mlflow_run_id") and metadata.get("mlflow_experiment_id"):
+            entry["mlflow_ui"] = mlflow_run_url(str(metadata["mlflow_experiment_id"]), str(metadata["mlflow_run_id"]))
+        if entry:
+            out[name] = entry
+    return out
+
+
+def browse_hints(model_name: str | None) -> dict[str, str]:
+    """Commands that browse runs, reports and registered versions, each working as printed."""
+    import shlex
+
     from zenml.client import Client
 
+    from pipelines.dashboards import mlflow_ui_command, printable
+
+    hints = {"ui": "deepsynth ui   (MLflow UI on http://127.0.0.1:5000, ZenML dashboard on http://127.0.0.1:8237)",
+             "zenml": f"ZENML_CONFIG_PATH={shlex.quote(os.environ['ZENML_CONFIG_PATH'])} zenml pipeline runs list"}
     tracker = Client().active_stack.experiment_tracker
-    hints = {"cli": "deepsynth models list", "summarize": f"deepsynth summarize --model models:/{model_name}@champion FILE.txt"}
     if tracker is not None:
-        hints["mlflow_ui"] = f"mlflow ui --backend-store-uri {tracker.get_tracking_uri()}"
+        hints["mlflow_ui"] = printable(mlflow_ui_command(tracker.get_tracking_uri()))
+    if model_name:
+        hints["models"] = "deepsynth models list"
+        hints["summarize"] = f"deepsynth summarize --model models:/{model_name}@champion FILE.txt"
     return hints
 
 
@@ -121,19 +165,47 @@ def run_failure(pipeline_name: str, run: Any, exc: Exception) -> DeepSynthError:
     return PipelineFailed(f"pipeline {pipeline_name} failed: {message or exc}", summary, exit_code=code)
 
 
-def run_and_summarize(pipeline: Any, params: dict[str, Any]) -> dict[str, Any]:
+def run_name_for(pipeline_name: str, template: str | None) -> str:
+    """The run's final name, known before it starts: the config's ``run_name`` with ``{date}``/``{time}``
+    filled in, else the pipeline name, the time and a random suffix (so concurrent runs never share one)."""
+    from zenml.utils.string_utils import format_name_template
+
+    if template:
+        return format_name_template(template)
+    return f"{pipeline_name}-{time.strftime('%Y_%m_%d-%H_%M_%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def run_and_summarize(pipeline: Any, params: dict[str, Any], run_name: str | None = None) -> dict[str, Any]:
     """Run ``pipeline`` with ``params`` and return :func:`summarize` of the run.
+
+    Runs interrupted earlier on this machine are closed first (:mod:`pipelines.interrupted_runs`).
+    A failure is reported from this run, found by its name, even when other runs of the same
+    pipeline are going.
+
+    Args:
+        pipeline: The ZenML pipeline (with its options).
+        params: Its parameters.
+        run_name: The config's ``run_name`` template (default: pipeline name, time and a random suffix).
 
     Raises:
         DeepSynthError: The run failed (see :func:`run_failure`); ``summary`` is attached.
     """
     from zenml.client import Client
 
+    from pipelines.interrupted_runs import close_interrupted_runs, recorded_run
+
     client = Client()
+    close_interrupted_runs(client)
+    name = run_name_for(pipeline.name, run_name)
     try:
-        run = pipeline(**params)
+        with recorded_run(name):
+            run = pipeline.with_options(run_name=name)(**params)
     except Exception as exc:
-        error = run_failure(pipeline.name, client.get_pipeline(pipeline.name).last_run, exc)
+        try:
+            own = client.get_pipeline_run(name)
+        except KeyError:  # failed before ZenML created the run
+            raise exc from None
+        error = run_failure(pipeline.name, own, exc)
         if error is exc:
             raise
         raise error from exc

@@ -54,6 +54,4 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
         )
         options["model"] = zenml_model(config.register.model_name)
     options.update(pipeline_options(config))  # images, GPU steps, schedule; checks tracking
-    if config.run_name:
-        options["run_name"] = config.run_name
-    return run_and_summarize(pipeline.with_options(**options), params)
+    return run_and_summarize(pipeline.with_options(**options), params, run_name=config.run_name)

@@ -1,4 +1,5 @@
-"""Helpers the steps share: where to write folder outputs, and the MLflow run of the stack's tracker."""
+"""Helpers the steps share: where to write folder outputs, the MLflow run of the stack's tracker, and
+which run and model version a report describes."""
 
 from __future__ import annotations
 
@@ -31,3 +32,31 @@ def active_mlflow_run() -> Any | None:
     except ImportError:
         return None
     return mlflow.active_run()
+
+
+def _model_version() -> Any | None:
+    """The run's ZenML Model Control Plane version (``None`` without a model or outside a run)."""
+    try:
+        return get_step_context().model_version
+    except RuntimeError:  # no step context: called directly
+        return None
+
+
+def zenml_model_version() -> str | None:
+    """The run's ZenML Model Control Plane version number, if the pipeline has a model."""
+    version = _model_version()
+    return str(version.number) if version is not None and version.number is not None else None
+
+
+def report_context(**about: Any) -> dict[str, Any]:
+    """The header of a report this step writes: the run (name and id), the model version, then ``about``."""
+    context: dict[str, Any] = {}
+    try:
+        run = get_step_context().pipeline_run
+        context["run"] = f"{run.name} ({run.id})"
+    except RuntimeError:  # called outside a pipeline run
+        pass
+    version = _model_version()
+    if version is not None and version.number is not None:
+        context["model version"] = f"{version.model.name} v{version.number} (ZenML)"
+    return {**context, **about}

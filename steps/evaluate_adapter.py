@@ -15,7 +15,7 @@ from deepsynth.evaluation.scoring import EvaluationResult, evaluate
 from deepsynth.evaluation.metrics import assert_finite
 from deepsynth.evaluation.report import render_html
 from deepsynth.inference.loading import load_adapter_model
-from steps.common import active_mlflow_run
+from steps.common import active_mlflow_run, report_context
 
 
 @step(enable_cache=False)
@@ -31,7 +31,10 @@ def evaluate_adapter(
     result = evaluate(loaded, documents, generation=cfg.generation, k=cfg.lead_k, include_base=cfg.include_base, progress=True)
     for system, metrics in result.systems.items():
         assert_finite(metrics, f"evaluation of {system}")
-    report = render_html(result, loss_curve=adapter.metrics.get("loss_curve"), documents=documents, max_samples=cfg.report_samples)
+    context = report_context(**{"data source": dataset.manifest.get("source"), "mode": mode,
+                                "adapter sha256": adapter.sha256(), "split": cfg.split})
+    report = render_html(result, loss_curve=adapter.metrics.get("loss_curve"), documents=documents,
+                         max_samples=cfg.report_samples, context=context)
     if active_mlflow_run():
         import mlflow
 

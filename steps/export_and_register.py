@@ -16,16 +16,7 @@ from deepsynth.export.exporter import ExportResult, export_adapter
 from deepsynth.registry.config import RegisterConfig
 from deepsynth.registry.model_registry import promote_if_better, register_package
 from deepsynth.retry import retry_transient
-from steps.common import output_dir
-
-
-def _zenml_model_version() -> str | None:
-    """The run's ZenML Model Control Plane version number, if the pipeline has a model."""
-    try:
-        model = get_step_context().model
-    except (RuntimeError, AttributeError):
-        return None
-    return str(model.number) if model is not None and model.number is not None else None
+from steps.common import output_dir, zenml_model_version
 
 
 @step(enable_cache=False)
@@ -55,12 +46,13 @@ def export_and_register(
         package_name=export_settings.package_name,
         metrics=metrics,
         dataset=dataset.path,
+        generation=evaluation.config.get("generation"),
     )
     try:
         run_id = str(get_step_context().pipeline_run.id)
     except RuntimeError:
         run_id = None
-    zenml_version = _zenml_model_version()
+    zenml_version = zenml_model_version()
     tags = {"zenml_model_version": zenml_version} if zenml_version else {}
     registration = retry_transient(
         lambda: register_package(export.output_dir, cfg.model_name, tags=tags, metrics=metrics, pipeline_run_id=run_id),

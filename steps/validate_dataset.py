@@ -12,7 +12,7 @@ from deepsynth.validation import config as validation_config, html, report, rule
 from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.validation import ValidationConfig, ValidationReport
-from steps.common import active_mlflow_run, output_dir
+from steps.common import active_mlflow_run, output_dir, report_context
 
 VALIDATE_CACHE = CachePolicy(source_dependencies=[validation_config, html, report, rules, suite, validate])
 
@@ -32,6 +32,8 @@ def validate_dataset(
         output_dir("valid"),
         prior_rejects=documents.rejects,
     )
+    outcome.report.context = report_context(**{"data source": documents.source,
+                                               "modes": ", ".join(rendered.manifest.get("settings", {}).get("modes", []))})
     if active_mlflow_run():
         import mlflow
 

@@ -60,7 +60,7 @@ def test_render_command_standalone(tmp_path, write_jsonl, make_docs, capsys):
     assert main(["render", str(path), "--out", str(tmp_path / "out"), "--mode", "small", "--png", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["documents"] == 4 and summary["pages"] == 4
-    assert summary["missing_glyph_documents"] == [{"id": "glyphless", "code_points": [0x13000, 0x13001]}]
+    assert summary["missing_glyph_documents"] == [{"id": "glyphless", "code_points": ["U+13000", "U+13001"]}]
     assert len(list((tmp_path / "out" / "png").glob("*-small-0.png"))) == 4
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from deepsynth.data.rendered import RenderedDocument
-from deepsynth.evaluation.result import ADAPTER, EvaluationResult
+from deepsynth.evaluation.result import ADAPTER, BASE, EvaluationResult
 from deepsynth.evaluation.metrics import SYSTEM_METRICS
+from deepsynth.report_header import header_html
 
 THUMB_WIDTH = 240
 
@@ -111,9 +112,21 @@ def _samples(result: EvaluationResult, documents: Sequence[RenderedDocument], ma
     return "".join(cards)
 
 
+def verdict(result: EvaluationResult, metric: str = "rouge_l") -> tuple[bool, str]:
+    """Whether the adapter beats every other system on ``metric``, and that said in one plain sentence."""
+    ours = result.systems[ADAPTER].get(metric, float("nan"))
+    names = {BASE: "the untrained base model"}
+    ahead = [(names.get(system, f"the {system} baseline"), metrics[metric]) for system, metrics in result.systems.items()
+             if system != ADAPTER and metric in metrics and not ours > metrics[metric]]
+    if not ahead:
+        return True, f"The adapter beats every baseline on {metric} ({ours:.4f})."
+    others = " and ".join(f"{name} ({score:.4f})" for name, score in ahead)
+    return False, f"The adapter scores below {others} on {metric} ({ours:.4f}): it is not yet worth deploying."
+
+
 def render_html(result: EvaluationResult, *, loss_curve: Sequence[Sequence[float]] | None = None,
                 documents: Sequence[RenderedDocument] = (), title: str = "DeepSynth evaluation",
-                max_samples: int = 4) -> str:
+                max_samples: int = 4, context: dict[str, Any] | None = None) -> str:
     """The evaluation report as one self-contained HTML page.
 
     Args:
@@ -122,6 +135,7 @@ def render_html(result: EvaluationResult, *, loss_curve: Sequence[Sequence[float
         documents: The evaluated documents (first pages become thumbnails).
         title: Page title.
         max_samples: Documents shown with reference and generated summaries side by side.
+        context: What was evaluated (run, model version, data source, mode), shown as the header.
 
     Returns:
         HTML text.
@@ -132,14 +146,18 @@ def render_html(result: EvaluationResult, *, loss_curve: Sequence[Sequence[float
                       f"{html.escape(cap)}</figcaption></figure>"
                       for cap, img in (("training loss", loss), ("ROUGE-L distribution", dist)) if img)
     config = html.escape(", ".join(f"{k}={v}" for k, v in result.config.items() if k != "generation"))
+    good, sentence = verdict(result)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>
 body {{ font-family: sans-serif; margin: 1.5em; }} table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }} tr.adapter {{ background: #eef6ff; }}
+.verdict {{ padding: .5em .8em; border-radius: .3em; }} .good {{ background: #e3f6e3; }} .bad {{ background: #fbdddd; }}
+table.report-header th {{ text-align: left; }}
 figure {{ display: inline-block; margin: 0 1em 1em 0; }} .sample {{ display: flex; gap: 1em; margin-bottom: 1em;
 border-top: 1px solid #ddd; padding-top: .5em; }} dt {{ font-weight: bold; }} dd {{ margin: 0 0 .4em 1em; }}
 </style></head><body>
-<h1>{html.escape(title)}</h1><p>{config}</p>
+<h1>{html.escape(title)}</h1>{header_html(context or {})}
+<p class="verdict {'good' if good else 'bad'}">{html.escape(sentence)}</p><p>{config}</p>
 <h2>Metrics</h2>{_table(result)}
 <h2>Plots</h2>{figures or "<p>(no plots)</p>"}
 <h2>Samples</h2>{_samples(result, documents, max_samples) or "<p>(no documents)</p>"}

@@ -25,6 +25,7 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ inside the package: it stays identical to its manifest
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -35,26 +36,25 @@ if str(HERE) not in sys.path:  # the carried library (already first on sys.path 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: print the summary of ``--text-file`` on stdout."""
-    from deepsynth.inference.generation import GenerationConfig
-
-    defaults = GenerationConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text-file", required=True, help="UTF-8 text to summarize")
     parser.add_argument("--instruction", default=None, help="instruction (default: the one used in training)")
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="longest summary in tokens")
-    parser.add_argument("--no-repeat-ngram-size", type=int, default=defaults.no_repeat_ngram_size,
-                        help="forbid repeated n-grams of this size (0: off)")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="longest summary in tokens (default: the setting recorded in manifest.json)")
+    parser.add_argument("--no-repeat-ngram-size", type=int, default=None,
+                        help="forbid repeated n-grams of this size, 0: off (default: recorded in manifest.json)")
     parser.add_argument("--base-model", default=None, help="override the base model name or directory")
     parser.add_argument("--cache-dir", default=None, help="where the base model is cached (default: a user cache dir)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of the bare summary")
     args = parser.parse_args(argv)
 
-    from deepsynth.inference.summarizer import Summarizer
+    from deepsynth.inference.summarizer import Summarizer, recorded_generation
     from deepsynth.paths import inference_cache_dir
 
     text = Path(args.text_file).read_text(encoding="utf-8")
-    generation = GenerationConfig(max_new_tokens=args.max_new_tokens, no_repeat_ngram_size=args.no_repeat_ngram_size)
+    overrides = {"max_new_tokens": args.max_new_tokens, "no_repeat_ngram_size": args.no_repeat_ngram_size}
+    generation = dataclasses.replace(recorded_generation(HERE), **{k: v for k, v in overrides.items() if v is not None})
     summarizer = Summarizer.load(HERE, home=inference_cache_dir(args.cache_dir), device=args.device,
                                  generation=generation, base_model=args.base_model)
     summary = summarizer.summarize_text(text, args.instruction)

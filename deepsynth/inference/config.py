@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
 
-from deepsynth.configuration import knob
+from deepsynth.configuration import from_dict, knob
 from deepsynth.errors import ConfigError
 
 
@@ -23,3 +24,12 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1 or self.batch_size < 1 or self.no_repeat_ngram_size < 0:
             raise ConfigError("generation: max_new_tokens and batch_size must be >= 1, no_repeat_ngram_size >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as recorded in an export package's manifest."""
+        return asdict(self)
+
+    @classmethod
+    def from_recorded(cls, values: Mapping[str, Any] | None, source: str | None = None) -> "GenerationConfig":
+        """Settings recorded by :meth:`to_dict` (defaults for what is missing); unknown keys are errors."""
+        return from_dict(cls, values, source=source, prefix="generation")

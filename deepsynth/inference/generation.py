@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -142,10 +143,13 @@ def generate_with_stats(
         if config.no_repeat_ngram_size:
             kwargs["no_repeat_ngram_size"] = config.no_repeat_ngram_size
         began = time.perf_counter()
-        generated = model.generate(
-            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=config.max_new_tokens,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **kwargs,
-        )
+        with warnings.catch_warnings():
+            # The prompt is image embeddings: n-grams are meant to be checked on the summary only.
+            warnings.filterwarnings("ignore", message="Passing `no_repeat_ngram_size` with `inputs_embeds`")
+            generated = model.generate(
+                inputs_embeds=embeds, attention_mask=mask, max_new_tokens=config.max_new_tokens,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **kwargs,
+            )
         decode_share = (time.perf_counter() - began) / len(rows)
         for i, ids in enumerate(generated.tolist()):
             if tokenizer.eos_token_id in ids:

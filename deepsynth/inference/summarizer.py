@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -18,6 +19,8 @@ from deepsynth.rendering.config import RenderSettings
 from deepsynth.rendering.renderer import DocumentRenderer
 
 RENDER_SETTINGS_FILE = "render_settings.json"
+
+logger = logging.getLogger(__name__)
 
 
 def render_settings_for(directory: Path | None, mode: str | None) -> RenderSettings:
@@ -39,38 +42,51 @@ def render_settings_for(directory: Path | None, mode: str | None) -> RenderSetti
     return RenderSettings(**{**values, "modes": modes, "workers": 1})
 
 
-def _find_package_root(root: Path) -> Path:
-    hits = sorted(root.rglob("manifest.json"), key=lambda p: len(p.parts))
-    if not hits:
-        raise DeepSynthError(f"{root}: the downloaded model holds no export package (no manifest.json)")
-    return hits[0].parent
+def recorded_generation(directory: Path | None) -> GenerationConfig:
+    """Decoding settings recorded in a package's manifest (the evaluation's), else the defaults."""
+    manifest = directory / "manifest.json" if directory is not None else None
+    if manifest is None or not manifest.is_file():
+        return GenerationConfig()
+    return GenerationConfig.from_recorded(json.loads(manifest.read_text()).get("generation"), source=str(manifest))
 
 
-def resolve_ref(ref: str | os.PathLike, work_dir: str | os.PathLike) -> Path:
-    """Turn a model reference into a verified local package (or adapter) directory.
+def resolve_ref(ref: str | os.PathLike, work_dir: str | os.PathLike, *, allow_unverified: bool = False) -> Path:
+    """Turn a model reference into a verified local package directory.
 
     Args:
-        ref: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` (through the configured MLflow tracking URI),
-            a zip package, an export directory (verified against its manifest) or a trainer output directory.
+        ref: ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` (through the configured MLflow tracking URI;
+            verified against its manifest and the registry version's tags), a zip package or an export
+            directory (verified against its manifest), or, only with ``allow_unverified``, a folder without
+            a manifest (a trainer output directory).
         work_dir: Scratch directory for downloads and extraction.
+        allow_unverified: Load a local folder that has no manifest (nothing in it is verified).
 
     Returns:
         The directory to load.
+
+    Raises:
+        PackageError: The package fails verification, or a folder has no manifest and no opt-in.
     """
-    from deepsynth.export.package import MANIFEST, open_package
+    from deepsynth.export.package import MANIFEST, PackageError, open_package
 
     text = str(ref)
     work_dir = Path(work_dir)
     if text.startswith("models:/"):
-        import mlflow
+        from deepsynth.registry.model_registry import fetch_package
 
-        downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=str(work_dir / "download")))
-        return open_package(_find_package_root(downloaded))
+        return Path(fetch_package(text, work_dir / "download")["path"])
     path = Path(text)
     if path.is_file():
         return open_package(path, dest=work_dir / "package")
     if path.is_dir():
-        return open_package(path) if (path / MANIFEST).is_file() else path
+        if (path / MANIFEST).is_file():
+            return open_package(path)
+        if not allow_unverified:
+            raise PackageError(f"{path}: no {MANIFEST}, so nothing in it can be verified. Export it "
+                               "(deepsynth export) or, for a folder you trust, ask for an unverified load "
+                               "(allow_unverified=True; --allow-unverified on the command line)")
+        logger.warning("%s: loading a folder without a manifest, unverified (allow_unverified)", path)
+        return path
     raise DeepSynthError(f"{ref}: neither models:/NAME/VERSION, models:/NAME@ALIAS, a zip package nor a directory")
 
 
@@ -80,20 +96,21 @@ class Summarizer:
     Args:
         loaded: The model (see :func:`load_adapter_model`).
         render: How texts become pages.
-        generation: Decoding settings.
+        generation: Decoding settings (default: the ones recorded in the package).
     """
 
     def __init__(self, loaded: LoadedModel, render: RenderSettings | None = None,
                  generation: GenerationConfig | None = None):
         self.loaded = loaded
         self.render = render or render_settings_for(loaded.adapter_dir, loaded.mode)
-        self.generation = generation or GenerationConfig()
+        self.generation = generation or recorded_generation(loaded.adapter_dir)
         self._renderer = DocumentRenderer(self.render)
         self._work_dir: str | None = None
 
     @classmethod
     def load(cls, ref: str | os.PathLike, *, home: str | os.PathLike | None = None, device: str = "cpu",
-             generation: GenerationConfig | None = None, base_model: str | None = None) -> "Summarizer":
+             generation: GenerationConfig | None = None, base_model: str | None = None,
+             allow_unverified: bool = False) -> "Summarizer":
         """Load from a local export directory, a zip package, or ``models:/NAME/VERSION`` / ``models:/NAME@ALIAS``.
 
         Packages are verified (manifest hashes, safe extraction) before anything is loaded.
@@ -102,15 +119,16 @@ class Summarizer:
             ref: The model reference.
             home: DeepSynth cache root (for the ``tiny`` base profile).
             device: ``cpu`` or ``cuda``.
-            generation: Decoding settings.
+            generation: Decoding settings (default: the ones recorded in the package).
             base_model: Override the base model the adapter names.
+            allow_unverified: Also load a local folder without a manifest (see :func:`resolve_ref`).
 
         Returns:
             The summarizer.
         """
         work_dir = tempfile.mkdtemp(prefix="deepsynth-summarizer-")
         try:
-            directory = resolve_ref(ref, work_dir)
+            directory = resolve_ref(ref, work_dir, allow_unverified=allow_unverified)
             loaded = load_adapter_model(directory, base_model=base_model, home=home, device=device)
         except BaseException:
             shutil.rmtree(work_dir, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from deepsynth.report_header import header_html
 from deepsynth.validation.report import ValidationReport
 
 _STYLE = """
@@ -38,6 +39,7 @@ def render_report_html(report: ValidationReport) -> str:
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>DeepSynth validation report</title>",
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>Validation report <span class='badge {verdict}'>{'PASSED' if report.success else 'FAILED'}</span></h1>",
+        header_html(report.context),
         "<table><tr><th>ingested</th><th>valid</th><th>quarantined</th><th>pages</th><th>truncated</th>"
         "<th>missing glyphs</th></tr>",
         f"<tr><td>{report.ingested}</td><td>{report.valid}</td><td>{report.quarantined}</td><td>{report.pages}</td>"
@@ -61,7 +63,7 @@ def render_report_html(report: ValidationReport) -> str:
         parts.append("<h2>Documents with missing glyphs</h2>"
                      "<table><tr><th>id</th><th>split</th><th>code points</th></tr>")
         for doc in report.missing_glyphs[:MAX_QUARANTINE_ROWS]:
-            points = " ".join(f"U+{cp:04X}" for cp in doc["code_points"])
+            points = " ".join(doc["code_points"])
             parts.append(f"<tr><td>{escape(str(doc['id']))}</td><td>{escape(str(doc['split']))}</td>"
                          f"<td>{escape(points)}</td></tr>")
         parts.append("</table>")

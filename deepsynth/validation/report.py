@@ -59,6 +59,7 @@ class ValidationReport:
         failures: One readable line per failed dataset-level check.
         quarantine: One entry per rejected document: ``{id, split, mode, reason, field, stage, ...}``.
         config: The thresholds used.
+        context: What the report is about (run, data source, modes), shown as its header.
     """
 
     success: bool
@@ -73,6 +74,7 @@ class ValidationReport:
     failures: list[str] = field(default_factory=list)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
 
     def quarantine_by_field(self) -> dict[str, int]:
         """Number of quarantined documents per offending field."""

@@ -6,12 +6,15 @@ sends the whole document (every mode it was rendered in) to quarantine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
+import sys
 import unicodedata
 import warnings
 from dataclasses import dataclass
+from typing import Iterator
 
 from PIL import Image
 
@@ -37,16 +40,50 @@ def expected_page_size(mode: str) -> tuple[int, int] | None:
 _SPACE = re.compile(r"\s+")
 
 
+@functools.lru_cache(maxsize=1)
+def _punctuation_to_space() -> dict[int, str]:
+    """``str.translate`` table: every punctuation code point (category P*) to a space."""
+    return {cp: " " for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)).startswith("P")}
+
+
 def normalize_text(text: str) -> str:
     """Casefold, drop punctuation and collapse whitespace, for near-duplicate (leakage) detection."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
+    text = text.translate(_punctuation_to_space())
     return _SPACE.sub(" ", text).strip()
+
+
+def _normalized_words(text: str, chunk: int) -> Iterator[str]:
+    """The words of :func:`normalize_text` (``text``), a piece of about ``chunk`` characters at a time.
+
+    Pieces end just after a whitespace character: normalization, case folding and punctuation
+    never join characters across one, so the words are those of the whole text.
+    """
+    start = 0
+    while start < len(text):
+        end = len(text)
+        if end - start > chunk:
+            space = _SPACE.search(text, start + chunk)
+            end = space.end() if space else end
+        piece = unicodedata.normalize("NFKC", text[start:end]).casefold().translate(_punctuation_to_space())
+        yield from piece.split()
+        start = end
+
+
+def normalized_digest(text: str, chunk: int = 1 << 20) -> str:
+    """``text_digest(normalize_text(text))``, without building the normalized text (a 200 MB one took GBs)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for i, word in enumerate(_normalized_words(text, chunk)):
+        digest.update((" " + word if i else word).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def text_digest(text: str) -> str:
     """Short stable digest of a text (documents are compared by digest, not kept in memory)."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(digest_size=16)
+    for start in range(0, len(text), 1 << 20):  # a slice at a time: a huge text is not encoded whole
+        digest.update(text[start:start + (1 << 20)].encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def stripped_len(value: str | None) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from deepsynth.code_points import code_points
 from deepsynth.data.rendered import MANIFEST, RenderedDataset, RenderedDatasetWriter
 from deepsynth.validation import rules
 from deepsynth.validation.config import ValidationConfig
@@ -124,7 +125,7 @@ def validate_dataset(
         rows_valid=len(valid),
         pages=sum(d.pages for d in valid_docs),
         truncated=sum(d.truncated for d in valid_docs),
-        missing_glyphs=[{"id": d.id, "split": d.split, "code_points": sorted(d.missing_glyphs),
+        missing_glyphs=[{"id": d.id, "split": d.split, "code_points": code_points(d.missing_glyphs),
                          "characters": "".join(map(chr, sorted(d.missing_glyphs)))}
                         for d in valid_docs if d.missing_glyphs],
         checks=checks,
@@ -196,7 +197,7 @@ def _find_or_add(docs: list[_Doc], by_id: dict[Any, list[int]], row: dict[str, A
             return docs[index]
     doc = _Doc(
         index=len(docs), id=row["id"], split=row["split"], signature=signature,
-        text_digest=rules.text_digest(text.strip()), norm_digest=rules.text_digest(rules.normalize_text(text)),
+        text_digest=rules.text_digest(text.strip()), norm_digest=rules.normalized_digest(text),
         problems=rules.check_document(row["id"], text, summary, config.max_summary_to_text_ratio),
         features={
             "id": row["id"], "split": row["split"], "text_chars": rules.stripped_len(text),

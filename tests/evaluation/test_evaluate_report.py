@@ -77,3 +77,27 @@ def test_html_report_has_table_plots_and_side_by_side_samples(result, test_docs,
     for system in result.systems:
         assert system in text
     assert result.rows_for("adapter")[1]["prediction"] in text
+
+
+def test_report_says_what_it_is_and_plainly_when_the_adapter_is_worse(result):
+    # On these documents lead-1 copies the reference (ROUGE-L 1.0): the tiny adapter cannot beat it.
+    context = {"run": "training-2026_11_30 (1234)", "model version": "deepsynth-summarizer v3 (ZenML)",
+               "data source": "aclsum", "mode": "tiny"}
+    parser = _Images()
+    parser.feed(render_html(result, context=context))
+    text = " ".join(" ".join(parser.text).split())
+    for key, value in context.items():
+        assert f"{key} {value}" in text
+    assert "The adapter scores below" in text and "the lead_1 baseline (1.0000)" in text
+    assert "not yet worth deploying" in text
+
+
+def test_verdict_names_every_system_the_adapter_does_not_beat():
+    from deepsynth.evaluation.report import verdict
+
+    scores = EvaluationResult({"adapter": {"rouge_l": 0.2}, "base": {"rouge_l": 0.25}, "lead_3": {"rouge_l": 0.1}})
+    good, sentence = verdict(scores)
+    assert not good and sentence.startswith("The adapter scores below the untrained base model (0.2500) on rouge_l")
+    assert "lead_3" not in sentence
+    scores.systems["adapter"]["rouge_l"] = 0.3
+    assert verdict(scores) == (True, "The adapter beats every baseline on rouge_l (0.3000).")

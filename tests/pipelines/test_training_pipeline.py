@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -10,7 +18,8 @@ import pytest
 from deepsynth_cli import main
 
 pytestmark = pytest.mark.slow
-CONFIG = str(Path(__file__).parents[2] / "configs" / "quickstart.yaml")
+ROOT = Path(__file__).parents[2]
+CONFIG = str(ROOT / "configs" / "quickstart.yaml")
 SMALL = [
     "ingest.max_documents=4", "validate.min_valid_rows=3", "render.max_pages=1",
     "train.num_epochs=2", "evaluate.max_documents=2", "evaluate.generation.max_new_tokens=8",
@@ -41,7 +50,11 @@ def test_quickstart_trains_evaluates_registers_and_serves(zenml_client, capsys, 
     registration = summary["registration"]
     assert (registration["name"], registration["version"], registration["created"]) == ("e2e-summarizer", "1", True)
     assert registration["promotion"]["promoted"] is True
-    assert summary["browse"]["mlflow_ui"].startswith("mlflow ui --backend-store-uri sqlite:")
+    assert "The adapter" in summary["evaluation_verdict"]
+    for report in ("validation", "evaluation"):
+        page = Path(summary["reports"][report]["file"]).read_text()
+        assert summary["run_id"] in page and "data source" in page  # the header says which run it describes
+    assert_mlflow_ui_command_works_as_printed(summary)
 
     # ZenML Model Control Plane <-> MLflow registry, cross-referenced both ways.
     zenml_version = zenml_client.get_model_version("e2e-summarizer", "latest")
@@ -79,3 +92,34 @@ def test_quickstart_trains_evaluates_registers_and_serves(zenml_client, capsys, 
     assert code == 4 and "quality gate: e2e-summarizer v" in captured.err and "was not promoted" in captured.err
     assert "check_promotion" in captured.out
     assert cli_json(capsys, "models", "show", "e2e-summarizer@champion")[1]["version"] == champion
+
+
+def assert_mlflow_ui_command_works_as_printed(summary):
+    """Start the run summary's ``mlflow ui`` command (on a free port) and find each report it points at."""
+    command = shlex.split(summary["browse"]["mlflow_ui"])
+    assert Path(ROOT, command[0]).is_file() and command[1] == "ui"  # .venv/bin/mlflow, as a user types it
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command[command.index("--port") + 1] = str(port)
+    server = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300  # a loaded 2-core machine can take minutes to start its worker
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5):
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "mlflow ui did not start"
+                time.sleep(0.5)
+        for report, folder in (("validation", "validation"), ("evaluation", "evaluation")):
+            run_id = re.search(r"/runs/(\w+)/artifacts$", summary["reports"][report]["mlflow_ui"]).group(1)
+            url = f"{base}/ajax-api/2.0/mlflow/artifacts/list?run_id={run_id}&path={folder}"
+            with urllib.request.urlopen(url, timeout=30) as response:
+                files = [f["path"] for f in json.loads(response.read())["files"]]
+            assert f"{folder}/report.html" in files
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)

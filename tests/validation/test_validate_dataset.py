@@ -174,7 +174,7 @@ def test_missing_glyph_fraction_fails_and_lists_code_points(row, dataset, tmp_pa
     outcome = _run(dataset, rows, tmp_path)
     assert not outcome.report.success
     assert outcome.report.missing_glyphs == [
-        {"id": "cjk", "split": "train", "code_points": [0x4E2D, 0x6587], "characters": "中文"}]
+        {"id": "cjk", "split": "train", "code_points": ["U+4E2D", "U+6587"], "characters": "中文"}]
     assert "missing_glyph_fraction: observed 0.2500, required <= 0.02" in outcome.report.failures[0]
     relaxed = _run(dataset, rows, tmp_path, ValidationConfig(max_missing_glyph_fraction=0.25))
     assert relaxed.report.success
@@ -198,6 +198,10 @@ def test_html_report_shows_failing_check_and_quarantine(row, dataset, tmp_path):
     assert "empty or whitespace-only text" in html
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>" not in html
     assert "<link" not in html and "src=" not in html  # self-contained
+    report.context = {"run": "data-2026_11_30 (42)", "data source": "papers.csv", "modes": "tiny"}
+    headed = render_report_html(report)
+    for key, value in report.context.items():
+        assert f"<tr><th>{key}</th><td>{value}</td></tr>" in headed
 
 
 def test_report_round_trips_through_json(row, dataset, tmp_path):

@@ -1,0 +1,106 @@
+"""Browsing the registry: ``deepsynth models list/show`` against a bare ``MlflowClient`` on the same store.
+
+    python -m benchmarks.registry_browse [--versions 5] [--repeats 5]
+
+Sets up a fresh home (the embedded local stack, MLflow on SQLite), registers one model with
+``--versions`` versions (metric tags, a champion alias), then times each command as a user runs
+it (a new process, ``--json``) and a new Python process doing the same look-up with a bare
+``MlflowClient``, interleaved: the median wall and CPU time of ``--repeats`` runs each (CPU time
+is the steadier figure on a shared machine). Goal: at most 1.5x.
+Writes benchmarks/results/registry_browse.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import write_result
+
+NAME = "bench-summarizer"
+# The same look-ups as the commands, with nothing else: a new interpreter, mlflow, one client.
+BARE = {
+    "list": "c.search_registered_models(); c.search_model_versions(\"name = '{name}'\")",
+    "show NAME": "c.get_registered_model('{name}'); c.search_model_versions(\"name = '{name}'\")",
+    "show NAME@champion": "c.get_model_version_by_alias('{name}', 'champion')",
+}
+COMMANDS = {"list": ["models", "list", "--json"], "show NAME": ["models", "show", NAME, "--json"],
+            "show NAME@champion": ["models", "show", f"{NAME}@champion", "--json"]}
+
+
+def _set_up(home: Path, versions: int) -> str:
+    """A home with the local stack and ``versions`` registered versions; the tracking URI."""
+    os.environ["DEEPSYNTH_HOME"] = str(home)
+    os.environ["ZENML_CONFIG_PATH"] = str(home / "zenml")
+    from mlflow import MlflowClient
+
+    from pipelines.local_stack import ensure_stack, use_stack_tracking
+
+    ensure_stack()
+    uri = use_stack_tracking()
+    client = MlflowClient(uri)
+    client.create_registered_model(NAME)
+    source = home / "package"
+    source.mkdir()
+    for i in range(versions):
+        client.create_model_version(NAME, str(source), tags={"metric.rouge_l": str(0.1 + i / 100),
+                                                             "adapter_sha256": f"{i:064x}"})
+    client.set_registered_model_alias(NAME, "champion", str(versions))
+    return uri
+
+
+def _timed(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run of ``argv`` in a new process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, timeout=300)
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _compare(cli: list[str], bare: list[str], repeats: int) -> dict[str, float]:
+    """Medians of interleaved runs (so a busy moment of the machine hits both alike) and their ratios."""
+    runs = {"deepsynth": [], "bare": []}
+    for _ in range(repeats):
+        runs["bare"].append(_timed(bare))
+        runs["deepsynth"].append(_timed(cli))
+    out = {}
+    for who, measured in runs.items():
+        out[f"{who}_wall_s"] = round(statistics.median(w for w, _ in measured), 3)
+        out[f"{who}_cpu_s"] = round(statistics.median(c for _, c in measured), 3)
+    out["wall_ratio"] = round(out["deepsynth_wall_s"] / out["bare_wall_s"], 2)
+    out["cpu_ratio"] = round(out["deepsynth_cpu_s"] / out["bare_cpu_s"], 2)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", type=int, default=5, help="registered versions of the model")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each command (the median is reported)")
+    args = parser.parse_args()
+    deepsynth = str(Path(sys.executable).with_name("deepsynth"))
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="deepsynth-browse-") as tmp:
+        uri = _set_up(Path(tmp) / "home", args.versions)
+        for what, argv in COMMANDS.items():
+            bare = (f"from mlflow import MlflowClient; c = MlflowClient({uri!r}); "
+                    + BARE[what].format(name=NAME))
+            rows[what] = row = _compare([deepsynth, *argv], [sys.executable, "-c", bare], args.repeats)
+            print(f"{what:<20} deepsynth {row['deepsynth_wall_s']:5.2f} s wall, {row['deepsynth_cpu_s']:5.2f} s CPU;  "
+                  f"bare MlflowClient {row['bare_wall_s']:5.2f} s wall, {row['bare_cpu_s']:5.2f} s CPU;  "
+                  f"ratio {row['wall_ratio']:.2f}x wall, {row['cpu_ratio']:.2f}x CPU (goal <= 1.5x)", file=sys.stderr)
+    path = write_result("registry_browse", {"versions": args.versions, "repeats": args.repeats, "goal_ratio": 1.5,
+                                            "commands": rows})
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

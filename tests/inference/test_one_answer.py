@@ -1,0 +1,74 @@
+"""One answer per question: every way of running a package decodes with the settings and instruction it records.
+
+``deepsynth summarize``, the package's ``inference.py``, the registered pyfunc model and the evaluation
+step's generation must print the same summary of the same text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from deepsynth.export import export_adapter
+from deepsynth.inference import GenerationConfig, Summarizer, generate_with_stats, load_adapter_model
+from deepsynth.inference.loading import read_trainer_config
+from deepsynth.registry.pyfunc_model import PACKAGE_ARTIFACT, DeepSynthSummarizerModel
+from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
+
+ROOT = Path(__file__).parents[2]
+TEXT = "The city council approved a new budget on Monday. It raises school funding. Critics expect higher taxes."
+# Not the library's defaults (max_new_tokens 128, no_repeat_ngram_size 0): a path that ignored the
+# recorded settings would decode differently.
+EVALUATED_WITH = GenerationConfig(max_new_tokens=9, no_repeat_ngram_size=2, batch_size=2)
+
+
+def test_the_trainer_records_the_instruction_its_documents_carried(make_rendered, tiny_config, tmp_path):
+    data = make_rendered(tmp_path / "data", n_docs=2, instruction="Summarize this paper:")
+    config = tiny_config(num_epochs=1, instruction_prompt="Summarize this text:")
+    DeepSynthLoRATrainer(config).train(data)
+    assert read_trainer_config(config.output_dir)["instruction_prompt"] == "Summarize this paper:"
+
+
+@pytest.fixture(scope="module")
+def package(trained_adapter, rendered_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("one-answer") / "export"
+    return export_adapter(trained_adapter, out, create_package=False, dataset=rendered_dataset.path,
+                          generation=EVALUATED_WITH.to_dict()).output_dir
+
+
+def test_the_package_records_generation_settings_and_instruction(package, trained_adapter):
+    manifest = json.loads((package / "manifest.json").read_text())
+    assert manifest["generation"] == EVALUATED_WITH.to_dict()
+    assert manifest["instruction"] == read_trainer_config(trained_adapter)["instruction_prompt"]
+
+
+@pytest.mark.slow
+def test_summarize_inference_py_pyfunc_and_evaluation_print_the_same_summary(package, shared_home, tmp_path):
+    library = Summarizer.load(package, home=shared_home)
+    assert library.generation == EVALUATED_WITH
+    expected = library.summarize_text(TEXT)
+    assert expected
+
+    loaded = load_adapter_model(package, home=shared_home)  # what the evaluation step generates with
+    evaluation = generate_with_stats(loaded, [library.render_text(TEXT)], EVALUATED_WITH)[0].text
+
+    pyfunc = DeepSynthSummarizerModel()
+    pyfunc.load_context(SimpleNamespace(artifacts={PACKAGE_ARTIFACT: str(package)}))
+    registered = pyfunc.predict(None, [TEXT])[0]
+
+    text_file = tmp_path / "doc.txt"
+    text_file.write_text(TEXT)
+    env = {**os.environ, "DEEPSYNTH_HOME": str(shared_home), "HF_HUB_OFFLINE": "1"}
+    script = subprocess.run([sys.executable, str(package / "inference.py"), "--text-file", str(text_file),
+                             "--cache-dir", str(shared_home)], capture_output=True, text=True, env=env, timeout=300)
+    cli = subprocess.run([sys.executable, "-m", "deepsynth_cli", "summarize", "--model", str(package), str(text_file),
+                          "--json"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert script.returncode == 0, script.stderr[-2000:]
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert evaluation == registered == script.stdout.strip() == json.loads(cli.stdout)[str(text_file)] == expected
