@@ -112,6 +112,29 @@ def _gpu_train(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _data_parallel(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for kind in ("cpu", "gpu"):
+        runs = r.get(kind) or []
+        if len(runs) < 2:
+            continue
+        one, unit = runs[0], "process" if kind == "cpu" else "GPU"
+        scaled = "; ".join(f"{x['processes']} {unit}es: {x['samples_per_s']:.2f} samples/s (**{x['speedup_samples_per_s']:.2f}x**)"
+                           .replace("GPUes", "GPUs") for x in runs[1:])
+        shared = f", the {r['cores']} cores shared" if kind == "cpu" else ""
+        rows.append((f"Data-parallel training, tiny profile, {kind.upper()}, global batch {r['global_batch']}{shared} "
+                     f"(torchrun from the train step)", "python -m benchmarks.data_parallel",
+                     f"1 {unit}: {one['samples_per_s']:.2f} samples/s", scaled))
+    default = r.get("cpu_default_threads")
+    if default:
+        rows.append(("Thread policy (free cores per process) vs torch's default threads, 1 training process, "
+                     f"load average {r.get('load_average_end', 0):.1f} on {r['cores']} cores",
+                     "python -m benchmarks.data_parallel",
+                     f"{default['threads']} threads: {default['samples_per_s']:.2f} samples/s",
+                     f"{r['cpu'][0]['samples_per_s']:.2f} samples/s: **{default['policy_speedup_samples_per_s']:.2f}x**"))
+    return rows
+
+
 def _memory(r: dict[str, Any]) -> list[Row]:
     res = r["results"]
     baseline = res.get("lora_r16", {}).get("total_gb")
@@ -125,9 +148,58 @@ def _memory(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _registry_browse(r: dict[str, Any]) -> list[Row]:
+    return [(f"`deepsynth models {what}` ({r['versions']} versions), new process each", "python -m benchmarks.registry_browse",
+             f"bare MlflowClient, same look-up: {x['bare_wall_s']} s wall, {x['bare_cpu_s']} s CPU",
+             f"{x['deepsynth_wall_s']} s wall, {x['deepsynth_cpu_s']} s CPU: **{x['wall_ratio']}x** wall, "
+             f"**{x['cpu_ratio']}x** CPU (goal ≤ {r['goal_ratio']}x)")
+            for what, x in r["commands"].items()]
+
+
+def _serve(r: dict[str, Any]) -> list[Row]:
+    seq, bat = r["sides"]["sequential"]["levels"], r["sides"]["batched"]["levels"]
+
+    def fig(x: dict[str, Any]) -> str:
+        return f"{x['requests_per_s']:.2f} req/s, p50 {x['p50_ms']:.0f} ms, p99 {x['p99_ms']:.0f} ms"
+
+    rows = [(f"Serving, {r['model']} profile on {r['device']}, {c} concurrent client(s), 2 adapters mixed, "
+             f"{r['max_new_tokens']} new tokens", "python -m benchmarks.serve", f"sequential (batch 1): {fig(seq[c])}",
+             f"batched (≤ {r['sides']['batched']['max_batch_size']}): {fig(bat[c])}: **{r['batched_vs_sequential'][c]}x**")
+            for c in bat]
+    swap = r["sides"]["batched"].get("hot_swap")
+    if swap:
+        during = swap["overlapping_swap"]
+        rows.append((f"Hot swap under load (4 clients, batched, {r['device']})", "python -m benchmarks.serve",
+                     f"requests outside the swap: {fig(swap['outside_swap'])}" if swap.get("outside_swap") else "—",
+                     f"swap {swap['swap_s']:.2f} s; {during['requests']} requests overlapping it: p50 "
+                     f"{during['p50_ms']:.0f} ms, p99 {during['p99_ms']:.0f} ms; failed {swap['all']['failed']}"))
+    return rows
+
+
+def _large_document(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name, label in (("render", "`deepsynth render`"), ("data_pipeline", "`deepsynth data` (ZenML: ingest, render, validate)")):
+        side = r["sides"].get(name)
+        if side is None:
+            continue
+        before = {p["input_mb"]: p for p in r["sides"].get(f"before_{name}", {}).get("points", [])}
+        points = "; ".join(
+            f"{p['input_mb']} MB: {p['peak_rss_mb']:.0f} MiB (**{p['growth_per_input_mb']}x** input, {p['wall_s']} s)"
+            + (f", before: {before[p['input_mb']]['peak_rss_mb']:.0f} MiB ({before[p['input_mb']]['growth_per_input_mb']}x, "
+               f"{before[p['input_mb']]['wall_s']} s)" if p["input_mb"] in before else "")
+            for p in side["points"])
+        rows.append((f"Peak RSS against input size: one single-line document, {label}, {r['mode']} mode, "
+                     f"max_pages {r['max_pages']} (growth over the baseline per MB of input)",
+                     "python -m benchmarks.large_document" + (f" --before {r['before'][:7]}" if r.get("before") else ""),
+                     f"one-sentence document: {side['baseline']['peak_rss_mb']:.0f} MiB", points))
+    return rows
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "serve": _serve, "serve_gpu": _serve,
     "render": _render, "scale": _scale, "incremental": _incremental, "train": _train, "pipeline": _pipeline, "gpu_memory": _gpu_memory,
-    "memory": _memory, "gpu_train": _gpu_train,
+    "memory": _memory, "gpu_train": _gpu_train, "registry_browse": _registry_browse, "large_document": _large_document,
+    "data_parallel": _data_parallel,
 }
 
 
