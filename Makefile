@@ -43,8 +43,12 @@ $(STAMP): pyproject.toml requirements.lock
 run: install
 	$(BIN)/deepsynth run --config configs/quickstart.yaml
 
+# One pytest-xdist worker per core, at most 4 (each holds its own ZenML store and tiny models); a test
+# module stays on one worker, so its module fixtures are built once.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Each step in its own container on a private Docker engine (root; see docker/test-containers.sh).
 test-containers: install

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 
 import pytest
 
@@ -139,13 +140,33 @@ def assert_same_adapter(got_dir, expected_dir, atol: float = 1e-6) -> None:
         torch.testing.assert_close(got[name], expected[name], atol=atol, rtol=0, msg=name)
 
 
+def mlflow_uris() -> tuple[str | None, str | None]:
+    """The tracking and registry URIs set in this process (None: not set, mlflow's default applies)."""
+    if "mlflow" not in sys.modules:
+        return None, None
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    return tracking._tracking_uri, registry._registry_uri
+
+
+def restore_mlflow_uris(saved: tuple[str | None, str | None]) -> None:
+    """Put back what :func:`mlflow_uris` returned, unset included (``mlflow.set_*_uri`` can only pin a value)."""
+    if "mlflow" not in sys.modules:
+        return
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    tracking._tracking_uri, registry._registry_uri = saved
+
+
 @contextlib.contextmanager
 def mlflow_store_at(root, experiment: str):
     """MLflow tracking and registry on a SQLite file under ``root`` (not a URI an earlier test left set),
     with ``experiment`` active; the previous URIs are restored afterwards. Yields the URI."""
     import mlflow
 
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    previous = mlflow_uris()
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -153,5 +174,4 @@ def mlflow_store_at(root, experiment: str):
     try:
         yield uri
     finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+        restore_mlflow_uris(previous)

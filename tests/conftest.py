@@ -7,6 +7,7 @@ MLflow. The shared tiny-profile adapter fixtures come from the ``adapter_support
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 _TMP = tempfile.mkdtemp(prefix="deepsynth-tests-")
@@ -18,6 +19,9 @@ from pipelines.local_stack import QUIET_DEFAULTS  # noqa: E402  (imports no ZenM
 os.environ.update(QUIET_DEFAULTS)
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # deepsynth.threads honours it: steps and launched ranks use 1 thread
+if not getattr(sys.modules.get("__main__"), "__file__", None):
+    # pytest-xdist workers run under execnet's in-memory __main__; ZenML derives its source root from __main__'s file.
+    os.environ["ZENML_CUSTOM_SOURCE_ROOT"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -36,9 +40,15 @@ except ImportError:  # pragma: no cover
 
 @pytest.fixture(autouse=True)
 def _restore_mlflow_environment():
-    """ZenML's MLflow tracker leaves MLFLOW_* variables behind after an in-process run: keep tests apart."""
+    """Keep tests apart: ZenML's MLflow tracker and the CLI's in-process commands leave MLFLOW_* variables
+    and mlflow's process-wide tracking/registry URIs behind (a registry URI left pinned sends a later
+    test's registration to another store)."""
+    from adapter_support import mlflow_uris, restore_mlflow_uris
+
     before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    uris = mlflow_uris()
     yield
+    restore_mlflow_uris(uris)
     for key in [k for k in os.environ if k.startswith("MLFLOW_") and k not in before]:
         del os.environ[key]
     os.environ.update(before)
@@ -96,3 +106,9 @@ def zenml_client():
     client = Client()
     assert Path(client.active_stack.artifact_store.path).is_relative_to(_TMP)
     return client
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules with slow tests run first (order otherwise kept), so parallel workers finish on short ones together."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

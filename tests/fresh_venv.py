@@ -1,7 +1,8 @@
 """Fresh virtualenvs made from a requirements file, as a user of an exported package or registered model would.
 
 torch==2.13.0 is installed first (a plain torch requirement would pull a multi-GB CUDA build); the
-pip cache is used; nothing is loaded from a hub.
+pip cache is used; nothing is loaded from a hub. Installs skip compiling bytecode for every file (3x
+faster for torch): the environment's first imports compile only what they use.
 """
 
 from __future__ import annotations
@@ -22,6 +23,6 @@ def fresh_python(venv: Path, requirements: Path) -> Path:
     """A new virtualenv at ``venv`` with torch==2.13.0, then ``requirements``; its python."""
     run([sys.executable, "-m", "venv", venv], timeout=120)
     python = venv / "bin" / "python"
-    run([python, "-m", "pip", "install", "--quiet", "torch==2.13.0"], timeout=600)
-    run([python, "-m", "pip", "install", "--quiet", "-r", requirements], timeout=900)
+    run([python, "-m", "pip", "install", "--quiet", "--no-compile", "torch==2.13.0"], timeout=600)
+    run([python, "-m", "pip", "install", "--quiet", "--no-compile", "-r", requirements], timeout=900)
     return python
