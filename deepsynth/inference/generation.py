@@ -80,7 +80,8 @@ def as_document(item: Any, mode: str, instruction: str | None = None, index: int
     )
 
 
-def _prompt_embeddings(loaded: LoadedModel, doc: RenderedDocument, device: torch.device) -> torch.Tensor:
+def prompt_embeddings(loaded: LoadedModel, doc: RenderedDocument, device: torch.device) -> torch.Tensor:
+    """The decoder's input embeddings for one document's prompt (vision tokens, instruction), ``(length, hidden)``."""
     model, tokenizer = loaded.model, loaded.tokenizer
     sam_size = ocr_core(model).config.vision_config.sam_config.image_size
     prepared = prepare_document(
@@ -91,6 +92,17 @@ def _prompt_embeddings(loaded: LoadedModel, doc: RenderedDocument, device: torch
     text = loaded.text_encoder([prepared.instruction]) if loaded.text_encoder is not None else None
     batch = build_batch(model, [prepared], [features], text, tokenizer.pad_token_id, device)
     return batch.inputs_embeds[0]
+
+
+def left_padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack prompt embeddings of different lengths, padded on the left for generation: ``(embeds, attention_mask)``."""
+    longest = max(r.shape[0] for r in rows)
+    embeds = rows[0].new_zeros(len(rows), longest, rows[0].shape[-1])
+    mask = torch.zeros(len(rows), longest, dtype=torch.long, device=rows[0].device)
+    for i, row in enumerate(rows):
+        embeds[i, longest - row.shape[0] :] = row
+        mask[i, longest - row.shape[0] :] = 1
+    return embeds, mask
 
 
 @torch.no_grad()
@@ -128,14 +140,9 @@ def generate_with_stats(
         encode_s, rows = [], []
         for doc in group:
             began = time.perf_counter()
-            rows.append(_prompt_embeddings(loaded, doc, device))
+            rows.append(prompt_embeddings(loaded, doc, device))
             encode_s.append(time.perf_counter() - began)
-        longest = max(r.shape[0] for r in rows)
-        embeds = rows[0].new_zeros(len(rows), longest, rows[0].shape[-1])
-        mask = torch.zeros(len(rows), longest, dtype=torch.long, device=device)
-        for i, row in enumerate(rows):
-            embeds[i, longest - row.shape[0] :] = row
-            mask[i, longest - row.shape[0] :] = 1
+        embeds, mask = left_padded(rows)
         kwargs: dict[str, Any] = {"do_sample": not config.greedy}
         if not config.greedy:
             kwargs.update(temperature=config.temperature, top_p=config.top_p)

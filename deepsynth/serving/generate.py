@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from deepsynth.inference.generation import _prompt_embeddings, as_document
+from deepsynth.inference.generation import as_document, left_padded, prompt_embeddings
 from deepsynth.inference.loading import LoadedModel
 
 
@@ -60,14 +60,9 @@ def generate_mixed(model: Any, tokenizer: Any, items: list[MixedItem], no_repeat
         One output per item, in order.
     """
     device = next(model.parameters()).device
-    rows = [_prompt_embeddings(item.loaded, as_document(item.pages, item.mode, item.instruction, i), device)
+    rows = [prompt_embeddings(item.loaded, as_document(item.pages, item.mode, item.instruction, i), device)
             for i, item in enumerate(items)]
-    longest = max(r.shape[0] for r in rows)
-    embeds = rows[0].new_zeros(len(rows), longest, rows[0].shape[-1])
-    mask = torch.zeros(len(rows), longest, dtype=torch.long, device=device)
-    for i, row in enumerate(rows):
-        embeds[i, longest - row.shape[0]:] = row
-        mask[i, longest - row.shape[0]:] = 1
+    embeds, mask = left_padded(rows)
     kwargs: dict[str, Any] = {"no_repeat_ngram_size": no_repeat_ngram_size} if no_repeat_ngram_size else {}
     generated = model.generate(
         inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max(i.max_new_tokens for i in items),
