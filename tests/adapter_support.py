@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 
 import pytest
@@ -140,33 +141,46 @@ def assert_same_adapter(got_dir, expected_dir, atol: float = 1e-6) -> None:
         torch.testing.assert_close(got[name], expected[name], atol=atol, rtol=0, msg=name)
 
 
-def mlflow_uris() -> tuple[str | None, str | None]:
-    """The tracking and registry URIs set in this process (None: not set, mlflow's default applies)."""
-    if "mlflow" not in sys.modules:
-        return None, None
+# What ``mlflow.set_tracking_uri``, ``set_registry_uri`` and ``set_experiment`` write besides their globals.
+_MLFLOW_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
+
+
+def _mlflow_globals():
+    from mlflow.tracking import fluent
     from mlflow.tracking._model_registry import utils as registry
     from mlflow.tracking._tracking_service import utils as tracking
 
-    return tracking._tracking_uri, registry._registry_uri
+    return (tracking, "_tracking_uri"), (registry, "_registry_uri"), (fluent, "_active_experiment_id")
 
 
-def restore_mlflow_uris(saved: tuple[str | None, str | None]) -> None:
-    """Put back what :func:`mlflow_uris` returned, unset included (``mlflow.set_*_uri`` can only pin a value)."""
+def mlflow_state() -> tuple:
+    """Where this process's MLflow calls go: the tracking URI, registry URI and active experiment that
+    mlflow keeps as module globals (None: unset) and the environment variables it falls back to."""
+    variables = tuple(os.environ.get(name) for name in _MLFLOW_VARIABLES)
     if "mlflow" not in sys.modules:
-        return
-    from mlflow.tracking._model_registry import utils as registry
-    from mlflow.tracking._tracking_service import utils as tracking
+        return (None, None, None, *variables)
+    return (*(getattr(module, name) for module, name in _mlflow_globals()), *variables)
 
-    tracking._tracking_uri, registry._registry_uri = saved
+
+def restore_mlflow_state(saved: tuple) -> None:
+    """Put back exactly what :func:`mlflow_state` returned, unset included (mlflow's setters can only pin)."""
+    for name, value in zip(_MLFLOW_VARIABLES, saved[3:]):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if "mlflow" in sys.modules:
+        for (module, name), value in zip(_mlflow_globals(), saved[:3]):
+            setattr(module, name, value)
 
 
 @contextlib.contextmanager
 def mlflow_store_at(root, experiment: str):
     """MLflow tracking and registry on a SQLite file under ``root`` (not a URI an earlier test left set),
-    with ``experiment`` active; the previous URIs are restored afterwards. Yields the URI."""
+    with ``experiment`` active; the previous URIs and experiment are restored afterwards. Yields the URI."""
     import mlflow
 
-    previous = mlflow_uris()
+    previous = mlflow_state()
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -174,4 +188,4 @@ def mlflow_store_at(root, experiment: str):
     try:
         yield uri
     finally:
-        restore_mlflow_uris(previous)
+        restore_mlflow_state(previous)

@@ -41,14 +41,14 @@ except ImportError:  # pragma: no cover
 @pytest.fixture(autouse=True)
 def _restore_mlflow_environment():
     """Keep tests apart: ZenML's MLflow tracker and the CLI's in-process commands leave MLFLOW_* variables
-    and mlflow's process-wide tracking/registry URIs behind (a registry URI left pinned sends a later
-    test's registration to another store)."""
-    from adapter_support import mlflow_uris, restore_mlflow_uris
+    and mlflow's process-wide tracking/registry URIs and experiment behind (a registry URI left pinned
+    sends a later test's registration to another store)."""
+    from adapter_support import mlflow_state, restore_mlflow_state
 
     before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
-    uris = mlflow_uris()
+    state = mlflow_state()
     yield
-    restore_mlflow_uris(uris)
+    restore_mlflow_state(state)
     for key in [k for k in os.environ if k.startswith("MLFLOW_") and k not in before]:
         del os.environ[key]
     os.environ.update(before)
