@@ -5,7 +5,7 @@ override, a command option), so an error names the key the way the user wrote it
 wrote it, and how to fix it. :func:`load_run_config` checks the whole configuration
 (:mod:`pipelines.config_checks`) before anything runs.
 
-YAML is read within bounds (:mod:`pipelines.yaml_bounds`): an alias bomb in a file or a ``--set``
+YAML is read within bounds (:mod:`deepsynth.yaml_bounds`): an alias bomb in a file or a ``--set``
 value is refused before it is built.
 """
 
@@ -21,7 +21,7 @@ import yaml
 from deepsynth.configuration import MAX_MESSAGE, bounded, brief, error_key, from_dict
 from deepsynth.errors import ConfigError
 from pipelines.config import RunConfig
-from pipelines.yaml_bounds import check_file_size, load_yaml
+from deepsynth.yaml_bounds import check_file_size, load_yaml
 
 def parse_override(item: str) -> tuple[list[str], Any]:
     """Split ``a.b.c=value`` into a key path and a YAML-parsed value (no aliases)."""

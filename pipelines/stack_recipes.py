@@ -19,7 +19,7 @@ import yaml
 
 from deepsynth.errors import ConfigError
 from pipelines.env_vars import expand, required_vars
-from pipelines.yaml_bounds import check_file_size, load_yaml
+from deepsynth.yaml_bounds import check_file_size, load_yaml
 
 RECIPES = Path(__file__).parents[1] / "configs" / "stacks"
 RECIPE_KEYS = {"name", "description", "components", "secrets"}

@@ -53,12 +53,13 @@ class ServeConfig:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "ServeConfig":
         """Build from a YAML file whose ``serve`` section holds the knobs."""
-        import yaml
+        from deepsynth.yaml_bounds import check_file_size, load_yaml
 
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
-        data = yaml.safe_load(path.read_text()) or {}
+        check_file_size(path)
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
         if not isinstance(data, dict) or set(data) - {"serve"}:
             raise ConfigError(f"{path}: expected one top-level section, serve")
         return cls.from_dict(data.get("serve") or {}, source=str(path))
