@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 run: install
-	$(BIN)/deepsynth run --config configs/quickstart.yaml
+	DEEPSYNTH_HOME="$${DEEPSYNTH_HOME:-$(CURDIR)/.deepsynth}" $(BIN)/deepsynth run --config configs/quickstart.yaml
 
 # One pytest-xdist worker per core, at most 4 (each holds its own ZenML store and tiny models); a test
 # module stays on one worker, so its module fixtures are built once.

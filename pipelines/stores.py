@@ -173,10 +173,22 @@ def require_ready() -> dict[str, Any] | None:
         database = zenml_dir() / "local_stores" / "default_zen_store" / "zenml.db"
         if database.is_file():
             return None  # set up before records existed: ZenML checks it
-        raise StoreError(f"no DeepSynth store in {zenml_dir()}: nothing has run with this home yet. Run "
-                         "`deepsynth run --config configs/quickstart.yaml` first, or set DEEPSYNTH_HOME to the home you used.")
+        raise StoreError(no_store_message())
     check_record(record)
     return record
+
+
+def no_store_message() -> str:
+    """Why a reading command found no store: where the home was looked for and how to get one."""
+    from deepsynth.paths import find_home
+
+    choice = find_home()
+    where = zenml_dir()
+    if where != choice.path / "zenml":
+        where = f"{where} (ZENML_CONFIG_PATH)"
+    return (f"no DeepSynth store in {where}: nothing has run with this home yet. Looked at {choice.looked()}. "
+            "Run `deepsynth run --config configs/quickstart.yaml` first, run the command in or below the directory "
+            "holding your .deepsynth/, or set DEEPSYNTH_HOME to the home you used.")
 
 
 def active_stack_id() -> str | None:
