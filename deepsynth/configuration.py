@@ -3,13 +3,17 @@
 Every config section is a ``@dataclass`` whose fields carry a ``help`` string in their
 metadata. :func:`from_dict` builds one from a mapping, recursing into nested dataclass
 fields, and rejects unknown keys and wrongly typed values with a message that names the
-source file and the dotted key.
+source file and the dotted key. A section that derives from :class:`Section` also refuses,
+on assignment, a name it does not have and a value outside a field's ``Literal`` choices.
+:func:`key_docs` lists every key with its type, default and help (the configuration reference).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import json
 import re
 import reprlib
 import types
@@ -51,6 +55,98 @@ def knob(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> A
         kwargs["default_factory"] = lambda: type(value)(value)
         return dataclasses.field(metadata={"help": help}, **kwargs)
     return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+class UnknownKeyError(ConfigError):
+    """A key its section does not have; the message lists all the section's keys, never cut.
+
+    Args:
+        where: The file and dotted key (or the option) that named it; shortened if huge.
+        key: The dotted key.
+        hint: `` (did you mean 'x'?)`` or empty.
+        known: The section's keys.
+        section: The section's dotted name; empty for the top level.
+    """
+
+    def __init__(self, where: str, key: str, hint: str, known: list[str], section: str):
+        self.where, self.hint, self.known, self.section = where, hint, sorted(known), section
+        listing = f"known keys of {section}" if section else "known top-level keys"
+        super().__init__(f"{bounded(where, MAX_MESSAGE // 2)}: unknown key{hint}; {listing}: {', '.join(self.known)}",
+                         key=key)
+
+    def moved(self, where: str) -> UnknownKeyError:
+        """The same error, said to come from ``where`` (e.g. ``--set train.lora_rnak``)."""
+        return UnknownKeyError(where, self.key or "", self.hint, self.known, self.section)
+
+
+class UnknownSettingError(ConfigError, AttributeError):
+    """Assignment to a name a config section does not have (``config.lora_rnak = 3``)."""
+
+
+class SettingValueError(ConfigError, ValueError):
+    """Assignment of a value outside a field's ``Literal`` choices (``config.mixed_precision = "fp8"``)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _field_hints(cls: type) -> dict[str, Any]:
+    """Type hints of ``cls``'s dataclass fields (computed once per class)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _choices_refused(hint: Any, value: Any) -> list[Any] | None:
+    """The allowed values if ``value`` lies outside ``hint``'s ``Literal`` choices, else None.
+
+    In a union (``OptimizerConfig | Literal["adamw", ...]``) only values of the choices' own types
+    are checked; None passes an optional hint.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return None if value in args else list(args)
+    if origin not in (typing.Union, types.UnionType) or (value is None and type(None) in args):
+        return None
+    choices = [c for arg in args if typing.get_origin(arg) is typing.Literal for c in typing.get_args(arg)]
+    if not choices or value in choices or not any(type(value) is type(c) for c in choices):
+        return None
+    return choices
+
+
+class Section:
+    """Base of the config dataclasses: assignment is checked like a key in a file.
+
+    ``config.lora_rnak = 3`` raises :class:`UnknownSettingError` (with a did-you-mean);
+    ``config.mixed_precision = "fp8"`` raises :class:`SettingValueError` listing the allowed values,
+    on construction as on later assignment. Names starting with ``_`` are not checked.
+    """
+
+    #: How messages name the section (``train``, ``train.optimizer``); set by each subclass.
+    _section = ""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_"):
+            self._check_assignment(name, value)
+        super().__setattr__(name, value)
+
+    @classmethod
+    def settable(cls) -> list[str]:
+        """The names that may be assigned: the fields and the properties (shorthands) of the class."""
+        properties = [name for name in dir(cls) if isinstance(getattr(cls, name, None), property)]
+        return sorted([*_field_hints(cls), *properties])
+
+    def _check_assignment(self, name: str, value: Any) -> None:
+        cls = type(self)
+        hints = _field_hints(cls)
+        label = cls._section or cls.__name__
+        if name not in hints:
+            if isinstance(getattr(cls, name, None), property):
+                return
+            close = difflib.get_close_matches(name, cls.settable(), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UnknownSettingError(f"{cls.__name__} has no setting {brief(name)}{hint}; its settings: "
+                                      f"{', '.join(cls.settable())}", key=f"{label}.{name}")
+        refused = _choices_refused(hints[name], value)
+        if refused is not None:
+            raise SettingValueError(f"{label}.{name}: {brief(value)} is not one of {refused}", key=f"{label}.{name}")
 
 
 def _where(source: str | None, key: str) -> str:
@@ -146,7 +242,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
         key = unknown[0]
         hint = _suggestion(cls, key, fields, prefix)
         dotted = f"{prefix}.{key}" if prefix else key
-        raise _error(source, dotted, f"unknown key{hint}; known keys: {', '.join(sorted(fields))}")
+        raise UnknownKeyError(_where(source, dotted), dotted, hint, list(fields), prefix)
     kwargs = {}
     for name, value in data.items():
         dotted = f"{prefix}.{name}" if prefix else name
@@ -159,20 +255,6 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
         message = bounded(str(exc))
         raise ConfigError(f"{source}: {message}" if source else message, key=error_key(message)) from None
     return obj
-
-
-def check_choices(obj: Any, section: str) -> None:
-    """Refuse a value outside its ``Literal[...]`` choices in dataclass ``obj`` (call from ``__post_init__``).
-
-    Raises:
-        ValueError: Naming ``section.field``, the value and the allowed choices.
-    """
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
-        value = getattr(obj, f.name)
-        if choices and value not in choices:
-            raise ValueError(f"{section}.{f.name}: {value!r} is not one of {list(choices)}")
 
 
 def flatten(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -191,12 +273,80 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+def _default(f: dataclasses.Field) -> Any:
+    """A field's default value (its factory called); None when it has none."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+
+
 def describe(cls: type) -> list[tuple[str, str, Any]]:
     """(name, help, default) for every field of config dataclass ``cls`` (tests check every knob has help)."""
-    rows = []
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None
-        )
-        rows.append((f.name, f.metadata.get("help", ""), default))
-    return rows
+    return [(f.name, f.metadata.get("help", ""), _default(f)) for f in dataclasses.fields(cls)]
+
+
+def type_label(hint: Any) -> str:
+    """A type as the reference prints it: ``int``, ``str | null``, ``list[str]``, ``"nf4" | "fp4"``, ``section``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if isinstance(hint, dataclasses.InitVar):
+        return type_label(hint.type)
+    if hint is type(None):
+        return "null"
+    if hint is Any:
+        return "any"
+    if origin is typing.Literal:
+        return " | ".join(json.dumps(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_label(a) for a in args)
+    if origin in (list, tuple, dict):
+        return f"{origin.__name__}[{', '.join(type_label(a) for a in args)}]"
+    if dataclasses.is_dataclass(hint):
+        return "section"
+    return getattr(hint, "__name__", str(hint))
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyDoc:
+    """One key of the configuration reference.
+
+    Attributes:
+        key: Dotted key (``train.optimizer.learning_rate``).
+        type: :func:`type_label` of its type.
+        default: Its default value (JSON-able); None for null.
+        help: The knob's help text.
+    """
+
+    key: str
+    type: str
+    default: Any
+    help: str
+
+
+def _nested(hint: Any) -> type | None:
+    """The config dataclass a field holds (alone or as one alternative of a union), if any."""
+    candidates = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return next((c for c in candidates if dataclasses.is_dataclass(c)), None)
+
+
+def key_docs(cls: type, prefix: str = "") -> list[KeyDoc]:
+    """Every key ``from_dict(cls, ...)`` accepts, nested sections flattened to dotted keys, in field order.
+
+    A nested section gets no row of its own unless it may also be written as a plain value
+    (``train.optimizer: adamw``); init-only shorthands take their help from the property that
+    reads and writes them.
+    """
+    hints = typing.get_type_hints(cls)
+    docs: list[KeyDoc] = []
+    for f in cls.__dataclass_fields__.values():
+        if not f.init or f._field_type is dataclasses._FIELD_CLASSVAR:
+            continue
+        key, hint = f"{prefix}.{f.name}" if prefix else f.name, hints[f.name]
+        nested = _nested(hint)
+        shorthand = getattr(cls, f.name, None)
+        help_text = f.metadata.get("help") or (shorthand.__doc__ if isinstance(shorthand, property) else "")
+        if nested is not hint:
+            default = _default(f)
+            docs.append(KeyDoc(key, type_label(hint), to_dict(default) if nested else default, help_text or ""))
+        if nested is not None:
+            docs.extend(key_docs(nested, key))
+    return docs

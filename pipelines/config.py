@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from deepsynth.configuration import check_choices, knob
+from deepsynth.configuration import Section, knob
 from deepsynth.data.config import IngestConfig
 from deepsynth.evaluation.config import EvaluateConfig
 from deepsynth.export.config import ExportSettings
@@ -38,8 +38,10 @@ def is_local_tracking_uri(uri: str | None) -> bool:
 
 
 @dataclass
-class DeploymentConfig:
+class DeploymentConfig(Section):
     """Which stack, images and resources each step gets (used by container-based orchestrators)."""
+
+    _section = "deployment"
 
     stack: str | None = knob(None, "ZenML stack to run on (see `deepsynth stack register`); null = the embedded local stack")
     cpu_image: str = knob("deepsynth/cpu:0.1.0", "Image for every CPU step (docker/Dockerfile.cpu; ${VAR} allowed)")
@@ -69,8 +71,10 @@ class DeploymentConfig:
 
 
 @dataclass
-class ScheduleConfig:
+class ScheduleConfig(Section):
     """A recurring run on a schedulable orchestrator (kubernetes, kubeflow, airflow, vertex, …)."""
+
+    _section = "schedule"
 
     cron: str | None = knob(None, "Cron expression (5 fields, UTC) for the orchestrator's schedule; null = run once now")
     name: str | None = knob(None, "Schedule name shown by the orchestrator; null = derived from the pipeline")
@@ -82,8 +86,10 @@ class ScheduleConfig:
 
 
 @dataclass
-class TrackingConfig:
+class TrackingConfig(Section):
     """Which MLflow tracking store a run may log to."""
+
+    _section = "tracking"
 
     server: str | None = knob(None, "Tracking server the stack's tracker must point at (http(s)://…, ${VAR} allowed); null = any")
     allow_local_store: bool = knob(True, "Accept a file/SQLite tracking store; false for scheduled and CI runs that need a shared server")
@@ -114,8 +120,10 @@ class TrackingConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(Section):
     """Everything one pipeline run needs; each section maps to one step's parameters."""
+
+    _section = "run"
 
     pipeline: Literal["data", "training"] = knob("training", "data = ingest → render → validate; training = data + train → evaluate → export and register")
     run_name: str | None = knob(None, "ZenML run name template; null = pipeline name + timestamp")
@@ -132,5 +140,4 @@ class RunConfig:
     tracking: TrackingConfig = knob(default_factory=TrackingConfig, help="Which MLflow tracking store the run may use")
 
     def __post_init__(self) -> None:
-        check_choices(self, "run")
         refuse_references(self, ENV_REFERENCE_KEYS)

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from deepsynth.configuration import MAX_MESSAGE, bounded, brief, error_key, from_dict
+from deepsynth.configuration import MAX_MESSAGE, UnknownKeyError, bounded, brief, error_key, from_dict
 from deepsynth.errors import ConfigError
 from pipelines.config import RunConfig
 from deepsynth.yaml_bounds import check_file_size, load_yaml
@@ -138,9 +138,14 @@ class ConfigSource:
         return f"{option[0]} {value}" if option else f"--set {key}={value}"
 
     def explain(self, exc: ConfigError) -> ConfigError:
-        """``exc`` reworded to name where its key was set (the key as the user wrote it)."""
+        """``exc`` reworded to name where its key was set (the key as the user wrote it).
+
+        An unknown key's message keeps its list of the section's keys whole.
+        """
         message = str(exc)
         key = exc.key or error_key(message)
+        if isinstance(exc, UnknownKeyError):
+            return exc.moved(self.where(key))
         problem = message.split(f"{key}: ", 1)[1] if key and f"{key}: " in message else message
         # the problem was bounded where it was raised; leave room for the longer prefix
         return ConfigError(bounded(f"{self.where(key)}: {problem}", MAX_MESSAGE + 150), key=key)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from deepsynth.configuration import check_choices, knob
+from deepsynth.configuration import Section, knob
 from deepsynth.data.documents import SPLITS
 
 
 @dataclass
-class IngestConfig:
+class IngestConfig(Section):
     """Where documents come from and how their columns map (the ``ingest`` section)."""
+
+    _section = "ingest"
 
     source: Literal["aclsum", "file", "huggingface"] = knob("aclsum", "aclsum = bundled real sample; file = local JSONL/CSV/Parquet; huggingface = datasets.load_dataset")
     path: str | None = knob(None, "Local file for source=file (.jsonl, .json, .csv, .parquet)")
@@ -30,7 +32,6 @@ class IngestConfig:
     on_bad_row: Literal["quarantine", "error"] = knob("quarantine", "A row that cannot be read: record it and go on, or stop with an error")
 
     def __post_init__(self) -> None:
-        check_choices(self, "ingest")
         if self.source == "file" and not self.path:
             raise ValueError("ingest.path: required when ingest.source is 'file'")
         if self.source == "huggingface" and not self.hf_name:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepsynth.configuration import knob
+from deepsynth.configuration import Section, knob
 from deepsynth.inference.config import GenerationConfig
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(Section):
     """Which documents are scored and how summaries are decoded."""
+
+    _section = "evaluate"
 
     split: str = knob("test", "held-out split to score")
     max_documents: int | None = knob(None, "score at most this many documents of the split; null = all")

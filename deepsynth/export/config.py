@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from deepsynth.configuration import from_dict, knob, to_dict
+from deepsynth.configuration import Section, from_dict, knob, to_dict
 from deepsynth.errors import ConfigError
 
 
 @dataclass
-class ExportSettings:
+class ExportSettings(Section):
     """What :func:`deepsynth.export.export_adapter` writes into an export folder."""
+
+    _section = "export"
 
     create_package: bool = knob(True, "also write a zip of the export directory")
     include_base_model: bool = knob(False, "store the merged model (merge_and_unload) instead of the adapter")

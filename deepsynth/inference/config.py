@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from deepsynth.configuration import from_dict, knob
+from deepsynth.configuration import Section, from_dict, knob
 from deepsynth.errors import ConfigError
 
 
 @dataclass
-class GenerationConfig:
+class GenerationConfig(Section):
     """How summaries are decoded (the ``generation`` section of a config)."""
+
+    _section = "generation"
 
     max_new_tokens: int = knob(128, "longest generated summary in tokens")
     no_repeat_ngram_size: int = knob(0, "forbid repeating any n-gram of this size (0: off)")

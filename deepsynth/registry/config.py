@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepsynth.configuration import knob
+from deepsynth.configuration import Section, knob
 
 
 @dataclass
-class RegisterConfig:
+class RegisterConfig(Section):
     """Where the exported model is registered and when it becomes the champion."""
+
+    _section = "register"
 
     model_name: str = knob("deepsynth-summarizer", "registered model name in MLflow (and the ZenML Model Control Plane)")
     gate_metric: str = knob("rouge_l", "evaluation metric of the adapter the promotion gate compares (higher is better)")

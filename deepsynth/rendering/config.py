@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepsynth.configuration import knob
+from deepsynth.configuration import Section, knob
 from deepsynth.rendering.font_table import DEFAULT_FALLBACK, check_entries
 from deepsynth.rendering.modes import get_mode
 
 
 @dataclass
-class RenderSettings:
+class RenderSettings(Section):
     """How documents become page images (the ``render`` section of a config)."""
+
+    _section = "render"
 
     modes: list[str] = knob(["base"], "DeepSeek-OCR modes to render each document in: tiny, small, base, large, gundam")
     font: str | None = knob(None, "TrueType font path; null = Noto Sans (pip) → DejaVu; 'builtin' = Pillow's ASCII-only font")

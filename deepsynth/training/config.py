@@ -12,7 +12,7 @@ from dataclasses import InitVar, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from deepsynth.configuration import check_choices, from_dict, knob, to_dict
+from deepsynth.configuration import Section, from_dict, knob, to_dict
 from deepsynth.errors import ConfigError
 
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -23,8 +23,10 @@ OPTIMIZER_SHORTHANDS = ("learning_rate", "weight_decay", "warmup_steps", "lr_sch
 
 
 @dataclass
-class OptimizerConfig:
+class OptimizerConfig(Section):
     """The optimizer and its learning-rate schedule (``train.optimizer``; a bare name is accepted too)."""
+
+    _section = "train.optimizer"
 
     name: Literal["adamw", "adamw_8bit"] = knob("adamw", "adamw (torch; fused on CUDA) or adamw_8bit (bitsandbytes)")
     learning_rate: float = knob(5e-4, "peak learning rate")
@@ -34,7 +36,6 @@ class OptimizerConfig:
     max_grad_norm: float = knob(1.0, "gradient clipping norm (0 disables)")
 
     def __post_init__(self) -> None:
-        check_choices(self, "train.optimizer")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
@@ -101,8 +102,10 @@ def get_lora_preset(name: str) -> LoraPreset:
 
 
 @dataclass
-class TrainerConfig:
+class TrainerConfig(Section):
     """Configuration of :class:`deepsynth.training.deepsynth_lora_trainer.DeepSynthLoRATrainer`."""
+
+    _section = "train"
 
     # --- model ---
     model_name: str = knob("deepseek-ai/DeepSeek-OCR", "deepseek-ai/DeepSeek-OCR, deepseek-ai/DeepSeek-OCR-2, tiny, or a local model directory")
@@ -122,7 +125,7 @@ class TrainerConfig:
     train_projector: bool = knob(False, "train the vision→decoder projector (and newline/separator embeddings)")
     # --- QLoRA ---
     use_qlora: bool = knob(False, "quantize the decoder with bitsandbytes and train LoRA on top")
-    qlora_bits: int = knob(4, "4 or 8")
+    qlora_bits: Literal[4, 8] = knob(4, "bits per quantized decoder weight: 4 or 8")
     qlora_type: Literal["nf4", "fp4"] = knob("nf4", "4-bit data type")
     qlora_double_quant: bool = knob(True, "quantize the 4-bit quantization constants too")
     # --- text encoder ---
@@ -173,7 +176,6 @@ class TrainerConfig:
 
     def __post_init__(self, *shorthands: Any) -> None:
         self._take_optimizer_settings(dict(zip(OPTIMIZER_SHORTHANDS, shorthands)))
-        check_choices(self, "train")
         if self.lora_preset is not None:
             self._apply_preset(get_lora_preset(self.lora_preset))
         positive = ("lora_rank", "lora_alpha", "batch_size", "gradient_accumulation_steps", "num_epochs",
@@ -183,8 +185,6 @@ class TrainerConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        if self.qlora_bits not in (4, 8):
-            raise ValueError(f"qlora_bits must be 4 or 8, got {self.qlora_bits}")
         if self.use_qlora and not self.use_lora:
             raise ValueError("use_qlora needs use_lora: a quantized decoder can only be trained through adapters")
         if self.lora_target_experts and self.lora_dropout:
@@ -265,7 +265,8 @@ def _optimizer_shorthand(name: str) -> property:
     def set_(config: TrainerConfig, value: Any) -> None:
         setattr(config.optimizer, name, value)
 
-    return property(get, set_, doc=f"Shorthand for ``optimizer.{name}``.")
+    return property(get, set_, doc=f"Shorthand for optimizer.{name}: one value, read and written through the "
+                                   "optimizer section (null: not given)")
 
 
 # ``config.learning_rate`` reads and writes ``config.optimizer.learning_rate``; the dataclass __init__

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepsynth.configuration import knob
+from deepsynth.configuration import Section, knob
 
 
 @dataclass
-class ValidationConfig:
+class ValidationConfig(Section):
     """Thresholds and switches for :func:`deepsynth.validation.validate_dataset`."""
+
+    _section = "validate"
 
     max_summary_to_text_ratio: float = knob(
         0.5, "a summary may be at most this fraction of its text's length in characters; longer ones are quarantined"

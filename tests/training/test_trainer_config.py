@@ -39,7 +39,7 @@ def test_round_trip_through_a_dict():
     "data, message",
     [
         ({"lora_rnak": 8}, "unknown key .*did you mean 'lora_rank'"),
-        ({"qlora_bits": 3}, "qlora_bits must be 4 or 8"),
+        ({"qlora_bits": 3}, r"qlora_bits: 3 is not one of \[4, 8\]"),
         ({"qlora_type": "int4"}, "not one of"),
         ({"mixed_precision": "fp8"}, "not one of"),
         ({"learning_rate": "fast"}, "expected float"),
