@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import multiprocessing
 import os
+import sys
+import types
 from dataclasses import asdict
 from typing import Any, Iterable, Iterator
 
@@ -226,10 +229,28 @@ def _start_rendering(workers: int, settings: RenderSettings, chain: FontChain):
     """``(pool or None, render_many)``: rendering over ``workers`` spawned processes, or in this one."""
     if workers > 1:
         context = multiprocessing.get_context("spawn")  # fork is unsafe beside ZenML/MLflow threads
-        pool = context.Pool(workers, initializer=_init_worker, initargs=(settings, chain))
+        with _main_module_hidden():
+            pool = context.Pool(workers, initializer=_init_worker, initargs=(settings, chain))
         return pool, lambda docs: pool.imap(_render_in_worker, docs, chunksize=2)
     local = DocumentRenderer(settings, chain)
     return None, lambda docs: map(local.render, docs)
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start spawned workers without re-importing the caller's ``__main__``.
+
+    Spawn re-runs the main script in every child; a script without an ``if __name__ ==
+    "__main__":`` guard (a README snippet pasted into a file) would then start pools in its
+    children forever. The workers need nothing from ``__main__`` (their functions live here), so
+    the parent shows them a bare main module while they start.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _cached_rows(doc: dict[str, Any], modes: list[str], fingerprint: str, cache: PageCache | None) -> list[dict[str, Any]] | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -166,3 +168,19 @@ def test_page_cache_renders_only_new_documents(tmp_path):
     assert [d.pages for d in uncached.iter_documents()] == [d.pages for d in second.iter_documents()]
     changed = render_dataset(docs, RenderSettings(modes=["tiny", "small"], workers=1, font_size=11), tmp_path / "d", cache_dir=tmp_path / "cache")
     assert changed.manifest["rows_from_cache"] == 0  # new settings, new pages
+
+
+def test_rendering_workers_start_from_a_script_without_a_main_guard(tmp_path):
+    """A snippet pasted into a script (no ``if __name__ == "__main__":``) renders with worker processes
+    and ends: spawned workers do not re-run the script."""
+    script = tmp_path / "snippet.py"
+    script.write_text(
+        "from deepsynth.rendering.config import RenderSettings\n"
+        "from deepsynth.rendering.renderer import render_documents\n"
+        "docs = [{'id': f'd{i}', 'split': 'train', 'text': f'Page {i}. ' * 40, 'summary': 's'} for i in range(4)]\n"
+        "rows = list(render_documents(docs, RenderSettings(modes=['tiny'], workers=2)))\n"
+        "print('rendered', len(rows))\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "rendered 4"
+    assert "freeze_support" not in done.stderr and "bootstrapping phase" not in done.stderr
