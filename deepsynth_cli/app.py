@@ -16,6 +16,7 @@ import click
 from deepsynth.errors import DeepSynthError
 from deepsynth_cli import output
 from deepsynth_cli.adapters import adapters
+from deepsynth_cli.config_cmd import config
 from deepsynth_cli.logs import current_log_file, log_to_file
 from deepsynth_cli.models import models
 from deepsynth_cli.render import render
@@ -48,7 +49,7 @@ def cli() -> None:
     """
 
 
-for _command in (run, data, render, register, models, summarize, serve, adapters, ui, stack, schedule):
+for _command in (run, data, render, register, models, summarize, serve, adapters, ui, stack, schedule, config):
     cli.add_command(_command)
 
 
