@@ -80,3 +80,9 @@ def inference_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
         return deepsynth_home(cache_dir)
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return (Path(root) / "deepsynth").resolve()
+
+
+def is_empty_folder(path: str | os.PathLike) -> bool:
+    """True when ``path`` does not exist or is an empty directory (a safe place to write a new package)."""
+    path = Path(path)
+    return not path.exists() or (path.is_dir() and not any(path.iterdir()))

@@ -26,23 +26,29 @@ def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 @click.option("--weights", callback=_weights, default=None, help="One weight per adapter, comma-separated (default: all 1/N).")
 @click.option("--method", type=click.Choice(["linear", "ties", "dare_linear", "cat"]), default="linear", show_default=True,
               help="linear (same rank), ties and dare_linear (pruned to --density), cat (ranks add up).")
-@click.option("--density", type=float, default=None, help="Fraction kept by ties / dare_linear (default 0.5).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Export folder to write.")
+@click.option("--density", type=float, default=None, help="Fraction kept by ties / dare_linear, in (0, 1] (default 0.5).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Export folder to write: new or empty (see --force).")
+@click.option("--force", is_flag=True,
+              help="Replace an earlier export package at --out. Never a folder of other files, and never one of "
+                   "the sources: --out that is, holds or lies inside a source is always refused.")
 @json_option
 def adapters_merge(refs: tuple[str, ...], weights: list[float] | None, method: str, density: float | None,
-                   out_dir: str, as_json: bool) -> None:
+                   out_dir: str, force: bool, as_json: bool) -> None:
     """Merge adapters (registry URIs, export folders or zips; each verified) into one package at --out.
 
-    The package is a normal export: deepsynth summarize, deepsynth serve and registration accept it.
+    Arguments, sources and --out are checked before anything loads. The package is a normal export:
+    deepsynth summarize, deepsynth serve and registration accept it.
     """
-    if any(ref.startswith("models:/") for ref in refs):
-        from deepsynth_cli.serve import use_registry
+    from deepsynth.serving.merge import check_merge, merge_adapters
 
-        use_registry()
-    from deepsynth.serving.merge import merge_adapters
+    weights = check_merge(refs, weights, out_dir, method=method, density=density, force=force)
+    registry_refs = [ref for ref in refs if ref.startswith("models:/")]
+    if registry_refs:
+        from deepsynth_cli.models import point_mlflow_at_registry
 
-    weights = weights or [1.0 / len(refs)] * len(refs)
-    result = merge_adapters(refs, weights, out_dir, method=method, density=density)
+        point_mlflow_at_registry(*registry_refs)
+    result = merge_adapters(refs, weights, out_dir, method=method, density=density, force=force)
     summary = {**result.to_dict(), "method": method, "weights": weights, "sources": list(refs)}
     if as_json:
         echo_json(summary)

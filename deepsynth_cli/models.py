@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import os
+from typing import Iterable, Iterator
 
 import click
 
 from deepsynth.errors import ConfigError
+from deepsynth.paths import is_empty_folder
 from deepsynth_cli.output import Group, echo, echo_json, json_option
 
 
@@ -16,8 +18,27 @@ def models() -> None:
     """Browse and manage registered model versions (MLflow model registry of the active stack)."""
 
 
-def point_mlflow_at_stack() -> None:
-    """Point MLflow at the active stack's tracker; ZenML is imported only when the local stack is not active."""
+def check_registry_refs(refs: Iterable[str], uri: str | None) -> None:
+    """Check ``models:/`` references against the registry's SQLite file before MLflow is imported.
+
+    An unknown model, version or alias fails here in milliseconds (exit code 2, naming what exists);
+    a registry that is not a local SQLite file is checked by MLflow itself later.
+    """
+    from deepsynth.registry.catalog import check_ref, sqlite_index
+    from pipelines.stores import sqlite_path
+
+    database = sqlite_path(uri)
+    index = sqlite_index(database) if database else None
+    for ref in refs:
+        if index is not None:
+            check_ref(ref, index)
+
+
+def point_mlflow_at_stack(*refs: str) -> None:
+    """Point MLflow at the active stack's tracker, checking ``refs`` first (see :func:`check_registry_refs`).
+
+    ZenML is imported only when the local stack is not the active one.
+    """
     from pipelines.local_stack import recorded_tracking_uri, use_stack_tracking
 
     uri = recorded_tracking_uri()
@@ -25,12 +46,22 @@ def point_mlflow_at_stack() -> None:
         from deepsynth_cli.logs import import_zenml
 
         import_zenml()
+    check_registry_refs(refs, uri)
     use_stack_tracking(uri)
 
 
-def _registry():
-    """:mod:`deepsynth.registry`, with MLflow pointed at the active stack's tracker."""
-    point_mlflow_at_stack()
+def point_mlflow_at_registry(*refs: str) -> None:
+    """Like :func:`point_mlflow_at_stack`, but ``MLFLOW_REGISTRY_URI``/``MLFLOW_TRACKING_URI`` win when set (a container)."""
+    uri = os.environ.get("MLFLOW_REGISTRY_URI") or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        check_registry_refs(refs, uri)  # MLflow reads the variables itself
+    else:
+        point_mlflow_at_stack(*refs)
+
+
+def _registry(*refs: str):
+    """:mod:`deepsynth.registry`, with MLflow pointed at the active stack's tracker (``refs`` checked first)."""
+    point_mlflow_at_stack(*refs)
     from deepsynth import registry
 
     return registry
@@ -72,7 +103,7 @@ def models_list(as_json: bool) -> None:
 @json_option
 def models_show(ref: str, as_json: bool) -> None:
     """Show a model, a version or an aliased version as JSON (always JSON; --json is accepted)."""
-    registry = _registry()
+    registry = _registry(ref)
     with known_model(ref):
         echo_json(registry.show(ref))
 
@@ -84,7 +115,7 @@ def models_show(ref: str, as_json: bool) -> None:
 @json_option
 def models_promote(name: str, version: str, alias: str, as_json: bool) -> None:
     """Point an alias (default: champion) at a version, bypassing the promotion gate."""
-    registry = _registry()
+    registry = _registry(f"{name}/{version}")
     with known_model(f"{name}/{version}"):
         result = registry.promote(name, version, alias=alias)
     if as_json:
@@ -95,10 +126,12 @@ def models_promote(name: str, version: str, alias: str, as_json: bool) -> None:
 
 @models.command("download")
 @click.argument("ref", metavar="NAME@ALIAS|NAME/VERSION")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Empty folder for the package.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New or empty folder for the package.")
 @json_option
 def models_download(ref: str, out_dir: str, as_json: bool) -> None:
     """Download a version's export package (verified against its manifest) into --out; prints JSON."""
-    registry = _registry()
+    if not is_empty_folder(out_dir):
+        raise ConfigError(f"--out {out_dir}: not an empty folder (nothing was downloaded)")
+    registry = _registry(ref)
     with known_model(ref):
         echo_json(registry.download(ref, out_dir))

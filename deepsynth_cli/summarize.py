@@ -22,7 +22,12 @@ def summarize(model_ref: str, files: tuple[str, ...], max_new_tokens: int | None
     if model_ref.startswith("models:/"):
         from deepsynth_cli.models import point_mlflow_at_stack
 
-        point_mlflow_at_stack()
+        point_mlflow_at_stack(model_ref)  # an unknown model, version or alias fails here, before torch loads
+    elif not Path(model_ref).exists():
+        from deepsynth.errors import ConfigError
+
+        raise ConfigError(f"--model {model_ref}: no such export folder or zip package "
+                          "(or give models:/NAME@ALIAS, models:/NAME/VERSION)")
     from deepsynth.inference import Summarizer
 
     summarizer = Summarizer.load(model_ref, allow_unverified=allow_unverified)

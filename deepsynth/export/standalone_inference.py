@@ -35,7 +35,40 @@ if str(HERE) not in sys.path:  # the carried library (already first on sys.path 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: print the summary of ``--text-file`` on stdout."""
+    """Command-line entry point: the summary of ``--text-file`` on stdout; an error is one line on stderr.
+
+    Exit codes: 0 ok; 1 the package is tampered with, incomplete or cannot run; 2 bad usage (an option,
+    a text file that cannot be read). ``--debug`` shows the traceback of an error.
+    """
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(argv)
+    except Exception as exc:  # noqa: BLE001 - one line and an exit code, never a traceback (unless --debug)
+        if debug:
+            raise
+        code, message = _explain(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
+
+class _UsageError(Exception):
+    """A bad command line (exit code 2)."""
+
+
+def _explain(exc: Exception) -> tuple[int, str]:
+    """The exit code and one-line message for an error of :func:`_run`."""
+    if isinstance(exc, _UsageError):
+        return 2, str(exc)
+    if isinstance(exc, ImportError):
+        return 1, (f"{HERE}: the package's deepsynth library is missing or incomplete ({exc}); "
+                   "download or unzip the package again")
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if type(exc).__module__.startswith("deepsynth."):  # the library's errors: a clear message and their exit code
+        return getattr(exc, "exit_code", 1), first
+    return 1, f"{type(exc).__name__}: {first}"
+
+
+def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text-file", required=True, help="UTF-8 text to summarize")
     parser.add_argument("--instruction", default=None, help="instruction (default: the one used in training)")
@@ -47,12 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None, help="where the base model is cached (default: a user cache dir)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of the bare summary")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
+    try:
+        text = Path(args.text_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _UsageError(f"--text-file {args.text_file}: cannot be read as UTF-8 text "
+                          f"({getattr(exc, 'strerror', None) or exc})") from None
 
     from deepsynth.inference.summarizer import Summarizer, recorded_generation
     from deepsynth.paths import inference_cache_dir
 
-    text = Path(args.text_file).read_text(encoding="utf-8")
     overrides = {"max_new_tokens": args.max_new_tokens, "no_repeat_ngram_size": args.no_repeat_ngram_size}
     generation = dataclasses.replace(recorded_generation(HERE), **{k: v for k, v in overrides.items() if v is not None})
     summarizer = Summarizer.load(HERE, home=inference_cache_dir(args.cache_dir), device=args.device,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deepsynth.errors import DeepSynthError
+from deepsynth.errors import ConfigError
 from deepsynth.inference.generation import GenerationConfig, generate_with_stats
 from deepsynth.inference.loading import LoadedModel, load_adapter_model
 from deepsynth.rendering.config import RenderSettings
@@ -66,6 +66,7 @@ def resolve_ref(ref: str | os.PathLike, work_dir: str | os.PathLike, *, allow_un
 
     Raises:
         PackageError: The package fails verification, or a folder has no manifest and no opt-in.
+        ConfigError: No such path, or an unknown registered model, version or alias (exit code 2).
     """
     from deepsynth.export.package import MANIFEST, PackageError, open_package
 
@@ -87,7 +88,7 @@ def resolve_ref(ref: str | os.PathLike, work_dir: str | os.PathLike, *, allow_un
                                "(allow_unverified=True; --allow-unverified on the command line)")
         logger.warning("%s: loading a folder without a manifest, unverified (allow_unverified)", path)
         return path
-    raise DeepSynthError(f"{ref}: neither models:/NAME/VERSION, models:/NAME@ALIAS, a zip package nor a directory")
+    raise ConfigError(f"{ref}: no such export folder or zip package (nor models:/NAME/VERSION, models:/NAME@ALIAS)")
 
 
 class Summarizer:

@@ -7,6 +7,7 @@ the store. Aliases, not stages: a new version gets ``challenger``; ``champion`` 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shutil
@@ -14,13 +15,15 @@ import subprocess
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from deepsynth.adapter_files import sha256_file
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.evaluation.metrics import NonFiniteMetricError, assert_finite
 from deepsynth.export.package import MANIFEST, PackageError, verify_directory
 from deepsynth.export.runtime import LIBRARY
+from deepsynth.paths import is_empty_folder
+from deepsynth.registry.catalog import Index, check_ref, parse_ref
 from deepsynth.registry.pyfunc_model import PACKAGE_ARTIFACT
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -242,38 +245,42 @@ def promote_if_better(name: str, version: str | int, metric: str = "rouge_l", ma
 def promote(name: str, version: str | int, alias: str = CHAMPION) -> dict[str, Any]:
     """Point ``alias`` at ``version`` unconditionally (a person's decision; the CLI's ``models promote``)."""
     client = _client()
-    client.get_model_version(name, str(version))  # raises for an unknown version
+    _resolve(f"{name}/{version}")  # an unknown model or version: a ConfigError naming what exists
     _set_alias(client, name, alias, str(version))
     return _version_dict(client.get_model_version(name, str(version)))
 
 
-def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
-    """``NAME``, ``NAME/VERSION``, ``NAME@ALIAS`` (optionally ``models:/``-prefixed) → ``(name, version, alias)``."""
-    text = ref.removeprefix("models:/").strip("/")
-    if not text:
-        raise ConfigError(f"model reference {ref!r} is empty")
-    if "@" in text:
-        name, alias = text.split("@", 1)
-        return name, None, alias
-    if "/" in text:
-        name, version = text.rsplit("/", 1)
-        if not version.isdigit():
-            raise ConfigError(f"model reference {ref!r}: version must be a number")
-        return name, version, None
-    return text, None, None
+def registry_index(client: Any = None) -> Index:
+    """What the registry holds (see :mod:`deepsynth.registry.catalog`), through the MLflow client."""
+    client = client or _client()
+    index: Index = {}
+    for rm in client.search_registered_models():
+        versions = sorted((str(mv.version) for mv in client.search_model_versions(f"name = '{rm.name}'")), key=int)
+        index[rm.name] = {"versions": versions, "aliases": {a: str(v) for a, v in (rm.aliases or {}).items()}}
+    return index
+
+
+@contextlib.contextmanager
+def _named_if_missing(ref: str, client: Any) -> Iterator[None]:
+    """Turn MLflow's "not found" for ``ref`` into a :class:`ConfigError` naming what the registry holds."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        check_ref(ref, registry_index(client))  # raises, naming what exists
+        raise
 
 
 def _resolve(ref: str) -> Any:
     name, version, alias = parse_ref(ref)
+    if not (version or alias):
+        raise ConfigError(f"{ref!r} names no version: use NAME/VERSION or NAME@ALIAS")
     client = _client()
-    if alias:
-        mv = _alias_version(name, alias)
-        if mv is None:
-            raise ConfigError(f"{name} has no version with alias @{alias}")
-        return mv
-    if version:
-        return client.get_model_version(name, version)
-    raise ConfigError(f"{ref!r} names no version: use NAME/VERSION or NAME@ALIAS")
+    with _named_if_missing(ref, client):
+        return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
 
 
 def _listed_versions(client: Any, rm: Any) -> list[dict[str, Any]]:
@@ -306,12 +313,11 @@ def show(ref: str) -> dict[str, Any]:
     name, version, alias = parse_ref(ref)
     client = _client()
     if version is None and alias is None:
-        rm = client.get_registered_model(name)
+        with _named_if_missing(ref, client):
+            rm = client.get_registered_model(name)
         return {"name": name, "created": _iso(rm.creation_timestamp), "description": rm.description or "",
                 "versions": _listed_versions(client, rm)}
-    if alias:
-        return _version_dict(_resolve(ref))  # get_model_version_by_alias carries the aliases
-    return _version_dict(client.get_model_version(name, version))
+    return _version_dict(_resolve(ref))  # get_model_version(_by_alias) carries the aliases
 
 
 def verify_registered(package_dir: str | Path, mv: Any) -> dict[str, Any]:
@@ -396,10 +402,10 @@ def download(ref: str, out_dir: str | Path) -> dict[str, Any]:
     Raises:
         PackageError: The stored package fails its manifest or is not the one registered (nothing is written).
     """
-    mv = _resolve(ref)
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise DeepSynthError(f"{out_dir}: not empty")
+    if not is_empty_folder(out_dir):
+        raise ConfigError(f"{out_dir}: not an empty folder (nothing was downloaded)")
+    mv = _resolve(ref)
     with tempfile.TemporaryDirectory(prefix="deepsynth-download-") as tmp:
         fetched = _fetch(mv, Path(tmp))
         out_dir.parent.mkdir(parents=True, exist_ok=True)

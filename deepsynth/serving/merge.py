@@ -21,10 +21,53 @@ from deepsynth.adapter_layout import ORIGINAL_LAYOUT_MODEL_TYPES, original_key
 from deepsynth.errors import ConfigError
 from deepsynth.export.exporter import SIDE_FILES, ExportResult, export_adapter
 from deepsynth.export.package import MANIFEST
-from deepsynth.inference.summarizer import RENDER_SETTINGS_FILE, resolve_ref
+from deepsynth.paths import is_empty_folder
 
 METHODS = ("linear", "ties", "dare_linear", "cat")
+PRUNING = ("ties", "dare_linear")
 MERGED = "merged"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def check_merge(refs: Sequence[str], weights: Sequence[float] | None, out_dir: str | os.PathLike, *,
+                method: str = "linear", density: float | None = None, force: bool = False) -> list[float]:
+    """Check a merge's arguments before anything is loaded; return the weights (default: all 1/N).
+
+    ``out_dir`` must be new or empty; with ``force`` it may hold an earlier export package, which the
+    merge replaces. It may never be, hold or lie inside one of the local sources, ``force`` or not.
+
+    Raises:
+        ConfigError: Bad arguments (exit code 2), naming what is wrong.
+    """
+    if len(refs) < 2:
+        raise ConfigError(f"merge: give at least two adapters to merge (got {len(refs)})")
+    weights = list(weights) if weights is not None else [1.0 / len(refs)] * len(refs)
+    if len(weights) != len(refs):
+        raise ConfigError(f"--weights: {_count(len(refs), 'source')} but {_count(len(weights), 'weight')}; give one weight per source")
+    if method not in METHODS:
+        raise ConfigError(f"--method: {method!r} is not one of {list(METHODS)}")
+    if density is not None and not 0 < density <= 1:
+        raise ConfigError(f"--density: {density} is not within (0, 1]")
+    if density is not None and method not in PRUNING:
+        raise ConfigError(f"--density applies to {' and '.join(PRUNING)} only, not to {method}")
+    out = Path(out_dir).resolve()
+    for ref in refs:
+        if str(ref).startswith("models:/"):
+            continue
+        source = Path(ref).resolve()
+        if not source.exists():
+            raise ConfigError(f"{ref}: no such export folder or zip package")
+        if out == source or out in source.parents or source in out.parents:
+            raise ConfigError(f"--out {out_dir}: is, holds or lies inside the source {ref}; a merge never writes over its own input")
+    if not is_empty_folder(out):
+        if not force:
+            raise ConfigError(f"--out {out_dir}: not empty; choose a new or empty folder, or --force to replace an earlier export there")
+        if not (out / MANIFEST).is_file():
+            raise ConfigError(f"--out {out_dir}: holds files that are not an export package; --force only replaces an earlier export")
+    return weights
 
 
 def _save_merged(model: Any, out: Path) -> None:
@@ -44,37 +87,35 @@ def _save_merged(model: Any, out: Path) -> None:
         save_file(tensors, str(out / ADAPTER_WEIGHTS), metadata=metadata)
 
 
-def merge_adapters(refs: Sequence[str], weights: Sequence[float], out_dir: str | os.PathLike, *,
+def merge_adapters(refs: Sequence[str], weights: Sequence[float] | None, out_dir: str | os.PathLike, *,
                    method: str = "linear", density: float | None = None,
-                   home: str | os.PathLike | None = None) -> ExportResult:
+                   home: str | os.PathLike | None = None, force: bool = False) -> ExportResult:
     """Combine the adapters at ``refs`` into one export package at ``out_dir``.
 
     Args:
         refs: Registry URIs, export directories or zip packages (each verified before loading).
-        weights: One weight per adapter.
-        out_dir: Export directory to write (replaced if it holds an earlier export).
+        weights: One weight per adapter (``None``: all 1/N).
+        out_dir: Export directory to write: new or empty, or with ``force`` an earlier export (replaced);
+            never one of the sources (see :func:`check_merge`).
         method: ``linear`` (same rank needed), ``ties``, ``dare_linear`` or ``cat`` (ranks add up).
         density: Fraction of weights kept by ``ties`` and ``dare_linear`` (default 0.5).
         home: DeepSynth cache root (for the ``tiny`` base).
+        force: Replace an earlier export package at ``out_dir``.
 
     Returns:
         The export of the merged adapter.
     """
+    weights = check_merge(refs, weights, out_dir, method=method, density=density, force=force)
+    from deepsynth.inference.summarizer import RENDER_SETTINGS_FILE
     from deepsynth.serving.holder import AdapterHolder
 
-    if method not in METHODS:
-        raise ConfigError(f"--method: {method!r} is not one of {list(METHODS)}")
-    if len(refs) < 2 or len(weights) != len(refs):
-        raise ConfigError(f"merge: give at least two adapters and one weight each (got {len(refs)} and {len(weights)})")
-    if density is not None and not 0 < density <= 1:
-        raise ConfigError("--density: must be within (0, 1]")
     holder = AdapterHolder(home=home)
     with tempfile.TemporaryDirectory(prefix="deepsynth-merge-") as tmp:
         slots = [holder.load(ref, f"input-{i}") for i, ref in enumerate(refs)]
         ranks = {holder.model.peft_config[s.peft_name].r for s in slots}
         if method == "linear" and len(ranks) > 1:
             raise ConfigError(f"--method linear needs adapters of one rank (got ranks {sorted(ranks)}); use cat or ties")
-        kwargs = {"density": density if density is not None else 0.5} if method in ("ties", "dare_linear") else {}
+        kwargs = {"density": density if density is not None else 0.5} if method in PRUNING else {}
         try:
             holder.model.add_weighted_adapter([s.peft_name for s in slots], [float(w) for w in weights], MERGED,
                                               combination_type=method, **kwargs)
