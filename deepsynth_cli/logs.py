@@ -2,9 +2,11 @@
 
 Everything that is logged (ours, ZenML's, MLflow's, transformers' and Python warnings) lands in
 ``<home>/logs/<time>-<pid>.log`` (created on the first record). On stderr, the default shows only
-the project's own warnings; ``-v`` adds third-party warnings, ``-vv`` everyone's progress messages
-and ``--debug`` everything. ANSI colour codes never reach a stream that is not a terminal, nor any
-stream when ``NO_COLOR`` is set.
+the project's own warnings; ``-v`` adds third-party warnings and the messages libraries print for
+people (MLflow's "Registered model … already exists. Creating a new version…"), ``-vv`` everyone's
+progress messages and ``--debug`` everything. ANSI colour codes never reach a stream that is not a
+terminal, nor any stream when ``NO_COLOR`` is set. Progress bars are drawn on a terminal only, or
+with ``--progress`` (:mod:`deepsynth.progress` decides, for every bar).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import TextIO
 
 #: Loggers of this project: shown on stderr at default verbosity (warnings and worse).
 OWN_LOGGERS = ("deepsynth", "pipelines", "steps", "materializers", "deepsynth_cli")
+#: What libraries print for people rather than log (MLflow's ``eprint``): shown from ``-v``, always in the log file.
+PRINTED_MESSAGES = "mlflow.printed"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -75,6 +79,8 @@ class VerbosityFilter(logging.Filter):
         """True when ``record`` is shown at this verbosity (``file_only`` records never are)."""
         if getattr(record, "file_only", False):
             return False
+        if record.name == PRINTED_MESSAGES:
+            return self.other <= logging.WARNING
         own = record.name.split(".")[0] in OWN_LOGGERS
         return record.levelno >= (self.own if own else self.other)
 
@@ -85,6 +91,7 @@ class _Setup:
     log_file: Path | None = None
     handlers: list[logging.Handler] = []
     root_level: int = logging.INFO
+    environment: dict[str, str | None] = {}  # variables set for the bars, with their values before
 
 
 def log_path(home: Path) -> Path:
@@ -92,11 +99,37 @@ def log_path(home: Path) -> Path:
     return home / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
 
 
+def progress_environment(progress: bool) -> None:
+    """Decide once whether bars are drawn (``--progress``, else stderr is a terminal) and tell every bar.
+
+    :mod:`deepsynth.progress` reads ``DEEPSYNTH_PROGRESS`` (steps and training ranks inherit it);
+    third-party bars (tqdm's, Hugging Face's) are switched off by their own variables. A value the
+    user set is kept (``--progress`` wins); what an earlier invocation in this process set is undone first.
+    """
+    from deepsynth.progress import ENV, bars_enabled
+
+    for key, before in _Setup.environment.items():
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+    _Setup.environment = {}
+
+    def put(key: str, value: str, force: bool = False) -> None:
+        if force or key not in os.environ:
+            _Setup.environment[key] = os.environ.get(key)
+            os.environ[key] = value
+
+    put(ENV, "1", force=True) if progress else put(ENV, "1" if bars_enabled() else "0")
+    if not bars_enabled():  # \r-redrawn bars make unreadable CI logs
+        put("TQDM_DISABLE", "1")
+        put("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 def quiet_environment(verbosity: int, debug: bool, stream: TextIO) -> None:
     """Environment defaults that keep third-party libraries quiet and colourless before they are imported."""
     if not wants_color(stream):
         os.environ.setdefault("ZENML_LOGGING_COLORS_DISABLED", "true")
-        os.environ.setdefault("TQDM_DISABLE", "1")  # \r-redrawn bars make unreadable CI logs
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # MLflow logs through the root logger (ours)
     if not debug:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning" if verbosity else "error")
@@ -104,13 +137,14 @@ def quiet_environment(verbosity: int, debug: bool, stream: TextIO) -> None:
         os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "DEBUG")
 
 
-def configure(verbosity: int = 0, debug: bool = False, home: Path | None = None) -> Path | None:
+def configure(verbosity: int = 0, debug: bool = False, home: Path | None = None, progress: bool = False) -> Path | None:
     """Route logging and warnings: everything to a log file under ``home``, a filtered view to stderr.
 
     Args:
         verbosity: 0 = project warnings only on stderr; 1 = + third-party warnings; 2 = + info.
         debug: Everything, at debug level.
         home: DeepSynth home (default: ``$DEEPSYNTH_HOME`` or ``./.deepsynth``).
+        progress: Draw progress bars even when stderr is not a terminal.
 
     Returns:
         The log file's path (created when the first record arrives).
@@ -118,6 +152,7 @@ def configure(verbosity: int = 0, debug: bool = False, home: Path | None = None)
     from deepsynth.paths import deepsynth_home
 
     quiet_environment(verbosity, debug, sys.stderr)
+    progress_environment(progress)
     root = logging.getLogger()
     for handler in _Setup.handlers:
         root.removeHandler(handler)
@@ -154,7 +189,8 @@ def adopt_library_logging() -> None:
 
     ZenML puts a console handler on the root logger (it writes to stdout, in colour) when it is
     first imported; MLflow, imported before ``MLFLOW_CONFIGURE_LOGGING=false`` was set, has its
-    own stderr handler. Both are dropped; the root level is reset to this invocation's.
+    own stderr handler. Both are dropped; the root level is reset to this invocation's. What MLflow
+    prints for people (its ``eprint`` stream) becomes records of :data:`PRINTED_MESSAGES`.
     """
     if not _Setup.handlers:
         return
@@ -168,7 +204,37 @@ def adopt_library_logging() -> None:
             for handler in list(library.handlers):
                 library.removeHandler(handler)
             library.propagate = True
+    if "mlflow" in sys.modules:
+        _log_mlflow_prints()
     root.setLevel(_Setup.root_level)
+
+
+class _LinesToLog:
+    """A text stream whose complete lines become INFO records of one logger."""
+
+    enabled = True  # MLflow's disable_logging() switches its stream off through this attribute
+
+    def __init__(self, name: str):
+        self.logger, self.pending = logging.getLogger(name), ""
+
+    def write(self, text: str) -> int:
+        """Log each complete line of ``text`` (the rest waits for its newline)."""
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if line.strip() and self.enabled:
+                self.logger.info(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing is buffered but an unfinished line."""
+
+
+def _log_mlflow_prints() -> None:
+    """Send MLflow's ``eprint`` messages (registration chatter) to the log instead of straight to stderr."""
+    from mlflow.utils import logging_utils
+
+    if not isinstance(logging_utils.MLFLOW_LOGGING_STREAM, _LinesToLog):
+        logging_utils.MLFLOW_LOGGING_STREAM = _LinesToLog(PRINTED_MESSAGES)
 
 
 def log_to_file(message: str, exc: BaseException | None = None) -> None:
@@ -181,6 +247,7 @@ def import_zenml() -> None:
     from pipelines.local_stack import prepare_environment
 
     prepare_environment()
+    import mlflow.utils.logging_utils  # noqa: F401  (its print stream is routed into the log)
     import zenml  # noqa: F401  (its import installs its logging)
 
     adopt_library_logging()

@@ -29,12 +29,13 @@ class _Session:
     printed = False
     verbosity = 0
     debug = False
+    progress = False
 
 
 def reset() -> None:
     """Forget the previous invocation's output state."""
     _Session.stream, _Session.as_json, _Session.printed = None, False, False
-    _Session.verbosity, _Session.debug = 0, False
+    _Session.verbosity, _Session.debug, _Session.progress = 0, False, False
 
 
 def debug_requested() -> bool:
@@ -65,15 +66,19 @@ json_option = click.option("--json", "as_json", is_flag=True, callback=_remember
 def _remember_verbosity(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     if param.name == "verbose":
         _Session.verbosity = max(_Session.verbosity, value or 0)
+    elif param.name == "progress":
+        _Session.progress = _Session.progress or bool(value)
     else:
         _Session.debug = _Session.debug or bool(value)
     return value
 
 
 def verbosity_options(func: Callable) -> Callable:
-    """``-v``/``--verbose`` (repeatable) and ``--debug``, on the group and on every command."""
+    """``-v``/``--verbose`` (repeatable), ``--debug`` and ``--progress``, on the group and on every command."""
+    func = click.option("--progress", is_flag=True, expose_value=False, callback=_remember_verbosity, is_eager=True,
+                        help="Draw progress bars even when stderr is not a terminal (default: on a terminal only).")(func)
     func = click.option("-v", "--verbose", count=True, expose_value=False, callback=_remember_verbosity, is_eager=True,
-                        help="Show more on stderr: -v third-party warnings, -vv progress messages too.")(func)
+                        help="Show more on stderr: -v third-party warnings and messages, -vv progress messages too.")(func)
     return click.option("--debug", is_flag=True, expose_value=False, callback=_remember_verbosity, is_eager=True,
                         help="Log everything and show tracebacks on errors.")(func)
 
@@ -100,7 +105,7 @@ class Command(click.Command):
         """Configure logging (now that -v/--debug are known) and run the command with stdout kept clean."""
         from deepsynth_cli.logs import configure
 
-        configure(_Session.verbosity, _Session.debug)
+        configure(_Session.verbosity, _Session.debug, progress=_Session.progress)
         with result_stdout():
             return super().invoke(ctx)
 

@@ -33,8 +33,9 @@ _OVERRIDES = ("host", "port", "device", "max_batch_size", "max_wait_ms", "poll_i
 @click.option("--max-batch-size", type=int, default=None, help="Requests decoded together.")
 @click.option("--max-wait-ms", type=float, default=None, help="How long a batch waits to fill.")
 @click.option("--poll-interval-s", type=float, default=None, help="Seconds between registry alias checks (0: off).")
+@click.option("--access-log", is_flag=True, help="Log one line per HTTP request on stderr (off by default).")
 @json_option
-def serve(models: tuple[str, ...], config_path: str | None, as_json: bool, **options: object) -> None:
+def serve(models: tuple[str, ...], config_path: str | None, access_log: bool, as_json: bool, **options: object) -> None:
     """Serve registered or packaged adapters over HTTP until interrupted (Ctrl-C / SIGTERM).
 
     Prints the URL and the adapters once the server accepts requests (one JSON document with --json).
@@ -63,7 +64,7 @@ def serve(models: tuple[str, ...], config_path: str | None, as_json: bool, **opt
         click.echo(f"warning: listening on {config.host} without DEEPSYNTH_API_TOKEN: anyone who reaches it can "
                    "use and change the server", err=True)
     server = ModelServer(config).start(models)
-    http = HttpServer(server, sock, log_level="info")
+    http = HttpServer(server, sock, log_level="info", access_log=access_log)
     summary = {"url": http.url, "docs": f"{http.url}/docs", "adapters": [s.info() for s in server.holder.slots()]}
     if as_json:
         echo_json(summary)

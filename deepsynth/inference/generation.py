@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from deepsynth.configuration import knob
 from deepsynth.data.rendered import RenderedDocument
@@ -29,6 +28,7 @@ from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.vision import ocr_core
 from deepsynth.models.batching import build_batch, page_features, prepare_document
 from deepsynth.models.feature_cache import FeatureCache
+from deepsynth.progress import progress_bar
 
 
 @dataclass
@@ -134,7 +134,7 @@ def generate_with_stats(
     mode = mode or loaded.mode or "base"
     docs = [as_document(d, mode, instruction, i) for i, d in enumerate(documents)]
     outputs: list[GenerationOutput] = []
-    bar = tqdm(total=len(docs), desc="generate", unit="doc", disable=not progress)
+    bar = progress_bar(progress, total=len(docs), desc="generate", unit="doc")
     for start in range(0, len(docs), config.batch_size):
         group = docs[start : start + config.batch_size]
         encode_s, rows = [], []

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable
 
-from tqdm.auto import tqdm
-
 from deepsynth.code_points import code_points
 from deepsynth.data.rendered import RenderedDataset, RenderedDatasetWriter
+from deepsynth.progress import progress_bar
 from deepsynth.rendering.page_cache import PageCache
 from deepsynth.rendering.config import RenderSettings
 from deepsynth.rendering.renderer import render_documents, resolve_settings_chain, settings_fingerprint
@@ -42,7 +41,7 @@ def render_dataset(
     truncated: list[str] = []
     missing: dict[str, list[int]] = {}
     writer = RenderedDatasetWriter(out_dir, settings=vars(settings).copy(), rows_per_shard=settings.rows_per_shard)
-    bar = tqdm(total=total * len(settings.modes) if total else None, desc="render", unit="row", mininterval=1.0)
+    bar = progress_bar(total=total * len(settings.modes) if total else None, desc="render", unit="row", mininterval=1.0)
     cache = PageCache(cache_dir) if cache_dir is not None and settings.page_cache else None
     for row in render_documents(docs, settings, chain, cache):
         writer.write(row)

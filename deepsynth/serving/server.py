@@ -148,15 +148,17 @@ class HttpServer:
         server: The started :class:`ModelServer`.
         sock: A socket from :func:`bind_socket`.
         log_level: uvicorn's log level.
+        access_log: Log one line per request (uvicorn's access log).
     """
 
-    def __init__(self, server: ModelServer, sock: socket.socket, log_level: str = "warning"):
+    def __init__(self, server: ModelServer, sock: socket.socket, log_level: str = "warning", access_log: bool = False):
         import uvicorn
 
         from deepsynth.serving.app import create_app
 
         self.sock = sock
-        self.uvicorn = uvicorn.Server(uvicorn.Config(create_app(server), log_level=log_level, timeout_graceful_shutdown=5))
+        self.uvicorn = uvicorn.Server(uvicorn.Config(create_app(server), log_level=log_level, access_log=access_log,
+                                                  timeout_graceful_shutdown=5))
         self._thread: threading.Thread | None = None
 
     @property

@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 from torch import nn
-from tqdm.auto import tqdm
 
 from deepsynth.adapter_files import PROJECTOR_WEIGHTS, TRAINER_CONFIG, TRAINING_METRICS
 from deepsynth.adapter_layout import save_adapter
@@ -34,6 +33,7 @@ from deepsynth.models.loading import deepsynth_home
 from deepsynth.models.preprocessing import view_spec
 from deepsynth.models.text_encoders import InstructionEncoder, build_text_encoder
 from deepsynth.models.vision import ocr_core, unwrap_model, vision_fingerprint
+from deepsynth.progress import progress_bar
 from deepsynth.training import distributed as dist_utils
 from deepsynth.training.checkpointing import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
 from deepsynth.training.config import TrainerConfig
@@ -249,8 +249,8 @@ class DeepSynthLoRATrainer:
         autocast = (torch.autocast(device.type, dtype=DTYPES["bfloat16" if cfg.mixed_precision == "bf16" else "float16"])
                     if cfg.mixed_precision != "no" else contextlib.nullcontext())
         progress = Progress(global_step=state["global_step"])
-        bar = tqdm(total=total_steps, initial=progress.global_step, desc="train", unit="step",
-                   disable=not (cfg.progress_bar and ctx.is_main), dynamic_ncols=True)
+        bar = progress_bar(cfg.progress_bar and ctx.is_main, total=total_steps, initial=progress.global_step, desc="train",
+                           unit="step", dynamic_ncols=True)
         epoch = state["epoch"]
         while progress.global_step < total_steps and epoch < cfg.num_epochs:
             groups = step_groups(len(docs), cfg, epoch, ctx)

@@ -57,13 +57,14 @@ def test_serve_prints_one_json_document_answers_and_stops_cleanly_on_sigterm(pac
     try:
         summary = served.document()
         assert summary["url"].startswith("http://127.0.0.1:") and summary["adapters"][0]["name"] == "first"
-        assert call(f"{summary['url']}/readyz")[0] == 200
+        assert call(f"{summary['url']}/readyz")[0] == 200 and call(f"{summary['url']}/healthz")[0] == 200
         status, _, body = call(f"{summary['url']}/v1/summarize", "POST", {"text": TEXT, "max_new_tokens": 6})
         assert status == 200 and body["summary"] == alone(0, text=TEXT)
     finally:
         code, stderr = served.stop()
     assert code == 0 and "stopped (SIGTERM)" in stderr
     assert json.loads("".join(served.lines)) == summary  # nothing else on stdout
+    assert '"GET /healthz' not in stderr and '"POST /v1/summarize' not in stderr  # no access log by default
 
 
 @pytest.mark.slow
@@ -73,14 +74,16 @@ def test_serve_resolves_a_registry_alias_through_mlflow_tracking_uri(mlflow_stor
     version = register_package(packages[1].output_dir, "deepsynth-serve-cli", commit="tests")["version"]
     promote("deepsynth-serve-cli", version)
     argv, env = deepsynth("serve", "--model", "models:/deepsynth-serve-cli@champion", "--port", "0", "--json",
-                          home=shared_home)
+                          "--access-log", home=shared_home)
     served = Served(argv, {**env, "MLFLOW_TRACKING_URI": mlflow_store})
     try:
-        (info,) = served.document()["adapters"]
+        document = served.document()
+        (info,) = document["adapters"]
+        assert call(f"{document['url']}/healthz")[0] == 200
     finally:
-        code, _ = served.stop()
+        code, stderr = served.stop()
     assert (info["version"], info["alias"], info["sha256"]) == (version, "champion", packages[1].adapter_sha256)
-    assert code == 0
+    assert code == 0 and '"GET /healthz HTTP/1.1" 200' in stderr  # --access-log: one line per request
 
 
 def test_serving_a_trainer_folder_is_refused_with_one_message(second_adapter, shared_home):
