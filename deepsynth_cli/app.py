@@ -16,6 +16,8 @@ import click
 from deepsynth.errors import DeepSynthError
 from deepsynth_cli import output
 from deepsynth_cli.adapters import adapters
+from deepsynth_cli.browse import runs
+from deepsynth_cli.compare import compare
 from deepsynth_cli.config_cmd import config
 from deepsynth_cli.logs import current_log_file, log_to_file
 from deepsynth_cli.models import models
@@ -51,6 +53,8 @@ def cli() -> None:
 
 for _command in (run, data, render, register, models, summarize, serve, adapters, ui, stack, schedule, config):
     cli.add_command(_command)
+cli.add_command(runs)
+models.add_command(compare)
 
 
 def report_failure(message: str, exit_code: int, exc: BaseException) -> int:

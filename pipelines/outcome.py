@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from deepsynth.errors import DataValidationError, DeepSynthError
@@ -79,6 +82,7 @@ def summarize(run: Any) -> dict[str, Any]:
     adapter = _loaded_output(run, "train_lora", "adapter")
     if adapter is not None:
         summary["adapter"] = {"path": str(adapter.path), **adapter.summary()}
+        summary["training"] = how_trained(adapter.trainer_config, adapter.metrics)
     evaluation = _loaded_output(run, "evaluate_adapter", "evaluation")
     if evaluation is not None:
         from deepsynth.evaluation.report import verdict
@@ -92,8 +96,23 @@ def summarize(run: Any) -> dict[str, Any]:
     reports = report_locations(run)
     if reports:
         summary["reports"] = reports
-    summary["browse"] = browse_hints(registration["name"] if registration else None)
+    summary["browse"] = browse_hints(run.name, registration["name"] if registration else None)
     return summary
+
+
+def how_trained(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """How the train step ran: processes (``world_size``), device, precision and quantization.
+
+    The device is the one the trainer recorded, else the configured one; ``auto`` is resolved from
+    the peak-FLOP source the trainer wrote (a GPU's datasheet, or a CPU estimate).
+    """
+    device = metrics.get("device") or config.get("device") or "auto"
+    if device == "auto":
+        source = str(metrics.get("mfu_peak_source") or "")
+        device = "cpu" if source.startswith("CPU") else "cuda" if "GPU" in source or "datasheet" in source else device
+    return {"world_size": metrics.get("world_size", 1), "device": device,
+            "precision": config.get("mixed_precision") or "no",
+            "quantization": f"qlora {config.get('qlora_bits') or 4}-bit" if config.get("use_qlora") else "none"}
 
 
 #: The HTML reports a run writes: step, output artifact, file inside the artifact's folder.
@@ -103,8 +122,6 @@ REPORTS = {"validation": ("validate_dataset", "validation_report", "report.html"
 
 def report_locations(run: Any) -> dict[str, dict[str, str]]:
     """Where each report of ``run`` is: its HTML file and its page in MLflow's UI (``deepsynth ui``)."""
-    from pathlib import Path
-
     from pipelines.dashboards import mlflow_run_url
 
     out = {}
@@ -123,22 +140,45 @@ def report_locations(run: Any) -> dict[str, dict[str, str]]:
     return out
 
 
-def browse_hints(model_name: str | None) -> dict[str, str]:
-    """Commands that browse runs, reports and registered versions, each working as printed."""
-    import shlex
+def venv_executable(name: str) -> str:
+    """The absolute path of this environment's ``name`` script (the venv's ``bin``), so it runs without activation."""
+    path = Path(sys.executable).parent / name  # not resolved: a venv's python is a link to the base interpreter
+    if path.is_file():
+        return str(path.absolute())
+    return shlex.join([str(Path(sys.executable).absolute()), "-m", "deepsynth_cli" if name == "deepsynth" else name])
 
+
+def store_environment() -> str:
+    """``DEEPSYNTH_HOME=… `` (and ``ZENML_CONFIG_PATH=…`` when it is not the home's own) for a command line:
+    the home a run used, whatever directory the command is pasted in."""
+    from deepsynth.paths import deepsynth_home
+
+    home = deepsynth_home()
+    words = [f"DEEPSYNTH_HOME={shlex.quote(str(home))}"]
+    zenml = os.environ.get("ZENML_CONFIG_PATH")
+    if zenml and Path(zenml).resolve() != home / "zenml":
+        words.append(f"ZENML_CONFIG_PATH={shlex.quote(str(Path(zenml).resolve()))}")
+    return " ".join(words) + " "
+
+
+def browse_hints(run_name: str, model_name: str | None) -> dict[str, str]:
+    """Commands that browse this run, its reports and registered versions, each working as printed from any
+    directory without an activated virtualenv (absolute paths, the home in the environment)."""
     from zenml.client import Client
 
     from pipelines.dashboards import mlflow_ui_command, printable
 
-    hints = {"ui": "deepsynth ui   (MLflow UI on http://127.0.0.1:5000, ZenML dashboard on http://127.0.0.1:8237)",
-             "zenml": f"ZENML_CONFIG_PATH={shlex.quote(os.environ['ZENML_CONFIG_PATH'])} zenml pipeline runs list"}
+    env, deepsynth = store_environment(), venv_executable("deepsynth")
+    hints = {"run": f"{env}{deepsynth} runs show {shlex.quote(run_name)}",
+             "runs": f"{env}{deepsynth} runs list",
+             "ui": f"{env}{deepsynth} ui   # MLflow UI on http://127.0.0.1:5000, ZenML dashboard on http://127.0.0.1:8237"}
     tracker = Client().active_stack.experiment_tracker
     if tracker is not None:
-        hints["mlflow_ui"] = printable(mlflow_ui_command(tracker.get_tracking_uri()))
+        command = mlflow_ui_command(tracker.get_tracking_uri())
+        hints["mlflow_ui"] = printable([venv_executable("mlflow"), *command[1:]])
     if model_name:
-        hints["models"] = "deepsynth models list"
-        hints["summarize"] = f"deepsynth summarize --model models:/{model_name}@champion FILE.txt"
+        hints["models"] = f"{env}{deepsynth} models list"
+        hints["summarize"] = f"{env}{deepsynth} summarize --model models:/{shlex.quote(model_name)}@champion FILE.txt"
     return hints
 
 
