@@ -172,7 +172,8 @@ def test_the_workflow_passes_then_fails_its_quality_gate(runner):
     assert "::notice::retraining passed" in retrain.stdout
     summary = summary_of(runner)
     assert summary["status"] == "completed" and "error" not in summary
-    assert summary["registration"]["version"] == "1" and "champion" in summary["registration"]["aliases"]
+    promotion = summary["registration"]["promotion"]
+    assert summary["registration"]["version"] == "1" and promotion["promoted"] is True and promotion["champion"] == "1"
 
     # The next push: same runner, .deepsynth restored by the cache, the same adapter cannot beat the champion.
     (runner.workspace / "run-summary.json").unlink()
@@ -185,4 +186,5 @@ def test_the_workflow_passes_then_fails_its_quality_gate(runner):
     assert "Upload the run summary" in second, "the upload runs after a failed step (if: always())"
     failed = summary_of(runner)
     assert failed["exit_code"] == 4 and "was not promoted" in failed["error"]
-    assert failed["registration"]["version"] == "2" and "champion" not in failed["registration"]["aliases"]
+    promotion = failed["registration"]["promotion"]
+    assert failed["registration"]["version"] == "2" and promotion["promoted"] is False and promotion["champion"] == "1"
