@@ -140,8 +140,7 @@ class Section:
         if name not in hints:
             if isinstance(getattr(cls, name, None), property):
                 return
-            close = difflib.get_close_matches(name, cls.settable(), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = _suggestion(cls, name, cls.settable(), "")
             raise UnknownSettingError(f"{cls.__name__} has no setting {brief(name)}{hint}; its settings: "
                                       f"{', '.join(cls.settable())}", key=f"{label}.{name}")
         refused = _choices_refused(hints[name], value)
