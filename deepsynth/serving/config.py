@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from deepsynth.configuration import from_dict, knob
+from deepsynth.configuration import Section, from_dict, knob
 from deepsynth.errors import ConfigError
 
 #: Environment variable holding the bearer token every /v1 endpoint then requires.
@@ -15,8 +15,10 @@ TOKEN_ENV = "DEEPSYNTH_API_TOKEN"
 
 
 @dataclass
-class ServeConfig:
+class ServeConfig(Section):
     """How ``deepsynth serve`` listens, batches and protects itself."""
+
+    _section = "serve"
 
     host: str = knob("127.0.0.1", "interface to bind (0.0.0.0 exposes the server to the network)")
     port: int = knob(8080, "TCP port (0: any free port)")
