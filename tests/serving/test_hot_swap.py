@@ -105,8 +105,8 @@ def test_load_lora_adapter_swaps_a_moved_alias_at_once(url, server, versions, al
 
 
 @pytest.mark.parametrize("ref, message", [
-    (f"models:/{NAME}@no-such-alias", "has no version with alias @no-such-alias"),
-    ("models:/no-such-model/1", "models:/no-such-model/1: not available from the registry"),
+    (f"models:/{NAME}@no-such-alias", f"{NAME} has no alias @no-such-alias; its aliases: "),
+    ("models:/no-such-model/1", "models:/no-such-model/1: no registered model named 'no-such-model'; registered models: "),
 ])
 def test_an_unknown_registry_reference_is_a_clear_400(url, ref, message):
     status, _, body = call(f"{url}/v1/load_lora_adapter", "POST", {"lora_name": "x", "lora_path": ref})

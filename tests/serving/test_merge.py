@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -66,10 +67,23 @@ def test_a_merged_package_is_verified_summarized_served_and_registered(merged, m
 
 
 def test_bad_merges_are_refused_with_a_message(packages, shared_home, tmp_path):
-    with pytest.raises(ConfigError, match="one weight each"):
+    with pytest.raises(ConfigError, match="at least two adapters"):
         merge_adapters([str(packages[0].output_dir)], [1.0], tmp_path / "one", home=shared_home)
     with pytest.raises(ConfigError, match="is not one of"):
         merge_adapters([str(packages[0].output_dir)] * 2, [1.0, 1.0], tmp_path / "x", method="magic", home=shared_home)
+
+
+def test_force_replaces_an_earlier_export_at_out_and_without_it_nothing_is_written(merged, packages, shared_home,
+                                                                                   tmp_path):
+    refs = [str(packages[0].output_dir), str(packages[1].output_dir)]
+    out = tmp_path / "earlier"
+    shutil.copytree(merged["linear"].output_dir, out)
+    with pytest.raises(ConfigError, match="not empty; choose a new or empty folder, or --force"):
+        merge_adapters(refs, [1.0, 0.0], out, method="cat", home=shared_home)
+    assert json.loads((out / "trainer_config.json").read_text())["merged_from"]["method"] == "linear"
+    result = merge_adapters(refs, [1.0, 0.0], out, method="cat", home=shared_home, force=True)
+    assert open_package(result.output_dir) == out
+    assert json.loads((out / "trainer_config.json").read_text())["merged_from"]["method"] == "cat"
 
 
 def test_the_merge_command_prints_one_json_document(packages, shared_home, tmp_path):
