@@ -175,3 +175,44 @@ def test_the_merge_help_says_what_force_may_replace():
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     assert "Replace an earlier export package at --out" in text and "is always refused" in text
+
+
+@pytest.fixture(scope="module")
+def exported_package(trained_adapter, rendered_dataset, tmp_path_factory):
+    """A real export package of the session's trained adapter."""
+    from deepsynth.export import export_adapter
+
+    return export_adapter(trained_adapter, tmp_path_factory.mktemp("inference-py") / "package",
+                          dataset=rendered_dataset.path).output_dir
+
+
+def damaged_copy(package: Path, tmp_path: Path, damage: str) -> Path:
+    import shutil
+
+    copy = tmp_path / "package"
+    shutil.copytree(package, copy)
+    if damage == "tampered":
+        weights = copy / "adapter_model.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    elif damage == "incomplete":
+        (copy / "adapter_config.json").unlink()
+    return copy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage, text, code, message", [
+    ("none", "missing.txt", 2, "--text-file {tmp}/missing.txt: cannot be read as UTF-8 text (No such file or directory)"),
+    ("tampered", "paper.txt", 1, "adapter_model.safetensors"),
+    ("incomplete", "paper.txt", 1, "adapter_config.json"),
+])
+def test_inference_py_errors_are_one_line_and_an_exit_code(exported_package, shared_home, tmp_path, damage, text, code,
+                                                          message):
+    package = damaged_copy(exported_package, tmp_path, damage) if damage != "none" else exported_package
+    (tmp_path / "paper.txt").write_text("A short paper about rivers.")
+    proc = subprocess.run([sys.executable, str(package / "inference.py"), "--text-file", str(tmp_path / text),
+                           "--cache-dir", str(shared_home)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == code and proc.stdout == ""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message.format(tmp=tmp_path) in lines[0], proc.stderr

@@ -27,6 +27,8 @@ sys.dont_write_bytecode = True  # no __pycache__ inside the package: it stays id
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -49,6 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         code, message = _explain(exc)
         print(f"error: {message}", file=sys.stderr)
         return code
+
+
+def _route_logging(verbose: bool) -> None:
+    """On stderr: the library's warnings; other libraries' warnings only with ``--verbose`` (errors always)."""
+    if not verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # transformers prints through its own handler
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(lambda r: verbose or r.name.split(".")[0] == "deepsynth" or r.levelno >= logging.ERROR)
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.captureWarnings(True)
 
 
 class _UsageError(Exception):
@@ -80,8 +94,10 @@ def _run(argv: list[str] | None) -> int:
     parser.add_argument("--cache-dir", default=None, help="where the base model is cached (default: a user cache dir)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of the bare summary")
+    parser.add_argument("--verbose", action="store_true", help="also show other libraries' warnings")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
+    _route_logging(args.verbose or args.debug)
     try:
         text = Path(args.text_file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
