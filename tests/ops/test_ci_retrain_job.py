@@ -17,10 +17,12 @@ Deliberate differences from a GitHub runner, each printed when applied:
 * ``uses:`` steps are emulated as described in :data:`ACTIONS`; an unknown action fails the test.
 
 The job runs twice on the same runner and workspace. The first run passes (exit 0: the first
-version becomes champion). The second is the next push: ``actions/cache`` restores ``.deepsynth``
-(its restore-keys match), the same data and seed train the same adapter, which cannot beat the
-champion by more than ``register.margin``, and configs/ci.yaml's ``register.require_promotion``
-fails the job with exit 4.
+version becomes champion). The second is the next push, :data:`NEXT_PUSH`, a hyper-parameter
+tweak in configs/ci.yaml: ``actions/cache`` restores ``.deepsynth`` (its last restore key matches
+any earlier save), the new adapter does not beat the champion by more than ``register.margin``
+(the tiny CI model scores ROUGE-L 0.0, as the champion did), and configs/ci.yaml's
+``register.require_promotion`` fails the job with exit 4. (Pushing the same commit again trains
+the same adapter, which is already the champion: exit 0.)
 """
 
 from __future__ import annotations
@@ -47,9 +49,12 @@ SUBSTITUTIONS = [(TORCH_INDEX, "", "download.pytorch.org is unreachable here; th
 ACTIONS = {
     "actions/checkout": "emulated: the workspace is a fresh `git clone` of this repository's HEAD",
     "actions/setup-python": "emulated: a fresh virtualenv of this Python 3.11 is first on PATH (built once per module)",
-    "actions/cache": "emulated: a later run of the job keeps the workspace's .deepsynth, as the restore-keys match",
+    "actions/cache": "emulated: a later run of the job keeps the workspace's .deepsynth (the restore key `deepsynth-` "
+                     "matches every earlier save; a run that passed saved it)",
     "actions/upload-artifact": "emulated: `with.path` is copied to the job's artifacts folder",
 }
+#: The next push's change (old, new) in configs/ci.yaml: a new adapter, which the quality gate then judges.
+NEXT_PUSH = ("  learning_rate: 0.001 ", "  learning_rate: 0.002 ")
 MACHINE_ENV = ("HOME", "LANG", "PIP_", "SSL_CERT_", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
@@ -175,8 +180,13 @@ def test_the_workflow_passes_then_fails_its_quality_gate(runner):
     promotion = summary["registration"]["promotion"]
     assert summary["registration"]["version"] == "1" and promotion["promoted"] is True and promotion["champion"] == "1"
 
-    # The next push: same runner, .deepsynth restored by the cache, the same adapter cannot beat the champion.
+    # The next push: a hyper-parameter tweak; same runner, .deepsynth restored by the cache's last restore key.
+    cache = next(s for s in yaml.safe_load(WORKFLOW.read_text())["jobs"]["retrain"]["steps"] if "actions/cache" in s.get("uses", ""))
+    assert "deepsynth-" in cache["with"]["restore-keys"].split(), "the emulation keeps .deepsynth: a bare restore key must match"
     (runner.workspace / "run-summary.json").unlink()
+    config = runner.workspace / "configs" / "ci.yaml"
+    assert NEXT_PUSH[0] in config.read_text()
+    config.write_text(config.read_text().replace(*NEXT_PUSH))
     runner.artifacts = runner.artifacts.with_name("run-2")
     second = runner.run_job()
     retrain = second["retrain"]
