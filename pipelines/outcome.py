@@ -144,21 +144,22 @@ def venv_executable(name: str) -> str:
     """The absolute path of this environment's ``name`` script (the venv's ``bin``), so it runs without activation."""
     path = Path(sys.executable).parent / name  # not resolved: a venv's python is a link to the base interpreter
     if path.is_file():
-        return str(path.absolute())
+        return shlex.quote(str(path.absolute()))
     return shlex.join([str(Path(sys.executable).absolute()), "-m", "deepsynth_cli" if name == "deepsynth" else name])
 
 
 def store_environment() -> str:
-    """``DEEPSYNTH_HOME=… `` (and ``ZENML_CONFIG_PATH=…`` when it is not the home's own) for a command line:
-    the home a run used, whatever directory the command is pasted in."""
-    from deepsynth.paths import deepsynth_home
+    """The variables a command line needs to use this run's stores from any directory: ``DEEPSYNTH_HOME=…``
+    unless the home is the user-level default (found from anywhere), and ``ZENML_CONFIG_PATH=…`` when it is
+    not the home's own; each followed by a space, or an empty string."""
+    from deepsynth.paths import deepsynth_home, default_home
 
     home = deepsynth_home()
-    words = [f"DEEPSYNTH_HOME={shlex.quote(str(home))}"]
+    words = [] if home == default_home() else [f"DEEPSYNTH_HOME={shlex.quote(str(home))}"]
     zenml = os.environ.get("ZENML_CONFIG_PATH")
     if zenml and Path(zenml).resolve() != home / "zenml":
         words.append(f"ZENML_CONFIG_PATH={shlex.quote(str(Path(zenml).resolve()))}")
-    return " ".join(words) + " "
+    return "".join(word + " " for word in words)
 
 
 def browse_hints(run_name: str, model_name: str | None) -> dict[str, str]:

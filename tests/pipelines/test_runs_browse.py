@@ -115,3 +115,17 @@ def test_models_compare_shows_metrics_side_by_side_and_what_differs(runs):
     assert result["data"]["dataset_hash"]["same"] is True  # the same data (the second run's data steps were cached)
     text = deepsynth(home, "models", "compare", f"{MODEL}/1", f"{MODEL}/2")
     assert text.returncode == 0 and "optimizer.learning_rate  0.01  0.02" in text.stdout and "B - A" in text.stdout
+
+
+def test_printed_commands_name_the_home_only_where_it_is_not_found_from_anywhere(monkeypatch, tmp_path):
+    from pipelines.outcome import store_environment
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    default = tmp_path / "data" / "deepsynth"
+    for home, zenml, expected in [(default, default / "zenml", ""),
+                                  (tmp_path / "project" / ".deepsynth", tmp_path / "project" / ".deepsynth" / "zenml",
+                                   f"DEEPSYNTH_HOME={tmp_path / 'project' / '.deepsynth'} "),
+                                  (default, tmp_path / "elsewhere", f"ZENML_CONFIG_PATH={tmp_path / 'elsewhere'} ")]:
+        monkeypatch.setenv("DEEPSYNTH_HOME", str(home))
+        monkeypatch.setenv("ZENML_CONFIG_PATH", str(zenml))
+        assert store_environment() == expected
