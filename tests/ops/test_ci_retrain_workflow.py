@@ -1,11 +1,12 @@
 """The CI workflow's command, run as the workflow runs it: exit 0 on a good run, 3 when the data
-gate fails, 2 on a bad config. (A config that sets ``register.require_promotion`` also exits 4 when
-the new version is not promoted.)"""
+gate fails, 2 on a bad config; the workflow names every exit code the CLI defines. (The whole job,
+step by step in a fresh clone and virtualenv, with the quality gate's exit 4: test_ci_retrain_job.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -38,6 +39,20 @@ def test_workflow_runs_the_ci_config_and_fails_on_the_exit_code():
     assert workflow_command() == ["deepsynth", "run", "--config", "configs/ci.yaml", "--json"]
     text = WORKFLOW.read_text()
     assert "exit $code" in text and "3) echo" in text
+
+
+def test_workflow_installs_the_pipelines_extra_and_names_every_exit_code():
+    from deepsynth_cli.app import EXIT_CODES
+
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["retrain"]["steps"]
+    install = next(s["run"] for s in steps if "pip install -c requirements.lock" in s.get("run", ""))
+    assert "-e '.[pipelines]'" in install, "deepsynth run needs the [pipelines] extra (pandas, ZenML, MLflow)"
+    script = next(s["run"] for s in steps if s.get("id") == "retrain")
+    branches = re.findall(r"^\s*(\d+|\*)\)", script, flags=re.M)
+    assert branches == [str(code) for code in EXIT_CODES if code != 1] + ["*"], "one case branch per exit code; 1 falls to *"
+    header = [line for line in WORKFLOW.read_text().splitlines() if line.startswith("#")]
+    for code in EXIT_CODES:
+        assert any(re.match(rf"#\s+{code}\s", line) for line in header), f"exit {code} is not explained in the header"
 
 
 @pytest.mark.slow
