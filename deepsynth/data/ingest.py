@@ -11,12 +11,12 @@ from typing import Any
 
 
 from deepsynth.code_points import code_points
-from deepsynth.adapter_files import sha256_file
 from deepsynth.data.arrow_rows import table_from_rows
 from deepsynth.data.config import IngestConfig
 from deepsynth.data.documents import SCHEMA, SPLIT_ALIASES, SPLITS, DocumentDataset
 from deepsynth.data.readers import columns_of, existing_file, read_aclsum, read_file, read_huggingface
 from deepsynth.errors import InputError, Location
+from deepsynth.integrity import sha256_file
 
 # C0/C1 controls except tab and newline (carriage returns become newlines first), and the bidi
 # embeddings/overrides/isolates, which can make rendered text differ from its logical order.

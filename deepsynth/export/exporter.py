@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,11 @@ from deepsynth.errors import DeepSynthError
 from deepsynth.export.config import ExportConfig
 from deepsynth.export.model_card import model_card
 from deepsynth.adapter_files import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROJECTOR_WEIGHTS, TEXT_ENCODER_DIR, TRAINER_CONFIG,
-                                     TRAINING_METRICS, sha256_file)
+                                     TRAINING_METRICS)
 from deepsynth.export.package import ALLOWED_SUFFIXES, MANIFEST, create_zip, verify_directory, write_manifest
 from deepsynth.export.runtime import copy_library, requirements
 from deepsynth.inference.config import GenerationConfig
+from deepsynth.integrity import atomic_directory, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -164,10 +164,7 @@ def export_adapter(
     if not isinstance(generation, GenerationConfig):
         generation = GenerationConfig.from_recorded(generation, source="export generation")
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it owner-only
-    try:
+    with atomic_directory(output_dir) as tmp:  # replaces an earlier export only once this one is complete
         if include_base_model:
             _write_merged(model_path, tmp, home)
         else:
@@ -201,12 +198,6 @@ def export_adapter(
         })
         if create_package:
             create_zip(tmp, tmp / package_name)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        tmp.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     package = output_dir / package_name if create_package else None
     logger.info("exported %s to %s%s", model_path, output_dir, f" (package {package})" if package else "")
     return ExportResult(output_dir, package, adapter_sha, manifest)

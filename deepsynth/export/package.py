@@ -21,8 +21,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from deepsynth.adapter_files import ADAPTER_WEIGHTS, sha256_file
+from deepsynth.adapter_files import ADAPTER_WEIGHTS
 from deepsynth.errors import DeepSynthError
+from deepsynth.integrity import check_tree, hash_tree, tree_files
 
 MANIFEST = "manifest.json"
 PACKAGE_FORMAT = "deepsynth-export"
@@ -40,15 +41,7 @@ class PackageError(DeepSynthError):
 
 
 def _files(directory: Path) -> list[Path]:
-    out = []
-    for path in sorted(directory.rglob("*")):
-        if path.is_symlink():
-            raise PackageError(f"{path}: symbolic links are not allowed in a package")
-        if path.is_file():
-            out.append(path)
-        elif not path.is_dir():
-            raise PackageError(f"{path}: not a regular file")
-    return out
+    return list(tree_files(directory, error=PackageError).values())
 
 
 def write_manifest(directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -62,12 +55,7 @@ def write_manifest(directory: str | os.PathLike, extra: dict[str, Any] | None = 
         The manifest written.
     """
     directory = Path(directory)
-    files = {}
-    for path in _files(directory):
-        rel = path.relative_to(directory).as_posix()
-        if rel == MANIFEST or rel == (extra or {}).get("package_name"):
-            continue
-        files[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    files = hash_tree(directory, skip={MANIFEST, (extra or {}).get("package_name")}, with_size=True, error=PackageError)
     manifest = {"format": PACKAGE_FORMAT, "version": PACKAGE_VERSION, **(extra or {}), "files": files}
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
@@ -132,22 +120,18 @@ def verify_directory(directory: str | os.PathLike) -> dict[str, Any]:
     directory = Path(directory)
     manifest = read_manifest(directory)
     listed: dict[str, Any] = manifest["files"]
-    present = {p.relative_to(directory).as_posix(): p for p in _files(directory)}
-    present.pop(MANIFEST, None)
-    own_zip = _own_zip(directory, manifest)
-    if own_zip is not None:
-        present.pop(own_zip, None)
-    for rel in sorted(set(present) | set(listed)):
+    diff = check_tree(directory, listed, skip={MANIFEST, _own_zip(directory, manifest)}, with_size=True,
+                      error=PackageError)
+    extra, missing, changed = set(diff.extra), set(diff.missing), set(diff.changed)
+    for rel in sorted(set(listed) | extra):
         if PurePosixPath(rel).suffix.lower() not in ALLOWED_SUFFIXES:
             raise PackageError(f"{directory}: {rel[:200]} is not an allowed file type (only safetensors, JSON and text "
                                "are read; pickle-capable files are refused)")
-        if rel not in listed:
+        if rel in extra:
             raise PackageError(f"{directory}: {rel} is not listed in {MANIFEST}")
-        if rel not in present:
+        if rel in missing:
             raise PackageError(f"{directory}: {rel[:200]} is listed in {MANIFEST} but missing")
-        entry, path = listed[rel], present[rel]
-        if not isinstance(entry, dict) or path.stat().st_size != entry.get("size") \
-                or sha256_file(path) != entry.get("sha256"):
+        if rel in changed:
             raise PackageError(f"{directory}: {rel} does not match its sha256 in {MANIFEST} (modified or corrupt)")
     _check_adapter_identity(directory, manifest)
     return manifest

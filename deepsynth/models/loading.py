@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +25,8 @@ from transformers import (
     UnlimitedOcrForConditionalGeneration,
 )
 
-from deepsynth.adapter_files import sha256_file
 from deepsynth.errors import ConfigError
+from deepsynth.integrity import IntegrityError, atomic_directory, check_tree, hash_tree, tree_files
 from deepsynth.models.architecture import (
     DEEPSEEK_OCR,
     DEEPSEEK_OCR_2,
@@ -75,28 +74,21 @@ def build_tiny_model(path: str | os.PathLike, seed: int = TINY_SEED) -> Path:
         return path
     if path.exists():
         logger.warning("%s: the tiny model build %s; it is rebuilt", path, problem)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    tmp.chmod(0o755)
     try:
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            model = UnlimitedOcrForConditionalGeneration(tiny_config())
-        model.save_pretrained(tmp, safe_serialization=True)
-        load_tokenizer().save_pretrained(tmp)
-        files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        (tmp / PROFILE_FILE).write_text(json.dumps({**_tiny_key(seed), "files": files}))
-        if path.exists() and check_tiny_build(path, seed) is not None:  # outdated or damaged
-            stale = path.with_name(f".{path.name}-stale-{os.getpid()}")
-            path.rename(stale)
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            tmp.rename(path)
-        except OSError:  # another process finished first
-            if check_tiny_build(path, seed) is not None:
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_directory(path, replace=False) as tmp:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                model = UnlimitedOcrForConditionalGeneration(tiny_config())
+            model.save_pretrained(tmp, safe_serialization=True)
+            load_tokenizer().save_pretrained(tmp)
+            (tmp / PROFILE_FILE).write_text(json.dumps({**_tiny_key(seed), "files": hash_tree(tmp)}))
+            if path.exists() and check_tiny_build(path, seed) is not None:  # outdated or damaged
+                stale = path.with_name(f".{path.name}-stale-{os.getpid()}")
+                path.rename(stale)
+                shutil.rmtree(stale, ignore_errors=True)
+    except OSError:  # another process finished first
+        if check_tiny_build(path, seed) is not None:
+            raise
     logger.info("built the tiny model profile in %s", path)
     return path
 
@@ -129,14 +121,16 @@ def check_tiny_build(path: str | os.PathLike, seed: int = TINY_SEED) -> str | No
     files = profile.get("files")
     if not isinstance(files, dict):
         return "has no content hashes (an older build)"
-    present = sorted(p for p in path.rglob("*") if p.is_file() and p.name != PROFILE_FILE)
-    names = [p.relative_to(path).as_posix() for p in present]
-    if sorted(files) != names:
-        return f"does not hold the files it was built with (missing or extra: {sorted(set(files) ^ set(names))[:5]})"
-    signature = tuple((n, p.stat().st_size, p.stat().st_mtime_ns, p.stat().st_ino) for n, p in zip(names, present))
+    try:
+        present = tree_files(path, skip={PROFILE_FILE})
+    except IntegrityError as exc:
+        return f"cannot be checked ({exc})"
+    if set(files) != set(present):
+        return f"does not hold the files it was built with (missing or extra: {sorted(set(files) ^ set(present))[:5]})"
+    signature = tuple((n, p.stat().st_size, p.stat().st_mtime_ns, p.stat().st_ino) for n, p in present.items())
     if _CHECKED.get(path) == signature:
         return None
-    changed = [n for n, p in zip(names, present) if sha256_file(p) != files[n]]
+    changed = check_tree(path, files, skip={PROFILE_FILE}).changed
     if changed:
         return f"has files that do not match their sha256 (damaged: {changed[:5]})"
     _CHECKED[path] = signature

@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from deepsynth.adapter_files import sha256_file
 from deepsynth.errors import ConfigError, DeepSynthError
+from deepsynth.integrity import IntegrityError, atomic_directory, check_tree, hash_tree
 
 logger = logging.getLogger(__name__)
 
@@ -127,16 +127,19 @@ def verify_checkpoint(path: str | os.PathLike) -> str | None:
     for name in (WEIGHTS, OPTIMIZER_TENSORS, OPTIMIZER_META, RNG_TENSORS, STATE):
         if name not in files:
             return f"{INDEX} does not list {name}"
-    for name, expected in files.items():
-        file = path / name
-        if not file.is_file():
-            return f"{name} is missing"
-        size = file.stat().st_size
-        if size != expected["size"]:
-            return f"{name} is {size} bytes, the index says {expected['size']} (truncated or altered)"
-        if sha256_file(file) != expected["sha256"]:
-            return f"{name} does not match its sha256 in {INDEX} (corrupt or altered)"
-    return None
+    try:
+        problem = check_tree(path, files, skip={INDEX}, with_size=True).first(ignore_extra=True)
+    except IntegrityError as exc:
+        return str(exc)
+    if problem is None:
+        return None
+    name, kind = problem
+    if kind == "missing":
+        return f"{name} is missing"
+    size = (path / name).stat().st_size
+    if size != files[name]["size"]:
+        return f"{name} is {size} bytes, the index says {files[name]['size']} (truncated or altered)"
+    return f"{name} does not match its sha256 in {INDEX} (corrupt or altered)"
 
 
 def read_index(path: str | os.PathLike) -> dict[str, Any]:
@@ -280,17 +283,6 @@ def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> No
     random.setstate((version, tuple(state), gauss_py))
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(
     output_dir: str | os.PathLike,
     step: int,
@@ -320,44 +312,30 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     cleanup_torn(output_dir)
     final = root / f"checkpoint-{step:08d}"
-    tmp = root / f".tmp-checkpoint-{step:08d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     delay = float(os.environ.get(WRITE_DELAY_ENV) or 0)
 
     def written() -> None:
         if delay:
             time.sleep(delay)
 
-    save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, str(tmp / WEIGHTS))
-    written()
-    opt_tensors, opt_meta = _optimizer_to_safe(optimizer)
-    save_file(opt_tensors, str(tmp / OPTIMIZER_TENSORS))
-    written()
-    (tmp / OPTIMIZER_META).write_text(json.dumps(opt_meta))
-    written()
-    rng_tensors, rng_meta = _rng_state()
-    save_file(rng_tensors, str(tmp / RNG_TENSORS))
-    written()
-    sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
-    full_state = {**state, "global_step": step, "scheduler": sched, "rng": rng_meta}
-    (tmp / STATE).write_text(json.dumps(full_state, indent=1))
-    written()
-    files = {}
-    for f in sorted(tmp.iterdir()):
-        with open(f, "rb") as handle:
-            os.fsync(handle.fileno())
-        files[f.name] = {"sha256": sha256_file(f), "size": f.stat().st_size}
-    index = {"format": INDEX_FORMAT, "step": step, "files": files, "fingerprint": fingerprint}
-    with open(tmp / INDEX, "w") as handle:  # written last: marks completeness
-        handle.write(json.dumps(index, indent=1, sort_keys=True, default=str))
-        handle.flush()
-        os.fsync(handle.fileno())
-    _fsync_dir(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    _fsync_dir(root)
+    with atomic_directory(final, tmp_name=f".tmp-checkpoint-{step:08d}-{os.getpid()}") as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, str(tmp / WEIGHTS))
+        written()
+        opt_tensors, opt_meta = _optimizer_to_safe(optimizer)
+        save_file(opt_tensors, str(tmp / OPTIMIZER_TENSORS))
+        written()
+        (tmp / OPTIMIZER_META).write_text(json.dumps(opt_meta))
+        written()
+        rng_tensors, rng_meta = _rng_state()
+        save_file(rng_tensors, str(tmp / RNG_TENSORS))
+        written()
+        sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
+        full_state = {**state, "global_step": step, "scheduler": sched, "rng": rng_meta}
+        (tmp / STATE).write_text(json.dumps(full_state, indent=1))
+        written()
+        index = {"format": INDEX_FORMAT, "step": step, "files": hash_tree(tmp, with_size=True), "fingerprint": fingerprint}
+        # written last: marks completeness
+        (tmp / INDEX).write_text(json.dumps(index, indent=1, sort_keys=True, default=str))
     for old in list_checkpoints(output_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -12,8 +12,8 @@ from transformers import PreTrainedTokenizerFast, UnlimitedOcrForConditionalGene
 
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.export import ExportConfig, export_adapter, export_from_config
-from deepsynth.adapter_files import sha256_file
 from deepsynth.inference import GenerationConfig, Summarizer, load_adapter_model
+from deepsynth.integrity import sha256_file
 from deepsynth.models.batching import build_batch, page_features, prepare_document
 from deepsynth.models.feature_cache import FeatureCache
 from deepsynth.models.loading import tiny_model_dir

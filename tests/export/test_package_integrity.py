@@ -9,9 +9,9 @@ import zipfile
 import pytest
 from safetensors.torch import load_file, save_file
 
-from deepsynth.adapter_files import sha256_file
 from deepsynth.export import PackageError, export_adapter, open_package
 from deepsynth.inference import Summarizer
+from deepsynth.integrity import sha256_file
 from deepsynth_cli import main
 
 

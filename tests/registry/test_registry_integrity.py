@@ -10,9 +10,9 @@ import pytest
 from adapter_support import mlflow_store_at
 from safetensors.torch import load_file, save_file
 
-from deepsynth.adapter_files import sha256_file
 from deepsynth.export import PackageError, export_adapter
 from deepsynth.inference import GenerationConfig, Summarizer
+from deepsynth.integrity import sha256_file
 from deepsynth.registry import download, register_package, show
 
 pytestmark = pytest.mark.slow
