@@ -88,7 +88,8 @@ def describe_text(d: dict[str, Any]) -> list[str]:
     lines = [f"run:       {d['run_name']}  ({d['run_id']})", f"pipeline:  {d['pipeline']}   status: {d['status']}",
              f"started:   {d['start'] or '-'}   duration: {_seconds(d['duration_s'])}",
              f"steps ({d['cache_hits']} cache hit(s)):"]
-    lines += ["  " + line for line in table([[name, s["status"], _seconds(s["duration_s"])] for name, s in d["steps"].items()])]
+    steps = [[name, s["status"], _seconds(s["duration_s"])] for name, s in d["steps"].items()]
+    lines += ["  " + line for line in table(steps)]
     if d.get("training"):
         t = d["training"]
         lines.append(f"training:  world_size {t['world_size']} (processes), device {t['device']}, "
@@ -112,5 +113,6 @@ def describe_text(d: dict[str, Any]) -> list[str]:
     for name, where in (d.get("reports") or {}).items():
         lines.append(f"{name} report: " + "  ".join(where.values()))
     lines.append("config:")
-    lines += [f"  {section}: {json.dumps(value, ensure_ascii=False, default=str)}" for section, value in d["config"].items()]
+    lines += [f"  {section}: {json.dumps(value, ensure_ascii=False, default=str)}"
+              for section, value in d["config"].items()]
     return lines

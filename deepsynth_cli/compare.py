@@ -25,7 +25,8 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, An
 def _side(version: dict[str, Any], ref: str, run: Any) -> dict[str, Any]:
     tags = version["tags"]
     return {"ref": ref, "name": version["name"], "version": version["version"], "aliases": version["aliases"],
-            "created": version["created"], "mlflow_run_id": version["run_id"], "mlflow_run": run.info.run_name if run else None,
+            "created": version["created"], "mlflow_run_id": version["run_id"],
+            "mlflow_run": run.info.run_name if run else None,
             **{k: tags.get(k) for k in IDENTITY_TAGS}}
 
 
@@ -82,7 +83,8 @@ def compare(ref_a: str, ref_b: str, as_json: bool) -> None:
     a, b = result["a"], result["b"]
     for side, label in ((a, "A"), (b, "B")):
         aliases = " ".join(f"@{x}" for x in side["aliases"])
-        echo(f"{label}: {side['name']} v{side['version']} {aliases}  created {side['created']}  run {side['mlflow_run'] or '-'}")
+        echo(f"{label}: {side['name']} v{side['version']} {aliases}  created {side['created']}  "
+             f"run {side['mlflow_run'] or '-'}")
     echo("")
     rows = [["METRIC", "A", "B", "B - A"]]
     rows += [[k, _number(m["a"]), _number(m["b"]), _number(m["difference"], "+")] for k, m in result["metrics"].items()]

@@ -172,7 +172,8 @@ def browse_hints(run_name: str, model_name: str | None) -> dict[str, str]:
     env, deepsynth = store_environment(), venv_executable("deepsynth")
     hints = {"run": f"{env}{deepsynth} runs show {shlex.quote(run_name)}",
              "runs": f"{env}{deepsynth} runs list",
-             "ui": f"{env}{deepsynth} ui   # MLflow UI on http://127.0.0.1:5000, ZenML dashboard on http://127.0.0.1:8237"}
+             "ui": f"{env}{deepsynth} ui   # MLflow UI on http://127.0.0.1:5000, ZenML dashboard on "
+                   "http://127.0.0.1:8237"}
     tracker = Client().active_stack.experiment_tracker
     if tracker is not None:
         command = mlflow_ui_command(tracker.get_tracking_uri())

@@ -74,7 +74,7 @@ def test_the_callers_own_switch_still_turns_a_bar_off(monkeypatch):
     assert stream.text == ""
 
 
-def test_progress_flag_and_terminal_decide_once_for_every_bar_and_are_undone_next_time(fresh_logging, monkeypatch, capsys):
+def test_progress_flag_and_terminal_decide_once_for_every_bar_and_are_undone_next_time(fresh_logging, monkeypatch):
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     monkeypatch.setenv(ENV, "0")  # the user's own choice is kept ...
     logs.configure()

@@ -86,8 +86,10 @@ def test_runs_show_by_id_prefix_has_steps_config_metrics_reports_and_version(run
     assert proc.returncode == 0, proc.stderr[-3000:]
     shown = json.loads(proc.stdout)
     assert shown["run_name"] == first["run_name"] and shown["status"] == "completed" and shown["cache_hits"] == 0
-    assert list(shown["steps"]) == list(first["steps"]) and all(s["duration_s"] is not None for s in shown["steps"].values())
-    assert shown["config"]["train"]["optimizer"]["learning_rate"] == 0.01 and shown["config"]["register"]["model_name"] == MODEL
+    assert list(shown["steps"]) == list(first["steps"])
+    assert all(s["duration_s"] is not None for s in shown["steps"].values())
+    assert shown["config"]["train"]["optimizer"]["learning_rate"] == 0.01
+    assert shown["config"]["register"]["model_name"] == MODEL
     assert shown["evaluation"] == first["evaluation"] and shown["adapter"]["final_loss"] == first["adapter"]["final_loss"]
     assert shown["registration"]["version"] == "1" and shown["registered"] == [f"{MODEL}/1"]
     assert Path(shown["reports"]["evaluation"]["file"]).is_file() and shown["training"]["world_size"] == 1
@@ -109,7 +111,8 @@ def test_models_compare_shows_metrics_side_by_side_and_what_differs(runs):
     result = json.loads(proc.stdout)
     assert (result["a"]["version"], result["b"]["version"]) == ("1", "2") and "challenger" in result["b"]["aliases"]
     loss = result["metrics"]["final_loss"]
-    assert loss["a"] == pytest.approx(done[0][0]["adapter"]["final_loss"]) and loss["difference"] == pytest.approx(loss["b"] - loss["a"])
+    assert loss["a"] == pytest.approx(done[0][0]["adapter"]["final_loss"])
+    assert loss["difference"] == pytest.approx(loss["b"] - loss["a"])
     assert result["metrics"]["rouge_l"]["a"] == done[0][0]["registration"]["promotion"]["candidate_value"]
     assert result["params"] == {"optimizer.learning_rate": {"a": "0.01", "b": "0.02"}}  # the one config change
     assert result["data"]["dataset_hash"]["same"] is True  # the same data (the second run's data steps were cached)
