@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from deepsynth.data.config import IngestConfig
+from deepsynth.data.generator import render_dataset
 from deepsynth.data.ingest import ingest
-from deepsynth.rendering.dataset import render_dataset
 from deepsynth.rendering.config import RenderSettings
 from deepsynth.validation import ValidationConfig, validate_dataset
 

@@ -9,10 +9,10 @@ import json
 import pytest
 
 from deepsynth.data.config import IngestConfig
+from deepsynth.data.generator import render_dataset
 from deepsynth.data.ingest import ingest
 from deepsynth.data.rendered import SHARD_DIR, RenderedDataset
 from deepsynth.rendering.config import RenderSettings
-from deepsynth.rendering.dataset import render_dataset
 from deepsynth_cli import main
 
 BOM = "\ufeff"

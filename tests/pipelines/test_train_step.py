@@ -8,7 +8,7 @@ import pytest
 
 from adapter_support import assert_same_adapter
 from deepsynth.adapters import TrainedAdapter
-from deepsynth.rendering.dataset import render_dataset
+from deepsynth.data.generator import render_dataset
 from deepsynth.rendering.config import RenderSettings
 from deepsynth.training.config import TrainerConfig
 

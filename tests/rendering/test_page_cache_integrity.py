@@ -9,8 +9,8 @@ from contextlib import closing
 
 import pytest
 
+from deepsynth.data.generator import render_dataset
 from deepsynth.rendering.config import RenderSettings
-from deepsynth.rendering.dataset import render_dataset
 
 SETTINGS = RenderSettings(modes=["tiny"], workers=1)
 DOCS = [{"id": f"d{i}", "split": "train", "text": f"Document {i} talks about rivers and bridges. " * (3 + i),

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from deepsynth.configuration import from_dict
+from deepsynth.data.generator import render_dataset
 from deepsynth.errors import ConfigError
 from deepsynth.rendering import fonts
-from deepsynth.rendering.dataset import render_dataset
 from deepsynth.rendering.layout import WidthCache, wrap
 from deepsynth.rendering.modes import MODES
 from deepsynth.rendering.config import RenderSettings
