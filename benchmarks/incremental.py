@@ -24,7 +24,7 @@ def _documents(count: int) -> list[dict]:
 
 
 def _render(docs: list[dict], mode: str, out: str, cache_dir: str | None) -> dict:
-    from deepsynth.rendering.dataset import render_dataset
+    from deepsynth.data.generator import render_dataset
     from deepsynth.rendering.config import RenderSettings
 
     settings = RenderSettings(modes=[mode], max_pages=2, page_cache=cache_dir is not None)

@@ -20,7 +20,7 @@ from benchmarks.common import RESULTS, english_documents, peak_rss_mb, write_res
 
 
 def _measure(size: int, mode: str) -> dict:
-    from deepsynth.rendering.dataset import render_dataset
+    from deepsynth.data.generator import render_dataset
     from deepsynth.rendering.config import RenderSettings
     from deepsynth.validation import ValidationConfig, validate_dataset
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from deepsynth.integrity import sha256_file  # noqa: F401  re-export until registry/, adapters.py, fingerprints.py import it from deepsynth.integrity
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

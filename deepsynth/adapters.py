@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepsynth.adapter_files import ADAPTER_WEIGHTS, MERGED_WEIGHTS, TRAINER_CONFIG, TRAINING_METRICS, sha256_file
+from deepsynth.adapter_files import ADAPTER_WEIGHTS, MERGED_WEIGHTS, TRAINER_CONFIG, TRAINING_METRICS
+from deepsynth.integrity import sha256_file
 
 
 @dataclass(frozen=True)

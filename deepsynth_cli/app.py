@@ -47,7 +47,8 @@ def cli() -> None:
     """DeepSynth: turn documents into a fine-tuned DeepSeek-OCR summarizer.
 
     Results go to stdout (one JSON document with --json); diagnostics go to stderr and to a
-    log file under the DeepSynth home ($DEEPSYNTH_HOME, default ./.deepsynth/logs).
+    log file under <home>/logs; the home is $DEEPSYNTH_HOME, else the nearest .deepsynth/ up
+    the tree, else ~/.local/share/deepsynth (-v says which).
     """
 
 
@@ -75,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors to exit codes."""
     output.reset()
     try:
-        cli.main(args=argv, prog_name="deepsynth", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="deepsynth", standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result  # click returns (not raises) an Exit's code without standalone mode
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

@@ -37,7 +37,7 @@ def compare_versions(ref_a: str, ref_b: str) -> dict[str, Any]:
     from deepsynth import registry
     from deepsynth_cli.models import known_model, point_mlflow_at_stack
 
-    point_mlflow_at_stack()
+    point_mlflow_at_stack(ref_a, ref_b)
     client = MlflowClient()
     versions, runs = [], []
     for ref in (ref_a, ref_b):

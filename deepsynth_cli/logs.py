@@ -143,7 +143,7 @@ def configure(verbosity: int = 0, debug: bool = False, home: Path | None = None,
     Args:
         verbosity: 0 = project warnings only on stderr; 1 = + third-party warnings; 2 = + info.
         debug: Everything, at debug level.
-        home: DeepSynth home (default: ``$DEEPSYNTH_HOME`` or ``./.deepsynth``).
+        home: DeepSynth home (default: :func:`deepsynth.paths.deepsynth_home`).
         progress: Draw progress bars even when stderr is not a terminal.
 
     Returns:

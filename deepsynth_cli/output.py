@@ -106,6 +106,10 @@ class Command(click.Command):
         from deepsynth_cli.logs import configure
 
         configure(_Session.verbosity, _Session.debug, progress=_Session.progress)
+        if _Session.verbosity or _Session.debug:
+            from deepsynth.paths import find_home
+
+            click.echo(find_home().describe(), err=True)  # -v: which home, and why
         with result_stdout():
             return super().invoke(ctx)
 

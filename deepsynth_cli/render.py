@@ -39,7 +39,7 @@ def render(input_path: str, out_dir: str, config_path: str | None, overrides: tu
     The render and ingest sections come from --config and --set like `deepsynth run`. Exits 2
     when no row could be read (every row rejected).
     """
-    from deepsynth.rendering.dataset import render_dataset
+    from deepsynth.data.generator import render_dataset
     from pipelines.config_checks import read_documents
 
     extra = {"render.font": ("--font", font), "render.max_pages": ("--max-pages", max_pages)}

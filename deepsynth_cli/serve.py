@@ -7,15 +7,11 @@ import click
 from deepsynth_cli.output import Command, echo, echo_json, json_option
 
 
-def use_registry() -> None:
-    """Point MLflow at the registry: ``MLFLOW_TRACKING_URI`` when set (a container), else the active ZenML stack's."""
-    import os
+def use_registry(*refs: str) -> None:
+    """Point MLflow at the registry (``MLFLOW_*_URI`` when set, else the active stack's), checking ``refs`` first."""
+    from deepsynth_cli.models import point_mlflow_at_registry
 
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return  # MLflow reads it (and MLFLOW_REGISTRY_URI) itself
-    from deepsynth_cli.models import point_mlflow_at_stack
-
-    point_mlflow_at_stack()
+    point_mlflow_at_registry(*refs)
 
 
 _OVERRIDES = ("host", "port", "device", "max_batch_size", "max_wait_ms", "poll_interval_s")
@@ -52,8 +48,9 @@ def serve(models: tuple[str, ...], config_path: str | None, access_log: bool, as
         config = dataclasses.replace(config, **{k: v for k, v in options.items() if k in _OVERRIDES and v is not None})
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if any(m.partition("=")[2].startswith("models:/") or m.startswith("models:/") for m in models):
-        use_registry()
+    registry_refs = [ref for m in models for ref in (m, m.partition("=")[2]) if ref.startswith("models:/")]
+    if registry_refs:
+        use_registry(*registry_refs)
     from deepsynth.serving.server import HttpServer, ModelServer, bind_socket
 
     try:

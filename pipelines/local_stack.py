@@ -1,7 +1,7 @@
 """Embedded defaults: a project-local ZenML store and a stack with MLflow on SQLite.
 
 Nothing has to be started by hand: :func:`prepare_environment` points ZenML at
-``<home>/zenml`` (``home`` = ``$DEEPSYNTH_HOME`` or ``./.deepsynth``) and turns analytics off;
+``<home>/zenml`` (``home``: see :func:`deepsynth.paths.find_home`) and turns analytics off;
 :func:`ensure_stack` registers and activates the ``deepsynth-local`` stack on first use: the
 local orchestrator and artifact store plus an MLflow experiment tracker and model registry
 without a tracking URI, so ZenML keeps MLflow's SQLite database inside its local store. The

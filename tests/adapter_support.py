@@ -34,7 +34,7 @@ def shared_home(deepsynth_home):
 def rendered_dataset(tmp_path_factory):
     """Train and test splits rendered by the real renderer in tiny mode."""
     from deepsynth.data.rendered import MANIFEST, RenderedDataset
-    from deepsynth.rendering.dataset import render_dataset
+    from deepsynth.data.generator import render_dataset
     from deepsynth.rendering.config import RenderSettings
 
     path = tmp_path_factory.getbasetemp() / "shared_rendered"

@@ -77,8 +77,6 @@ def _deepsynth_imports(path: Path) -> set[str]:
     return {name for name in names if name.startswith("deepsynth.")}
 
 
-#: Re-exports left at a moved name's old place until their callers (files other sessions were editing) move.
-SHIMS = {"deepsynth/rendering/dataset.py"}  # render_dataset now in deepsynth.data.generator
 
 
 def test_rendering_sits_below_data():
@@ -86,7 +84,6 @@ def test_rendering_sits_below_data():
     offenders = {
         str(path.relative_to(ROOT)): sorted(n for n in _deepsynth_imports(path) if n.startswith("deepsynth.data"))
         for path in (ROOT / "deepsynth" / "rendering").rglob("*.py")
-        if str(path.relative_to(ROOT)) not in SHIMS
     }
     assert not {name: found for name, found in offenders.items() if found}
 

@@ -106,3 +106,13 @@ def test_a_home_is_found_from_a_subdirectory_and_deepsynth_home_still_wins(tmp_p
     assert chosen.returncode == 2
     error = json.loads(chosen.stdout)["error"]
     assert f"no DeepSynth store in {other / 'zenml'}" in error and f"$DEEPSYNTH_HOME ({other})" in error
+
+
+def test_dash_v_says_which_home_and_why(tmp_path):
+    (tmp_path / "project" / HOME_DIR).mkdir(parents=True)
+    sub = tmp_path / "project" / "sub"
+    sub.mkdir()
+    proc = deepsynth(sub, clean_environment(tmp_path), "models", "list", "-v")
+    assert f"DeepSynth home: {tmp_path / 'project' / HOME_DIR} (the nearest .deepsynth/ at or above {sub})" in proc.stderr
+    proc = deepsynth(sub, clean_environment(tmp_path, DEEPSYNTH_HOME=str(tmp_path / "h")), "models", "list", "-v")
+    assert f"DeepSynth home: {tmp_path / 'h'} (from $DEEPSYNTH_HOME)" in proc.stderr

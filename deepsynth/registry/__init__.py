@@ -9,7 +9,7 @@ _EXPORTS = {
     "fetch_package": "deepsynth.registry.model_registry",
     "git_commit": "deepsynth.registry.model_registry",
     "list_models": "deepsynth.registry.model_registry",
-    "parse_ref": "deepsynth.registry.model_registry",
+    "parse_ref": "deepsynth.registry.catalog",
     "promote": "deepsynth.registry.model_registry",
     "promote_if_better": "deepsynth.registry.model_registry",
     "register_package": "deepsynth.registry.model_registry",

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from deepsynth.adapter_files import sha256_file
+from deepsynth.integrity import sha256_file
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.evaluation.metrics import NonFiniteMetricError, assert_finite
 from deepsynth.export.package import MANIFEST, PackageError, verify_directory

@@ -3,6 +3,5 @@
 from deepsynth.rendering.config import RenderSettings
 from deepsynth.rendering.modes import MODES, Mode, get_mode
 from deepsynth.rendering.renderer import DocumentRenderer, render_documents
-from deepsynth.rendering import dataset  # noqa: F401,E402  (a fresh step process loads ZenML cache-policy sources as package attributes)
 
 __all__ = ["MODES", "Mode", "get_mode", "DocumentRenderer", "RenderSettings", "render_documents"]

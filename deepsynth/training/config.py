@@ -112,7 +112,7 @@ class TrainerConfig(Section):
     model_revision: str | None = knob(None, "hub commit to pin the weights to (hub names only)")
     model_dtype: Literal["float32", "bfloat16", "float16"] = knob("float32", "dtype of the unquantized weights")
     device: Literal["auto", "cpu", "cuda"] = knob("auto", "where to train; auto picks CUDA when present")
-    deepsynth_home: str | None = knob(None, "cache root for the tiny profile and features (default $DEEPSYNTH_HOME or ./.deepsynth)")
+    deepsynth_home: str | None = knob(None, "cache root for the tiny profile and features (default: the DeepSynth home: $DEEPSYNTH_HOME, else the nearest .deepsynth/ up the tree, else ~/.local/share/deepsynth)")
     output_dir: str = knob("./trained_model", "where the final adapter (or model) is written")
     # --- LoRA ---
     use_lora: bool = knob(True, "train LoRA adapters on the decoder (false: fine-tune the whole decoder)")

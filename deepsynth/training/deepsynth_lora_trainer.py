@@ -328,6 +328,7 @@ class DeepSynthLoRATrainer:
             "resumed_from_step": resumed_from,
             "epochs_detail": progress.epochs,
             "world_size": ctx.world_size,
+            "device": str(device),
             "rank": ctx.rank,
             "peak_rss_mb": peak_rss_mb(),
             "adapter_dir": str(Path(cfg.output_dir)),

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deepsynth.adapter_files import sha256_file
+from deepsynth.integrity import sha256_file
 from deepsynth.configuration import flatten
 from deepsynth.paths import deepsynth_home
 from deepsynth.training.checkpointing import list_checkpoints

@@ -26,7 +26,7 @@ def record(path, **data):
 def main() -> int:
     fault, record_file, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     if fault == "render_crash":
-        from deepsynth.rendering import dataset as render_module
+        from deepsynth.data import generator as render_module
 
         real = render_module.render_dataset
 
@@ -78,7 +78,7 @@ def main() -> int:
 
         from zenml import get_step_context
 
-        from deepsynth.rendering import dataset as render_module
+        from deepsynth.data import generator as render_module
 
         real = render_module.render_dataset
 
