@@ -1,7 +1,8 @@
 """The ``deepsynth`` group, its command groups, and the mapping of errors to exit codes.
 
-Exit codes: 0 ok; 1 any other failure; 2 bad usage or config; 3 data validation failed;
-4 quality gate; 143 stopped by SIGTERM (rerun to resume). A failure prints one error block on
+Exit codes are defined on the error classes (:func:`deepsynth.errors.exit_codes`: 0 ok; 1 any
+other failure; 2 bad usage or config; 3 data validation failed; 4 quality gate; 130 Ctrl-C; 143
+stopped by SIGTERM, rerun to resume). A failure prints one error block on
 stderr (``--debug`` adds the traceback; the log file always has it) and, with ``--json``, a
 JSON document with ``error`` and ``exit_code`` on stdout.
 """
@@ -13,7 +14,7 @@ import traceback
 
 import click
 
-from deepsynth.errors import DeepSynthError
+from deepsynth.errors import ConfigError, DeepSynthError, Interrupted, exit_codes
 from deepsynth_cli import output
 from deepsynth_cli.adapters import adapters
 from deepsynth_cli.browse import runs
@@ -29,14 +30,8 @@ from deepsynth_cli.stack import stack
 from deepsynth_cli.summarize import summarize
 from deepsynth_cli.ui import ui
 
-EXIT_CODES = {
-    0: "success",
-    1: "any other failure",
-    2: "bad usage or configuration (unknown key, unknown mode, missing file or column, unknown model)",
-    3: "data validation failed (a dataset-level check)",
-    4: "quality gate: the new version was not promoted and register.require_promotion is set",
-    143: "stopped by SIGTERM during training, after a checkpoint: rerun the same command to resume",
-}
+#: Exit code → meaning, as ``--help`` lists them (from the error classes).
+EXIT_CODES = exit_codes()
 
 
 @click.group(cls=output.Group, context_settings={"help_option_names": ["-h", "--help"]},
@@ -84,15 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         if output.json_requested():
-            output.echo_json({"error": exc.format_message(), "exit_code": 2})
-        return 2
-    except click.exceptions.Abort:
+            output.echo_json({"error": exc.format_message(), "exit_code": ConfigError.exit_code})
+        return ConfigError.exit_code
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            return report_failure("interrupted", Interrupted.exit_code, exc.__cause__)
         click.echo("aborted", err=True)
         return 1
     except DeepSynthError as exc:
         return report_failure(str(exc), exc.exit_code, exc)
     except KeyboardInterrupt as exc:
-        return report_failure("interrupted", 130, exc)
+        return report_failure("interrupted", Interrupted.exit_code, exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a message, exit 1
         return report_failure(f"{type(exc).__name__}: {exc}", 1, exc)
     return 0

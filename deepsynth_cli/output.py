@@ -178,7 +178,7 @@ def run_and_emit(action: Callable[[], dict[str, Any]], as_json: bool) -> None:
     try:
         summary = action()
     except DeepSynthError as exc:
-        if getattr(exc, "summary", None):
+        if exc.summary:
             failure = {"error": str(exc), "exit_code": exc.exit_code} if as_json else {}
             emit(with_log_file({**exc.summary, **failure}), as_json)
         raise

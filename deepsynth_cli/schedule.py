@@ -122,5 +122,4 @@ class FiringFailed(DeepSynthError):
     """A fired run failed: the firing exits with the run's own exit code."""
 
     def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
+        super().__init__(message, exit_code=exit_code)

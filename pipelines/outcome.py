@@ -15,18 +15,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from deepsynth.errors import DataValidationError, DeepSynthError
+from deepsynth.errors import DataValidationError, DeepSynthError, QualityGateError
 
 KEY_METRICS = ("rouge_1", "rouge_2", "rouge_l", "mean_length", "empty_rate", "repetition_rate", "latency_s")
 
 
 class PipelineFailed(DeepSynthError):
-    """A step failed; ``summary`` holds what the run produced before it."""
+    """A step failed; ``summary`` holds what the run produced before it, ``exit_code`` the step's own code."""
 
-    def __init__(self, message: str, summary: dict[str, Any], exit_code: int = 1):
-        super().__init__(message)
-        self.summary = summary
-        self.exit_code = exit_code
+    def __init__(self, message: str, summary: dict[str, Any], exit_code: int | None = None):
+        super().__init__(message, exit_code=exit_code, summary=summary)
 
 
 def step_output(run: Any, step: str, name: str) -> Any | None:
@@ -52,14 +50,14 @@ def step_failure(run: Any) -> tuple[str | None, int]:
         info = step_run.exception_info
         if str(step_run.status.value) != "failed" or info is None:
             continue
-        code = 1
+        code = DeepSynthError.exit_code
         module, _, cls_name = (info.source or "").rpartition(".")
         if module.split(".")[0] == "deepsynth":  # only our own modules are imported by name
             cls = getattr(importlib.import_module(module), cls_name, None)
             if isinstance(cls, type) and issubclass(cls, DeepSynthError):
                 code = cls.exit_code
         return f"step {name}: {info.message}" if info.message else None, code
-    return None, 1
+    return None, DeepSynthError.exit_code
 
 
 def summarize(run: Any) -> dict[str, Any]:
@@ -193,17 +191,15 @@ def run_failure(pipeline_name: str, run: Any, exc: Exception) -> DeepSynthError:
     """
     summary = summarize(run)
     if summary.get("validation_passed") is False:
-        error = DataValidationError("data validation failed:\n  " + "\n  ".join(summary["validation_failures"]))
-        error.summary = summary  # type: ignore[attr-defined]
-        return error
+        failures = "\n  ".join(summary["validation_failures"])
+        return DataValidationError(f"data validation failed:\n  {failures}", summary=summary)
     if summary["steps"].get("check_promotion") == "failed":
         from steps.export_and_register import gate_failure_message
 
-        return PipelineFailed(gate_failure_message(summary["registration"]), summary, exit_code=4)
+        return QualityGateError(gate_failure_message(summary["registration"]), summary=summary)
     message, code = step_failure(run)
     if message is None and isinstance(exc, DeepSynthError):
-        exc.summary = summary  # type: ignore[attr-defined]
-        return exc
+        return exc.with_summary(summary)
     return PipelineFailed(f"pipeline {pipeline_name} failed: {message or exc}", summary, exit_code=code)
 
 

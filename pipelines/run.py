@@ -22,7 +22,8 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
 
     Raises:
         DataValidationError: A dataset-level data check failed (the summary is attached).
-        PipelineFailed: Any other step failed (exit code 4 when it was the required promotion gate).
+        QualityGateError: The required promotion gate failed (the summary is attached).
+        PipelineFailed: Any other step failed (with the step's own exit code).
         DeepSynthError: Raised outside any step (the summary is attached).
     """
     ensure_stack(config.deployment.stack)
