@@ -14,10 +14,12 @@ import dataclasses
 import difflib
 import functools
 import json
+import os
 import re
 import reprlib
 import types
 import typing
+from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 from deepsynth.errors import ConfigError
@@ -254,6 +256,33 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
         message = bounded(str(exc))
         raise ConfigError(f"{source}: {message}" if source else message, key=error_key(message)) from None
     return obj
+
+
+def from_json(cls: type[T], path_or_text: str | os.PathLike, what: str) -> T:
+    """Build ``cls`` from a JSON job configuration: a file's path, or the JSON text itself (starts with ``{``).
+
+    Args:
+        cls: The config dataclass (built with :func:`from_dict`: unknown keys are errors).
+        path_or_text: A path to a JSON file, or a JSON object as text.
+        what: What the configuration is, for messages about text that names no file ("training config").
+
+    Raises:
+        ConfigError: The file cannot be read, is not JSON, or holds unknown keys or bad values.
+    """
+    text, source = str(path_or_text), None
+    if not text.lstrip().startswith("{"):
+        source = text
+        try:
+            text = Path(path_or_text).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot read the {what} ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source or what}: invalid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source or what}: expected a JSON object")
+    return from_dict(cls, data, source=source)
 
 
 def flatten(data: Mapping[str, Any]) -> dict[str, Any]:

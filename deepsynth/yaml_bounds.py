@@ -5,6 +5,9 @@ that build 9**9 values (or, with merge keys, copy that many pairs). :func:`load_
 node graph first, counts what it would build (once per node, so counting a bomb is cheap) and
 refuses more than :data:`MAX_NODES` values, a recursive alias, or (for ``--set``) any alias, before
 constructing anything. Files are refused past :data:`MAX_CONFIG_BYTES`.
+
+:func:`read_yaml` is the one reader of configuration files (run configs, stack recipes, the serve
+config): bounded, and every error a :class:`ConfigError` that names the file and, for bad YAML, the line.
 """
 
 from __future__ import annotations
@@ -86,3 +89,29 @@ def load_yaml(text: str, where: str, aliases: bool = True) -> Any:
         raise ConfigError(f"{where}: nested too deeply") from None
     finally:
         loader.dispose()
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a configuration file: one YAML mapping (an empty file is ``{}``), within bounds.
+
+    Raises:
+        ConfigError: The file is missing, too large, not valid YAML (naming the line), too large once
+            expanded, or not a mapping at the top level; the message starts with the file's path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    check_file_size(path)
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (UTF-8)") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data

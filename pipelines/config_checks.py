@@ -4,7 +4,7 @@ A run that cannot succeed should fail in a second with exit code 2, not after re
 training: training and evaluation use pages of a mode that is rendered; the splits they read
 will hold documents given the source, the split ratios and ``ingest.max_documents``; a local
 source file exists and has the configured columns. Messages name each key where it was set
-(:class:`~pipelines.config_loading.ConfigSource`) and the fix.
+(:class:`~pipelines.config_source.ConfigSource`) and the fix.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from deepsynth.errors import ConfigError, InputError
 if TYPE_CHECKING:
     from deepsynth.data.documents import DocumentDataset
     from pipelines.config import RunConfig
-    from pipelines.config_loading import ConfigSource
+    from pipelines.config_source import ConfigSource
 
 
 def check_modes(config: RunConfig, source: ConfigSource) -> None:

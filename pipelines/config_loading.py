@@ -12,16 +12,18 @@ value is refused before it is built.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from deepsynth.configuration import MAX_MESSAGE, UnknownKeyError, bounded, brief, error_key, from_dict
+from deepsynth.configuration import bounded, brief, from_dict
 from deepsynth.errors import ConfigError
+from deepsynth.yaml_bounds import load_yaml, read_yaml
 from pipelines.config import RunConfig
-from deepsynth.yaml_bounds import check_file_size, load_yaml
+from pipelines.config_checks import check_run_config
+from pipelines.config_source import ConfigSource
+
 
 def parse_override(item: str) -> tuple[list[str], Any]:
     """Split ``a.b.c=value`` into a key path and a YAML-parsed value (no aliases)."""
@@ -55,100 +57,6 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         path, value = parse_override(item)
         set_key(data, path, value, f"--set {item!r}")
     return data
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with errors that name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    check_file_size(path)
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
-
-
-def _covers(given: str, key: str) -> bool:
-    """True when setting ``given`` set ``key`` (the same key, or a section or list holding it)."""
-    return key == given or key.startswith((given + ".", given + "["))
-
-
-@dataclass
-class ConfigSource:
-    """Where the values of a run configuration came from, for messages that say where to fix them.
-
-    Args:
-        path: The YAML file (None: no file).
-        yaml_data: What the file held.
-        overrides: ``--set`` items, in order.
-        options: Command options that set a key: dotted key → (option, value); a value of None
-            means the option exists but was not given (messages still suggest it).
-    """
-
-    path: str | None = None
-    yaml_data: dict[str, Any] = field(default_factory=dict)
-    overrides: list[str] = field(default_factory=list)
-    options: dict[str, tuple[str, Any]] = field(default_factory=dict)
-
-    def _given_by(self, key: str) -> str | None:
-        for dotted, (option, value) in self.options.items():
-            if value is not None and _covers(dotted, key):
-                return option
-        for item in reversed(self.overrides):
-            written = item.split("=", 1)[0].strip()
-            if _covers(written, key):
-                return f"--set {written}"
-        return None
-
-    def _in_yaml(self, key: str) -> bool:
-        node: Any = self.yaml_data
-        for part in key.split("[")[0].split("."):
-            if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        return True
-
-    def where(self, key: str | None) -> str:
-        """Where ``key`` was set, as a message prefix: ``--set render.modes``, ``f.yaml: train.mode``, ``--mode``."""
-        if key is None:
-            return self.path or "configuration"
-        given = self._given_by(key)
-        if given:
-            return given
-        return f"{self.path}: {key}" if self.path and self._in_yaml(key) else key
-
-    def label(self, key: str) -> str:
-        """``key`` and where it was set, for the middle of a sentence: ``train.mode (configs/q.yaml)``."""
-        given = self._given_by(key)
-        if given:
-            return given if given.startswith("--set") else f"{given} ({key})"
-        return f"{key} ({self.path})" if self.path and self._in_yaml(key) else f"{key} (default)"
-
-    def fix(self, key: str, value: str) -> str:
-        """How to set ``key`` to ``value`` here: the command's option for it, else ``--set key=value``."""
-        option = self.options.get(key)
-        return f"{option[0]} {value}" if option else f"--set {key}={value}"
-
-    def explain(self, exc: ConfigError) -> ConfigError:
-        """``exc`` reworded to name where its key was set (the key as the user wrote it).
-
-        An unknown key's message keeps its list of the section's keys whole.
-        """
-        message = str(exc)
-        key = exc.key or error_key(message)
-        if isinstance(exc, UnknownKeyError):
-            return exc.moved(self.where(key))
-        problem = message.split(f"{key}: ", 1)[1] if key and f"{key}: " in message else message
-        # the problem was bounded where it was raised; leave room for the longer prefix
-        return ConfigError(bounded(f"{self.where(key)}: {problem}", MAX_MESSAGE + 150), key=key)
 
 
 def load_run_config(path: str | Path | None, overrides: list[str] | None = None,
@@ -185,7 +93,5 @@ def load_with_source(path: str | Path | None, overrides: list[str] | None = None
     except ConfigError as exc:
         raise source.explain(exc) from None
     if check:
-        from pipelines.config_checks import check_run_config
-
         check_run_config(config, source)
     return config, source

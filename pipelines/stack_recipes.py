@@ -19,7 +19,7 @@ import yaml
 
 from deepsynth.errors import ConfigError
 from pipelines.env_vars import expand, required_vars
-from deepsynth.yaml_bounds import check_file_size, load_yaml
+from deepsynth.yaml_bounds import read_yaml
 
 RECIPES = Path(__file__).parents[1] / "configs" / "stacks"
 RECIPE_KEYS = {"name", "description", "components", "secrets"}
@@ -70,13 +70,7 @@ def load_recipe(recipe: str | Path) -> Recipe:
     from zenml.enums import StackComponentType
 
     path = recipe_path(recipe)
-    check_file_size(path)
-    try:
-        data = load_yaml(path.read_text(), str(path)) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = read_yaml(path)
     unknown = set(data) - RECIPE_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(RECIPE_KEYS)}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 from deepsynth.configuration import Section, from_dict, knob
@@ -54,15 +53,11 @@ class ServeConfig(Section):
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "ServeConfig":
-        """Build from a YAML file whose ``serve`` section holds the knobs."""
-        from deepsynth.yaml_bounds import check_file_size, load_yaml
+        """Build from a YAML file whose ``serve`` section holds the knobs (errors name the file and line)."""
+        from deepsynth.yaml_bounds import read_yaml
 
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        check_file_size(path)
-        data = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
-        if not isinstance(data, dict) or set(data) - {"serve"}:
+        data = read_yaml(path)
+        if set(data) - {"serve"}:
             raise ConfigError(f"{path}: expected one top-level section, serve")
         return cls.from_dict(data.get("serve") or {}, source=str(path))
 
