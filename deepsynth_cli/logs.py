@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from deepsynth.env import logging_defaults, set_defaults
+
 #: Loggers of this project: shown on stderr at default verbosity (warnings and worse).
 OWN_LOGGERS = ("deepsynth", "pipelines", "steps", "materializers", "deepsynth_cli")
 #: What libraries print for people rather than log (MLflow's ``eprint``): shown from ``-v``, always in the log file.
@@ -128,13 +130,7 @@ def progress_environment(progress: bool) -> None:
 
 def quiet_environment(verbosity: int, debug: bool, stream: TextIO) -> None:
     """Environment defaults that keep third-party libraries quiet and colourless before they are imported."""
-    if not wants_color(stream):
-        os.environ.setdefault("ZENML_LOGGING_COLORS_DISABLED", "true")
-    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # MLflow logs through the root logger (ours)
-    if not debug:
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning" if verbosity else "error")
-    if debug:
-        os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "DEBUG")
+    set_defaults(logging_defaults(verbosity, debug, color=wants_color(stream)))
 
 
 def configure(verbosity: int = 0, debug: bool = False, home: Path | None = None, progress: bool = False) -> Path | None:

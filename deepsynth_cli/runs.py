@@ -66,7 +66,10 @@ def run(config_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
     from pipelines.config_loading import load_run_config
 
     config = load_run_config(config_path, list(overrides))
+    from pipelines.local_stack import prepare_run_environment
     from pipelines.run import run_pipeline
+
+    prepare_run_environment(config.train.model_name, config.deployment.stack)  # before ZenML is imported
 
     run_and_emit(lambda: run_pipeline(config), as_json)
 

@@ -10,10 +10,10 @@ stores are set up once and checked on every use (:mod:`pipelines.stores`).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from deepsynth.env import HUB_OFFLINE, QUIET_DEFAULTS, hub_offline, set_defaults
 from deepsynth.paths import deepsynth_home
 from pipelines.stores import active_stack_id, ensure_ready, require_ready, sqlite_path
 
@@ -21,26 +21,26 @@ STACK = "deepsynth-local"
 TRACKER = "deepsynth-mlflow"
 REGISTRY = "deepsynth-registry"
 
-QUIET_DEFAULTS = {
-    "ZENML_ANALYTICS_OPT_IN": "false",
-    "ZENML_DISABLE_INTERACTIVE_INPUT": "true",
-    "ZENML_LOGGING_VERBOSITY": "WARN",
-    "ZENML_ENABLE_RICH_TRACEBACK": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
-
-
 def prepare_environment() -> Path:
-    """Set ZenML/MLflow environment defaults (before ZenML is imported); return the home folder."""
+    """Set ZenML/MLflow environment defaults (before ZenML is imported); return the home folder.
+
+    ``HF_HUB_OFFLINE`` defaults to 1 unless :func:`prepare_run_environment` chose otherwise first.
+    """
     home = deepsynth_home()
     home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("ZENML_CONFIG_PATH", str(home / "zenml"))
-    for key, value in QUIET_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+    set_defaults({"ZENML_CONFIG_PATH": str(home / "zenml"), **QUIET_DEFAULTS})
     return home
+
+
+def prepare_run_environment(model_name: str | None, stack: str | None) -> Path:
+    """:func:`prepare_environment` for a run of ``model_name`` on ``stack`` (a config's ``deployment.stack``).
+
+    A hub model (``owner/name``, not a local path) on another stack than the local one leaves the hub
+    reachable (``HF_HUB_OFFLINE`` defaults to 0: the stack's machines download the weights); every
+    other run reads models from disk (1). An exported ``HF_HUB_OFFLINE`` always wins.
+    """
+    set_defaults({HUB_OFFLINE: hub_offline(model_name, local_stack=stack in (None, STACK))})
+    return prepare_environment()
 
 
 def _set_up_local_stack() -> dict[str, Any]:

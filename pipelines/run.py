@@ -6,7 +6,7 @@ from typing import Any
 
 from deepsynth.data.ingest import source_revision
 from pipelines.config import RunConfig
-from pipelines.local_stack import ensure_stack
+from pipelines.local_stack import ensure_stack, prepare_run_environment
 from pipelines.outcome import run_and_summarize
 
 
@@ -26,6 +26,7 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
         PipelineFailed: Any other step failed (with the step's own exit code).
         DeepSynthError: Raised outside any step (the summary is attached).
     """
+    prepare_run_environment(config.train.model_name, config.deployment.stack)
     ensure_stack(config.deployment.stack)
     from zenml.client import Client
 

@@ -9,7 +9,6 @@ special handling, and all ranks apply identical updates.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +16,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from deepsynth import env
 from deepsynth.errors import DeepSynthError
 
 
@@ -63,10 +63,10 @@ def init_distributed(device_type: str, timeout_s: float = 600) -> DistContext:
         timeout_s: How long a collective waits for the other ranks before it raises: a dead or hung
             rank fails the run instead of hanging it.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = env.world_size()
     if world <= 1:
         return DistContext()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
+    rank, local = env.rank(), env.local_rank()
     created = False
     if not dist.is_initialized():
         with _collective("joining the process group"):

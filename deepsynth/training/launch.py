@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from deepsynth.env import rank as launched_rank
 from deepsynth.errors import ConfigError, DeepSynthError
 from deepsynth.threads import threads_per_process
 from deepsynth.training.config import TrainerConfig
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config_path, dataset, result, threads = argv if argv is not None else sys.argv[1:5]
     policy = apply_thread_policy(environ={} if threads == "auto" else {"OMP_NUM_THREADS": threads})
-    rank = int(os.environ.get("RANK", "0"))
+    rank = launched_rank()
     logger.info("rank %d: %d intra-op thread(s)", rank, policy.threads)
     try:
         trainer = DeepSynthLoRATrainer(TrainerConfig.from_json(config_path), on_step=policy.refresh)

@@ -7,11 +7,11 @@ quarantined; dataset-level expectations run over the valid documents and decide 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pandas as pd
 
+from deepsynth.env import QUIET_DEFAULTS, set_defaults
 from deepsynth.validation.config import ValidationConfig
 from deepsynth.validation.report import CheckResult, jsonable
 
@@ -89,7 +89,7 @@ def run_suites(all_docs: pd.DataFrame, valid_docs: pd.DataFrame, config: Validat
     Returns:
         One :class:`CheckResult` per expectation, row-level first.
     """
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    set_defaults({"GX_ANALYTICS_ENABLED": QUIET_DEFAULTS["GX_ANALYTICS_ENABLED"]})
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
