@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from deepsynth.errors import ConfigError
-from deepsynth.training import checkpointing as ck, fingerprints
+from deepsynth.training import checkpoint_io, checkpoint_layout as layout, checkpointing as ck, fingerprints
 
 WORKER = Path(__file__).with_name("train_worker.py")
 
@@ -54,9 +54,9 @@ def test_checkpoint_index_lists_every_file_with_its_sha256(tmp_path):
     _train_and_save(tmp_path, 1, FINGERPRINT)
     (path,) = ck.list_checkpoints(tmp_path)
     index = ck.read_index(path)
-    assert set(index["files"]) == {ck.WEIGHTS, ck.OPTIMIZER_TENSORS, ck.OPTIMIZER_META, ck.RNG_TENSORS, ck.STATE}
+    assert set(index["files"]) == {layout.WEIGHTS, layout.OPTIMIZER_TENSORS, layout.OPTIMIZER_META, layout.RNG_TENSORS, layout.STATE}
     assert index["step"] == 1 and index["fingerprint"] == FINGERPRINT
-    assert ck.verify_checkpoint(path) is None
+    assert checkpoint_io.verify_checkpoint(path) is None
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".tmp")]
 
 
@@ -64,7 +64,7 @@ def test_checkpoint_index_lists_every_file_with_its_sha256(tmp_path):
 def test_damaged_latest_falls_back_to_previous_complete_with_a_warning(tmp_path, caplog, damage):
     saved = _train_and_save(tmp_path, 3)
     latest = ck.list_checkpoints(tmp_path)[-1]
-    target = latest / (ck.INDEX if damage == "delete_index" else ck.WEIGHTS)
+    target = latest / (ck.INDEX if damage == "delete_index" else layout.WEIGHTS)
     if damage == "truncate":
         target.write_bytes(target.read_bytes()[:-7])
     elif damage == "flip_byte":
@@ -78,7 +78,7 @@ def test_damaged_latest_falls_back_to_previous_complete_with_a_warning(tmp_path,
     assert resolved.name == "checkpoint-00000002"
     text = caplog.text
     assert "checkpoint-00000003" in text and "falling back" in text
-    assert (ck.INDEX if damage == "delete_index" else ck.WEIGHTS) in text
+    assert (ck.INDEX if damage == "delete_index" else layout.WEIGHTS) in text
     # the damaged one is moved aside, never read again; the fallback loads the step-2 weights
     assert not latest.exists() and (latest.parent / "corrupt-checkpoint-00000003").is_dir()
     assert [p.name for p in ck.list_checkpoints(tmp_path)] == ["checkpoint-00000001", "checkpoint-00000002"]
@@ -91,7 +91,7 @@ def test_damaged_latest_falls_back_to_previous_complete_with_a_warning(tmp_path,
 def test_no_complete_checkpoint_left_is_a_clear_error_not_a_restart(tmp_path):
     _train_and_save(tmp_path, 2)
     for path in ck.list_checkpoints(tmp_path):
-        (path / ck.OPTIMIZER_TENSORS).write_bytes(b"")
+        (path / layout.OPTIMIZER_TENSORS).write_bytes(b"")
     with pytest.raises(ck.CheckpointError, match="no complete checkpoint.*Refusing to restart from step 0"):
         ck.resolve_checkpoint(tmp_path, "latest")
 
@@ -99,7 +99,7 @@ def test_no_complete_checkpoint_left_is_a_clear_error_not_a_restart(tmp_path):
 def test_named_checkpoint_that_fails_verification_is_an_error(tmp_path):
     _train_and_save(tmp_path, 2)
     path = ck.list_checkpoints(tmp_path)[-1]
-    (path / ck.STATE).write_text("{}")
+    (path / layout.STATE).write_text("{}")
     with pytest.raises(ck.CheckpointError, match="trainer_state.json"):
         ck.resolve_checkpoint(tmp_path, str(path))
     _, optimizer, scheduler = _optim()
@@ -112,7 +112,7 @@ def test_torn_temp_folder_of_a_dead_writer_is_ignored_and_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     torn = tmp_path / "checkpoints" / f".tmp-checkpoint-00000002-{int(dead.stdout)}"
     torn.mkdir()
-    (torn / ck.WEIGHTS).write_bytes(b"\x00" * 10)
+    (torn / layout.WEIGHTS).write_bytes(b"\x00" * 10)
     assert ck.resolve_checkpoint(tmp_path, "latest").name == "checkpoint-00000001"
     assert not torn.exists()
 
@@ -155,7 +155,7 @@ def test_kill_9_while_a_checkpoint_is_written_resumes_from_the_last_complete_one
     config = tiny_config(output_dir=str(out), num_epochs=3, save_steps=2, save_total_limit=3, resume_from_checkpoint="latest")
     cfg_path = tmp_path / "config.json"
     cfg_path.write_text(json.dumps(config.to_dict()))
-    env = {**os.environ, ck.WRITE_DELAY_ENV: "0.5"}  # 5 files x 0.5 s: a wide window to land the kill in
+    env = {**os.environ, checkpoint_io.WRITE_DELAY_ENV: "0.5"}  # 5 files x 0.5 s: a wide window to land the kill in
     victim = subprocess.Popen([sys.executable, str(WORKER), str(cfg_path), str(rendered.path), str(tmp_path / "v.json")],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = out / "checkpoints"
@@ -208,10 +208,10 @@ def test_planted_pickle_in_a_checkpoint_is_never_executed(tmp_path):
     assert not marker.exists()
     # 2. a pickle in place of the weights, with the index rewritten to match (a tampered checkpoint):
     #    the safetensors reader rejects it; nothing unpickles it
-    weights = path / ck.WEIGHTS
+    weights = path / layout.WEIGHTS
     weights.write_bytes(pickle.dumps(Payload(marker)))
     index = ck.read_index(path)
-    index["files"][ck.WEIGHTS] = {"sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "size": weights.stat().st_size}
+    index["files"][layout.WEIGHTS] = {"sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "size": weights.stat().st_size}
     (path / ck.INDEX).write_text(json.dumps(index))
     _, optimizer, scheduler = _optim()
     with pytest.raises(Exception):
@@ -222,7 +222,7 @@ def test_planted_pickle_in_a_checkpoint_is_never_executed(tmp_path):
 def test_only_rank_0_changes_the_checkpoints_folder(tmp_path, monkeypatch):
     _train_and_save(tmp_path, 2)
     latest = ck.list_checkpoints(tmp_path)[-1]
-    (latest / ck.WEIGHTS).unlink()
+    (latest / layout.WEIGHTS).unlink()
     monkeypatch.setenv("RANK", "1")  # another rank of a data-parallel run resolves the same checkpoint
     assert ck.resolve_checkpoint(tmp_path, "latest").name == "checkpoint-00000001"
     assert latest.is_dir()  # left for rank 0 to move aside
