@@ -106,6 +106,57 @@ def left_padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
+def decode(
+    model: Any,
+    tokenizer: Any,
+    rows: list[torch.Tensor],
+    config: GenerationConfig,
+    *,
+    limits: Sequence[int] | None = None,
+    adapter_names: Sequence[str] | None = None,
+) -> list[list[int]]:
+    """Decode prompts together (left-padded) and return each row's generated ids, EOS and padding removed.
+
+    The one decode loop: :func:`generate_with_stats` uses it for one adapter, the server for a batch
+    whose rows each name their own peft adapter.
+
+    Args:
+        model: The (PEFT-wrapped) OCR model.
+        tokenizer: Its tokenizer.
+        rows: One prompt per row, from :func:`prompt_embeddings`.
+        config: Decoding settings (``max_new_tokens`` for the whole batch; ``batch_size`` is not used here).
+        limits: Per row, the most tokens kept (a greedy run with that limit gives exactly these ids).
+        adapter_names: Per row, the peft adapter to decode it with (peft's mixed-adapter batches).
+
+    Returns:
+        Generated token ids per row, in order.
+    """
+    embeds, mask = left_padded(rows)
+    kwargs: dict[str, Any] = {"do_sample": not config.greedy}
+    if not config.greedy:
+        kwargs.update(temperature=config.temperature, top_p=config.top_p)
+    if config.no_repeat_ngram_size:
+        kwargs["no_repeat_ngram_size"] = config.no_repeat_ngram_size
+    if adapter_names is not None:
+        kwargs["adapter_names"] = list(adapter_names)
+    with warnings.catch_warnings():
+        # The prompt is image embeddings: n-grams are meant to be checked on the summary only.
+        warnings.filterwarnings("ignore", message="Passing `no_repeat_ngram_size` with `inputs_embeds`")
+        generated = model.generate(
+            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=config.max_new_tokens,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **kwargs,
+        )
+    outputs = []
+    for i, ids in enumerate(generated.tolist()):
+        if limits is not None:
+            ids = ids[: limits[i]]
+        if tokenizer.eos_token_id in ids:
+            ids = ids[: ids.index(tokenizer.eos_token_id)]
+        outputs.append([t for t in ids if t != tokenizer.pad_token_id])
+    return outputs
+
+
+@torch.no_grad()
 def generate_with_stats(
     loaded: LoadedModel,
     documents: Sequence[Any],
@@ -142,26 +193,12 @@ def generate_with_stats(
             began = time.perf_counter()
             rows.append(prompt_embeddings(loaded, doc, device))
             encode_s.append(time.perf_counter() - began)
-        embeds, mask = left_padded(rows)
-        kwargs: dict[str, Any] = {"do_sample": not config.greedy}
         if not config.greedy:
-            kwargs.update(temperature=config.temperature, top_p=config.top_p)
             torch.manual_seed(config.seed + start)
-        if config.no_repeat_ngram_size:
-            kwargs["no_repeat_ngram_size"] = config.no_repeat_ngram_size
         began = time.perf_counter()
-        with warnings.catch_warnings():
-            # The prompt is image embeddings: n-grams are meant to be checked on the summary only.
-            warnings.filterwarnings("ignore", message="Passing `no_repeat_ngram_size` with `inputs_embeds`")
-            generated = model.generate(
-                inputs_embeds=embeds, attention_mask=mask, max_new_tokens=config.max_new_tokens,
-                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **kwargs,
-            )
+        generated = decode(model, tokenizer, rows, config)
         decode_share = (time.perf_counter() - began) / len(rows)
-        for i, ids in enumerate(generated.tolist()):
-            if tokenizer.eos_token_id in ids:
-                ids = ids[: ids.index(tokenizer.eos_token_id)]
-            ids = [t for t in ids if t != tokenizer.pad_token_id]
+        for i, ids in enumerate(generated):
             text = tokenizer.decode(ids, skip_special_tokens=True).strip()
             outputs.append(GenerationOutput(text, ids, encode_s[i] + decode_share))
         bar.update(len(group))

@@ -99,27 +99,45 @@ def verify_adapter_loaded(model: PeftModel, adapter_dir: str | os.PathLike, adap
             raise DeepSynthError(f"{adapter_dir}: adapter tensor {key} was not loaded exactly")
 
 
-def attach_adapter(base_model: nn.Module, adapter_dir: str | os.PathLike) -> PeftModel:
-    """Wrap ``base_model`` with the adapter in ``adapter_dir`` via ``PeftModel.from_pretrained``, verified.
+def attach_adapter(model: nn.Module, adapter_dir: str | os.PathLike, adapter_name: str = "default") -> PeftModel:
+    """Attach the adapter in ``adapter_dir`` as ``adapter_name`` and check every tensor landed exactly.
+
+    A bare base is wrapped with ``PeftModel.from_pretrained``; a ``PeftModel`` that already holds
+    adapters (a server's shared base) gets one more with ``load_adapter``. Adapters saved in peft's
+    native layout load with :data:`KEY_MAPPING`.
 
     Args:
-        base_model: The base model the adapter was trained on.
+        model: The base model the adapter was trained on, bare or already a ``PeftModel``.
         adapter_dir: Directory with ``adapter_config.json`` and ``adapter_model.safetensors``.
+        adapter_name: The peft adapter name (unique in ``model``).
 
     Returns:
         The ``PeftModel`` in eval mode.
 
     Raises:
-        DeepSynthError: No safetensors adapter, or a saved tensor did not land exactly on its parameter.
+        DeepSynthError: No safetensors adapter, or a saved tensor did not land exactly on its parameter
+            (an adapter added beside others is removed again).
     """
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / ADAPTER_WEIGHTS).is_file():
         raise DeepSynthError(f"{adapter_dir}: no {ADAPTER_WEIGHTS} (only safetensors adapters are loaded)")
     with safe_open(str(adapter_dir / ADAPTER_WEIGHTS), framework="pt") as handle:
         legacy = has_native_decoder_keys(handle.keys())
-    mapping = {"key_mapping": KEY_MAPPING} if legacy else {}
-    model = PeftModel.from_pretrained(base_model, str(adapter_dir), is_trainable=False, **mapping)
-    verify_adapter_loaded(model, adapter_dir)
+    if not isinstance(model, PeftModel):
+        mapping = {"key_mapping": KEY_MAPPING} if legacy else {}
+        model = PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=adapter_name, is_trainable=False,
+                                          **mapping)
+    else:
+        # from_pretrained falls back to the model's own key conversion; load_adapter does not, so pass it.
+        base = model.get_base_model()
+        key_mapping = KEY_MAPPING if legacy else getattr(base, "_checkpoint_conversion_mapping", None) or None
+        model.load_adapter(str(adapter_dir), adapter_name=adapter_name, is_trainable=False, key_mapping=key_mapping)
+    try:
+        verify_adapter_loaded(model, adapter_dir, adapter_name)
+    except DeepSynthError:
+        if len(model.peft_config) > 1:
+            model.delete_adapter(adapter_name)
+        raise
     return model.eval()
 
 

@@ -5,6 +5,8 @@ expert adapter; an adapter in peft's native layout (saved before ``deepsynth.ada
 loads through the project's loader.
 """
 
+import re
+
 import pytest
 import torch
 from peft import PeftModel, get_peft_model_state_dict
@@ -77,3 +79,33 @@ def test_the_upstream_drop_of_native_keys_is_detected(native_layout_copy, deepsy
     model = PeftModel.from_pretrained(base, native_layout_copy)
     with pytest.raises(DeepSynthError, match="not loaded exactly"):
         verify_adapter_loaded(model, native_layout_copy)
+
+
+def test_one_attach_adds_named_adapters_beside_each_other(trained_adapter, native_layout_copy, deepsynth_home):
+    """The same attach wraps a bare base and adds a second adapter (old layout too) under its own name, exactly."""
+    from deepsynth.inference.loading import attach_adapter
+
+    base = UnlimitedOcrForConditionalGeneration.from_pretrained(tiny_model_dir(deepsynth_home))
+    model = attach_adapter(base, trained_adapter, "first")
+    assert attach_adapter(model, native_layout_copy, "second") is model
+    assert set(model.peft_config) == {"first", "second"}
+    params = dict(model.named_parameters())
+    for key, value in load_file(native_layout_copy / "adapter_model.safetensors").items():
+        for name in ("first", "second"):
+            assert torch.equal(params[key.replace(".lora_A.", f".lora_A.{name}.").replace(".lora_B.", f".lora_B.{name}.")],
+                               value)
+
+
+def test_an_attach_that_misses_a_tensor_is_refused_and_removed(trained_adapter, native_layout_copy, deepsynth_home):
+    """A saved tensor that lands nowhere fails the check; the half-attached adapter is deleted again."""
+    from deepsynth.inference.loading import attach_adapter
+
+    tensors = load_file(native_layout_copy / "adapter_model.safetensors")
+    key = next(k for k in tensors if ".lora_A." in k)
+    tensors[re.sub(r"\.layers\.\d+\.", ".layers.99.", key, count=1)] = tensors[key].clone()
+    save_file(tensors, str(native_layout_copy / "adapter_model.safetensors"))
+    base = UnlimitedOcrForConditionalGeneration.from_pretrained(tiny_model_dir(deepsynth_home))
+    model = attach_adapter(base, trained_adapter, "first")
+    with pytest.raises(DeepSynthError, match="was not loaded exactly"):
+        attach_adapter(model, native_layout_copy, "second")
+    assert set(model.peft_config) == {"first"}

@@ -77,3 +77,17 @@ def test_missing_adapter_weights_are_an_error(tmp_path, trained_adapter):
     (tmp_path / "adapter_config.json").write_text((trained_adapter / "adapter_config.json").read_text())
     with pytest.raises(DeepSynthError, match="adapter_model.safetensors"):
         load_adapter_model(tmp_path, base_model="tiny")
+
+
+def test_per_row_limits_cut_a_batch_to_what_each_limit_alone_gives(loaded_adapter, test_docs):
+    """The one decode loop: a batch decoded to the longest limit, each row cut to its own, equals lone runs."""
+    from deepsynth.inference.generation import as_document, decode, prompt_embeddings
+
+    device = next(loaded_adapter.model.parameters()).device
+    rows = [prompt_embeddings(loaded_adapter, as_document(d, "tiny"), device) for d in test_docs[:3]]
+    limits = [2, 8, 5]
+    cut = decode(loaded_adapter.model, loaded_adapter.tokenizer, rows, GenerationConfig(max_new_tokens=8), limits=limits)
+    alone = [generate_with_stats(loaded_adapter, [d], GenerationConfig(max_new_tokens=n))[0].token_ids
+             for d, n in zip(test_docs[:3], limits)]
+    assert cut == alone
+    assert len(cut[1]) > 2  # the limits made a difference
