@@ -118,7 +118,8 @@ def serve_side(home: Path, packages: list[Path], device: str, batch: int, args: 
                pages: list[str]) -> dict[str, Any]:
     """Start a server with ``max_batch_size=batch`` and measure every concurrency level."""
     from deepsynth.serving.config import ServeConfig
-    from deepsynth.serving.server import HttpServer, ModelServer, bind_socket
+    from deepsynth.serving.http import HttpServer, bind_socket
+    from deepsynth.serving.server import ModelServer
 
     config = ServeConfig(device=device, max_batch_size=batch, max_wait_ms=10, max_queue=256, poll_interval_s=0,
                          max_new_tokens=max(args.max_new_tokens, 1), default_max_new_tokens=1)

@@ -51,7 +51,8 @@ def serve(models: tuple[str, ...], config_path: str | None, access_log: bool, as
     registry_refs = [ref for m in models for ref in (m, m.partition("=")[2]) if ref.startswith("models:/")]
     if registry_refs:
         use_registry(*registry_refs)
-    from deepsynth.serving.server import HttpServer, ModelServer, bind_socket
+    from deepsynth.serving.http import HttpServer, bind_socket
+    from deepsynth.serving.server import ModelServer
 
     try:
         sock = bind_socket(config.host, config.port)

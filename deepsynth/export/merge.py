@@ -1,6 +1,7 @@
 """Merge LoRA adapters with peft's ``add_weighted_adapter`` into a new, normal export package.
 
-Each input is resolved and verified like any load (:func:`resolve_ref`), attached to one base model,
+Each input is resolved and verified like an adapter a server loads
+(:func:`deepsynth.serving.sources.fetch_adapter`), attached to one base model,
 combined (``linear``, ``ties``, ``dare_linear`` or ``cat``), saved in the project's adapter layout with
 the first input's tokenizer, trainer config (plus a ``merged_from`` record) and render settings, and
 exported by :func:`deepsynth.export.export_adapter`: the result is summarized, served, evaluated and

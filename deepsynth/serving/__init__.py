@@ -1,9 +1,13 @@
 """Serving: one base model in memory, several LoRA adapters on it, batched generation and hot swap.
 
-:class:`~deepsynth.serving.holder.AdapterHolder` keeps the model and its adapter slots,
+:mod:`~deepsynth.serving.slots` maps served names to adapter slots,
+:mod:`~deepsynth.serving.sources` turns a reference into a verified adapter directory,
+:class:`~deepsynth.serving.holder.AdapterHolder` owns the base model and attaches adapters to it,
 :class:`~deepsynth.serving.batcher.Batcher` groups concurrent requests (adapters may mix in a batch),
-:class:`~deepsynth.serving.hot_swap.AliasPoller` follows registry aliases, and
-:func:`~deepsynth.serving.app.create_app` is the HTTP API. Nothing here imports ZenML.
+:class:`~deepsynth.serving.hot_swap.AliasPoller` follows registry aliases,
+:class:`~deepsynth.serving.server.ModelServer` puts them behind one object, and
+:func:`~deepsynth.serving.app.create_app` / :class:`~deepsynth.serving.http.HttpServer` are the HTTP API.
+Merging adapters is an offline tool: :mod:`deepsynth.export.merge`. Nothing here imports ZenML.
 """
 
 from deepsynth.lazy import lazy_exports
@@ -15,7 +19,7 @@ _EXPORTS = {
     "AliasPoller": "deepsynth.serving.hot_swap",
     "ModelServer": "deepsynth.serving.server",
     "create_app": "deepsynth.serving.app",
-    "merge_adapters": "deepsynth.serving.merge",
+    "HttpServer": "deepsynth.serving.http",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deepsynth.errors import DeepSynthError
 from deepsynth.serving.config import api_token
-from deepsynth.serving.holder import UnknownAdapterError
+from deepsynth.serving.slots import UnknownAdapterError
 from deepsynth.serving.inputs import RequestError
 from deepsynth.serving.server import ModelServer
 

@@ -2,7 +2,11 @@
 
 The worker takes the first waiting request, gathers more for up to ``max_wait_ms`` (at most
 ``max_batch_size``), resolves each request's adapter at that moment (so a swap lands between two
-batches, never inside one) and decodes the batch with :func:`generate_mixed`. Requests whose
+batches, never inside one) and decodes the batch with the one decode loop,
+:func:`deepsynth.inference.generation.decode`, each row with its own peft adapter. Prompts are built
+as for a lone adapter; the batch decodes once for the longest ``max_new_tokens`` asked and each
+document's ids are cut to its own limit, which for greedy decoding is exactly what a run with that
+limit gives. Requests whose
 caller gave up (timed out) before their batch started are skipped.
 """
 
@@ -16,8 +20,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepsynth.serving.generate import MixedItem, generate_mixed
-from deepsynth.serving.holder import AdapterHolder, UnknownAdapterError
+import torch
+
+from deepsynth.inference.config import GenerationConfig
+from deepsynth.inference.generation import as_document, decode, prompt_embeddings
+from deepsynth.serving.holder import AdapterHolder
+from deepsynth.serving.slots import AdapterSlot, UnknownAdapterError
 
 logger = logging.getLogger(__name__)
 
@@ -130,28 +138,37 @@ class Batcher:
 
     def _decode(self, jobs: list[Job], no_repeat_ngram_size: int) -> None:
         with self.holder.lock:  # a swap waits for this batch; this batch waits for a swap in progress
-            items, ready = [], []
+            ready: list[tuple[Job, AdapterSlot]] = []
             for job in jobs:
                 try:
-                    slot = self.holder.resolve(job.adapter)
+                    ready.append((job, self.holder.resolve(job.adapter)))
                 except UnknownAdapterError as exc:  # unloaded while the job waited
                     job.future.set_exception(exc)
-                    continue
-                items.append(MixedItem(slot.loaded, slot.peft_name, job.pages, job.mode, job.instruction,
-                                       job.max_new_tokens))
-                ready.append((job, slot.info()))
             if not ready:
                 return
             began = time.perf_counter()
             try:
-                outputs = generate_mixed(self.holder.model, self.holder.tokenizer, items, no_repeat_ngram_size)
+                outputs = self._generate(ready, no_repeat_ngram_size)
             except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the error
                 logger.exception("batch of %d failed", len(ready))
-                for job, _ in ready:
+                for job, _slot in ready:
                     job.future.set_exception(exc)
                 return
             self.batches += 1
             number = self.batches
+            infos = [(job, slot.info()) for job, slot in ready]
         took = time.perf_counter() - began
-        for (job, info), out in zip(ready, outputs):
-            job.future.set_result(JobResult(out.text, out.token_ids, info, began - job.enqueued, took, len(ready), number))
+        for (job, info), (text, ids) in zip(infos, outputs):
+            job.future.set_result(JobResult(text, ids, info, began - job.enqueued, took, len(ready), number))
+
+    @torch.no_grad()
+    def _generate(self, ready: list[tuple[Job, AdapterSlot]], no_repeat_ngram_size: int) -> list[tuple[str, list[int]]]:
+        """``(summary, token ids)`` per job, decoded together, each with its slot's adapter."""
+        model, tokenizer = self.holder.model, self.holder.tokenizer
+        device = next(model.parameters()).device
+        rows = [prompt_embeddings(slot.loaded, as_document(job.pages, job.mode, job.instruction, i), device)
+                for i, (job, slot) in enumerate(ready)]
+        limits = [job.max_new_tokens for job, _slot in ready]
+        config = GenerationConfig(max_new_tokens=max(limits), no_repeat_ngram_size=no_repeat_ngram_size)
+        ids = decode(model, tokenizer, rows, config, limits=limits, adapter_names=[s.peft_name for _j, s in ready])
+        return [(tokenizer.decode(row, skip_special_tokens=True).strip(), row) for row in ids]

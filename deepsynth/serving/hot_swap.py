@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from deepsynth.serving.holder import AdapterHolder, AdapterSlot
+from deepsynth.serving.holder import AdapterHolder
+from deepsynth.serving.slots import AdapterSlot
 
 logger = logging.getLogger(__name__)
 
@@ -18,9 +19,9 @@ def alias_moved(slot: AdapterSlot) -> str | None:
     """The version ``slot``'s alias points at now, when it is not the one served (else ``None``)."""
     if not (slot.registry_name and slot.alias):
         return None
-    from deepsynth.registry import show
+    from deepsynth.registry.refs import ModelRef
 
-    current = str(show(f"{slot.registry_name}@{slot.alias}")["version"])
+    current = str(ModelRef.registry(f"{slot.registry_name}@{slot.alias}").version_record().version)
     return current if current != slot.version else None
 
 

@@ -1,7 +1,8 @@
-"""``ModelServer``: holder + batcher + alias poller behind one object, and the uvicorn launch.
+"""``ModelServer``: the engine (holder + batcher) and the alias poller behind one object, free of HTTP.
 
 :meth:`ModelServer.summarize` is what ``POST /v1/summarize`` does, free of HTTP: render or decode the
-input, check its size, queue it, wait (bounded) for its batch.
+input, check its size, queue it, wait (bounded) for its batch. The HTTP side is
+:mod:`deepsynth.serving.app` (routes) and :mod:`deepsynth.serving.http` (the socket and uvicorn).
 """
 
 from __future__ import annotations
@@ -9,16 +10,16 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
-import socket
-import threading
 import time
 from typing import Any, Sequence
 
 from deepsynth.serving.batcher import Batcher, Job, JobResult, QueueFullError
 from deepsynth.serving.config import ServeConfig
-from deepsynth.serving.holder import AdapterHolder, UnknownAdapterError
+from deepsynth.serving.holder import AdapterHolder
 from deepsynth.serving.hot_swap import AliasPoller
 from deepsynth.serving.inputs import RequestError, check_text, decode_pages
+from deepsynth.serving.slots import UnknownAdapterError
+from deepsynth.serving.sources import pin
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +116,9 @@ class ModelServer:
         Returns:
             ``{"status": "loaded" | "swapped" | "unchanged", "adapter": {...}}``.
         """
-        from deepsynth.serving.holder import pin_registry_ref
-
         current = next((s for s in self.holder.slots() if s.name == name), None)
         if current is not None and current.ref == ref and current.registry_name:
-            if pin_registry_ref(ref)[2] == current.version:
+            if pin(ref).version == current.version:
                 return {"status": "unchanged", "adapter": current.info()}
         slot = self.holder.load(ref, name)
         return {"status": "swapped" if current is not None else "loaded", "adapter": slot.info()}
@@ -129,61 +128,3 @@ class ModelServer:
         self.poller.stop()
         self.batcher.stop()
         self.holder.close()
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: a free one; read it with ``getsockname()``)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    return sock
-
-
-class HttpServer:
-    """The FastAPI app of ``server`` on uvicorn, in this thread (:meth:`run`) or a background one (:meth:`start`).
-
-    Args:
-        server: The started :class:`ModelServer`.
-        sock: A socket from :func:`bind_socket`.
-        log_level: uvicorn's log level.
-        access_log: Log one line per request (uvicorn's access log).
-    """
-
-    def __init__(self, server: ModelServer, sock: socket.socket, log_level: str = "warning", access_log: bool = False):
-        import uvicorn
-
-        from deepsynth.serving.app import create_app
-
-        self.sock = sock
-        self.uvicorn = uvicorn.Server(uvicorn.Config(create_app(server), log_level=log_level, access_log=access_log,
-                                                  timeout_graceful_shutdown=5))
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://HOST:PORT``."""
-        host, port = self.sock.getsockname()[:2]
-        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
-
-    def run(self) -> None:
-        """Serve until SIGINT/SIGTERM."""
-        self.uvicorn.run(sockets=[self.sock])
-
-    def start(self, timeout: float = 30.0) -> "HttpServer":
-        """Serve in a daemon thread; return once uvicorn accepts connections."""
-        self._thread = threading.Thread(target=self.run, name="deepsynth-uvicorn", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.uvicorn.started and time.monotonic() < deadline and self._thread.is_alive():
-            time.sleep(0.02)
-        if not self.uvicorn.started:
-            raise RuntimeError("uvicorn did not start")
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and wait for the thread."""
-        self.uvicorn.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=30)

@@ -13,7 +13,7 @@ OTHER = "The bridge reopens in May. Crews finished the deck early. Traffic retur
 
 def start_http(server):
     """Serve ``server`` on a free port of 127.0.0.1 in a thread; returns the started ``HttpServer``."""
-    from deepsynth.serving.server import HttpServer, bind_socket
+    from deepsynth.serving.http import HttpServer, bind_socket
 
     return HttpServer(server, bind_socket("127.0.0.1", 0)).start()
 

@@ -17,7 +17,7 @@ from serving_http import TEXT
 from deepsynth.errors import ConfigError
 from deepsynth.export.package import open_package
 from deepsynth.inference import load_adapter_model
-from deepsynth.serving.merge import merge_adapters
+from deepsynth.export.merge import merge_adapters
 
 pytestmark = pytest.mark.slow
 
