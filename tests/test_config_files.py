@@ -15,7 +15,8 @@ from deepsynth_cli import main
 BROKEN = "serve:\n  port: 8080\n  host: [127.0.0.1\n"  # the flow sequence is never closed
 
 
-@pytest.mark.parametrize("argv", [["serve", "--model", "./no-such-package", "--config"], ["run", "--config"], ["stack", "register", "--check"]])
+@pytest.mark.parametrize("argv", [["serve", "--model", "./no-such-package", "--config"], ["run", "--config"],
+                                  ["stack", "register", "--check"]])
 def test_broken_yaml_exits_2_naming_the_file_and_line(argv, tmp_path, capsys):
     broken = tmp_path / "broken.yaml"
     broken.write_text(BROKEN)

@@ -60,5 +60,14 @@ def test_ctrl_c_exits_130_with_one_error_line(capsys):
 
 def test_an_error_carries_its_run_summary_and_an_instance_exit_code():
     error = DeepSynthError("step train_lora failed", exit_code=143, summary={"run_name": "r"})
-    assert (error.exit_code, error.summary, DeepSynthError.exit_code, DeepSynthError.summary) == (143, {"run_name": "r"}, 1, None)
+    assert (error.exit_code, error.summary) == (143, {"run_name": "r"})
+    assert (DeepSynthError.exit_code, DeepSynthError.summary) == (1, None)  # the class keeps its own
     assert error.with_summary({"run_name": "s"}) is error and error.summary == {"run_name": "s"}
+
+
+def test_a_fired_run_exits_with_the_runs_own_code(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [\n")
+    assert main(["schedule", "fire", "nightly", "--config", str(broken)]) == 2  # `deepsynth run` exits 2
+    err = capsys.readouterr().err
+    assert "finished, exit 2" in err and "error: the scheduled run 'nightly' exited with code 2" in err

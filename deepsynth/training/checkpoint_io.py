@@ -119,7 +119,8 @@ def save_checkpoint(
         for name in PARTS:
             writers[name](tmp / name)
             pause()
-        index = {"format": INDEX_FORMAT, "step": step, "files": hash_tree(tmp, with_size=True), "fingerprint": fingerprint}
+        files = hash_tree(tmp, with_size=True)
+        index = {"format": INDEX_FORMAT, "step": step, "files": files, "fingerprint": fingerprint}
         # written last: marks completeness
         (tmp / INDEX).write_text(json.dumps(index, indent=1, sort_keys=True, default=str))
     prune(output_dir, keep)

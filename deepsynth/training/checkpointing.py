@@ -69,7 +69,8 @@ def check_fingerprint(path: str | os.PathLike, fingerprint: dict[str, Any] | Non
             if old_cfg.get(key) != new_cfg.get(key):
                 problems.append(f"{key}: {old_cfg.get(key)!r} → {new_cfg.get(key)!r}")
         if saved.get("dataset") != fingerprint.get("dataset"):
-            problems.append(f"dataset content hash: {str(saved.get('dataset'))[:12]} → {str(fingerprint.get('dataset'))[:12]}")
+            before, after = str(saved.get("dataset"))[:12], str(fingerprint.get("dataset"))[:12]
+            problems.append(f"dataset content hash: {before} → {after}")
     if not problems:
         return
     message = f"{path}: the run changed since this checkpoint was written: " + "; ".join(problems)
@@ -119,11 +120,13 @@ def resolve_checkpoint(
         problem = verify_checkpoint(path)
         if problem is None:
             if rejected:
-                logger.warning("resuming from %s, the newest complete checkpoint, instead of: %s", path.name, "; ".join(rejected))
+                logger.warning("resuming from %s, the newest complete checkpoint, instead of: %s",
+                               path.name, "; ".join(rejected))
             check_fingerprint(path, fingerprint, force)
             return path
         moved = move_aside(path)
-        logger.warning("checkpoint %s is not usable: %s; moved it to %s and falling back to the previous one", path, problem, moved)
+        logger.warning("checkpoint %s is not usable: %s; moved it to %s and falling back to the previous one",
+                       path, problem, moved)
         rejected.append(f"{path.name} ({problem})")
     if rejected:
         raise CheckpointError(
