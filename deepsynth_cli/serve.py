@@ -48,7 +48,9 @@ def serve(models: tuple[str, ...], config_path: str | None, access_log: bool, as
         config = dataclasses.replace(config, **{k: v for k, v in options.items() if k in _OVERRIDES and v is not None})
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    registry_refs = [ref for m in models for ref in (m, m.partition("=")[2]) if ref.startswith("models:/")]
+    from deepsynth.serving.slots import parse_model_option
+
+    registry_refs = [ref for _name, ref in map(parse_model_option, models) if ref.startswith("models:/")]
     if registry_refs:
         use_registry(*registry_refs)
     from deepsynth.serving.http import HttpServer, bind_socket

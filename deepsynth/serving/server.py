@@ -18,18 +18,10 @@ from deepsynth.serving.config import ServeConfig
 from deepsynth.serving.holder import AdapterHolder
 from deepsynth.serving.hot_swap import AliasPoller
 from deepsynth.serving.inputs import RequestError, check_text, decode_pages
-from deepsynth.serving.slots import UnknownAdapterError
+from deepsynth.serving.slots import UnknownAdapterError, parse_model_option
 from deepsynth.serving.sources import pin
 
 logger = logging.getLogger(__name__)
-
-
-def parse_model_option(value: str) -> tuple[str | None, str]:
-    """``NAME=REF`` → ``(NAME, REF)``; a bare ``REF`` → ``(None, REF)`` (served under the ref itself)."""
-    name, sep, ref = value.partition("=")
-    if sep and name and "/" not in name and ":" not in name:
-        return name, ref
-    return None, value
 
 
 class ModelServer:

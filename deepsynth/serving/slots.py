@@ -2,6 +2,7 @@
 
 A slot is what serving knows of one attached adapter: the served name, where it came from
 (reference, registry name, version, alias), its sha256, and the peft adapter name it decodes with.
+Importing this module is cheap (the command line parses ``--model NAME=REF`` with it before torch loads).
 """
 
 from __future__ import annotations
@@ -10,13 +11,22 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deepsynth.errors import DeepSynthError
 from deepsynth.inference.documents import render_text
-from deepsynth.inference.loading import LoadedModel
-from deepsynth.inference.summarizer import render_settings_for
-from deepsynth.rendering.renderer import DocumentRenderer
+
+if TYPE_CHECKING:
+    from deepsynth.inference.loading import LoadedModel
+    from deepsynth.rendering.renderer import DocumentRenderer
+
+
+def parse_model_option(value: str) -> tuple[str | None, str]:
+    """``NAME=REF`` → ``(NAME, REF)``; a bare ``REF`` → ``(None, REF)`` (served under the ref itself)."""
+    name, sep, ref = value.partition("=")
+    if sep and name and "/" not in name and ":" not in name:
+        return name, ref
+    return None, value
 
 
 class UnknownAdapterError(DeepSynthError):
@@ -44,10 +54,15 @@ class AdapterSlot:
     @property
     def mode(self) -> str:
         """Rendering mode of the adapter's training data."""
+        from deepsynth.inference.summarizer import render_settings_for
+
         return self.loaded.mode or render_settings_for(self.directory, None).modes[0]
 
     def render(self, text: str, instruction: str | None) -> list[bytes]:
         """The PNG pages ``text`` renders to with the adapter's training render settings."""
+        from deepsynth.inference.summarizer import render_settings_for
+        from deepsynth.rendering.renderer import DocumentRenderer
+
         with self.render_lock:  # one renderer per adapter; its caches are not shared between threads
             if self.renderer is None:
                 self.renderer = DocumentRenderer(render_settings_for(self.directory, self.loaded.mode))
