@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from deepsynth.errors import DeepSynthError
+from deepsynth.errors import ConfigError, DeepSynthError
 
 logger = logging.getLogger(__name__)
 RECORD = "deepsynth-store.json"
@@ -34,7 +34,7 @@ LOCK = ".deepsynth-setup.lock"
 class StoreError(DeepSynthError):
     """A store of this home is missing or damaged (exit code 2: nothing ran)."""
 
-    exit_code = 2
+    exit_code = ConfigError.exit_code
 
 
 def zenml_dir() -> Path:
