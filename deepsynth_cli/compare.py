@@ -35,18 +35,20 @@ def compare_versions(ref_a: str, ref_b: str) -> dict[str, Any]:
     from mlflow import MlflowClient
 
     from deepsynth import registry
+    from deepsynth.errors import ConfigError
+    from deepsynth.registry.refs import ModelRef
     from deepsynth_cli.models import known_model, point_mlflow_at_stack
 
     point_mlflow_at_stack(ref_a, ref_b)
+    for ref in (ref_a, ref_b):
+        parsed = ModelRef.registry(ref)
+        if parsed.version is None and parsed.alias is None:
+            raise ConfigError(f"{ref}: names a model, not a version: use NAME/VERSION or NAME@ALIAS")
     client = MlflowClient()
     versions, runs = [], []
     for ref in (ref_a, ref_b):
         with known_model(ref):
             versions.append(registry.show(ref))
-        if "version" not in versions[-1]:
-            from deepsynth.errors import ConfigError
-
-            raise ConfigError(f"{ref}: names a model, not a version: use NAME/VERSION or NAME@ALIAS")
         run_id = versions[-1]["run_id"]
         runs.append(client.get_run(run_id) if run_id else None)
     metrics = [{**{k: v for k, v in (run.data.metrics if run else {}).items() if k in TRAINING_METRICS}, **v["metrics"]}

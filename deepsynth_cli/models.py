@@ -25,13 +25,14 @@ def check_registry_refs(refs: Iterable[str], uri: str | None) -> None:
     a registry that is not a local SQLite file is checked by MLflow itself later.
     """
     from deepsynth.registry.catalog import check_ref, sqlite_index
+    from deepsynth.registry.refs import ModelRef
     from pipelines.stores import sqlite_path
 
     database = sqlite_path(uri)
     index = sqlite_index(database) if database else None
     for ref in refs:
         if index is not None:
-            check_ref(ref, index)
+            check_ref(ModelRef.registry(ref), index)
 
 
 def point_mlflow_at_stack(*refs: str) -> None:

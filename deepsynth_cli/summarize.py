@@ -29,8 +29,9 @@ def summarize(model_ref: str, files: tuple[str, ...], max_new_tokens: int | None
         raise ConfigError(f"--model {model_ref}: no such export folder or zip package "
                           "(or give models:/NAME@ALIAS, models:/NAME/VERSION)")
     from deepsynth.inference import Summarizer
+    from deepsynth.registry.refs import ModelRef
 
-    summarizer = Summarizer.load(model_ref, allow_unverified=allow_unverified)
+    summarizer = Summarizer.load(ModelRef.parse(model_ref), allow_unverified=allow_unverified)
     if max_new_tokens:
         summarizer.generation = dataclasses.replace(summarizer.generation, max_new_tokens=max_new_tokens)
     try:

@@ -14,7 +14,8 @@ from deepsynth.evaluation.result import EvaluationResult
 from deepsynth.export.config import ExportSettings
 from deepsynth.export.exporter import ExportResult, export_adapter
 from deepsynth.registry.config import RegisterConfig
-from deepsynth.registry.model_registry import promote_if_better, register_package
+from deepsynth.registry.promotion import promote_if_better
+from deepsynth.registry.register import register_package
 from deepsynth.retry import retry_transient
 from steps.common import output_dir, zenml_model_version
 

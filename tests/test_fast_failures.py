@@ -98,7 +98,7 @@ def test_the_library_names_what_exists_too_through_any_mlflow_store(tmp_path):
     from deepsynth.errors import ConfigError
     from deepsynth.registry import download, promote, show
     from deepsynth.registry.catalog import sqlite_index
-    from deepsynth.registry.model_registry import registry_index
+    from deepsynth.registry.versions import registry_index
 
     with mlflow_store_at(tmp_path, "fast-failures"):
         client = MlflowClient()

@@ -1,4 +1,4 @@
-"""``Summarizer``: text in, summary out, from an export directory, a zip package or a registry URI."""
+"""``Summarizer``: text in, summary out, from an export directory, a zip package or a registry reference (``ModelRef``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from deepsynth.errors import ConfigError
 from deepsynth.inference.generation import GenerationConfig, generate_with_stats
@@ -50,15 +50,25 @@ def recorded_generation(directory: Path | None) -> GenerationConfig:
     return GenerationConfig.from_recorded(json.loads(manifest.read_text()).get("generation"), source=str(manifest))
 
 
+class PackageSource(Protocol):
+    """Something that yields a verified package directory, e.g. :class:`deepsynth.registry.refs.ModelRef`.
+
+    Inference sits below the registry: a registry reference reaches :meth:`Summarizer.load` as such an
+    object, never as a ``models:/`` string this layer would have to resolve.
+    """
+
+    def local_dir(self, work_dir: str | os.PathLike, *, allow_unverified: bool = False) -> Path:
+        """The verified directory to load (downloads and extraction go under ``work_dir``)."""
+
+
 def resolve_ref(ref: str | os.PathLike, work_dir: str | os.PathLike, *, allow_unverified: bool = False) -> Path:
-    """Turn a model reference into a verified local package directory.
+    """Turn a local package path into a verified directory.
 
     Args:
-        ref: ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` (through the configured MLflow tracking URI;
-            verified against its manifest and the registry version's tags), a zip package or an export
-            directory (verified against its manifest), or, only with ``allow_unverified``, a folder without
-            a manifest (a trainer output directory).
-        work_dir: Scratch directory for downloads and extraction.
+        ref: A zip package or an export directory (verified against its manifest), or, only with
+            ``allow_unverified``, a folder without a manifest (a trainer output directory). A registry
+            reference is a :class:`deepsynth.registry.refs.ModelRef` (its ``local_dir``), not a path.
+        work_dir: Scratch directory for extraction.
         allow_unverified: Load a local folder that has no manifest (nothing in it is verified).
 
     Returns:
@@ -66,19 +76,17 @@ def resolve_ref(ref: str | os.PathLike, work_dir: str | os.PathLike, *, allow_un
 
     Raises:
         PackageError: The package fails verification, or a folder has no manifest and no opt-in.
-        ConfigError: No such path, or an unknown registered model, version or alias (exit code 2).
+        ConfigError: No such path, or a ``models:/`` string (pass ``ModelRef.parse(ref)``) (exit code 2).
     """
     from deepsynth.export.package import MANIFEST, PackageError, open_package
 
     text = str(ref)
-    work_dir = Path(work_dir)
     if text.startswith("models:/"):
-        from deepsynth.registry.model_registry import fetch_package
-
-        return Path(fetch_package(text, work_dir / "download")["path"])
+        raise ConfigError(f"{ref}: a registry reference; load it as deepsynth.registry.ModelRef.parse({text!r}) "
+                          "(e.g. Summarizer.load(ModelRef.parse(ref)))")
     path = Path(text)
     if path.is_file():
-        return open_package(path, dest=work_dir / "package")
+        return open_package(path, dest=Path(work_dir) / "package")
     if path.is_dir():
         if (path / MANIFEST).is_file():
             return open_package(path)
@@ -109,15 +117,16 @@ class Summarizer:
         self._work_dir: str | None = None
 
     @classmethod
-    def load(cls, ref: str | os.PathLike, *, home: str | os.PathLike | None = None, device: str = "cpu",
+    def load(cls, ref: str | os.PathLike | PackageSource, *, home: str | os.PathLike | None = None, device: str = "cpu",
              generation: GenerationConfig | None = None, base_model: str | None = None,
              allow_unverified: bool = False) -> "Summarizer":
-        """Load from a local export directory, a zip package, or ``models:/NAME/VERSION`` / ``models:/NAME@ALIAS``.
+        """Load from a local export directory, a zip package, or a registry reference.
 
         Packages are verified (manifest hashes, safe extraction) before anything is loaded.
 
         Args:
-            ref: The model reference.
+            ref: A package path, or a :class:`PackageSource` such as
+                ``deepsynth.registry.ModelRef.parse("models:/NAME@ALIAS")`` (verified against the registry too).
             home: DeepSynth cache root (for the ``tiny`` base profile).
             device: ``cpu`` or ``cuda``.
             generation: Decoding settings (default: the ones recorded in the package).
@@ -129,7 +138,10 @@ class Summarizer:
         """
         work_dir = tempfile.mkdtemp(prefix="deepsynth-summarizer-")
         try:
-            directory = resolve_ref(ref, work_dir, allow_unverified=allow_unverified)
+            if isinstance(ref, (str, os.PathLike)):
+                directory = resolve_ref(ref, work_dir, allow_unverified=allow_unverified)
+            else:
+                directory = ref.local_dir(work_dir, allow_unverified=allow_unverified)
             loaded = load_adapter_model(directory, base_model=base_model, home=home, device=device)
         except BaseException:
             shutil.rmtree(work_dir, ignore_errors=True)

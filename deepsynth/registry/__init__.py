@@ -1,20 +1,21 @@
-"""MLflow model registry access: register export packages, promotion gate, browse and download versions."""
+"""MLflow model registry access: model references, register export packages, promotion gate, browse and download."""
 
 from deepsynth.lazy import lazy_exports
 
 _EXPORTS = {
-    "CHALLENGER": "deepsynth.registry.model_registry",
-    "CHAMPION": "deepsynth.registry.model_registry",
-    "download": "deepsynth.registry.model_registry",
-    "fetch_package": "deepsynth.registry.model_registry",
-    "git_commit": "deepsynth.registry.model_registry",
-    "list_models": "deepsynth.registry.model_registry",
-    "parse_ref": "deepsynth.registry.catalog",
-    "promote": "deepsynth.registry.model_registry",
-    "promote_if_better": "deepsynth.registry.model_registry",
-    "register_package": "deepsynth.registry.model_registry",
-    "show": "deepsynth.registry.model_registry",
-    "verify_registered": "deepsynth.registry.model_registry",
+    "CHALLENGER": "deepsynth.registry.promotion",
+    "CHAMPION": "deepsynth.registry.promotion",
+    "ModelRef": "deepsynth.registry.refs",
+    "download": "deepsynth.registry.refs",
+    "fetch_package": "deepsynth.registry.refs",
+    "git_commit": "deepsynth.registry.git_info",
+    "list_models": "deepsynth.registry.browse",
+    "parse_ref": "deepsynth.registry.refs",
+    "promote": "deepsynth.registry.promotion",
+    "promote_if_better": "deepsynth.registry.promotion",
+    "register_package": "deepsynth.registry.register",
+    "show": "deepsynth.registry.browse",
+    "verify_registered": "deepsynth.registry.fetch",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,7 +1,7 @@
 """What a model registry holds (names, versions, aliases) and one-line errors for references to anything else.
 
 An index is ``{name: {"versions": ["1", ...], "aliases": {"champion": "1", ...}}}``. It comes from the
-MLflow client (:func:`deepsynth.registry.model_registry.registry_index`, any store) or, in milliseconds
+MLflow client (:func:`deepsynth.registry.versions.registry_index`, any store) or, in milliseconds
 and without importing MLflow, from a local store's SQLite file (:func:`sqlite_index`): commands check a
 reference against it before they load anything, so a typo fails at once with the names that exist.
 """
@@ -18,22 +18,6 @@ from deepsynth.errors import ConfigError
 Index = dict[str, dict[str, Any]]
 #: MLflow's mark on a deleted version's row (``model_version_stages.STAGE_DELETED_INTERNAL``).
 DELETED = "Deleted_Internal"
-
-
-def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
-    """``NAME``, ``NAME/VERSION``, ``NAME@ALIAS`` (optionally ``models:/``-prefixed) → ``(name, version, alias)``."""
-    text = ref.removeprefix("models:/").strip("/")
-    if not text:
-        raise ConfigError(f"model reference {ref!r} is empty")
-    if "@" in text:
-        name, alias = text.split("@", 1)
-        return name, None, alias
-    if "/" in text:
-        name, version = text.rsplit("/", 1)
-        if not version.isdigit():
-            raise ConfigError(f"model reference {ref!r}: version must be a number")
-        return name, version, None
-    return text, None, None
 
 
 def sqlite_index(database: str | Path) -> Index | None:
@@ -60,9 +44,12 @@ def sqlite_index(database: str | Path) -> Index | None:
     return index
 
 
-def check_ref(ref: str, index: Index) -> None:
-    """Raise :class:`ConfigError` (exit code 2) naming what exists when ``ref``'s model, version or alias is not in ``index``."""
-    name, version, alias = parse_ref(ref)
+def check_ref(ref: Any, index: Index) -> None:
+    """Raise :class:`ConfigError` (exit code 2) naming what exists when ``ref``'s model, version or alias is not in ``index``.
+
+    ``ref`` is a parsed reference (:class:`deepsynth.registry.refs.ModelRef`: ``text``, ``name``, ``version``, ``alias``).
+    """
+    name, version, alias, ref = ref.name, ref.version, ref.alias, ref.text
     if name not in index:
         known = ", ".join(sorted(index)) or "none yet (a run registers one: deepsynth run --config ...)"
         raise ConfigError(f"{ref}: no registered model named {name!r}; registered models: {known}")

@@ -10,7 +10,10 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-PACKAGE_ARTIFACT = "package"
+from deepsynth.registry.fetch import PACKAGE_ARTIFACT
+from deepsynth.registry.refs import ModelRef
+
+__all__ = ["PACKAGE_ARTIFACT", "DeepSynthSummarizerModel"]
 
 
 class DeepSynthSummarizerModel(mlflow.pyfunc.PythonModel):
@@ -21,7 +24,7 @@ class DeepSynthSummarizerModel(mlflow.pyfunc.PythonModel):
         from deepsynth.inference.summarizer import Summarizer
         from deepsynth.paths import inference_cache_dir
 
-        self.summarizer = Summarizer.load(context.artifacts[PACKAGE_ARTIFACT], home=inference_cache_dir())
+        self.summarizer = Summarizer.load(ModelRef.parse(context.artifacts[PACKAGE_ARTIFACT]), home=inference_cache_dir())
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> list[str]:
         """Summaries of the input texts.

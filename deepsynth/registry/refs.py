@@ -115,7 +115,7 @@ class ModelRef:
         Returns:
             ``{"name", "version", "path", "adapter_sha256"}``; ``path`` is the verified package folder.
         """
-        from deepsynth.registry.download import fetch_version
+        from deepsynth.registry.fetch import fetch_version
 
         return fetch_version(self._pinned_record(), Path(dst))
 
@@ -127,7 +127,7 @@ class ModelRef:
             PackageError: The stored package fails its manifest or is not the one registered (nothing is written).
         """
         from deepsynth.paths import is_empty_folder
-        from deepsynth.registry.download import download_version
+        from deepsynth.registry.fetch import download_version
 
         out_dir = Path(out_dir)
         if not is_empty_folder(out_dir):

@@ -21,13 +21,13 @@ REGISTER = textwrap.dedent("""
     import mlflow
     mlflow.set_tracking_uri(sys.argv[1])
     mlflow.set_experiment("concurrent")
-    from deepsynth.registry import model_registry, register_package
+    from deepsynth.registry import register, register_package
     if sys.argv[5] == "both-miss":  # neither sees the other's version before creating its own: the race
-        check, calls = model_registry._find_by_sha, []
+        check, calls = register._find_by_sha, []
         def first_misses(name, sha):
             calls.append(1)
             return None if len(calls) == 1 else check(name, sha)
-        model_registry._find_by_sha = first_misses
+        register._find_by_sha = first_misses
     barrier = sys.argv[4]  # both processes reach this line first, then go together
     open(os.path.join(barrier, str(os.getpid())), "w").close()
     while len(os.listdir(barrier)) < 2:

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from deepsynth.export import export_adapter
 from deepsynth.inference import GenerationConfig, Summarizer
-from deepsynth.registry import download, list_models, parse_ref, promote, promote_if_better, register_package, show
+from deepsynth.registry import ModelRef, download, list_models, parse_ref, promote, promote_if_better, register_package, show
 
 NAME = "deepsynth-test"
 TEXT = "The museum opens a new wing in June. It shows modern art. Tickets go on sale next week."
@@ -78,18 +78,18 @@ def test_registering_the_same_adapter_twice_makes_no_new_version(first_version, 
 
 def test_a_registration_racing_another_of_the_same_adapter_keeps_the_older_version(store, exports, monkeypatch):
     """The other process registered this adapter between our check and our create: ours is removed."""
-    from deepsynth.registry import model_registry
+    from deepsynth.registry import register
 
     name = f"{NAME}-race"
     first = register_package(exports[0].output_dir, name)
 
-    real, calls = model_registry._find_by_sha, []
+    real, calls = register._find_by_sha, []
 
     def misses_once(name, sha):
         calls.append(sha)
         return None if len(calls) == 1 else real(name, sha)
 
-    monkeypatch.setattr(model_registry, "_find_by_sha", misses_once)
+    monkeypatch.setattr(register, "_find_by_sha", misses_once)
     raced = register_package(exports[0].output_dir, name)
     assert len(calls) == 2  # the check missed; the reconciliation after creating found version 1
     assert raced["created"] is False and raced["version"] == first["version"] == "1"
@@ -99,8 +99,8 @@ def test_a_registration_racing_another_of_the_same_adapter_keeps_the_older_versi
 def test_versions_load_back_by_number_and_alias(first_version, exports, shared_home):
     gen = GenerationConfig(max_new_tokens=10)
     local = Summarizer.load(exports[0].output_dir, home=shared_home, generation=gen).summarize_text(TEXT)
-    by_number = Summarizer.load(f"models:/{NAME}/1", home=shared_home, generation=gen).summarize_text(TEXT)
-    by_alias = Summarizer.load(f"models:/{NAME}@challenger", home=shared_home, generation=gen).summarize_text(TEXT)
+    by_number = Summarizer.load(ModelRef.parse(f"models:/{NAME}/1"), home=shared_home, generation=gen).summarize_text(TEXT)
+    by_alias = Summarizer.load(ModelRef.parse(f"models:/{NAME}@challenger"), home=shared_home, generation=gen).summarize_text(TEXT)
     assert local == by_number == by_alias and local
     pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@challenger")
     assert len(pyfunc.predict(pd.DataFrame({"text": [TEXT, TEXT]}))) == 2
@@ -119,6 +119,19 @@ def test_promotion_gate(first_version, exports):
     mlflow.MlflowClient().set_model_version_tag(NAME, "2", "metric.rouge_1", "0.4")
     won = promote_if_better(NAME, "2", margin=0.01)
     assert won["promoted"] and won["previous_champion"] == "1" and show(f"{NAME}@champion")["version"] == "2"
+
+
+def test_a_pinned_reference_keeps_its_version_and_sha256_when_the_alias_moves(first_version, exports, tmp_path):
+    """``ModelRef.pin`` resolves an alias once: a later download is that version, whatever the alias names then."""
+    second = register_package(exports[1].output_dir, NAME, metrics={"rouge_l": 0.22})["version"]
+    promote(NAME, "1", "pin-test")
+    pinned = ModelRef.parse(f"models:/{NAME}@pin-test").pin()
+    assert (pinned.name, pinned.version, pinned.alias) == (NAME, "1", "pin-test")
+    assert pinned.sha256 == exports[0].adapter_sha256 and pinned.uri == f"models:/{NAME}/1"
+    promote(NAME, second, "pin-test")
+    got = pinned.download(tmp_path / "dl")
+    assert (got["version"], got["adapter_sha256"]) == ("1", exports[0].adapter_sha256)
+    assert ModelRef.parse(f"models:/{NAME}@pin-test").pin().version == second != "1"
 
 
 def test_browse_promote_download(first_version, exports, tmp_path):

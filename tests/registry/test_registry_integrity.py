@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from deepsynth.export import PackageError, export_adapter
 from deepsynth.inference import GenerationConfig, Summarizer
 from deepsynth.integrity import sha256_file
-from deepsynth.registry import download, register_package, show
+from deepsynth.registry import ModelRef, download, register_package, show
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,7 @@ def test_a_package_changed_after_registration_is_refused(store, export, shared_h
     package = stored_package(store, name, version)
     rehash(package, **tamper(package))
     with pytest.raises(PackageError, match="registry"):
-        Summarizer.load(f"models:/{name}/{version}", home=shared_home, generation=GenerationConfig(max_new_tokens=4))
+        Summarizer.load(ModelRef.parse(f"models:/{name}/{version}"), home=shared_home, generation=GenerationConfig(max_new_tokens=4))
     with pytest.raises(PackageError, match="registry"):
         download(f"{name}@challenger", tmp_path / "after")
     assert not (tmp_path / "after").exists() or not any((tmp_path / "after").iterdir())

@@ -1,4 +1,4 @@
-"""Download a registered version's export package and verify it against its manifest and the registry."""
+"""Fetch a registered version's export package and verify it against its manifest and the registry."""
 
 from __future__ import annotations
 
