@@ -11,5 +11,5 @@ def text_document(text: str, instruction: str | None = None) -> dict[str, Any]:
 
 
 def render_text(renderer: Any, text: str, instruction: str | None = None) -> list[bytes]:
-    """The PNG pages ``text`` renders to with ``renderer`` (a :class:`~deepsynth.rendering.renderer.DocumentRenderer`)."""
+    """The PNG pages ``text`` renders to with ``renderer`` (a :class:`~deepsynth.rendering.DocumentRenderer`)."""
     return renderer.render(text_document(text, instruction))[0]["pages"]

@@ -124,8 +124,10 @@ class SlotTable:
             raise UnknownAdapterError("no adapter is loaded")
         if not key:
             return slots[0]
-        for match in (lambda s: key in (s.name, s.ref), lambda s: key.removeprefix("@") == s.alias,
-                      lambda s: key in (s.version, f"{s.registry_name}/{s.version}", f"models:/{s.registry_name}/{s.version}"),
+        def by_version(s: AdapterSlot) -> bool:
+            return key in (s.version, f"{s.registry_name}/{s.version}", f"models:/{s.registry_name}/{s.version}")
+
+        for match in (lambda s: key in (s.name, s.ref), lambda s: key.removeprefix("@") == s.alias, by_version,
                       lambda s: len(key) >= 8 and s.sha256.startswith(key)):
             found = [s for s in slots if match(s)]
             if len(found) == 1:

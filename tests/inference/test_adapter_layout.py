@@ -92,8 +92,7 @@ def test_one_attach_adds_named_adapters_beside_each_other(trained_adapter, nativ
     params = dict(model.named_parameters())
     for key, value in load_file(native_layout_copy / "adapter_model.safetensors").items():
         for name in ("first", "second"):
-            assert torch.equal(params[key.replace(".lora_A.", f".lora_A.{name}.").replace(".lora_B.", f".lora_B.{name}.")],
-                               value)
+            assert torch.equal(params[re.sub(r"\.(lora_[AB])\.", rf".\1.{name}.", key)], value)
 
 
 def test_an_attach_that_misses_a_tensor_is_refused_and_removed(trained_adapter, native_layout_copy, deepsynth_home):

@@ -86,7 +86,8 @@ def test_per_row_limits_cut_a_batch_to_what_each_limit_alone_gives(loaded_adapte
     device = next(loaded_adapter.model.parameters()).device
     rows = [prompt_embeddings(loaded_adapter, as_document(d, "tiny"), device) for d in test_docs[:3]]
     limits = [2, 8, 5]
-    cut = decode(loaded_adapter.model, loaded_adapter.tokenizer, rows, GenerationConfig(max_new_tokens=8), limits=limits)
+    config = GenerationConfig(max_new_tokens=8)
+    cut = decode(loaded_adapter.model, loaded_adapter.tokenizer, rows, config, limits=limits)
     alone = [generate_with_stats(loaded_adapter, [d], GenerationConfig(max_new_tokens=n))[0].token_ids
              for d, n in zip(test_docs[:3], limits)]
     assert cut == alone
