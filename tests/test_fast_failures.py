@@ -90,6 +90,13 @@ def test_a_known_reference_still_goes_through_to_mlflow(registry_home):
     assert json.loads(proc.stdout)["version"] == "1" and "mlflow" in imported
 
 
+@pytest.mark.slow
+def test_compare_of_a_model_name_asks_for_a_version(registry_home):
+    proc, _imported, stderr = deepsynth(registry_home, "models", "compare", NAME, f"{NAME}/1")
+    assert proc.returncode == 2 and json.loads(proc.stdout)["exit_code"] == 2, "\n".join(stderr[-20:])
+    assert stderr == [f"error: {NAME}: names a model, not a version: use NAME/VERSION or NAME@ALIAS"]
+
+
 def test_the_library_names_what_exists_too_through_any_mlflow_store(tmp_path):
     """Without the SQLite shortcut (a remote registry), MLflow's own "not found" becomes the same message."""
     from adapter_support import mlflow_store_at
