@@ -6,13 +6,11 @@ artifact is the model path and the export artifact's folder the output directory
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
-from deepsynth.configuration import Section, from_dict, knob, to_dict
+from deepsynth.configuration import Section, from_dict, from_json, knob, to_dict
 from deepsynth.errors import ConfigError
 
 
@@ -46,14 +44,7 @@ class ExportConfig(ExportSettings):
     @classmethod
     def from_json(cls, path_or_text: str | os.PathLike) -> "ExportConfig":
         """Build from a JSON file path or a JSON string of the job's keys."""
-        text = str(path_or_text)
-        source = None
-        if not text.lstrip().startswith("{"):
-            source, text = text, Path(path_or_text).read_text()
-        try:
-            return cls.from_dict(json.loads(text), source=source)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{source or 'export config'}: invalid JSON ({exc})") from None
+        return from_json(cls, path_or_text, "export config")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field."""

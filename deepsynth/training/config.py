@@ -6,13 +6,11 @@ job configuration with these keys; unknown keys are errors) or from a JSON file.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import InitVar, asdict, dataclass, fields, replace
-from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from deepsynth.configuration import Section, from_dict, knob, to_dict
+from deepsynth.configuration import Section, from_dict, from_json, knob, to_dict
 from deepsynth.errors import ConfigError
 
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -240,18 +238,7 @@ class TrainerConfig(Section):
     @classmethod
     def from_json(cls, path_or_text: str | os.PathLike) -> "TrainerConfig":
         """Build from a JSON file path or a JSON string (a training job configuration)."""
-        text, source = str(path_or_text), None
-        if not text.lstrip().startswith("{"):
-            source = text
-            try:
-                text = Path(path_or_text).read_text()
-            except OSError as exc:
-                raise ConfigError(f"{path_or_text}: cannot read the training config ({exc})") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{source or 'training config'}: invalid JSON ({exc})") from None
-        return cls.from_dict(data, source=source)
+        return from_json(cls, path_or_text, "training config")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (round-trips through :meth:`from_dict`)."""

@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from deepsynth import env
 from deepsynth.adapter_files import PROJECTOR_WEIGHTS, TRAINER_CONFIG, TRAINING_METRICS
 from deepsynth.adapter_layout import save_adapter
 from deepsynth.data.rendered import MANIFEST, RenderedDataset
@@ -70,7 +70,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: cuda requested but no CUDA device is available")
     if name == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cuda", env.local_rank())
     return torch.device(name)
 
 

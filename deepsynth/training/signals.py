@@ -7,18 +7,17 @@ import signal
 import threading
 from typing import Any
 
-from deepsynth.errors import DeepSynthError
+from deepsynth.errors import Terminated
 
 logger = logging.getLogger(__name__)
 
 
-class TrainingInterrupted(DeepSynthError):
+class TrainingInterrupted(Terminated):
     """SIGTERM stopped training after a checkpoint was written; rerun with ``resume_from_checkpoint: latest``.
 
     Exit code 143 (128 + SIGTERM), what schedulers expect from a process that stopped on SIGTERM.
     """
 
-    exit_code = 128 + signal.SIGTERM
 
     def __init__(self, message: str, checkpoint: str | None = None):
         super().__init__(message)
