@@ -52,7 +52,7 @@ def point_mlflow_at_stack(*refs: str) -> None:
 
 
 def point_mlflow_at_registry(*refs: str) -> None:
-    """Like :func:`point_mlflow_at_stack`, but ``MLFLOW_REGISTRY_URI``/``MLFLOW_TRACKING_URI`` win when set (a container)."""
+    """Like :func:`point_mlflow_at_stack`, but a container's ``MLFLOW_REGISTRY_URI``/``MLFLOW_TRACKING_URI`` win."""
     uri = os.environ.get("MLFLOW_REGISTRY_URI") or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         check_registry_refs(refs, uri)  # MLflow reads the variables itself
@@ -95,7 +95,8 @@ def models_list(as_json: bool) -> None:
         echo(f"{model['name']}  ({len(model['versions'])} version(s))")
         for v in model["versions"]:
             aliases = ",".join(v.get("aliases") or []) or "-"
-            metrics = " ".join(f"{k}={v2:.4f}" for k, v2 in sorted((v.get("metrics") or {}).items()) if k.startswith("rouge"))
+            rouge = sorted((k, v2) for k, v2 in (v.get("metrics") or {}).items() if k.startswith("rouge"))
+            metrics = " ".join(f"{k}={v2:.4f}" for k, v2 in rouge)
             echo(f"  v{v['version']:<4} @{aliases:<22} {v.get('created', '')}  {metrics}")
 
 
@@ -127,7 +128,8 @@ def models_promote(name: str, version: str, alias: str, as_json: bool) -> None:
 
 @models.command("download")
 @click.argument("ref", metavar="NAME@ALIAS|NAME/VERSION")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New or empty folder for the package.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="New or empty folder for the package.")
 @json_option
 def models_download(ref: str, out_dir: str, as_json: bool) -> None:
     """Download a version's export package (verified against its manifest) into --out; prints JSON."""

@@ -61,7 +61,8 @@ def export_and_register(
     )
     if cfg.promote:
         registration["promotion"] = retry_transient(
-            lambda: promote_if_better(cfg.model_name, registration["version"], metric=cfg.gate_metric, margin=cfg.margin),
+            lambda: promote_if_better(cfg.model_name, registration["version"], metric=cfg.gate_metric,
+                                      margin=cfg.margin),
             what="promotion gate",
         )
     if zenml_version:

@@ -24,8 +24,8 @@ def deepsynth(home: Path, *argv: str) -> tuple[subprocess.CompletedProcess, set[
     """Run the CLI with ``--json``; return the process, the top-level modules it imported and its other stderr lines."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(DEEPSYNTH_HOME=str(home), ZENML_CONFIG_PATH=str(home / "zenml"))
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "deepsynth_cli", *argv, "--json"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "deepsynth_cli", *argv, "--json"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
     lines = proc.stderr.splitlines()
     imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines if line.startswith("import time:")}
     return proc, imported, [line for line in lines if not line.startswith("import time:")]
@@ -59,9 +59,10 @@ def registry_home(tmp_path_factory):
     return home
 
 
+NO_SUCH = f"no registered model named 'nosuch'; registered models: {NAME}, other-model"
 REGISTRY_CASES = [
-    (["models", "show", "nosuch@champion"], f"no registered model named 'nosuch'; registered models: {NAME}, other-model"),
-    (["models", "show", "nosuch"], f"no registered model named 'nosuch'; registered models: {NAME}, other-model"),
+    (["models", "show", "nosuch@champion"], NO_SUCH),
+    (["models", "show", "nosuch"], NO_SUCH),
     (["models", "show", f"{NAME}/9"], f"{NAME} has no version 9; its versions: 1, 2"),
     (["models", "show", f"{NAME}@nope"], f"{NAME} has no alias @nope; its aliases: @champion (v1)"),
     (["models", "show", "other-model@champion"], "other-model has no alias @champion; its aliases: none"),
@@ -210,7 +211,8 @@ def damaged_copy(package: Path, tmp_path: Path, damage: str) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage, text, code, message", [
-    ("none", "missing.txt", 2, "--text-file {tmp}/missing.txt: cannot be read as UTF-8 text (No such file or directory)"),
+    ("none", "missing.txt", 2,
+     "--text-file {tmp}/missing.txt: cannot be read as UTF-8 text (No such file or directory)"),
     ("tampered", "paper.txt", 1, "adapter_model.safetensors"),
     ("incomplete", "paper.txt", 1, "adapter_config.json"),
 ])

@@ -1,4 +1,4 @@
-"""``Summarizer``: text in, summary out, from an export directory, a zip package or a registry reference (``ModelRef``)."""
+"""``Summarizer``: text in, summary out, from an export directory, a zip package or a registry ``ModelRef``."""
 
 from __future__ import annotations
 

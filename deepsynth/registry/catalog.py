@@ -45,9 +45,11 @@ def sqlite_index(database: str | Path) -> Index | None:
 
 
 def check_ref(ref: Any, index: Index) -> None:
-    """Raise :class:`ConfigError` (exit code 2) naming what exists when ``ref``'s model, version or alias is not in ``index``.
+    """Raise :class:`ConfigError` (exit code 2) naming what exists when ``ref``'s model, version or alias
+    is not in ``index``.
 
-    ``ref`` is a parsed reference (:class:`deepsynth.registry.refs.ModelRef`: ``text``, ``name``, ``version``, ``alias``).
+    ``ref`` is a parsed reference (:class:`deepsynth.registry.refs.ModelRef`: ``text``, ``name``,
+    ``version``, ``alias``).
     """
     name, version, alias, ref = ref.name, ref.version, ref.alias, ref.text
     if name not in index:

@@ -41,9 +41,11 @@ def verify_registered(package_dir: str | Path, mv: Any) -> dict[str, Any]:
     tags = dict(mv.tags or {})
     registered = tags.get(ADAPTER_SHA_TAG)
     if not registered:
-        raise PackageError(f"{where}: the registry version has no {ADAPTER_SHA_TAG} tag, so its package cannot be verified")
+        raise PackageError(f"{where}: the registry version has no {ADAPTER_SHA_TAG} tag, "
+                           "so its package cannot be verified")
     if manifest.get("adapter_sha256") != registered:
-        raise PackageError(f"{where}: the stored package holds adapter {str(manifest.get('adapter_sha256'))[:64]}, not the "
+        held = str(manifest.get("adapter_sha256"))[:64]
+        raise PackageError(f"{where}: the stored package holds adapter {held}, not the "
                            f"{registered} the registry recorded: it was changed after registration")
     if MANIFEST_SHA_TAG not in tags:
         logger.warning("%s was registered without a %s tag: only its adapter weights are checked against the registry",
@@ -55,7 +57,10 @@ def verify_registered(package_dir: str | Path, mv: Any) -> dict[str, Any]:
 
 
 def _package_root(local: Path, where: str) -> Path:
-    """The export package inside a downloaded version: the pyfunc's package artifact (older layouts: the shallowest manifest)."""
+    """The export package inside a downloaded version: the pyfunc's package artifact.
+
+    Older layouts: the folder of the shallowest manifest.
+    """
     logged = local / "artifacts" / PACKAGE_ARTIFACT
     if (logged / MANIFEST).is_file():
         return logged
@@ -77,7 +82,8 @@ def fetch_version(mv: Any, dst: Path) -> dict[str, Any]:
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=where, dst_path=str(dst)))
     package = _package_root(local, where)
     verify_registered(package, mv)
-    return {"name": mv.name, "version": str(mv.version), "path": str(package), "adapter_sha256": mv.tags[ADAPTER_SHA_TAG]}
+    return {"name": mv.name, "version": str(mv.version), "path": str(package),
+            "adapter_sha256": mv.tags[ADAPTER_SHA_TAG]}
 
 
 def download_version(mv: Any, out_dir: Path) -> dict[str, Any]:

@@ -63,6 +63,7 @@ def promote_if_better(name: str, version: str | int, metric: str = "rouge_l", ma
 def promote(name: str, version: str | int, alias: str = CHAMPION) -> dict[str, Any]:
     """Point ``alias`` at ``version`` unconditionally (a person's decision; the CLI's ``models promote``)."""
     mlflow_client = client()
-    ModelRef.registry(f"{name}/{version}").version_record()  # an unknown model or version: a ConfigError naming what exists
+    # An unknown model or version: a ConfigError naming what exists.
+    ModelRef.registry(f"{name}/{version}").version_record()
     set_alias(mlflow_client, name, alias, str(version))
     return version_dict(mlflow_client.get_model_version(name, str(version)))

@@ -24,7 +24,8 @@ class DeepSynthSummarizerModel(mlflow.pyfunc.PythonModel):
         from deepsynth.inference.summarizer import Summarizer
         from deepsynth.paths import inference_cache_dir
 
-        self.summarizer = Summarizer.load(ModelRef.parse(context.artifacts[PACKAGE_ARTIFACT]), home=inference_cache_dir())
+        package = ModelRef.parse(context.artifacts[PACKAGE_ARTIFACT])
+        self.summarizer = Summarizer.load(package, home=inference_cache_dir())
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> list[str]:
         """Summaries of the input texts.

@@ -101,12 +101,11 @@ class ModelRef:
 
     def _pinned_record(self) -> Any:
         """The version to download: the pinned one (its sha256 must not have changed) or the one named now."""
-        mv = self.version_record() if self.sha256 is None else replace(self, alias=None).version_record()
-        if self.sha256 is not None:
-            from deepsynth.registry.versions import ADAPTER_SHA_TAG
+        from deepsynth.registry.versions import ADAPTER_SHA_TAG
 
-            if (mv.tags or {}).get(ADAPTER_SHA_TAG) != self.sha256:
-                raise ConfigError(f"{self.text}: version {mv.version} no longer holds adapter {self.sha256}")
+        mv = self.version_record()  # a version, once pinned, wins over the alias
+        if self.sha256 is not None and (mv.tags or {}).get(ADAPTER_SHA_TAG) != self.sha256:
+            raise ConfigError(f"{self.text}: version {mv.version} no longer holds adapter {self.sha256}")
         return mv
 
     def fetch(self, dst: str | os.PathLike) -> dict[str, Any]:

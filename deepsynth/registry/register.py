@@ -20,6 +20,7 @@ from deepsynth.registry.promotion import CHALLENGER
 from deepsynth.registry.versions import ADAPTER_SHA_TAG, MANIFEST_SHA_TAG, METRIC_PREFIX, client, set_alias
 
 ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+DESCRIPTION = "DeepSynth summarizer (DeepSeek-OCR + LoRA) export packages"
 
 
 def _versions(name: str) -> list[Any]:
@@ -77,7 +78,7 @@ def register_package(
         mlflow_client.get_registered_model(name)
     except Exception:  # noqa: BLE001 - MlflowException RESOURCE_DOES_NOT_EXIST
         try:
-            mlflow_client.create_registered_model(name, description="DeepSynth summarizer (DeepSeek-OCR + LoRA) export packages")
+            mlflow_client.create_registered_model(name, description=DESCRIPTION)
         except Exception:  # noqa: BLE001 - a concurrent registration created it first (RESOURCE_ALREADY_EXISTS)
             mlflow_client.get_registered_model(name)  # anything else (an outage) raises here
     existing = _find_by_sha(name, sha)

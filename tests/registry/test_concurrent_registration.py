@@ -43,7 +43,8 @@ def variant(adapter, root, name, scale):
         if item.is_file():
             (out / item.name).write_bytes(item.read_bytes())
     tensors = load_file(str(adapter / "adapter_model.safetensors"))
-    save_file({k: v * scale if "lora_B" in k else v for k, v in tensors.items()}, str(out / "adapter_model.safetensors"))
+    scaled = {k: v * scale if "lora_B" in k else v for k, v in tensors.items()}
+    save_file(scaled, str(out / "adapter_model.safetensors"))
     return out
 
 
@@ -70,7 +71,8 @@ def register_at_once(uri, export_dirs, tmp_path, race="none"):
     return results
 
 
-def test_concurrent_registration_of_two_adapters_gives_two_distinct_versions(trained_adapter, rendered_dataset, tmp_path):
+def test_concurrent_registration_of_two_adapters_gives_two_distinct_versions(trained_adapter, rendered_dataset,
+                                                                            tmp_path):
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

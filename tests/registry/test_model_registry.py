@@ -19,9 +19,11 @@ from adapter_support import mlflow_store_at
 from fresh_venv import fresh_python, run
 from safetensors.torch import load_file, save_file
 
+from deepsynth.errors import ConfigError
 from deepsynth.export import export_adapter
 from deepsynth.inference import GenerationConfig, Summarizer
-from deepsynth.registry import ModelRef, download, list_models, parse_ref, promote, promote_if_better, register_package, show
+from deepsynth.registry import (ModelRef, download, list_models, parse_ref, promote, promote_if_better,
+                                register_package, show)
 
 NAME = "deepsynth-test"
 TEXT = "The museum opens a new wing in June. It shows modern art. Tickets go on sale next week."
@@ -47,7 +49,8 @@ def exports(trained_adapter, rendered_dataset, tmp_path_factory):
         if item.is_file():
             (other / item.name).write_bytes(item.read_bytes())
     tensors = load_file(str(trained_adapter / "adapter_model.safetensors"))
-    save_file({k: v * 0.5 if "lora_B" in k else v for k, v in tensors.items()}, str(other / "adapter_model.safetensors"))
+    halved = {k: v * 0.5 if "lora_B" in k else v for k, v in tensors.items()}
+    save_file(halved, str(other / "adapter_model.safetensors"))
     first = export_adapter(trained_adapter, root / "first", dataset=rendered_dataset.path, metrics={"rouge_l": 0.2})
     second = export_adapter(other, root / "second", dataset=rendered_dataset.path, metrics={"rouge_l": 0.3})
     return first, second
@@ -99,8 +102,9 @@ def test_a_registration_racing_another_of_the_same_adapter_keeps_the_older_versi
 def test_versions_load_back_by_number_and_alias(first_version, exports, shared_home):
     gen = GenerationConfig(max_new_tokens=10)
     local = Summarizer.load(exports[0].output_dir, home=shared_home, generation=gen).summarize_text(TEXT)
-    by_number = Summarizer.load(ModelRef.parse(f"models:/{NAME}/1"), home=shared_home, generation=gen).summarize_text(TEXT)
-    by_alias = Summarizer.load(ModelRef.parse(f"models:/{NAME}@challenger"), home=shared_home, generation=gen).summarize_text(TEXT)
+    by_number = Summarizer.load(ModelRef.parse(f"models:/{NAME}/1"), home=shared_home, generation=gen)
+    by_alias = Summarizer.load(ModelRef.parse(f"models:/{NAME}@challenger"), home=shared_home, generation=gen)
+    by_number, by_alias = by_number.summarize_text(TEXT), by_alias.summarize_text(TEXT)
     assert local == by_number == by_alias and local
     pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@challenger")
     assert len(pyfunc.predict(pd.DataFrame({"text": [TEXT, TEXT]}))) == 2
@@ -132,6 +136,13 @@ def test_a_pinned_reference_keeps_its_version_and_sha256_when_the_alias_moves(fi
     got = pinned.download(tmp_path / "dl")
     assert (got["version"], got["adapter_sha256"]) == ("1", exports[0].adapter_sha256)
     assert ModelRef.parse(f"models:/{NAME}@pin-test").pin().version == second != "1"
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(NAME, "1", "adapter_sha256", "0" * 64)  # the pinned version no longer matches
+    try:
+        with pytest.raises(ConfigError, match=f"version 1 no longer holds adapter {exports[0].adapter_sha256}"):
+            pinned.fetch(tmp_path / "again")
+    finally:
+        client.set_model_version_tag(NAME, "1", "adapter_sha256", exports[0].adapter_sha256)
 
 
 def test_browse_promote_download(first_version, exports, tmp_path):

@@ -3,7 +3,6 @@ and downloads, even when the attacker recomputed every hash in the manifest: the
 (``adapter_sha256``, ``manifest_sha256``) are what the package must match."""
 
 import json
-from pathlib import Path
 
 import mlflow
 import pytest
@@ -66,7 +65,8 @@ def test_a_package_changed_after_registration_is_refused(store, export, shared_h
     package = stored_package(store, name, version)
     rehash(package, **tamper(package))
     with pytest.raises(PackageError, match="registry"):
-        Summarizer.load(ModelRef.parse(f"models:/{name}/{version}"), home=shared_home, generation=GenerationConfig(max_new_tokens=4))
+        Summarizer.load(ModelRef.parse(f"models:/{name}/{version}"), home=shared_home,
+                        generation=GenerationConfig(max_new_tokens=4))
     with pytest.raises(PackageError, match="registry"):
         download(f"{name}@challenger", tmp_path / "after")
     assert not (tmp_path / "after").exists() or not any((tmp_path / "after").iterdir())
