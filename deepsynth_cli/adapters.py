@@ -43,7 +43,9 @@ def adapters_merge(refs: tuple[str, ...], weights: list[float] | None, method: s
     from deepsynth.export.merge import check_merge, merge_adapters
 
     weights = check_merge(refs, weights, out_dir, method=method, density=density, force=force)
-    registry_refs = [ref for ref in refs if ref.startswith("models:/")]
+    from deepsynth.registry.refs import ModelRef
+
+    registry_refs = [ref for ref in refs if ModelRef.parse(ref).is_registry]
     if registry_refs:
         from deepsynth_cli.models import point_mlflow_at_registry
 

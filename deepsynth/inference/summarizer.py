@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deepsynth.errors import ConfigError
+from deepsynth.inference.documents import render_text
 from deepsynth.inference.generation import GenerationConfig, generate_with_stats
 from deepsynth.inference.loading import LoadedModel, load_adapter_model
 from deepsynth.rendering.config import RenderSettings
@@ -152,8 +153,7 @@ class Summarizer:
 
     def render_text(self, text: str, instruction: str | None = None) -> list[bytes]:
         """The PNG pages ``text`` renders to with the training render settings."""
-        doc = {"id": "input", "split": "inference", "text": text, "summary": "", "instruction": instruction}
-        return self._renderer.render(doc)[0]["pages"]
+        return render_text(self._renderer, text, instruction)
 
     def summarize_texts(self, texts: Sequence[str], instruction: str | None = None) -> list[str]:
         """Render each text and summarize it.
