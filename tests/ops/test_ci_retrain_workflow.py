@@ -59,17 +59,13 @@ def test_workflow_installs_the_pipelines_extra_and_names_every_exit_code():
 
 @pytest.mark.slow
 def test_ci_command_exit_codes(tmp_path):
+    """The workflow's command on a failing data gate (exit 3) and on a refused config (exit 2); the passing run
+    and the quality gate's exit 4 are in tests/ops/test_ci_retrain_job.py, which runs the whole job."""
     home = tmp_path / "home"
-    passed = run_like_ci(home)
-    assert passed.returncode == 0, passed.stderr[-3000:]
-    # ZenML/MLflow also log to stdout: the summary is the last top-level JSON object.
-    summary = json.loads(passed.stdout[passed.stdout.rindex("\n{\n") + 1:] if not passed.stdout.startswith("{") else passed.stdout)
-    assert summary["status"] == "completed" and summary["validation_passed"] is True
-    assert summary["steps"]["train_lora"] == "completed"
-    # The same command when the data gate fails: exit 3 (data steps come from the cache).
     failed = run_like_ci(home, "--set", "validate.min_valid_rows=1000")
     assert failed.returncode == 3, failed.stderr[-3000:]
     assert "data validation failed" in failed.stderr and "min_valid_documents: observed" in failed.stderr
+    assert json.loads(failed.stdout)["exit_code"] == 3  # one JSON document on stdout, even on failure
     # A CI config that names a SQLite tracking store is refused before anything runs: exit 2.
     refused = run_like_ci(home, "--set", "tracking.server=sqlite:///mlflow.db")
     assert refused.returncode == 2 and "local file/SQLite store" in refused.stderr
