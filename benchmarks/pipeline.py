@@ -4,8 +4,10 @@
 
 Each run is a real `deepsynth run` of the quickstart config (scaled down) in a fresh process
 against one fresh project home; a last run of the data pipeline alone, with nothing changed, shows
-the fixed cost of a run. Prints wall time, each step's share and the fixed overhead
-(wall time not spent inside any step); writes benchmarks/results/pipeline.json.
+the fixed cost of a run. In the same process tree, a bare ZenML pipeline of one trivial step (no
+DeepSynth code, ZenML's default stack on its own fresh local store) runs twice; its cached rerun is
+the baseline that fixed cost is compared with. Prints wall time, each step's share, the fixed
+overhead (wall time not spent inside any step) and the ratios; writes benchmarks/results/pipeline.json.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from zenml import pipeline, step
 
 from benchmarks.common import write_result
 
@@ -46,10 +50,41 @@ def _step_times(home: str, run_id: str) -> dict[str, float]:
     return {name: (s.end_time - s.start_time).total_seconds() for name, s in run.steps.items() if s.end_time and s.start_time}
 
 
+@step
+def one() -> int:
+    """The bare baseline's only step."""
+    return 1
+
+
+@pipeline(enable_cache=True)
+def bare_pipeline() -> None:
+    """The bare baseline: one trivial step, cache on (run by ``--bare-run`` in a fresh process)."""
+    one()
+
+
+def _bare(runs: int = 2) -> list[float]:
+    """Wall seconds of ``runs`` fresh-process runs of the bare pipeline on a fresh store (the first fills the cache)."""
+    walls = []
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "ZENML_CONFIG_PATH": f"{home}/zenml", "ZENML_ANALYTICS_OPT_IN": "false"}
+        for _ in range(runs):
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", "--bare-run"], env=env,
+                                  capture_output=True, text=True, check=False, cwd=Path(__file__).parents[1])
+            walls.append(time.perf_counter() - start)
+            if proc.returncode != 0:
+                raise SystemExit(f"bare ZenML pipeline failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return walls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=8, help="documents per split")
+    parser.add_argument("--bare-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_run:
+        bare_pipeline()
+        return
     base = [f"ingest.max_documents={args.documents}", "train.num_epochs=1"]
     scenarios = {
         "cold": base,
@@ -73,7 +108,14 @@ def main() -> None:
                   f"executed {executed}; cached {cached}")
             for step, seconds in steps.items():
                 print(f"{'':>24}{step:<22} {seconds:6.2f} s  {seconds / run['wall_s']:6.1%}")
-    path = write_result("pipeline", {"documents_per_split": args.documents, "scenarios": results})
+    bare_cold, bare_cached = _bare()
+    fixed = results["data_pipeline_no_change"]["wall_s"]
+    bare = {"cold_wall_s": round(bare_cold, 2), "cached_wall_s": round(bare_cached, 2),
+            "data_pipeline_no_change_ratio": round(fixed / bare_cached, 2)}
+    print(f"{'bare ZenML pipeline':>22}: {bare_cold:6.1f} s wall cold, {bare_cached:6.1f} s cached rerun; "
+          f"data pipeline no change / bare cached: {bare['data_pipeline_no_change_ratio']:.2f}x (goal ≤ 0.25x, ≤ 4 s)")
+    path = write_result("pipeline", {"documents_per_split": args.documents, "scenarios": results, "bare_zenml": bare,
+                                     "goals": {"data_pipeline_no_change_wall_s": 4.0, "ratio_to_bare": 0.25}})
     print(f"wrote {path}")
 
 

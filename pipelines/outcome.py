@@ -216,7 +216,8 @@ def run_name_for(pipeline_name: str, template: str | None) -> str:
 def run_and_summarize(pipeline: Any, params: dict[str, Any], run_name: str | None = None) -> dict[str, Any]:
     """Run ``pipeline`` with ``params`` and return :func:`summarize` of the run.
 
-    Runs interrupted earlier on this machine are closed first (:mod:`pipelines.interrupted_runs`).
+    Runs interrupted earlier on this machine are closed first (:mod:`pipelines.interrupted_runs`);
+    only the active stack's ZenML integrations are activated (:mod:`pipelines.zenml_speedups`).
     A failure is reported from this run, found by its name, even when other runs of the same
     pipeline are going.
 
@@ -231,8 +232,10 @@ def run_and_summarize(pipeline: Any, params: dict[str, Any], run_name: str | Non
     from zenml.client import Client
 
     from pipelines.interrupted_runs import close_interrupted_runs, recorded_run
+    from pipelines.zenml_speedups import speed_up_runs
 
     client = Client()
+    speed_up_runs(client.active_stack_model)
     close_interrupted_runs(client)
     name = run_name_for(pipeline.name, run_name)
     try:

@@ -8,7 +8,6 @@ from deepsynth.data.ingest import source_revision
 from pipelines.config import RunConfig
 from pipelines.local_stack import ensure_stack, prepare_run_environment
 from pipelines.outcome import run_and_summarize
-from pipelines.zenml_speedups import speed_up_runs
 
 
 def zenml_model(name: str) -> Any:
@@ -35,7 +34,6 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
     from pipelines.deployment import pipeline_options
 
     client = Client()
-    speed_up_runs(client.active_stack_model)
     tracker = client.active_stack.experiment_tracker
     params = {
         "ingest": config.ingest,

@@ -22,6 +22,8 @@ the artifact is read. Step entrypoints inside containers are not patched (they a
 from __future__ import annotations
 
 import functools
+import sys
+from pathlib import Path
 from typing import Any
 
 _ORIGINAL = "_deepsynth_original_activate"
@@ -54,10 +56,17 @@ def limit_integration_activation(names: set[str]) -> None:
 
 
 def installed_packages() -> list[str]:
-    """``name==version`` of every installed distribution, sorted (what ``pip freeze`` lists, editables included)."""
-    from importlib.metadata import distributions
+    """``name==version`` of every distribution on ``sys.path``, sorted (what ``pip freeze`` lists).
 
-    found = {(d.metadata["Name"] or "").lower(): d.version for d in distributions() if d.metadata["Name"]}
+    Read from the ``<name>-<version>.dist-info`` folder names (the wheel standard's layout), not by
+    parsing each package's metadata file, which costs a second with this project's 190 packages.
+    """
+    found: dict[str, str] = {}
+    for folder in sys.path:
+        for info in Path(folder or ".").glob("*.dist-info"):
+            name, _, version = info.name[: -len(".dist-info")].partition("-")
+            if version:
+                found.setdefault(name.replace("_", "-").lower(), version)
     return [f"{name}=={version}" for name, version in sorted(found.items())]
 
 

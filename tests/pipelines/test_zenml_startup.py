@@ -1,0 +1,95 @@
+"""A run's fixed cost: only the active stack's ZenML integrations are activated, the package list is cheap."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+UNUSED = ("zenml.integrations.huggingface.materializers", "zenml.integrations.pytorch.materializers",
+          "zenml.integrations.sklearn.materializers", "transformers")
+
+
+def _python(code: str, out: Path) -> dict:
+    """Run ``code`` in a fresh interpreter (the session's stores, inherited); return the JSON it writes to ``out``."""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_limited_activation_imports_only_the_named_integrations(tmp_path):
+    out = tmp_path / "modules.json"
+    found = _python(
+        "import json, sys\n"
+        "from zenml.integrations.registry import integration_registry\n"
+        "from pipelines.zenml_speedups import limit_integration_activation\n"
+        "limit_integration_activation({'mlflow'})\n"
+        "integration_registry.activate_integrations()\n"
+        f"mods = {list(UNUSED) + ['zenml.integrations.mlflow.services']!r}\n"
+        f"open({str(out)!r}, 'w').write(json.dumps([m for m in mods if m in sys.modules]))\n",
+        out,
+    )
+    assert found == ["zenml.integrations.mlflow.services"]
+
+
+def test_limit_is_replaceable_and_restorable():
+    from zenml.integrations.registry import IntegrationRegistry
+
+    from pipelines.zenml_speedups import limit_integration_activation, restore_integration_activation
+
+    before = IntegrationRegistry.activate_integrations
+    limit_integration_activation({"mlflow"})
+    limit_integration_activation({"kubernetes"})
+    assert "kubernetes" in IntegrationRegistry.activate_integrations.__doc__
+    restore_integration_activation()
+    try:
+        assert IntegrationRegistry.__dict__["activate_integrations"].__doc__.startswith("Best-effort eager activation")
+    finally:
+        IntegrationRegistry.activate_integrations = before
+
+
+def test_local_stack_integrations_are_mlflow_only(zenml_client):
+    from pipelines.zenml_speedups import stack_integrations
+
+    assert stack_integrations(zenml_client.active_stack_model) == {"built-in", "mlflow"}  # ZenML's own flavors: "built-in"
+
+
+def test_installed_packages_match_the_installed_versions():
+    from importlib.metadata import version
+
+    from pipelines.zenml_speedups import installed_packages
+
+    packages = dict(line.split("==") for line in installed_packages())
+    for name in ("zenml", "mlflow", "pydantic", "deepsynth-pipelines"):
+        assert packages[name] == version(name)
+    assert list(packages) == sorted(packages)
+
+
+@pytest.mark.slow
+def test_a_data_run_imports_no_unused_integration_and_still_tracks(zenml_client, make_docs, tmp_path):
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in make_docs(6, words=120)))
+    out = tmp_path / "result.json"
+    result = _python(
+        "import json, sys, contextlib, io\n"
+        "from deepsynth_cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as printed:\n"
+        f"    code = main(['data', {str(data)!r}, '--mode', 'tiny', '--json'])\n"
+        "summary = json.loads(printed.getvalue()[printed.getvalue().index('{'):])\n"
+        f"mods = [m for m in {list(UNUSED)!r} if m in sys.modules]\n"
+        f"open({str(out)!r}, 'w').write(json.dumps({{'code': code, 'run_id': summary['run_id'], 'modules': mods}}))\n",
+        out,
+    )
+    assert result["code"] == 0 and result["modules"] == []
+    run = zenml_client.zen_store.get_run(result["run_id"], include_python_packages=True)
+    assert "\nzenml==" in run.client_environment["python_packages"]  # the dashboard's package list is still recorded
+
+    import mlflow
+
+    mlflow.set_tracking_uri(zenml_client.active_stack.experiment_tracker.get_tracking_uri())
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert any(r.data.metrics.get("data_ingested") == 6 for r in runs)
