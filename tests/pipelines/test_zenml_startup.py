@@ -93,3 +93,15 @@ def test_a_data_run_imports_no_unused_integration_and_still_tracks(zenml_client,
     mlflow.set_tracking_uri(zenml_client.active_stack.experiment_tracker.get_tracking_uri())
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert any(r.data.metrics.get("data_ingested") == 6 for r in runs)
+
+
+def test_exit_handlers_still_run_after_the_heap_is_frozen(tmp_path):
+    out = tmp_path / "exit.json"
+    proc = subprocess.run([sys.executable, "-c", (
+        "import atexit, gc, json\n"
+        "from pipelines.zenml_speedups import skip_final_collection\n"
+        f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(gc.get_freeze_count() > 0)))\n"
+        "skip_final_collection(); skip_final_collection()\n"
+        "print('done')\n")], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and proc.stdout == "done\n", proc.stderr
+    assert json.loads(out.read_text()) is True  # the earlier handler ran, after the freeze
