@@ -40,7 +40,7 @@ def adapters_merge(refs: tuple[str, ...], weights: list[float] | None, method: s
     Arguments, sources and --out are checked before anything loads. The package is a normal export:
     deepsynth summarize, deepsynth serve and registration accept it.
     """
-    from deepsynth.export.merge import check_merge, merge_adapters
+    from deepsynth.merge import check_merge, merge_adapters
 
     weights = check_merge(refs, weights, out_dir, method=method, density=density, force=force)
     from deepsynth.registry.refs import ModelRef

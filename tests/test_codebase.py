@@ -66,14 +66,17 @@ def test_no_trust_remote_code_anywhere():
 
 
 def _deepsynth_imports(path: Path) -> set[str]:
-    """Dotted ``deepsynth.*`` modules imported by ``path`` (module level and inside functions)."""
+    """Dotted ``deepsynth.*`` names imported by ``path`` (module level and inside functions).
+
+    ``import a.b.c`` gives ``a.b.c``; ``from a.b import c`` gives ``a.b`` and ``a.b.c`` (``c`` may be a submodule).
+    """
     tree = ast.parse(path.read_text(), filename=str(path))
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
     return {name for name in names if name.startswith("deepsynth.")}
 
 
@@ -84,8 +87,6 @@ LAYERS = [
     ("models", ("training", "inference", "registry", "serving", "export")),
     ("inference", ("training", "registry", "serving", "export")),
 ]
-#: Known exceptions, each with the move that removes it (issue 23).
-ALLOWED = {"deepsynth/inference/summarizer.py": {"deepsynth.export.package"}}  # the package format belongs below inference
 
 
 @pytest.mark.parametrize(("package", "above"), LAYERS, ids=[layer[0] for layer in LAYERS])
@@ -94,11 +95,56 @@ def test_layers_inside_deepsynth_import_only_downwards(package, above):
     serving and export (module-level imports and imports inside functions alike)."""
     forbidden = tuple(f"deepsynth.{name}" for name in above)
     offenders = {
-        str(path.relative_to(ROOT)): sorted(n for n in _deepsynth_imports(path) if n.startswith(forbidden)
-                                            and n not in ALLOWED.get(str(path.relative_to(ROOT)), ()))
+        str(path.relative_to(ROOT)): sorted(n for n in _deepsynth_imports(path) if n.startswith(forbidden))
         for path in (ROOT / "deepsynth" / package).rglob("*.py")
     }
     assert not {name: found for name, found in offenders.items() if found}
+
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle in ``graph`` as a path that ends where it starts, or ``[]`` when there is none."""
+    done: set[str] = set()
+    for start in sorted(graph):
+        stack, path = [(start, iter(sorted(graph[start])))], [start]
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                done.add(node)
+                stack.pop()
+                path.pop()
+            elif child in path:
+                return path[path.index(child):] + [child]
+            elif child not in done:
+                stack.append((child, iter(sorted(graph[child]))))
+                path.append(child)
+    return []
+
+
+def _deepsynth_graph(collapse: bool) -> dict[str, set[str]]:
+    """What each module of deepsynth/ imports of deepsynth/ (``collapse``: between its top-level packages)."""
+    paths = {_module_name(path): path for path in (ROOT / "deepsynth").rglob("*.py")}
+
+    def node(name: str) -> str:
+        return ".".join(name.split(".")[:2]) if collapse else name
+
+    graph: dict[str, set[str]] = {node(name): set() for name in paths}
+    for name, path in paths.items():
+        graph[node(name)] |= {node(dep) for dep in _deepsynth_imports(path) if dep in paths} - {node(name)}
+    return graph
+
+
+@pytest.mark.parametrize("collapse", [False, True], ids=["modules", "packages"])
+def test_no_import_cycles_in_deepsynth(collapse):
+    """No module of deepsynth/ imports itself through others, and neither do its packages (rendering, export,
+    serving...) taken whole; imports inside functions and package ``__init__`` imports count."""
+    cycle = _find_cycle(_deepsynth_graph(collapse))
+    assert not cycle, "import cycle: " + " -> ".join(cycle)
 
 
 @pytest.mark.parametrize(("module", "absent"), [

@@ -18,15 +18,15 @@ from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from deepsynth.adapter_files import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROJECTOR_WEIGHTS, TEXT_ENCODER_DIR, TRAINER_CONFIG,
+                                     TRAINING_METRICS)
 from deepsynth.errors import DeepSynthError
 from deepsynth.export.config import ExportConfig
 from deepsynth.export.model_card import model_card
-from deepsynth.adapter_files import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROJECTOR_WEIGHTS, TEXT_ENCODER_DIR, TRAINER_CONFIG,
-                                     TRAINING_METRICS)
-from deepsynth.export.package import ALLOWED_SUFFIXES, MANIFEST, create_zip, verify_directory, write_manifest
 from deepsynth.export.runtime import copy_library, requirements
 from deepsynth.inference.config import GenerationConfig
 from deepsynth.integrity import atomic_directory, sha256_file
+from deepsynth.package import ALLOWED_SUFFIXES, MANIFEST, create_zip, verify_directory, write_manifest
 
 logger = logging.getLogger(__name__)
 

@@ -79,7 +79,7 @@ def resolve_ref(ref: str | os.PathLike, work_dir: str | os.PathLike, *, allow_un
         PackageError: The package fails verification, or a folder has no manifest and no opt-in.
         ConfigError: No such path, or a ``models:/`` string (pass ``ModelRef.parse(ref)``) (exit code 2).
     """
-    from deepsynth.export.package import MANIFEST, PackageError, open_package
+    from deepsynth.package import MANIFEST, PackageError, open_package
 
     text = str(ref)
     if text.startswith("models:/"):

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from deepsynth.errors import DeepSynthError
-from deepsynth.export.package import MANIFEST, PackageError, verify_directory
 from deepsynth.integrity import sha256_file
+from deepsynth.package import MANIFEST, PackageError, verify_directory
 from deepsynth.registry.versions import ADAPTER_SHA_TAG, MANIFEST_SHA_TAG
 
 #: Name of the pyfunc model's artifact that holds the export package.

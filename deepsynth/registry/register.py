@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from deepsynth.export.package import MANIFEST, verify_directory
 from deepsynth.export.runtime import LIBRARY
 from deepsynth.integrity import sha256_file
+from deepsynth.package import MANIFEST, verify_directory
 from deepsynth.registry.fetch import PACKAGE_ARTIFACT
 from deepsynth.registry.git_info import git_commit
 from deepsynth.registry.promotion import CHALLENGER

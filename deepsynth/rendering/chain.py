@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepsynth.errors import ConfigError
-from deepsynth.rendering import fonts
+import deepsynth.rendering.fonts as fonts
 from deepsynth.rendering.font_table import KNOWN_FONTS, KnownFont, is_path
 
 log = logging.getLogger(__name__)

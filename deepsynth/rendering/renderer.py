@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator
 
 from PIL import Image, ImageDraw
 
-from deepsynth.rendering import fonts
+import deepsynth.rendering.fonts as fonts
 from deepsynth.rendering.chain import FontChain, resolve_chain
 from deepsynth.rendering.config import RenderSettings
 from deepsynth.rendering.faces import Face

@@ -11,7 +11,9 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Iterable
 
-from deepsynth.rendering import bidi, fonts, segment
+import deepsynth.rendering.bidi as bidi
+import deepsynth.rendering.fonts as fonts
+import deepsynth.rendering.segment as segment
 from deepsynth.rendering.chain import FontChain
 from deepsynth.rendering.faces import Face
 from deepsynth.rendering.layout import WidthCache

@@ -16,8 +16,8 @@ from typing import Any
 
 from deepsynth.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROJECTOR_WEIGHTS, TEXT_ENCODER_DIR
 from deepsynth.errors import ConfigError, DeepSynthError
-from deepsynth.export.package import MANIFEST
 from deepsynth.inference.loading import read_trainer_config
+from deepsynth.package import MANIFEST
 from deepsynth.registry.refs import ModelRef
 
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from deepsynth.code_points import code_points
 from deepsynth.data.rendered import MANIFEST, RenderedDataset, RenderedDatasetWriter
-from deepsynth.validation import rules
+import deepsynth.validation.rules as rules
 from deepsynth.validation.config import ValidationConfig
 from deepsynth.validation.report import ValidationReport, jsonable
 from deepsynth.validation.suite import features_frame, run_suites

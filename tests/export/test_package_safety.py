@@ -10,9 +10,9 @@ import zipfile
 import pytest
 
 from deepsynth.export import PackageError, export_adapter, open_package
-from deepsynth.export.package import create_zip
 from deepsynth.inference import Summarizer
 from deepsynth.integrity import sha256_file
+from deepsynth.package import create_zip
 
 
 class Payload:

@@ -15,9 +15,9 @@ from adapter_support import prompt_logits
 from serving_http import TEXT
 
 from deepsynth.errors import ConfigError
-from deepsynth.export.package import open_package
 from deepsynth.inference import load_adapter_model
-from deepsynth.export.merge import merge_adapters
+from deepsynth.merge import merge_adapters
+from deepsynth.package import open_package
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from deepsynth.adapter_files import ADAPTER_WEIGHTS, TRAINER_CONFIG
 from deepsynth.adapter_layout import ORIGINAL_LAYOUT_MODEL_TYPES, original_key
 from deepsynth.errors import ConfigError
 from deepsynth.export.exporter import SIDE_FILES, ExportResult, export_adapter
-from deepsynth.export.package import MANIFEST
+from deepsynth.package import MANIFEST
 from deepsynth.paths import is_empty_folder
 
 METHODS = ("linear", "ties", "dare_linear", "cat")
