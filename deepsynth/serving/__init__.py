@@ -7,7 +7,7 @@
 :class:`~deepsynth.serving.hot_swap.AliasPoller` follows registry aliases,
 :class:`~deepsynth.serving.server.ModelServer` puts them behind one object, and
 :func:`~deepsynth.serving.app.create_app` / :class:`~deepsynth.serving.http.HttpServer` are the HTTP API.
-Merging adapters is an offline tool: :mod:`deepsynth.export.merge`. Nothing here imports ZenML.
+Merging adapters is an offline tool: :mod:`deepsynth.merge`. Nothing here imports ZenML.
 """
 
 from deepsynth.lazy import lazy_exports
