@@ -5,7 +5,7 @@ ZenML 0.98's ``Pipeline._compile`` (``zenml/pipelines/pipeline_definition.py``) 
 the materializers and services of *every* installed integration: Hugging Face's alone imports
 transformers' model classes (3-8 s), then PyTorch's and scikit-learn's, on every run, even one where
 every step is cached. ZenML has no setting to turn this off. The project's step outputs use its own
-materializers (:mod:`steps.materializers`) and ZenML's built-in ones, stack component flavors are
+materializers (the ``materializers`` package) and ZenML's built-in ones, stack component flavors are
 looked up without activation and service connectors are registered on demand by ZenML's connector
 registry, so activation here is limited to the integrations of the active stack's components
 (``mlflow`` on the local stack; ``kubernetes``, ``s3``, ``gcp`` ... on the remote ones).
@@ -13,7 +13,7 @@ registry, so activation here is limited to the integrations of the active stack'
 The package list ZenML records with every run (``Environment.get_python_packages`` in
 ``zenml/environment.py``, shown in the dashboard) runs ``uv pip freeze``, then ``python -m uv``, then
 ``pip freeze`` in subprocesses, twice per run (about 0.9 s each here); :func:`record_packages_from_metadata`
-builds the same ``name==version`` list from the installed distributions' metadata, once per process.
+builds the same ``name==version`` list from the ``*.dist-info`` folder names, once per process.
 
 A process that imported ZenML, MLflow and their dependencies spends 4-8 s after its last line in
 the interpreter's final garbage collection and module teardown (C level, no Python frame; measured

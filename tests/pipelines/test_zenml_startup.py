@@ -55,7 +55,8 @@ def test_limit_is_replaceable_and_restorable():
 def test_local_stack_integrations_are_mlflow_only(zenml_client):
     from pipelines.zenml_speedups import stack_integrations
 
-    assert stack_integrations(zenml_client.active_stack_model) == {"built-in", "mlflow"}  # ZenML's own flavors: "built-in"
+    # "built-in": ZenML's own flavors (the local orchestrator and artifact store), no integration to activate
+    assert stack_integrations(zenml_client.active_stack_model) == {"built-in", "mlflow"}
 
 
 def test_installed_packages_match_the_installed_versions():
