@@ -47,7 +47,8 @@ def _step_times(home: str, run_id: str) -> dict[str, float]:
     from zenml.client import Client
 
     run = Client().get_pipeline_run(run_id)
-    return {name: (s.end_time - s.start_time).total_seconds() for name, s in run.steps.items() if s.end_time and s.start_time}
+    return {name: (s.end_time - s.start_time).total_seconds()
+            for name, s in run.steps.items() if s.end_time and s.start_time}
 
 
 @step
@@ -97,6 +98,10 @@ def main() -> None:
         for name, overrides in scenarios.items():
             run = _run(home, overrides)
             results[name] = run
+        # The fixed cost is compared on both sides as the best of two no-change runs (the cores are shared).
+        first, repeat = results["data_pipeline_no_change"], _run(home, scenarios["data_pipeline_no_change"])
+        best, other = sorted((first, repeat), key=lambda r: r["wall_s"])
+        results["data_pipeline_no_change"] = {**best, "other_wall_s": round(other["wall_s"], 2)}
         for name, run in results.items():
             steps = _step_times(home, run["run_id"])
             in_steps = sum(steps.values())
@@ -108,12 +113,14 @@ def main() -> None:
                   f"executed {executed}; cached {cached}")
             for step, seconds in steps.items():
                 print(f"{'':>24}{step:<22} {seconds:6.2f} s  {seconds / run['wall_s']:6.1%}")
-    bare_cold, bare_cached = _bare()
+    bare_cold, *bare_reruns = _bare(3)
+    bare_cached = min(bare_reruns)
     fixed = results["data_pipeline_no_change"]["wall_s"]
     bare = {"cold_wall_s": round(bare_cold, 2), "cached_wall_s": round(bare_cached, 2),
+            "cached_walls_s": [round(w, 2) for w in bare_reruns],
             "data_pipeline_no_change_ratio": round(fixed / bare_cached, 2)}
-    print(f"{'bare ZenML pipeline':>22}: {bare_cold:6.1f} s wall cold, {bare_cached:6.1f} s cached rerun; "
-          f"data pipeline no change / bare cached: {bare['data_pipeline_no_change_ratio']:.2f}x (goal ≤ 0.25x, ≤ 4 s)")
+    print(f"{'bare ZenML pipeline':>22}: {bare_cold:6.1f} s wall cold, {bare_cached:6.1f} s cached rerun "
+          f"(best of 2); data pipeline no change / bare cached: {bare['data_pipeline_no_change_ratio']:.2f}x (goal ≤ 0.25x, ≤ 4 s)")
     path = write_result("pipeline", {"documents_per_split": args.documents, "scenarios": results, "bare_zenml": bare,
                                      "goals": {"data_pipeline_no_change_wall_s": 4.0, "ratio_to_bare": 0.25}})
     print(f"wrote {path}")
