@@ -108,7 +108,15 @@ def zenml_client():
     return client
 
 
+#: The longest modules (several minutes each: fresh virtualenvs, many pipeline runs), started before the other slow ones.
+LONGEST = ["ops/test_ci_retrain_job.py", "test_docs.py", "pipelines/test_pipeline_faults.py", "ops/test_cron_firing.py",
+           "pipelines/test_runs_browse.py", "export/test_fresh_environment.py", "test_dashboards.py"]
+
+
 def pytest_collection_modifyitems(config, items):
-    """Modules with slow tests run first (order otherwise kept), so parallel workers finish on short ones together."""
+    """The longest modules first, then other modules with slow tests (order otherwise kept), so parallel workers
+    finish on short ones together."""
+    here = Path(__file__).parent
+    longest = {here / name: rank for rank, name in enumerate(LONGEST)}
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    items.sort(key=lambda item: (longest.get(item.path, len(longest)), item.path not in slow_files))
