@@ -54,7 +54,8 @@ def registered_versions(home: Path, model: str) -> list:
     from mlflow import MlflowClient
 
     record = json.loads((home / "zenml" / RECORD).read_text())
-    return MlflowClient(record["tracking_uri"]).search_model_versions(f"name='{model}'")
+    uri = record["tracking_uri"]  # the registry too: a registry URI another test left set must not be read instead
+    return MlflowClient(tracking_uri=uri, registry_uri=uri).search_model_versions(f"name='{model}'")
 
 
 @pytest.mark.slow
