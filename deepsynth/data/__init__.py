@@ -7,6 +7,8 @@ generation API is imported on first use, so the dataset formats (``deepsynth.dat
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import Any
 
 __all__ = ["IncrementalDatasetGenerator", "StateManager"]
@@ -17,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from deepsynth.data import generator
 
         return getattr(generator, name)
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        # Submodules as attributes on first use: ZenML loads a step's cache-policy sources
+        # (deepsynth.data.generator) from the package in a fresh step process (containers).
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
