@@ -7,13 +7,6 @@ import click
 from deepsynth_cli.output import Command, echo, echo_json, json_option
 
 
-def use_registry(*refs: str) -> None:
-    """Point MLflow at the registry (``MLFLOW_*_URI`` when set, else the active stack's), checking ``refs`` first."""
-    from deepsynth_cli.models import point_mlflow_at_registry
-
-    point_mlflow_at_registry(*refs)
-
-
 _OVERRIDES = ("host", "port", "device", "max_batch_size", "max_wait_ms", "poll_interval_s")
 
 
@@ -52,7 +45,9 @@ def serve(models: tuple[str, ...], config_path: str | None, access_log: bool, as
 
     registry_refs = [ref for _name, ref in map(parse_model_option, models) if ref.startswith("models:/")]
     if registry_refs:
-        use_registry(*registry_refs)
+        from deepsynth_cli.models import point_mlflow_at_registry
+
+        point_mlflow_at_registry(*registry_refs)  # MLFLOW_*_URI when set, else the active stack's; refs checked first
     from deepsynth.serving.http import HttpServer, bind_socket
     from deepsynth.serving.server import ModelServer
 
