@@ -17,7 +17,7 @@ SYSTEM_FONTS := fonts-noto-cjk fonts-noto-core fonts-dejavu-core
 SYSTEM_BROWSER := chromium
 SYSTEM_PACKAGES := $(SYSTEM_FONTS) $(SYSTEM_BROWSER)
 
-.PHONY: install system-packages run test test-containers bench clean
+.PHONY: install system-packages run test lint format test-containers bench clean
 
 install: system-packages $(STAMP)
 
@@ -47,8 +47,17 @@ run: install
 # module stays on one worker, so its module fixtures are built once.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# ruff's lint rules and formatting (pyproject.toml [tool.ruff]) on the whole tree; `make format` applies them.
+lint: install
+	$(BIN)/ruff check --quiet .
+	$(BIN)/ruff format --check --quiet .
+
+format: install
+	$(BIN)/ruff check --fix --quiet .
+	$(BIN)/ruff format --quiet .
 
 # Each step in its own container on a private Docker engine (root; see docker/test-containers.sh).
 test-containers: install

@@ -6,7 +6,8 @@ Trainer recipe for a vision-language model does.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -14,8 +15,9 @@ from deepsynth.models.preprocessing import build_example, preprocess_page, view_
 from deepsynth.training.config import TrainerConfig
 
 
-def trainer_collate(tokenizer: Any, sam_size: int, config: TrainerConfig,
-                    pixel_dtype: torch.dtype | None = None) -> Callable[[list], dict[str, torch.Tensor]]:
+def trainer_collate(
+    tokenizer: Any, sam_size: int, config: TrainerConfig, pixel_dtype: torch.dtype | None = None
+) -> Callable[[list], dict[str, torch.Tensor]]:
     """A ``data_collator`` that turns rendered documents into the model's own inputs (first page, right-padded)."""
 
     def collate(batch: list) -> dict[str, torch.Tensor]:
@@ -23,9 +25,16 @@ def trainer_collate(tokenizer: Any, sam_size: int, config: TrainerConfig,
         for doc in batch:
             page = preprocess_page(doc.page_images()[0], view_spec(doc.mode, sam_size))
             pixels.append(torch.from_numpy(page.global_view))
-            examples.append(build_example(tokenizer, [page.num_image_tokens], doc.instruction or config.instruction_prompt,
-                                          doc.summary, max_length=config.max_length,
-                                          max_summary_tokens=config.max_summary_tokens))
+            examples.append(
+                build_example(
+                    tokenizer,
+                    [page.num_image_tokens],
+                    doc.instruction or config.instruction_prompt,
+                    doc.summary,
+                    max_length=config.max_length,
+                    max_summary_tokens=config.max_summary_tokens,
+                )
+            )
         longest = max(len(e.input_ids) for e in examples)
         ids = torch.full((len(batch), longest), tokenizer.pad_token_id)
         labels = torch.full((len(batch), longest), -100)
@@ -34,7 +43,11 @@ def trainer_collate(tokenizer: Any, sam_size: int, config: TrainerConfig,
             ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
             labels[row, : len(e.labels)] = torch.tensor(e.labels)
             mask[row, : len(e.input_ids)] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask,
-                "pixel_values": torch.stack(pixels).to(pixel_dtype or torch.float32)}
+        return {
+            "input_ids": ids,
+            "labels": labels,
+            "attention_mask": mask,
+            "pixel_values": torch.stack(pixels).to(pixel_dtype or torch.float32),
+        }
 
     return collate

@@ -26,8 +26,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import write_result  # noqa: E402
 
-COMMON = {"model_name": "tiny", "lora_rank": 16, "lora_alpha": 32, "lora_dropout": 0.0, "learning_rate": 1e-3,
-          "max_length": 512, "max_summary_tokens": 128, "progress_bar": False, "seed": 0}
+COMMON = {
+    "model_name": "tiny",
+    "lora_rank": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.0,
+    "learning_rate": 1e-3,
+    "max_length": 512,
+    "max_summary_tokens": 128,
+    "progress_bar": False,
+    "seed": 0,
+}
 
 
 def measure(dataset: Path, home: str, out: Path, processes: int, device: str, args, threads: int | None = None) -> dict:
@@ -38,8 +47,15 @@ def measure(dataset: Path, home: str, out: Path, processes: int, device: str, ar
     from deepsynth.training.config import TrainerConfig
     from deepsynth.training.launch import launch_training
 
-    config = TrainerConfig(**COMMON, device=device, deepsynth_home=home, output_dir=str(out),
-                           num_epochs=args.epochs, batch_size=args.global_batch // processes, num_processes=processes)
+    config = TrainerConfig(
+        **COMMON,
+        device=device,
+        deepsynth_home=home,
+        output_dir=str(out),
+        num_epochs=args.epochs,
+        batch_size=args.global_batch // processes,
+        num_processes=processes,
+    )
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
@@ -48,17 +64,31 @@ def measure(dataset: Path, home: str, out: Path, processes: int, device: str, ar
         wall = time.perf_counter() - start
     finally:
         os.environ.pop("OMP_NUM_THREADS", None)
-    return {"processes": processes, "device": device, "threads": threads or "policy", "batch_per_process": config.batch_size,
-            "samples_per_s": metrics["samples_per_second"], "tokens_per_s": metrics["tokens_per_second"],
-            "train_loop_s": metrics["train_runtime_s"], "wall_s": wall, "steps": metrics["global_step"],
-            "final_loss": metrics["final_loss"]}
+    return {
+        "processes": processes,
+        "device": device,
+        "threads": threads or "policy",
+        "batch_per_process": config.batch_size,
+        "samples_per_s": metrics["samples_per_second"],
+        "tokens_per_s": metrics["tokens_per_second"],
+        "train_loop_s": metrics["train_runtime_s"],
+        "wall_s": wall,
+        "steps": metrics["global_step"],
+        "final_loss": metrics["final_loss"],
+    }
 
 
 def with_ratios(runs: list[dict]) -> list[dict]:
     """Each run with its samples/s and wall time as ratios to the one-process run."""
     one = runs[0]
-    return [{**r, "speedup_samples_per_s": r["samples_per_s"] / one["samples_per_s"],
-             "speedup_wall": one["wall_s"] / r["wall_s"]} for r in runs]
+    return [
+        {
+            **r,
+            "speedup_samples_per_s": r["samples_per_s"] / one["samples_per_s"],
+            "speedup_wall": one["wall_s"] / r["wall_s"],
+        }
+        for r in runs
+    ]
 
 
 def main() -> None:
@@ -87,23 +117,46 @@ def main() -> None:
         # torch's default without the policy: one thread per core, whatever else runs on them
         default = measure(dataset, home, work / "cpu-default", 1, "cpu", args, threads=available_cores())
         gpus = torch.cuda.device_count() if args.gpus else 0
-        gpu = with_ratios([measure(dataset, home, work / f"gpu{n}", n, "cuda", args) for n in range(1, gpus + 1)]) if gpus else []
+        gpu = (
+            with_ratios([measure(dataset, home, work / f"gpu{n}", n, "cuda", args) for n in range(1, gpus + 1)])
+            if gpus
+            else []
+        )
     default["policy_speedup_samples_per_s"] = cpu[0]["samples_per_s"] / default["samples_per_s"]
-    print(f"{'device':7} {'procs':>5} {'threads':>7} {'batch/proc':>10} {'samples/s':>10} {'ratio':>6} {'wall s':>7} {'ratio':>6}")
+    print(
+        f"{'device':7} {'procs':>5} {'threads':>7} {'batch/proc':>10} {'samples/s':>10} {'ratio':>6} {'wall s':>7} "
+        f"{'ratio':>6}"
+    )
     for r in cpu + gpu:
-        print(f"{r['device']:7} {r['processes']:5d} {'policy':>7} {r['batch_per_process']:10d} {r['samples_per_s']:10.2f} "
-              f"{r['speedup_samples_per_s']:6.2f} {r['wall_s']:7.1f} {r['speedup_wall']:6.2f}")
-    print(f"{available_cores()} core(s) shared by the CPU ranks; global batch {args.global_batch}; load average "
-          f"{os.getloadavg()[0]:.1f} at the end")
-    print(f"thread policy vs torch's default ({default['threads']} threads, 1 process, {default['samples_per_s']:.2f} "
-          f"samples/s): {default['policy_speedup_samples_per_s']:.2f}x")
-    path = write_result(args.name, {
-        "docs": args.docs, "epochs": args.epochs, "global_batch": args.global_batch, "cores": available_cores(),
-        "model": "tiny profile (UnlimitedOcr, hidden 64, 2 layers, 4 experts, 128-px SAM)",
-        "data": "ACLSum train papers rendered in base mode, 1 page each", "cpu": cpu, "gpu": gpu,
-        "cpu_default_threads": default, "load_average_end": os.getloadavg()[0],
-        "gpus_visible": torch.cuda.device_count(),
-    })
+        print(
+            f"{r['device']:7} {r['processes']:5d} {'policy':>7} {r['batch_per_process']:10d} "
+            f"{r['samples_per_s']:10.2f} "
+            f"{r['speedup_samples_per_s']:6.2f} {r['wall_s']:7.1f} {r['speedup_wall']:6.2f}"
+        )
+    print(
+        f"{available_cores()} core(s) shared by the CPU ranks; global batch {args.global_batch}; load average "
+        f"{os.getloadavg()[0]:.1f} at the end"
+    )
+    print(
+        f"thread policy vs torch's default ({default['threads']} threads, 1 process, {default['samples_per_s']:.2f} "
+        f"samples/s): {default['policy_speedup_samples_per_s']:.2f}x"
+    )
+    path = write_result(
+        args.name,
+        {
+            "docs": args.docs,
+            "epochs": args.epochs,
+            "global_batch": args.global_batch,
+            "cores": available_cores(),
+            "model": "tiny profile (UnlimitedOcr, hidden 64, 2 layers, 4 experts, 128-px SAM)",
+            "data": "ACLSum train papers rendered in base mode, 1 page each",
+            "cpu": cpu,
+            "gpu": gpu,
+            "cpu_default_threads": default,
+            "load_average_end": os.getloadavg()[0],
+            "gpus_visible": torch.cuda.device_count(),
+        },
+    )
     print(f"wrote {path}")
 
 

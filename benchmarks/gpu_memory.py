@@ -31,9 +31,16 @@ VARIANTS = {
     "lora_r16": {"lora_rank": 16, "lora_alpha": 32},
     "qlora_8bit": {"lora_rank": 16, "lora_alpha": 32, "use_qlora": True, "qlora_bits": 8},
     "qlora_4bit": {"lora_rank": 16, "lora_alpha": 32, "use_qlora": True, "qlora_bits": 4},
-    "qlora_4bit_text_encoder": {"lora_rank": 16, "lora_alpha": 32, "use_qlora": True, "qlora_bits": 4,
-                                "use_text_encoder": True, "text_encoder_type": "bert",
-                                "text_encoder_trainable": True, "use_text_projection": True},
+    "qlora_4bit_text_encoder": {
+        "lora_rank": 16,
+        "lora_alpha": 32,
+        "use_qlora": True,
+        "qlora_bits": 4,
+        "use_text_encoder": True,
+        "text_encoder_type": "bert",
+        "text_encoder_trainable": True,
+        "use_text_projection": True,
+    },
 }
 GOALS_GB = {"qlora_4bit": 5.0, "qlora_8bit": 6.5, "lora_r16": 7.0}
 
@@ -74,14 +81,30 @@ def build_dataset(path: Path, steps: int) -> Path:
     with RenderedDatasetWriter(path, settings={"benchmark": "gpu_memory"}) as writer:
         for i in range(steps):
             img = Image.new("RGB", (1024, 1024), "white")
-            ImageDraw.Draw(img).multiline_text((40, 40), "\n".join(" ".join(words[j:j + 12]) for j in range(0, 480, 12)), fill="black")
+            ImageDraw.Draw(img).multiline_text(
+                (40, 40), "\n".join(" ".join(words[j : j + 12]) for j in range(0, 480, 12)), fill="black"
+            )
             buf = io.BytesIO()
             img.save(buf, format="PNG")
             summary = " ".join(words[:256])
-            writer.write({"id": f"d{i}", "split": "train", "mode": "base", "text": summary, "summary": summary,
-                          "instruction": None, "pages": [buf.getvalue()], "page_width": 1024, "page_height": 1024,
-                          "chars_total": 1, "chars_rendered": 1, "truncated": False, "missing_glyphs": [],
-                          "doc_hash": str(i)})
+            writer.write(
+                {
+                    "id": f"d{i}",
+                    "split": "train",
+                    "mode": "base",
+                    "text": summary,
+                    "summary": summary,
+                    "instruction": None,
+                    "pages": [buf.getvalue()],
+                    "page_width": 1024,
+                    "page_height": 1024,
+                    "chars_total": 1,
+                    "chars_rendered": 1,
+                    "truncated": False,
+                    "missing_glyphs": [],
+                    "doc_hash": str(i),
+                }
+            )
     return path
 
 
@@ -92,18 +115,35 @@ def measure(variant: str, checkpoint: str, dataset: str, steps: int, out: str) -
     from deepsynth.training.config import TrainerConfig
     from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
 
-    config = TrainerConfig(model_name=checkpoint, output_dir=out, device="cuda", model_dtype="bfloat16",
-                           mixed_precision="bf16", gradient_checkpointing=True, batch_size=1, num_epochs=1,
-                           max_steps=steps, max_length=1024, max_summary_tokens=256, progress_bar=False,
-                           learning_rate=1e-4, **VARIANTS[variant])
+    config = TrainerConfig(
+        model_name=checkpoint,
+        output_dir=out,
+        device="cuda",
+        model_dtype="bfloat16",
+        mixed_precision="bf16",
+        gradient_checkpointing=True,
+        batch_size=1,
+        num_epochs=1,
+        max_steps=steps,
+        max_length=1024,
+        max_summary_tokens=256,
+        progress_bar=False,
+        learning_rate=1e-4,
+        **VARIANTS[variant],
+    )
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     metrics, _ = DeepSynthLoRATrainer(config).train(dataset)
-    return {"peak_vram_gb": torch.cuda.max_memory_allocated() / 2**30,
-            "peak_reserved_gb": torch.cuda.max_memory_reserved() / 2**30,
-            "step_time_s": metrics["train_runtime_s"] / max(1, metrics["global_step"]),
-            "wall_s": time.perf_counter() - start, "trainable_params": metrics["trainable_params"],
-            "tokens_per_s": metrics["tokens_per_second"], "mfu": metrics["mfu"], "final_loss": metrics["final_loss"]}
+    return {
+        "peak_vram_gb": torch.cuda.max_memory_allocated() / 2**30,
+        "peak_reserved_gb": torch.cuda.max_memory_reserved() / 2**30,
+        "step_time_s": metrics["train_runtime_s"] / max(1, metrics["global_step"]),
+        "wall_s": time.perf_counter() - start,
+        "trainable_params": metrics["trainable_params"],
+        "tokens_per_s": metrics["tokens_per_second"],
+        "mfu": metrics["mfu"],
+        "final_loss": metrics["final_loss"],
+    }
 
 
 def main() -> None:
@@ -131,23 +171,55 @@ def main() -> None:
         checkpoint = save_random_checkpoint(work / "deepseek-ocr-random")
         dataset = build_dataset(work / "data", args.steps + 1)
         for variant in args.variants:
-            cmd = [sys.executable, "-m", "benchmarks.gpu_memory", "--child", variant, "--checkpoint", str(checkpoint),
-                   "--dataset", str(dataset), "--out", str(work / variant), "--steps", str(args.steps)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.gpu_memory",
+                "--child",
+                variant,
+                "--checkpoint",
+                str(checkpoint),
+                "--dataset",
+                str(dataset),
+                "--out",
+                str(work / variant),
+                "--steps",
+                str(args.steps),
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 results[variant] = {"error": proc.stderr[-1500:]}
                 print(f"{variant}: failed\n{proc.stderr[-1500:]}")
                 continue
-            results[variant] = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))[7:])
+            results[variant] = json.loads(
+                next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:]
+            )
     print(f"{'variant':26} {'peak VRAM GB':>12} {'goal':>6} {'step s':>8} {'trainable':>12}")
     for name, r in results.items():
         if "error" in r:
             continue
-        print(f"{name:26} {r['peak_vram_gb']:12.2f} {GOALS_GB.get(name, float('nan')):6.1f} {r['step_time_s']:8.3f} {r['trainable_params']:12,}")
-    goals = {k: {"limit_gb": v, "met": results.get(k, {}).get("peak_vram_gb", float("inf")) <= v} for k, v in GOALS_GB.items()}
-    path = write_result("gpu_memory", {"gpu": torch.cuda.get_device_name(0), "batch_size": 1, "mode": "base",
-                                       "summary_tokens": 256, "gradient_checkpointing": True, "dtype": "bf16",
-                                       "steps": args.steps, "results": results, "goals": goals})
+        print(
+            f"{name:26} {r['peak_vram_gb']:12.2f} {GOALS_GB.get(name, float('nan')):6.1f} {r['step_time_s']:8.3f} "
+            f"{r['trainable_params']:12,}"
+        )
+    goals = {
+        k: {"limit_gb": v, "met": results.get(k, {}).get("peak_vram_gb", float("inf")) <= v}
+        for k, v in GOALS_GB.items()
+    }
+    path = write_result(
+        "gpu_memory",
+        {
+            "gpu": torch.cuda.get_device_name(0),
+            "batch_size": 1,
+            "mode": "base",
+            "summary_tokens": 256,
+            "gradient_checkpointing": True,
+            "dtype": "bf16",
+            "steps": args.steps,
+            "results": results,
+            "goals": goals,
+        },
+    )
     print(f"wrote {path}")
 
 

@@ -40,10 +40,22 @@ def trainer_config(args, out: str, batch_size: int, **overrides):
     from deepsynth.training.config import TrainerConfig
 
     cpu = args.device == "cpu"
-    values = dict(model_name=args.checkpoint, output_dir=out, device=args.device, seed=0, num_epochs=2,
-                  model_dtype="float32" if cpu else "bfloat16", mixed_precision="no" if cpu else "bf16",
-                  gradient_checkpointing=not cpu, batch_size=batch_size, max_length=1024,
-                  max_summary_tokens=SUMMARY_TOKENS, learning_rate=1e-4, progress_bar=False, deepsynth_home=args.home)
+    values = dict(
+        model_name=args.checkpoint,
+        output_dir=out,
+        device=args.device,
+        seed=0,
+        num_epochs=2,
+        model_dtype="float32" if cpu else "bfloat16",
+        mixed_precision="no" if cpu else "bf16",
+        gradient_checkpointing=not cpu,
+        batch_size=batch_size,
+        max_length=1024,
+        max_summary_tokens=SUMMARY_TOKENS,
+        learning_rate=1e-4,
+        progress_bar=False,
+        deepsynth_home=args.home,
+    )
     values.update(LORA)
     values.update(overrides)
     return TrainerConfig(**values)
@@ -76,9 +88,15 @@ def run_deepsynth(args, batch_size: int, variant: str) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     metrics, _ = DeepSynthLoRATrainer(config).train(args.dataset)
     steady = metrics["epochs_detail"][-1]
-    return {"tokens_per_s": steady["tokens"] / steady["seconds"], "step_s": steady["seconds"] / steady["steps"],
-            "mfu": steady["model_flops"] / steady["seconds"] / peak, "measured_peak_tflops": peak / 1e12,
-            "peak_vram_gb": _peak_memory_gb(device), "steady_epoch": steady, "final_loss": metrics["final_loss"]}
+    return {
+        "tokens_per_s": steady["tokens"] / steady["seconds"],
+        "step_s": steady["seconds"] / steady["steps"],
+        "mfu": steady["model_flops"] / steady["seconds"] / peak,
+        "measured_peak_tflops": peak / 1e12,
+        "peak_vram_gb": _peak_memory_gb(device),
+        "steady_epoch": steady,
+        "final_loss": metrics["final_loss"],
+    }
 
 
 def run_baseline(args, batch_size: int) -> dict:
@@ -125,25 +143,40 @@ def run_baseline(args, batch_size: int) -> dict:
 
     clock = EpochClock()
     training_args = TrainingArguments(
-        output_dir=args.out, per_device_train_batch_size=batch_size, num_train_epochs=2, learning_rate=1e-4,
-        lr_scheduler_type="linear", save_strategy="no", report_to=[], use_cpu=device.type == "cpu",
-        bf16=device.type == "cuda", gradient_checkpointing=device.type == "cuda",
-        gradient_checkpointing_kwargs={"use_reentrant": False}, dataloader_num_workers=0,
-        remove_unused_columns=False, logging_steps=10**6, seed=config.seed, disable_tqdm=True)
+        output_dir=args.out,
+        per_device_train_batch_size=batch_size,
+        num_train_epochs=2,
+        learning_rate=1e-4,
+        lr_scheduler_type="linear",
+        save_strategy="no",
+        report_to=[],
+        use_cpu=device.type == "cpu",
+        bf16=device.type == "cuda",
+        gradient_checkpointing=device.type == "cuda",
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        logging_steps=10**6,
+        seed=config.seed,
+        disable_tqdm=True,
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     trainer = Trainer(model=model, args=training_args, train_dataset=docs, data_collator=collate, callbacks=[clock])
     trainer.train()
     seconds = clock.seconds[-1]
     steps = -(-len(docs) // batch_size)
-    return {"tokens_per_s": tokens / seconds, "step_s": seconds / steps,
-            "mfu": (body * tokens + head * targets) / seconds / peak, "measured_peak_tflops": peak / 1e12,
-            "peak_vram_gb": _peak_memory_gb(device)}
+    return {
+        "tokens_per_s": tokens / seconds,
+        "step_s": seconds / steps,
+        "mfu": (body * tokens + head * targets) / seconds / peak,
+        "measured_peak_tflops": peak / 1e12,
+        "peak_vram_gb": _peak_memory_gb(device),
+    }
 
 
 def run_profile(args, batch_size: int) -> dict:
     """Three steady-state DeepSynth steps under ``torch.profiler``: where a step's time goes."""
-    import torch
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile, schedule
 
@@ -157,6 +190,7 @@ def run_profile(args, batch_size: int) -> dict:
     marks: list[float] = []  # wall clock after each optimizer step
 
     with profile(activities=activities, schedule=schedule(wait=wait, warmup=1, active=PROFILED_STEPS)) as prof:
+
         def on_step(step: int) -> None:
             marks.append(time.perf_counter())
             prof.step()
@@ -169,18 +203,27 @@ def run_profile(args, batch_size: int) -> dict:
     events = prof.key_averages()
     on_cuda = device.type == "cuda"
     kernel_us = sum(e.self_device_time_total for e in events if on_cuda and e.device_type == DeviceType.CUDA)
-    return {"batch_size": batch_size, "step_wall_s": wall,
-            "device_busy_share": kernel_us / 1e6 / PROFILED_STEPS / wall if on_cuda else None,
-            "host_syncs_per_step": {e.key: e.count / PROFILED_STEPS for e in events if e.key in SYNC_OPS},
-            "top_device_ops": _top(events, "self_device_time_total") if on_cuda else [],
-            "top_host_ops": _top(events, "self_cpu_time_total")}
+    return {
+        "batch_size": batch_size,
+        "step_wall_s": wall,
+        "device_busy_share": kernel_us / 1e6 / PROFILED_STEPS / wall if on_cuda else None,
+        "host_syncs_per_step": {e.key: e.count / PROFILED_STEPS for e in events if e.key in SYNC_OPS},
+        "top_device_ops": _top(events, "self_device_time_total") if on_cuda else [],
+        "top_host_ops": _top(events, "self_cpu_time_total"),
+    }
 
 
 def _top(events, attr: str, n: int = 15) -> list[dict]:
     """The ``n`` operators with the most ``attr`` time, per profiled step."""
     ranked = sorted(events, key=lambda e: -getattr(e, attr))[:n]
-    return [{"op": e.key, "ms_per_step": getattr(e, attr) / 1e3 / PROFILED_STEPS,
-             "calls_per_step": e.count / PROFILED_STEPS} for e in ranked]
+    return [
+        {
+            "op": e.key,
+            "ms_per_step": getattr(e, attr) / 1e3 / PROFILED_STEPS,
+            "calls_per_step": e.count / PROFILED_STEPS,
+        }
+        for e in ranked
+    ]
 
 
 def prepare(args, work: Path) -> None:
@@ -211,9 +254,27 @@ def child(args) -> dict:
 
 
 def spawn(args, name: str, work: Path) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.gpu_train", "--child", name, "--device", args.device, "--model", args.model,
-           "--docs", str(args.docs), "--checkpoint", args.checkpoint, "--dataset", args.dataset, "--home", args.home,
-           "--out", str(work / name.replace(":", "-"))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.gpu_train",
+        "--child",
+        name,
+        "--device",
+        args.device,
+        "--model",
+        args.model,
+        "--docs",
+        str(args.docs),
+        "--checkpoint",
+        args.checkpoint,
+        "--dataset",
+        args.dataset,
+        "--home",
+        args.home,
+        "--out",
+        str(work / name.replace(":", "-")),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": proc.stderr[-2000:]}
@@ -261,26 +322,46 @@ def main() -> None:
     for name, r in results.items():
         kind, _, batch = name.partition(":")
         base = results.get(f"baseline:{batch}", {})
-        ratio = r["tokens_per_s"] / base["tokens_per_s"] if kind == "lora" and "tokens_per_s" in base and "tokens_per_s" in r else None
+        ratio = (
+            r["tokens_per_s"] / base["tokens_per_s"]
+            if kind == "lora" and "tokens_per_s" in base and "tokens_per_s" in r
+            else None
+        )
         rows.append((name, r, ratio))
         if "tokens_per_s" in r:
             vram = f"{r['peak_vram_gb']:.1f}" if r.get("peak_vram_gb") is not None else "-"
-            print(f"{name:14} {r['tokens_per_s']:10.0f} tok/s  MFU {r['mfu']:6.1%}  step {r['step_s']:.3f} s  "
-                  f"VRAM {vram} GB" + (f"  {ratio:.2f}x baseline" if ratio else ""))
+            print(
+                f"{name:14} {r['tokens_per_s']:10.0f} tok/s  MFU {r['mfu']:6.1%}  step {r['step_s']:.3f} s  "
+                f"VRAM {vram} GB" + (f"  {ratio:.2f}x baseline" if ratio else "")
+            )
         else:
             print(f"{name:14} {r}")
     lora, qlora = results.get(f"lora:{reference}", {}), results.get(f"qlora4:{reference}", {})
     qlora_ratio = qlora["step_s"] / lora["step_s"] if "step_s" in qlora and "step_s" in lora else None
     best_mfu = max((r["mfu"] for name, r, _ in rows if "mfu" in r and name.startswith("lora:")), default=None)
     ratio16 = next((ratio for name, _, ratio in rows if name == "lora:16"), None)
-    goals = {"speedup_vs_baseline_at_16": {"goal": 4.0, "value": ratio16},
-             "best_mfu": {"goal": 0.25, "value": best_mfu},
-             "qlora4_step_over_lora": {"goal": 1.5, "value": qlora_ratio}}
+    goals = {
+        "speedup_vs_baseline_at_16": {"goal": 4.0, "value": ratio16},
+        "best_mfu": {"goal": 0.25, "value": best_mfu},
+        "qlora4_step_over_lora": {"goal": 1.5, "value": qlora_ratio},
+    }
     device = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
-    path = write_result("gpu_train" if args.model == "full" else "gpu_train_smoke", {
-        "device": device, "model": args.model, "docs": args.docs, "summary_tokens": SUMMARY_TOKENS, "lora": LORA,
-        "results": results, "goals": goals, "profile": profile_result})
-    print(json.dumps({"goals": goals, "profile": {k: v for k, v in profile_result.items() if not k.startswith("top_")}}))
+    path = write_result(
+        "gpu_train" if args.model == "full" else "gpu_train_smoke",
+        {
+            "device": device,
+            "model": args.model,
+            "docs": args.docs,
+            "summary_tokens": SUMMARY_TOKENS,
+            "lora": LORA,
+            "results": results,
+            "goals": goals,
+            "profile": profile_result,
+        },
+    )
+    print(
+        json.dumps({"goals": goals, "profile": {k: v for k, v in profile_result.items() if not k.startswith("top_")}})
+    )
     print(f"wrote {path}")
 
 

@@ -19,8 +19,15 @@ from benchmarks.common import english_documents, write_result
 
 def _documents(count: int) -> list[dict]:
     base = english_documents(200, chars=1500)
-    return [{**base[i % len(base)], "id": f"doc-{i}", "text": f"Document {i}. {base[i % len(base)]['text']}",
-             "summary": f"Summary of {i}."} for i in range(count)]
+    return [
+        {
+            **base[i % len(base)],
+            "id": f"doc-{i}",
+            "text": f"Document {i}. {base[i % len(base)]['text']}",
+            "summary": f"Summary of {i}.",
+        }
+        for i in range(count)
+    ]
 
 
 def _render(docs: list[dict], mode: str, out: str, cache_dir: str | None) -> dict:
@@ -32,8 +39,13 @@ def _render(docs: list[dict], mode: str, out: str, cache_dir: str | None) -> dic
     manifest = render_dataset(docs, settings, out, total=len(docs), cache_dir=cache_dir).manifest
     seconds = time.perf_counter() - start
     served = manifest["rows_from_cache"]
-    return {"documents": len(docs), "rows_rendered": len(docs) - served, "rows_from_cache": served,
-            "pages": manifest["pages"], "seconds": round(seconds, 2)}
+    return {
+        "documents": len(docs),
+        "rows_rendered": len(docs) - served,
+        "rows_from_cache": served,
+        "pages": manifest["pages"],
+        "seconds": round(seconds, 2),
+    }
 
 
 def main() -> None:
@@ -49,12 +61,25 @@ def main() -> None:
         full = _render(grown, args.mode, f"{tmp}/full", None)
     speedup = full["seconds"] / incremental["seconds"]
     for name, r in (("first run", first), ("incremental", incremental), ("full render", full)):
-        print(f"{name:>12}: {r['documents']} docs, {r['rows_rendered']} rendered, {r['rows_from_cache']} from cache, "
-              f"{r['seconds']} s")
-    print(f"retraining render with the page cache: {speedup:.1f}x faster than a full render, "
-          f"{incremental['rows_rendered']} of {incremental['documents']} documents rendered")
-    path = write_result("incremental", {"mode": args.mode, "growth": args.growth, "first": first,
-                                        "incremental": incremental, "full": full, "speedup": round(speedup, 2)})
+        print(
+            f"{name:>12}: {r['documents']} docs, {r['rows_rendered']} rendered, {r['rows_from_cache']} from cache, "
+            f"{r['seconds']} s"
+        )
+    print(
+        f"retraining render with the page cache: {speedup:.1f}x faster than a full render, "
+        f"{incremental['rows_rendered']} of {incremental['documents']} documents rendered"
+    )
+    path = write_result(
+        "incremental",
+        {
+            "mode": args.mode,
+            "growth": args.growth,
+            "first": first,
+            "incremental": incremental,
+            "full": full,
+            "speedup": round(speedup, 2),
+        },
+    )
     print(f"wrote {path}")
 
 

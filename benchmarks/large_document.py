@@ -26,8 +26,10 @@ from pathlib import Path
 
 from benchmarks.common import write_result
 
-PEAK_RSS = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-            "stderr=subprocess.DEVNULL).returncode; print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
+PEAK_RSS = (
+    "import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+    "stderr=subprocess.DEVNULL).returncode; print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
+)
 MB = 1_000_000
 
 
@@ -48,10 +50,15 @@ def write_document(path: Path, chars: int) -> None:
 def measure(command: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
     """Run ``command`` in ``cwd``; its exit code, wall time and peak RSS (MiB) of its largest process."""
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", PEAK_RSS, *command], capture_output=True, text=True, env=env, check=True,
-                         cwd=cwd)
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, *command], capture_output=True, text=True, env=env, check=True, cwd=cwd
+    )
     code, peak = out.stdout.split()
-    return {"exit_code": int(code), "wall_s": round(time.perf_counter() - start, 2), "peak_rss_mb": round(float(peak), 1)}
+    return {
+        "exit_code": int(code),
+        "wall_s": round(time.perf_counter() - start, 2),
+        "peak_rss_mb": round(float(peak), 1),
+    }
 
 
 def side(name: str, sizes: list[int], tmp: Path, command, code: Path | None = None) -> dict:
@@ -64,8 +71,11 @@ def side(name: str, sizes: list[int], tmp: Path, command, code: Path | None = No
     def run(source: Path, label: str) -> dict[str, float]:
         run_dir = tmp / f"{name}-{label}"
         run_dir.mkdir()
-        return measure(command(source, run_dir), {**env, "DEEPSYNTH_HOME": str(run_dir / "home"),
-                                                  "ZENML_CONFIG_PATH": str(run_dir / "zenml")}, code)
+        return measure(
+            command(source, run_dir),
+            {**env, "DEEPSYNTH_HOME": str(run_dir / "home"), "ZENML_CONFIG_PATH": str(run_dir / "zenml")},
+            code,
+        )
 
     small = tmp / "small.jsonl"
     if not small.exists():
@@ -88,7 +98,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[25, 50, 100, 200])
     parser.add_argument("--pipeline-sizes-mb", type=int, nargs="*", default=[25, 100])
-    parser.add_argument("--before", default=None, help="Also measure this git commit's code (e.g. the one before a fix)")
+    parser.add_argument(
+        "--before", default=None, help="Also measure this git commit's code (e.g. the one before a fix)"
+    )
     args = parser.parse_args()
     cli = [sys.executable, "-m", "deepsynth_cli"]
 
@@ -104,14 +116,19 @@ def main() -> None:
         runs = [("", None)]
         if args.before:
             before = Path(tmp) / "before"
-            subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(before), args.before], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(root), "worktree", "add", "--detach", str(before), args.before],
+                check=True,
+                capture_output=True,
+            )
             runs.append(("before_", before))
         try:
             for prefix, code in runs:
                 sides[prefix + "render"] = side(prefix + "render", args.sizes_mb, Path(tmp), render, code)
                 if args.pipeline_sizes_mb:
-                    sides[prefix + "data_pipeline"] = side(prefix + "data_pipeline", args.pipeline_sizes_mb, Path(tmp), data, code)
+                    sides[prefix + "data_pipeline"] = side(
+                        prefix + "data_pipeline", args.pipeline_sizes_mb, Path(tmp), data, code
+                    )
         finally:
             if args.before:
                 subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(before)], check=False)

@@ -16,7 +16,9 @@ from PIL import Image, ImageDraw, ImageFont
 class LegacyTextToImageConverter:
     """Baseline converter: one page per document, clipped at the bottom like the original."""
 
-    def __init__(self, width: int = 1024, height: int = 1024, margin: int = 32, font_size: int = 18, chars_per_line: int = 100):
+    def __init__(
+        self, width: int = 1024, height: int = 1024, margin: int = 32, font_size: int = 18, chars_per_line: int = 100
+    ):
         self.width, self.height, self.margin = width, height, margin
         self.font = ImageFont.load_default(size=font_size)
         self.line_height = font_size + 4

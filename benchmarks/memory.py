@@ -71,8 +71,13 @@ def measure(variant: str) -> dict:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(sum(d.values()) for d in by_part.values())
     frozen_fp32 = sum(d.get("float32", 0.0) for part, d in by_part.items() if part != "lora")
-    return {"gb_by_part_and_dtype": by_part, "total_gb": round(total, 3), "trainable_params": trainable,
-            "frozen_float32_gb": round(frozen_fp32, 4), "adamw_state_gb_fp32": round(8 * trainable / GB, 3)}
+    return {
+        "gb_by_part_and_dtype": by_part,
+        "total_gb": round(total, 3),
+        "trainable_params": trainable,
+        "frozen_float32_gb": round(frozen_fp32, 4),
+        "adamw_state_gb_fp32": round(8 * trainable / GB, 3),
+    }
 
 
 def main() -> None:
@@ -88,8 +93,11 @@ def main() -> None:
     print(f"\n{'variant':12}" + "".join(f"{p:>10}" for p in PARTS) + f"{'total GB':>10}{'fp32 frozen':>12}")
     for name, r in results.items():
         parts = r["gb_by_part_and_dtype"]
-        print(f"{name:12}" + "".join(f"{sum(parts.get(p, {}).values()):10.3f}" for p in PARTS)
-              + f"{r['total_gb']:10.3f}{r['frozen_float32_gb']:12.4f}")
+        print(
+            f"{name:12}"
+            + "".join(f"{sum(parts.get(p, {}).values()):10.3f}" for p in PARTS)
+            + f"{r['total_gb']:10.3f}{r['frozen_float32_gb']:12.4f}"
+        )
     path = write_result("memory", {"model": "DeepSeek-OCR v1 architecture, random bf16 weights", "results": results})
     print(f"wrote {path}")
 

@@ -38,7 +38,7 @@ def _run(home: str, overrides: list[str]) -> dict:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
     return {"wall_s": wall, "run_id": summary["run_id"], "statuses": summary["steps"]}
 
 
@@ -47,8 +47,11 @@ def _step_times(home: str, run_id: str) -> dict[str, float]:
     from zenml.client import Client
 
     run = Client().get_pipeline_run(run_id)
-    return {name: (s.end_time - s.start_time).total_seconds()
-            for name, s in run.steps.items() if s.end_time and s.start_time}
+    return {
+        name: (s.end_time - s.start_time).total_seconds()
+        for name, s in run.steps.items()
+        if s.end_time and s.start_time
+    }
 
 
 @step
@@ -70,8 +73,14 @@ def _bare(runs: int = 2) -> list[float]:
         env = {**os.environ, "ZENML_CONFIG_PATH": f"{home}/zenml", "ZENML_ANALYTICS_OPT_IN": "false"}
         for _ in range(runs):
             start = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", "--bare-run"], env=env,
-                                  capture_output=True, text=True, check=False, cwd=Path(__file__).parents[1])
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.pipeline", "--bare-run"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                cwd=Path(__file__).parents[1],
+            )
             walls.append(time.perf_counter() - start)
             if proc.returncode != 0:
                 raise SystemExit(f"bare ZenML pipeline failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -105,25 +114,42 @@ def main() -> None:
         for name, run in results.items():
             steps = _step_times(home, run["run_id"])
             in_steps = sum(steps.values())
-            run.update(step_s={k: round(v, 2) for k, v in steps.items()}, overhead_s=round(run["wall_s"] - in_steps, 2),
-                       wall_s=round(run["wall_s"], 2))
+            run.update(
+                step_s={k: round(v, 2) for k, v in steps.items()},
+                overhead_s=round(run["wall_s"] - in_steps, 2),
+                wall_s=round(run["wall_s"], 2),
+            )
             executed = [k for k, v in run["statuses"].items() if v == "completed"]
             cached = [k for k, v in run["statuses"].items() if v == "cached"]
-            print(f"{name:>22}: {run['wall_s']:6.1f} s wall, {run['overhead_s']:5.1f} s outside steps; "
-                  f"executed {executed}; cached {cached}")
+            print(
+                f"{name:>22}: {run['wall_s']:6.1f} s wall, {run['overhead_s']:5.1f} s outside steps; "
+                f"executed {executed}; cached {cached}"
+            )
             for step, seconds in steps.items():
                 print(f"{'':>24}{step:<22} {seconds:6.2f} s  {seconds / run['wall_s']:6.1%}")
     bare_cold, *bare_reruns = _bare(3)
     bare_cached = min(bare_reruns)
     fixed = results["data_pipeline_no_change"]["wall_s"]
-    bare = {"cold_wall_s": round(bare_cold, 2), "cached_wall_s": round(bare_cached, 2),
-            "cached_walls_s": [round(w, 2) for w in bare_reruns],
-            "data_pipeline_no_change_ratio": round(fixed / bare_cached, 2)}
-    print(f"{'bare ZenML pipeline':>22}: {bare_cold:6.1f} s wall cold, {bare_cached:6.1f} s cached rerun "
-          f"(best of 2); data pipeline no change / bare cached: {bare['data_pipeline_no_change_ratio']:.2f}x "
-          "(goals ≤ 4 s, ≤ 0.25x)")
-    path = write_result("pipeline", {"documents_per_split": args.documents, "scenarios": results, "bare_zenml": bare,
-                                     "goals": {"data_pipeline_no_change_wall_s": 4.0, "ratio_to_bare": 0.25}})
+    bare = {
+        "cold_wall_s": round(bare_cold, 2),
+        "cached_wall_s": round(bare_cached, 2),
+        "cached_walls_s": [round(w, 2) for w in bare_reruns],
+        "data_pipeline_no_change_ratio": round(fixed / bare_cached, 2),
+    }
+    print(
+        f"{'bare ZenML pipeline':>22}: {bare_cold:6.1f} s wall cold, {bare_cached:6.1f} s cached rerun "
+        f"(best of 2); data pipeline no change / bare cached: {bare['data_pipeline_no_change_ratio']:.2f}x "
+        "(goals ≤ 4 s, ≤ 0.25x)"
+    )
+    path = write_result(
+        "pipeline",
+        {
+            "documents_per_split": args.documents,
+            "scenarios": results,
+            "bare_zenml": bare,
+            "goals": {"data_pipeline_no_change_wall_s": 4.0, "ratio_to_bare": 0.25},
+        },
+    )
     print(f"wrote {path}")
 
 

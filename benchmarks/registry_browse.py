@@ -31,8 +31,11 @@ BARE = {
     "show NAME": "c.get_registered_model('{name}'); c.search_model_versions(\"name = '{name}'\")",
     "show NAME@champion": "c.get_model_version_by_alias('{name}', 'champion')",
 }
-COMMANDS = {"list": ["models", "list", "--json"], "show NAME": ["models", "show", NAME, "--json"],
-            "show NAME@champion": ["models", "show", f"{NAME}@champion", "--json"]}
+COMMANDS = {
+    "list": ["models", "list", "--json"],
+    "show NAME": ["models", "show", NAME, "--json"],
+    "show NAME@champion": ["models", "show", f"{NAME}@champion", "--json"],
+}
 
 
 def _set_up(home: Path, versions: int) -> str:
@@ -50,8 +53,9 @@ def _set_up(home: Path, versions: int) -> str:
     source = home / "package"
     source.mkdir()
     for i in range(versions):
-        client.create_model_version(NAME, str(source), tags={"metric.rouge_l": str(0.1 + i / 100),
-                                                             "adapter_sha256": f"{i:064x}"})
+        client.create_model_version(
+            NAME, str(source), tags={"metric.rouge_l": str(0.1 + i / 100), "adapter_sha256": f"{i:064x}"}
+        )
     client.set_registered_model_alias(NAME, "champion", str(versions))
     return uri
 
@@ -91,14 +95,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="deepsynth-browse-") as tmp:
         uri = _set_up(Path(tmp) / "home", args.versions)
         for what, argv in COMMANDS.items():
-            bare = (f"from mlflow import MlflowClient; c = MlflowClient({uri!r}); "
-                    + BARE[what].format(name=NAME))
+            bare = f"from mlflow import MlflowClient; c = MlflowClient({uri!r}); " + BARE[what].format(name=NAME)
             rows[what] = row = _compare([deepsynth, *argv], [sys.executable, "-c", bare], args.repeats)
-            print(f"{what:<20} deepsynth {row['deepsynth_wall_s']:5.2f} s wall, {row['deepsynth_cpu_s']:5.2f} s CPU;  "
-                  f"bare MlflowClient {row['bare_wall_s']:5.2f} s wall, {row['bare_cpu_s']:5.2f} s CPU;  "
-                  f"ratio {row['wall_ratio']:.2f}x wall, {row['cpu_ratio']:.2f}x CPU (goal <= 1.5x)", file=sys.stderr)
-    path = write_result("registry_browse", {"versions": args.versions, "repeats": args.repeats, "goal_ratio": 1.5,
-                                            "commands": rows})
+            print(
+                f"{what:<20} deepsynth {row['deepsynth_wall_s']:5.2f} s wall, {row['deepsynth_cpu_s']:5.2f} s CPU;  "
+                f"bare MlflowClient {row['bare_wall_s']:5.2f} s wall, {row['bare_cpu_s']:5.2f} s CPU;  "
+                f"ratio {row['wall_ratio']:.2f}x wall, {row['cpu_ratio']:.2f}x CPU (goal <= 1.5x)",
+                file=sys.stderr,
+            )
+    path = write_result(
+        "registry_browse", {"versions": args.versions, "repeats": args.repeats, "goal_ratio": 1.5, "commands": rows}
+    )
     print(path)
 
 

@@ -19,7 +19,6 @@ import time
 
 from benchmarks.common import RESULTS, english_documents, peak_rss_mb, write_result
 
-
 SIDES = ("legacy", "deepsynth", "multilingual")
 GALLERY = RESULTS / "scripts_gallery.png"
 
@@ -50,7 +49,9 @@ def write_gallery(path=GALLERY) -> None:
     rows = -(-len(SAMPLES) // cols)
     sheet = Image.new("L", (cols * width, rows * (height + label)), 200)
     for i, (script, text) in enumerate(sorted(SAMPLES.items())):
-        (row,) = renderer.render({"id": script, "split": "-", "text": f"{text} {text}", "summary": "", "instruction": None})
+        (row,) = renderer.render(
+            {"id": script, "split": "-", "text": f"{text} {text}", "summary": "", "instruction": None}
+        )
         x, y = (i % cols) * width, (i // cols) * (height + label)
         sheet.paste(Image.open(io.BytesIO(row["pages"][0])).crop((0, 0, width, height)), (x, y + label))
         ImageDraw.Draw(sheet).text((x + 4, y + 1), script, fill=0)
@@ -96,19 +97,36 @@ def main() -> None:
         return
     sides = {}
     for side in SIDES:
-        out = subprocess.run([sys.executable, "-m", "benchmarks.render", "--side", side, "--docs", str(args.docs)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.render", "--side", side, "--docs", str(args.docs)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         sides[side] = json.loads(out.strip().splitlines()[-1])
         s = sides[side]
-        print(f"{side:>10}: {s['pages']} pages in {s['seconds']} s = {s['pages_per_s']} pages/s, "
-              f"peak RSS {s['peak_rss_mb']} MiB, {s['workers']} process(es)")
+        print(
+            f"{side:>10}: {s['pages']} pages in {s['seconds']} s = {s['pages_per_s']} pages/s, "
+            f"peak RSS {s['peak_rss_mb']} MiB, {s['workers']} process(es)"
+        )
     ratio = sides["deepsynth"]["pages_per_s"] / sides["legacy"]["pages_per_s"]
-    print(f"speed ratio deepsynth/legacy: {ratio:.2f}x (goal >= 4x); "
-          f"multilingual/English: {sides['multilingual']['pages_per_s'] / sides['deepsynth']['pages_per_s']:.2f}")
+    print(
+        f"speed ratio deepsynth/legacy: {ratio:.2f}x (goal >= 4x); "
+        f"multilingual/English: {sides['multilingual']['pages_per_s'] / sides['deepsynth']['pages_per_s']:.2f}"
+    )
     from deepsynth.rendering.samples import SAMPLES
 
-    path = write_result("render", {"mode": "base", "doc_chars": 3000, "sides": sides, "ratio": round(ratio, 2), "goal": 4.0,
-                                   "multilingual_scripts": sorted(SAMPLES)})
+    path = write_result(
+        "render",
+        {
+            "mode": "base",
+            "doc_chars": 3000,
+            "sides": sides,
+            "ratio": round(ratio, 2),
+            "goal": 4.0,
+            "multilingual_scripts": sorted(SAMPLES),
+        },
+    )
     write_gallery()
     print(f"wrote {path} and {GALLERY}")
 

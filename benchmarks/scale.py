@@ -30,11 +30,19 @@ def _measure(size: int, mode: str) -> dict:
     def docs():  # generated lazily: the input is never held in memory either
         for i in range(size):
             d = base[i % len(base)]
-            yield {**d, "id": f"doc-{i}", "split": splits[i % 3], "text": f"Document {i}. {d['text']}", "summary": f"Summary of {i}."}
+            yield {
+                **d,
+                "id": f"doc-{i}",
+                "split": splits[i % 3],
+                "text": f"Document {i}. {d['text']}",
+                "summary": f"Summary of {i}.",
+            }
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        rendered = render_dataset(docs(), RenderSettings(modes=[mode], max_pages=2, page_cache=False), f"{tmp}/r", total=size)
+        rendered = render_dataset(
+            docs(), RenderSettings(modes=[mode], max_pages=2, page_cache=False), f"{tmp}/r", total=size
+        )
         render_s = time.perf_counter() - start
         start = time.perf_counter()
         outcome = validate_dataset(rendered, ValidationConfig(max_truncated_fraction=1.0), f"{tmp}/v")
@@ -53,12 +61,16 @@ def _measure(size: int, mode: str) -> dict:
 
 def _linear_fit(xs: list[float], ys: list[float]) -> dict:
     """Least-squares ``y = intercept + slope * x`` and its R^2."""
-    n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
     intercept = my - slope * mx
     residual = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys))
     total = sum((y - my) ** 2 for y in ys) or 1.0
-    return {"intercept_s": round(intercept, 3), "ms_per_doc": round(slope * 1000, 3), "r2": round(1 - residual / total, 5)}
+    return {
+        "intercept_s": round(intercept, 3),
+        "ms_per_doc": round(slope * 1000, 3),
+        "r2": round(1 - residual / total, 5),
+    }
 
 
 def _marginal_ms(a: dict, b: dict) -> float:
@@ -104,13 +116,19 @@ def main() -> None:
     for size in args.sizes:
         runs = []
         for _ in range(args.repeat):
-            out = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--one", str(size), "--mode", args.mode],
-                                 check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.scale", "--one", str(size), "--mode", args.mode],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             runs.append(json.loads(out.strip().splitlines()[-1]))
         points.append(min(runs, key=lambda r: r["total_s"]))
         p = points[-1]
-        print(f"{p['documents']:>6} docs: {p['pages']} pages, render {p['render_s']} s + validate {p['validate_s']} s, "
-              f"peak RSS {p['peak_rss_mb']} MiB (worker {p['worker_peak_rss_mb']} MiB)")
+        print(
+            f"{p['documents']:>6} docs: {p['pages']} pages, render {p['render_s']} s + validate {p['validate_s']} s, "
+            f"peak RSS {p['peak_rss_mb']} MiB (worker {p['worker_peak_rss_mb']} MiB)"
+        )
     small, large = points[0], points[-1]
     rss_growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
     fit = _linear_fit([p["documents"] for p in points], [p["total_s"] for p in points])
@@ -118,12 +136,23 @@ def main() -> None:
     first_ms = _marginal_ms(points[0], points[1])
     last_ms = _marginal_ms(points[-2], points[-1])
     print(f"peak RSS {large['documents']} vs {small['documents']} docs: {rss_growth:+.1%} (goal within 10%)")
-    print(f"time = {fit['intercept_s']:.2f} s + {fit['ms_per_doc']:.2f} ms x documents (R^2 {fit['r2']:.4f}); marginal "
-          f"cost per document {first_ms:.2f} ms → {last_ms:.2f} ms (ratio {last_ms / first_ms:.2f}, linear = 1.0)")
+    print(
+        f"time = {fit['intercept_s']:.2f} s + {fit['ms_per_doc']:.2f} ms x documents (R^2 {fit['r2']:.4f}); marginal "
+        f"cost per document {first_ms:.2f} ms → {last_ms:.2f} ms (ratio {last_ms / first_ms:.2f}, linear = 1.0)"
+    )
     plot = _plot(points)
-    path = write_result("scale", {"mode": args.mode, "points": points, "rss_growth": round(rss_growth, 4),
-                                  "linear_fit": fit, "marginal_ms_per_doc": [round(first_ms, 3), round(last_ms, 3)],
-                                  "marginal_ratio": round(last_ms / first_ms, 3), "plot": plot})
+    path = write_result(
+        "scale",
+        {
+            "mode": args.mode,
+            "points": points,
+            "rss_growth": round(rss_growth, 4),
+            "linear_fit": fit,
+            "marginal_ms_per_doc": [round(first_ms, 3), round(last_ms, 3)],
+            "marginal_ratio": round(last_ms / first_ms, 3),
+            "plot": plot,
+        },
+    )
     print(f"wrote {path} and {plot}")
 
 

@@ -1,4 +1,5 @@
-"""Serving throughput and latency: sequential (batch size 1) vs batched, at several concurrencies, and during a hot swap.
+"""Serving throughput and latency: sequential (batch size 1) vs batched, at several concurrencies, and
+during a hot swap.
 
     python -m benchmarks.serve [--device cpu|cuda] [--model tiny] [--requests 32] [--concurrency 1,4,16]
 
@@ -42,8 +43,18 @@ def make_package(home: Path, out: Path, seed: int, model: str) -> Path:
     from deepsynth.training.config import TrainerConfig
     from deepsynth.training.lora_config import build_lora_config
 
-    config = TrainerConfig(model_name=model, deepsynth_home=str(home), output_dir=str(out / "adapter"), mode="tiny",
-                           lora_rank=16, lora_alpha=32, lora_dropout=0.0, max_length=512, progress_bar=False, seed=seed)
+    config = TrainerConfig(
+        model_name=model,
+        deepsynth_home=str(home),
+        output_dir=str(out / "adapter"),
+        mode="tiny",
+        lora_rank=16,
+        lora_alpha=32,
+        lora_dropout=0.0,
+        max_length=512,
+        progress_bar=False,
+        seed=seed,
+    )
     torch.manual_seed(seed)
     base, _, _ = load_base_model(model, home=home)
     lora = build_lora_config(config)
@@ -72,12 +83,14 @@ def rendered_pages(count: int) -> list[str]:
     from deepsynth.rendering.renderer import DocumentRenderer
 
     renderer = DocumentRenderer(RenderSettings(modes=["tiny"], max_pages=1, workers=1, page_cache=False))
-    return [base64.b64encode(renderer.render(doc)[0]["pages"][0]).decode()
-            for doc in english_documents(count, chars=1500)]
+    return [
+        base64.b64encode(renderer.render(doc)[0]["pages"][0]).decode() for doc in english_documents(count, chars=1500)
+    ]
 
 
-def load(url: str, pages: list[str], requests: int, clients: int, max_new_tokens: int,
-         during: Any = None) -> list[tuple[float, float, int]]:
+def load(
+    url: str, pages: list[str], requests: int, clients: int, max_new_tokens: int, during: Any = None
+) -> list[tuple[float, float, int]]:
     """``requests`` summarize calls from ``clients`` threads; (start, end, status) per request."""
     counter = iter(range(requests))
     lock = threading.Lock()
@@ -90,8 +103,10 @@ def load(url: str, pages: list[str], requests: int, clients: int, max_new_tokens
             if i is None:
                 return
             began = time.perf_counter()
-            status, _ = post(f"{url}/v1/summarize", {"pages": [pages[i % len(pages)]], "adapter": "ab"[i % 2],
-                                                     "max_new_tokens": max_new_tokens})
+            status, _ = post(
+                f"{url}/v1/summarize",
+                {"pages": [pages[i % len(pages)]], "adapter": "ab"[i % 2], "max_new_tokens": max_new_tokens},
+            )
             out.append((began, time.perf_counter(), status))
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -109,25 +124,40 @@ def figures(samples: list[tuple[float, float, int]]) -> dict[str, Any]:
     latencies = sorted(1000 * (end - start) for start, end, _ in samples)
     wall = max(end for _, end, _ in samples) - min(start for start, _, _ in samples)
     p99 = latencies[min(len(latencies) - 1, int(round(0.99 * (len(latencies) - 1))))]
-    return {"requests": len(samples), "failed": sum(s != 200 for *_, s in samples), "wall_s": round(wall, 3),
-            "requests_per_s": round(len(samples) / wall, 3), "p50_ms": round(statistics.median(latencies), 1),
-            "p99_ms": round(p99, 1)}
+    return {
+        "requests": len(samples),
+        "failed": sum(s != 200 for *_, s in samples),
+        "wall_s": round(wall, 3),
+        "requests_per_s": round(len(samples) / wall, 3),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(p99, 1),
+    }
 
 
-def serve_side(home: Path, packages: list[Path], device: str, batch: int, args: argparse.Namespace,
-               pages: list[str]) -> dict[str, Any]:
+def serve_side(
+    home: Path, packages: list[Path], device: str, batch: int, args: argparse.Namespace, pages: list[str]
+) -> dict[str, Any]:
     """Start a server with ``max_batch_size=batch`` and measure every concurrency level."""
     from deepsynth.serving.config import ServeConfig
     from deepsynth.serving.http import HttpServer, bind_socket
     from deepsynth.serving.server import ModelServer
 
-    config = ServeConfig(device=device, max_batch_size=batch, max_wait_ms=10, max_queue=256, poll_interval_s=0,
-                         max_new_tokens=max(args.max_new_tokens, 1), default_max_new_tokens=1)
+    config = ServeConfig(
+        device=device,
+        max_batch_size=batch,
+        max_wait_ms=10,
+        max_queue=256,
+        poll_interval_s=0,
+        max_new_tokens=max(args.max_new_tokens, 1),
+        default_max_new_tokens=1,
+    )
     server = ModelServer(config, home=home).start([f"a={packages[0]}", f"b={packages[1]}"])
     http = HttpServer(server, bind_socket("127.0.0.1", 0)).start()
     try:
         load(http.url, pages, 4, 2, args.max_new_tokens)  # warm-up
-        levels = {str(c): figures(load(http.url, pages, args.requests, c, args.max_new_tokens)) for c in args.concurrency}
+        levels = {
+            str(c): figures(load(http.url, pages, args.requests, c, args.max_new_tokens)) for c in args.concurrency
+        }
         swap = hot_swap(http.url, packages, pages, args) if batch > 1 else None
     finally:
         http.stop()
@@ -149,9 +179,12 @@ def hot_swap(url: str, packages: list[Path], pages: list[str], args: argparse.Na
     samples = load(url, pages, args.requests, 4, args.max_new_tokens, during=swap)
     overlapping = [s for s in samples if s[1] >= window["start"] and s[0] <= window["end"]]
     others = [s for s in samples if s not in overlapping]
-    return {"swap_s": round(window["end"] - window["start"], 3), "all": figures(samples),
-            "overlapping_swap": figures(overlapping) if overlapping else None,
-            "outside_swap": figures(others) if others else None}
+    return {
+        "swap_s": round(window["end"] - window["start"], 3),
+        "all": figures(samples),
+        "overlapping_swap": figures(overlapping) if overlapping else None,
+        "outside_swap": figures(others) if others else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,7 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=32, help="requests per concurrency level")
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: 2 threads on 2 shared cores can be 10x slower)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: 2 threads on 2 shared cores can be 10x slower)"
+    )
     parser.add_argument("--out", default=None, help="result name (default serve, serve_gpu on cuda)")
     args = parser.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -176,12 +211,25 @@ def main(argv: list[str] | None = None) -> None:
 
             build_tiny_model(tiny_model_dir(home))
         packages = [make_package(home, Path(tmp) / f"p{seed}", seed, args.model) for seed in (1, 2, 3)]
-        sides = {"sequential": serve_side(home, packages, args.device, 1, args, pages),
-                 "batched": serve_side(home, packages, args.device, 16, args, pages)}
-    ratios = {c: round(sides["batched"]["levels"][c]["requests_per_s"] / sides["sequential"]["levels"][c]["requests_per_s"], 2)
-              for c in sides["batched"]["levels"]}
-    payload = {"device": args.device, "model": args.model, "torch_threads": args.threads, "max_new_tokens": args.max_new_tokens,
-               "requests_per_level": args.requests, "sides": sides, "batched_vs_sequential": ratios}
+        sides = {
+            "sequential": serve_side(home, packages, args.device, 1, args, pages),
+            "batched": serve_side(home, packages, args.device, 16, args, pages),
+        }
+    ratios = {
+        c: round(
+            sides["batched"]["levels"][c]["requests_per_s"] / sides["sequential"]["levels"][c]["requests_per_s"], 2
+        )
+        for c in sides["batched"]["levels"]
+    }
+    payload = {
+        "device": args.device,
+        "model": args.model,
+        "torch_threads": args.threads,
+        "max_new_tokens": args.max_new_tokens,
+        "requests_per_level": args.requests,
+        "sides": sides,
+        "batched_vs_sequential": ratios,
+    }
     if args.device == "cuda":
         payload["machine_device"] = torch.cuda.get_device_name(0)
     path = write_result(args.out or ("serve_gpu" if args.device == "cuda" else "serve"), payload)

@@ -36,8 +36,18 @@ VARIANTS = {
     "qlora8": {"use_qlora": True, "qlora_bits": 8},
     "lora_no_cache": {"feature_cache": False},
 }
-COMMON = {"model_name": "tiny", "lora_rank": 16, "lora_alpha": 32, "lora_dropout": 0.05, "learning_rate": 1e-3,
-          "max_length": 512, "max_summary_tokens": 128, "progress_bar": False, "device": "cpu", "seed": 0}
+COMMON = {
+    "model_name": "tiny",
+    "lora_rank": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "learning_rate": 1e-3,
+    "max_length": 512,
+    "max_summary_tokens": 128,
+    "progress_bar": False,
+    "device": "cpu",
+    "seed": 0,
+}
 
 
 def build_dataset(path: Path, docs: int) -> Path:
@@ -65,17 +75,26 @@ def run_deepsynth(dataset: str, variant: str, epochs: int, batch_size: int, out:
     from deepsynth.training.metrics import measure_peak_flops
 
     peak = measure_peak_flops(torch.device("cpu"))
-    config = TrainerConfig(**COMMON, **VARIANTS[variant], num_epochs=epochs, batch_size=batch_size, output_dir=out,
-                           peak_tflops=peak / 1e12)
+    config = TrainerConfig(
+        **COMMON, **VARIANTS[variant], num_epochs=epochs, batch_size=batch_size, output_dir=out, peak_tflops=peak / 1e12
+    )
     start = time.perf_counter()
     metrics, _ = DeepSynthLoRATrainer(config).train(dataset)
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "train_loop_s": metrics["train_runtime_s"], "samples_per_s": metrics["samples_per_second"],
-            "tokens_per_s": metrics["tokens_per_second"], "final_loss": metrics["final_loss"],
-            "trainable_params": metrics["trainable_params"], "steps": metrics["global_step"],
-            "measured_peak_gflops": peak / 1e9, "model_gflops_per_s": metrics["model_tflops_per_second"] * 1e3,
-            "mfu": metrics["mfu"], "encoder_s": metrics["encoder_seconds"],
-            "encoder_share": metrics["encoder_seconds"] / metrics["train_runtime_s"]}
+    return {
+        "wall_s": wall,
+        "train_loop_s": metrics["train_runtime_s"],
+        "samples_per_s": metrics["samples_per_second"],
+        "tokens_per_s": metrics["tokens_per_second"],
+        "final_loss": metrics["final_loss"],
+        "trainable_params": metrics["trainable_params"],
+        "steps": metrics["global_step"],
+        "measured_peak_gflops": peak / 1e9,
+        "model_gflops_per_s": metrics["model_tflops_per_second"] * 1e3,
+        "mfu": metrics["mfu"],
+        "encoder_s": metrics["encoder_seconds"],
+        "encoder_share": metrics["encoder_seconds"] / metrics["train_runtime_s"],
+    }
 
 
 def run_baseline(dataset: str, epochs: int, batch_size: int, out: str) -> dict:
@@ -107,17 +126,32 @@ def run_baseline(dataset: str, epochs: int, batch_size: int, out: str) -> dict:
 
     collate = trainer_collate(tokenizer, sam, config)
 
-    args = TrainingArguments(output_dir=out, per_device_train_batch_size=batch_size, num_train_epochs=epochs,
-                             learning_rate=config.learning_rate, lr_scheduler_type="linear", save_strategy="no",
-                             report_to=[], use_cpu=True, dataloader_num_workers=0, remove_unused_columns=False,
-                             logging_steps=10**6, seed=config.seed, disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=out,
+        per_device_train_batch_size=batch_size,
+        num_train_epochs=epochs,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="linear",
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        logging_steps=10**6,
+        seed=config.seed,
+        disable_tqdm=True,
+    )
     trainer = Trainer(model=model, args=args, train_dataset=Pages(), data_collator=collate)
     start = time.perf_counter()
     result = trainer.train()
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "train_loop_s": result.metrics["train_runtime"],
-            "samples_per_s": result.metrics["train_samples_per_second"], "final_loss": result.training_loss,
-            "steps": result.global_step}
+    return {
+        "wall_s": wall,
+        "train_loop_s": result.metrics["train_runtime"],
+        "samples_per_s": result.metrics["train_samples_per_second"],
+        "final_loss": result.training_loss,
+        "steps": result.global_step,
+    }
 
 
 def _child(args) -> None:
@@ -133,14 +167,28 @@ def _child(args) -> None:
 
 
 def _spawn(name: str, dataset: Path, args, work: Path) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.train", "--child", name, "--dataset", str(dataset),
-           "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-           "--out", str(work / name)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.train",
+        "--child",
+        name,
+        "--dataset",
+        str(dataset),
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--threads",
+        str(args.threads),
+        "--out",
+        str(work / name),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "DEEPSYNTH_HOME": str(args.home)})
     if proc.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
     line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def main() -> None:
@@ -168,26 +216,44 @@ def main() -> None:
     speedup = results["baseline"]["wall_s"] / results["lora"]["wall_s"]
     loop_speedup = results["baseline"]["train_loop_s"] / results["lora"]["train_loop_s"]
     cache_saving = results["lora_no_cache"]["train_loop_s"] / results["lora"]["train_loop_s"]
-    print(f"{'run':14} {'samples/s':>10} {'tokens/s':>10} {'MFU':>7} {'encoder':>8} {'peak RSS MiB':>13} {'wall s':>8} {'loss':>7}")
+    print(
+        f"{'run':14} {'samples/s':>10} {'tokens/s':>10} {'MFU':>7} {'encoder':>8} {'peak RSS MiB':>13} {'wall s':>8} "
+        f"{'loss':>7}"
+    )
     for name, r in results.items():
         tokens = f"{r['tokens_per_s']:10.1f}" if "tokens_per_s" in r else f"{'-':>10}"
         mfu = f"{r['mfu']:7.2%}" if r.get("mfu") is not None else f"{'-':>7}"
         share = f"{r['encoder_share']:8.1%}" if "encoder_share" in r else f"{'-':>8}"
-        print(f"{name:14} {r['samples_per_s']:10.2f} {tokens} {mfu} {share} {r['peak_rss_mb']:13.0f} {r['wall_s']:8.1f} "
-              f"{r['final_loss']:7.3f}")
-    print(f"MFU against a measured fp32 matmul peak of {results['lora']['measured_peak_gflops']:.1f} GFLOP/s "
-          f"({args.threads} thread(s)); 'encoder' = the vision encoder's share of the training loop")
+        print(
+            f"{name:14} {r['samples_per_s']:10.2f} {tokens} {mfu} {share} {r['peak_rss_mb']:13.0f} {r['wall_s']:8.1f} "
+            f"{r['final_loss']:7.3f}"
+        )
+    print(
+        f"MFU against a measured fp32 matmul peak of {results['lora']['measured_peak_gflops']:.1f} GFLOP/s "
+        f"({args.threads} thread(s)); 'encoder' = the vision encoder's share of the training loop"
+    )
     print(f"feature cache: training loop {cache_saving:.2f}x faster than DeepSynth's trainer with the cache off")
-    print(f"{args.epochs}-epoch wall time, DeepSynth (feature cache) vs transformers.Trainer + PEFT: "
-          f"{speedup:.2f}x (training loops only: {loop_speedup:.2f}x)")
-    path = write_result("train", {
-        "docs": args.docs, "epochs": args.epochs, "batch_size": args.batch_size, "torch_threads": args.threads,
-        "model": "tiny profile (UnlimitedOcr, hidden 64, 2 layers, 4 experts, 128-px SAM)",
-        "data": "ACLSum train papers rendered in base mode, 1 page each",
-        "results": results, "speedup_vs_baseline_wall": speedup, "speedup_vs_baseline_train_loop": loop_speedup,
-        "feature_cache_saving_train_loop": cache_saving,
-        "goal": ">= 2x the baseline", "goal_met": speedup >= 2.0 and not math.isnan(speedup),
-    })
+    print(
+        f"{args.epochs}-epoch wall time, DeepSynth (feature cache) vs transformers.Trainer + PEFT: "
+        f"{speedup:.2f}x (training loops only: {loop_speedup:.2f}x)"
+    )
+    path = write_result(
+        "train",
+        {
+            "docs": args.docs,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "torch_threads": args.threads,
+            "model": "tiny profile (UnlimitedOcr, hidden 64, 2 layers, 4 experts, 128-px SAM)",
+            "data": "ACLSum train papers rendered in base mode, 1 page each",
+            "results": results,
+            "speedup_vs_baseline_wall": speedup,
+            "speedup_vs_baseline_train_loop": loop_speedup,
+            "feature_cache_saving_train_loop": cache_saving,
+            "goal": ">= 2x the baseline",
+            "goal_met": speedup >= 2.0 and not math.isnan(speedup),
+        },
+    )
     print(f"wrote {path}")
 
 

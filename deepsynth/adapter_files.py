@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 #: The full model's weights, when training ran without LoRA (``full_finetune``).
@@ -11,4 +10,3 @@ PROJECTOR_WEIGHTS = "projector.safetensors"
 TRAINER_CONFIG = "trainer_config.json"
 TRAINING_METRICS = "training_metrics.json"
 TEXT_ENCODER_DIR = "text_encoder"
-

@@ -47,14 +47,28 @@ class TrainedAdapter:
     def summary(self) -> dict[str, Any]:
         """Scalars worth showing next to the artifact (JSON-able)."""
         metrics, config = self.metrics, self.trainer_config
-        keys = ("final_loss", "initial_loss", "trainable_params", "total_params", "global_step",
-                "samples_per_second", "tokens_per_second", "mfu", "train_runtime_s", "resumed_from_step")
+        keys = (
+            "final_loss",
+            "initial_loss",
+            "trainable_params",
+            "total_params",
+            "global_step",
+            "samples_per_second",
+            "tokens_per_second",
+            "mfu",
+            "train_runtime_s",
+            "resumed_from_step",
+        )
         out = {k: metrics[k] for k in keys if isinstance(metrics.get(k), (int, float))}
-        out.update(base_model=config.get("model_name"), base_revision=config.get("model_revision") or "",
-                   use_qlora=bool(config.get("use_qlora")), lora_rank=config.get("lora_rank"),
-                   weights_sha256=self.sha256())
+        out.update(
+            base_model=config.get("model_name"),
+            base_revision=config.get("model_revision") or "",
+            use_qlora=bool(config.get("use_qlora")),
+            lora_rank=config.get("lora_rank"),
+            weights_sha256=self.sha256(),
+        )
         return out
 
     @classmethod
-    def at(cls, path: str | os.PathLike) -> "TrainedAdapter":
+    def at(cls, path: str | os.PathLike) -> TrainedAdapter:
         return cls(Path(path))

@@ -19,8 +19,9 @@ import re
 import reprlib
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from deepsynth.errors import ConfigError
 
@@ -73,8 +74,9 @@ class UnknownKeyError(ConfigError):
     def __init__(self, where: str, key: str, hint: str, known: list[str], section: str):
         self.where, self.hint, self.known, self.section = where, hint, sorted(known), section
         listing = f"known keys of {section}" if section else "known top-level keys"
-        super().__init__(f"{bounded(where, MAX_MESSAGE // 2)}: unknown key{hint}; {listing}: {', '.join(self.known)}",
-                         key=key)
+        super().__init__(
+            f"{bounded(where, MAX_MESSAGE // 2)}: unknown key{hint}; {listing}: {', '.join(self.known)}", key=key
+        )
 
     def moved(self, where: str) -> UnknownKeyError:
         """The same error, said to come from ``where`` (e.g. ``--set train.lora_rnak``)."""
@@ -89,7 +91,7 @@ class SettingValueError(ConfigError, ValueError):
     """Assignment of a value outside a field's ``Literal`` choices (``config.mixed_precision = "fp8"``)."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _field_hints(cls: type) -> dict[str, Any]:
     """Type hints of ``cls``'s dataclass fields (computed once per class)."""
     hints = typing.get_type_hints(cls)
@@ -143,8 +145,10 @@ class Section:
             if isinstance(getattr(cls, name, None), property):
                 return
             hint = _suggestion(cls, name, cls.settable(), "")
-            raise UnknownSettingError(f"{cls.__name__} has no setting {brief(name)}{hint}; its settings: "
-                                      f"{', '.join(cls.settable())}", key=f"{label}.{name}")
+            raise UnknownSettingError(
+                f"{cls.__name__} has no setting {brief(name)}{hint}; its settings: {', '.join(cls.settable())}",
+                key=f"{label}.{name}",
+            )
         refused = _choices_refused(hints[name], value)
         if refused is not None:
             raise SettingValueError(f"{label}.{name}: {brief(value)} is not one of {refused}", key=f"{label}.{name}")
@@ -236,8 +240,11 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
     # ``__dataclass_fields__`` also holds init-only keys (``InitVar``), which fields() leaves out.
-    fields = {name: f for name, f in cls.__dataclass_fields__.items()
-              if f.init and f._field_type is not dataclasses._FIELD_CLASSVAR}
+    fields = {
+        name: f
+        for name, f in cls.__dataclass_fields__.items()
+        if f.init and f._field_type is not dataclasses._FIELD_CLASSVAR
+    }
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = unknown[0]

@@ -7,8 +7,8 @@ before the library that reads them is imported (ZenML, MLflow, Great Expectation
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 #: The Hugging Face hub switch: models come from disk unless a run needs the hub (:func:`hub_offline`).
 HUB_OFFLINE = "HF_HUB_OFFLINE"

@@ -14,10 +14,11 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Iterator
+from typing import Any
 
 from deepsynth.errors import DeepSynthError
 
@@ -37,8 +38,9 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def tree_files(directory: str | os.PathLike, *, skip: Collection[str | None] = (),
-               error: type[DeepSynthError] = IntegrityError) -> dict[str, Path]:
+def tree_files(
+    directory: str | os.PathLike, *, skip: Collection[str | None] = (), error: type[DeepSynthError] = IntegrityError
+) -> dict[str, Path]:
     """Every regular file under ``directory`` by relative path, sorted; links and special files refused.
 
     Args:
@@ -63,8 +65,13 @@ def tree_files(directory: str | os.PathLike, *, skip: Collection[str | None] = (
     return out
 
 
-def hash_tree(directory: str | os.PathLike, *, skip: Collection[str | None] = (), with_size: bool = False,
-              error: type[DeepSynthError] = IntegrityError) -> dict[str, Any]:
+def hash_tree(
+    directory: str | os.PathLike,
+    *,
+    skip: Collection[str | None] = (),
+    with_size: bool = False,
+    error: type[DeepSynthError] = IntegrityError,
+) -> dict[str, Any]:
     """A manifest of ``directory``: relative path → sha256 (→ ``{"sha256", "size"}`` with ``with_size``).
 
     Args:
@@ -107,8 +114,14 @@ def _matches(path: Path, entry: Any, with_size: bool) -> bool:
     return sha256_file(path) == entry.get("sha256")
 
 
-def check_tree(directory: str | os.PathLike, expected: dict[str, Any], *, skip: Collection[str | None] = (),
-               with_size: bool = False, error: type[DeepSynthError] = IntegrityError) -> TreeCheck:
+def check_tree(
+    directory: str | os.PathLike,
+    expected: dict[str, Any],
+    *,
+    skip: Collection[str | None] = (),
+    with_size: bool = False,
+    error: type[DeepSynthError] = IntegrityError,
+) -> TreeCheck:
     """Compare the files under ``directory`` with a manifest made by :func:`hash_tree`.
 
     Only files found on disk are opened: a manifest's paths are never joined onto ``directory``.
@@ -128,7 +141,9 @@ def check_tree(directory: str | os.PathLike, expected: dict[str, Any], *, skip: 
     return TreeCheck(
         missing=sorted(set(expected) - set(present)),
         extra=sorted(set(present) - set(expected)),
-        changed=[rel for rel, path in present.items() if rel in expected and not _matches(path, expected[rel], with_size)],
+        changed=[
+            rel for rel, path in present.items() if rel in expected and not _matches(path, expected[rel], with_size)
+        ],
     )
 
 

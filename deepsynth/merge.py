@@ -14,8 +14,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from deepsynth.adapter_files import ADAPTER_WEIGHTS, TRAINER_CONFIG
 from deepsynth.adapter_layout import ORIGINAL_LAYOUT_MODEL_TYPES, original_key
@@ -33,8 +34,15 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
-def check_merge(refs: Sequence[str], weights: Sequence[float] | None, out_dir: str | os.PathLike, *,
-                method: str = "linear", density: float | None = None, force: bool = False) -> list[float]:
+def check_merge(
+    refs: Sequence[str],
+    weights: Sequence[float] | None,
+    out_dir: str | os.PathLike,
+    *,
+    method: str = "linear",
+    density: float | None = None,
+    force: bool = False,
+) -> list[float]:
     """Check a merge's arguments before anything is loaded; return the weights (default: all 1/N).
 
     ``out_dir`` must be new or empty; with ``force`` it may hold an earlier export package, which the
@@ -47,7 +55,9 @@ def check_merge(refs: Sequence[str], weights: Sequence[float] | None, out_dir: s
         raise ConfigError(f"merge: give at least two adapters to merge (got {len(refs)})")
     weights = list(weights) if weights is not None else [1.0 / len(refs)] * len(refs)
     if len(weights) != len(refs):
-        raise ConfigError(f"--weights: {_count(len(refs), 'source')} but {_count(len(weights), 'weight')}; give one weight per source")
+        raise ConfigError(
+            f"--weights: {_count(len(refs), 'source')} but {_count(len(weights), 'weight')}; give one weight per source"
+        )
     if method not in METHODS:
         raise ConfigError(f"--method: {method!r} is not one of {list(METHODS)}")
     if density is not None and not 0 < density <= 1:
@@ -62,12 +72,19 @@ def check_merge(refs: Sequence[str], weights: Sequence[float] | None, out_dir: s
         if not source.exists():
             raise ConfigError(f"{ref}: no such export folder or zip package")
         if out == source or out in source.parents or source in out.parents:
-            raise ConfigError(f"--out {out_dir}: is, holds or lies inside the source {ref}; a merge never writes over its own input")
+            raise ConfigError(
+                f"--out {out_dir}: is, holds or lies inside the source {ref}; a merge never writes over its own input"
+            )
     if not is_empty_folder(out):
         if not force:
-            raise ConfigError(f"--out {out_dir}: not empty; choose a new or empty folder, or --force to replace an earlier export there")
+            raise ConfigError(
+                f"--out {out_dir}: not empty; choose a new or empty folder, or --force to replace an earlier export "
+                "there"
+            )
         if not (out / MANIFEST).is_file():
-            raise ConfigError(f"--out {out_dir}: holds files that are not an export package; --force only replaces an earlier export")
+            raise ConfigError(
+                f"--out {out_dir}: holds files that are not an export package; --force only replaces an earlier export"
+            )
     return weights
 
 
@@ -88,9 +105,16 @@ def _save_merged(model: Any, out: Path) -> None:
         save_file(tensors, str(out / ADAPTER_WEIGHTS), metadata=metadata)
 
 
-def merge_adapters(refs: Sequence[str], weights: Sequence[float] | None, out_dir: str | os.PathLike, *,
-                   method: str = "linear", density: float | None = None,
-                   home: str | os.PathLike | None = None, force: bool = False) -> ExportResult:
+def merge_adapters(
+    refs: Sequence[str],
+    weights: Sequence[float] | None,
+    out_dir: str | os.PathLike,
+    *,
+    method: str = "linear",
+    density: float | None = None,
+    home: str | os.PathLike | None = None,
+    force: bool = False,
+) -> ExportResult:
     """Combine the adapters at ``refs`` into one export package at ``out_dir``.
 
     Args:
@@ -115,11 +139,14 @@ def merge_adapters(refs: Sequence[str], weights: Sequence[float] | None, out_dir
         slots = [holder.load(ref, f"input-{i}") for i, ref in enumerate(refs)]
         ranks = {holder.model.peft_config[s.peft_name].r for s in slots}
         if method == "linear" and len(ranks) > 1:
-            raise ConfigError(f"--method linear needs adapters of one rank (got ranks {sorted(ranks)}); use cat or ties")
+            raise ConfigError(
+                f"--method linear needs adapters of one rank (got ranks {sorted(ranks)}); use cat or ties"
+            )
         kwargs = {"density": density if density is not None else 0.5} if method in PRUNING else {}
         try:
-            holder.model.add_weighted_adapter([s.peft_name for s in slots], [float(w) for w in weights], MERGED,
-                                              combination_type=method, **kwargs)
+            holder.model.add_weighted_adapter(
+                [s.peft_name for s in slots], [float(w) for w in weights], MERGED, combination_type=method, **kwargs
+            )
         except ValueError as exc:  # peft's own refusal (e.g. different target modules)
             raise ConfigError(f"merge ({method}): {exc}") from None
         merged_dir = Path(tmp) / "adapter"
@@ -131,13 +158,22 @@ def merge_adapters(refs: Sequence[str], weights: Sequence[float] | None, out_dir
                 shutil.copy2(first / name, merged_dir / name)
         config = dict(slots[0].loaded.trainer_config)
         config["lora_rank"] = holder.model.peft_config[MERGED].r
-        config["merged_from"] = {"method": method, "weights": [float(w) for w in weights], "density": kwargs.get("density"),
-                                 "sources": [{"ref": s.ref, "version": s.version, "sha256": s.sha256} for s in slots]}
+        config["merged_from"] = {
+            "method": method,
+            "weights": [float(w) for w in weights],
+            "density": kwargs.get("density"),
+            "sources": [{"ref": s.ref, "version": s.version, "sha256": s.sha256} for s in slots],
+        }
         (merged_dir / TRAINER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
         render = first / RENDER_SETTINGS_FILE
         manifest = json.loads((first / MANIFEST).read_text())
-        result = export_adapter(merged_dir, out_dir, create_package=True, home=home,
-                                render_settings=json.loads(render.read_text()) if render.is_file() else None,
-                                dataset_hash=manifest.get("dataset_hash"))
+        result = export_adapter(
+            merged_dir,
+            out_dir,
+            create_package=True,
+            home=home,
+            render_settings=json.loads(render.read_text()) if render.is_file() else None,
+            dataset_hash=manifest.get("dataset_hash"),
+        )
     holder.close()
     return result

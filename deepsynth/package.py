@@ -86,9 +86,14 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise PackageError(f"{directory}: no readable {MANIFEST} ({exc})") from None
     except _DuplicateKey as exc:
-        raise PackageError(f"{directory}: {MANIFEST} has a duplicate key {str(exc.args[0])[:200]!r} (ambiguous; refused)") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != PACKAGE_FORMAT \
-            or not isinstance(manifest.get("files"), dict):
+        raise PackageError(
+            f"{directory}: {MANIFEST} has a duplicate key {str(exc.args[0])[:200]!r} (ambiguous; refused)"
+        ) from None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != PACKAGE_FORMAT
+        or not isinstance(manifest.get("files"), dict)
+    ):
         raise PackageError(f"{directory}: {MANIFEST} is not a DeepSynth export manifest")
     return manifest
 
@@ -99,8 +104,10 @@ def _own_zip(directory: Path, manifest: dict[str, Any]) -> str | None:
     if name is None:
         return None
     if not isinstance(name, str) or "/" in name or "\\" in name or not name.endswith(".zip"):
-        raise PackageError(f"{directory}: {MANIFEST} package_name {str(name)[:200]!r} is not a top-level .zip "
-                           "file name (only the package's own zip may be left out of the manifest)")
+        raise PackageError(
+            f"{directory}: {MANIFEST} package_name {str(name)[:200]!r} is not a top-level .zip "
+            "file name (only the package's own zip may be left out of the manifest)"
+        )
     return name
 
 
@@ -120,13 +127,16 @@ def verify_directory(directory: str | os.PathLike) -> dict[str, Any]:
     directory = Path(directory)
     manifest = read_manifest(directory)
     listed: dict[str, Any] = manifest["files"]
-    diff = check_tree(directory, listed, skip={MANIFEST, _own_zip(directory, manifest)}, with_size=True,
-                      error=PackageError)
+    diff = check_tree(
+        directory, listed, skip={MANIFEST, _own_zip(directory, manifest)}, with_size=True, error=PackageError
+    )
     extra, missing, changed = set(diff.extra), set(diff.missing), set(diff.changed)
     for rel in sorted(set(listed) | extra):
         if PurePosixPath(rel).suffix.lower() not in ALLOWED_SUFFIXES:
-            raise PackageError(f"{directory}: {rel[:200]} is not an allowed file type (only safetensors, JSON and text "
-                               "are read; pickle-capable files are refused)")
+            raise PackageError(
+                f"{directory}: {rel[:200]} is not an allowed file type (only safetensors, JSON and text "
+                "are read; pickle-capable files are refused)"
+            )
         if rel in extra:
             raise PackageError(f"{directory}: {rel} is not listed in {MANIFEST}")
         if rel in missing:
@@ -149,8 +159,10 @@ def _check_adapter_identity(directory: Path, manifest: dict[str, Any]) -> None:
             return
         raise PackageError(f"{directory}: no {ADAPTER_WEIGHTS} in an adapter package")
     if entry.get("sha256") != expected:
-        raise PackageError(f"{directory}: {ADAPTER_WEIGHTS} (sha256 {entry.get('sha256')}) is not the adapter_sha256 "
-                           f"{str(expected)[:64]} the manifest records (weights replaced after export)")
+        raise PackageError(
+            f"{directory}: {ADAPTER_WEIGHTS} (sha256 {entry.get('sha256')}) is not the adapter_sha256 "
+            f"{str(expected)[:64]} the manifest records (weights replaced after export)"
+        )
 
 
 def _check_member(info: zipfile.ZipInfo) -> str:
@@ -182,8 +194,9 @@ def _check_unique(path: str | os.PathLike, infos: list[zipfile.ZipInfo], names: 
             raise PackageError(f"{path}: {clash!r} is both a file and a folder (entry {name!r})")
 
 
-def extract_zip(path: str | os.PathLike, dest: str | os.PathLike,
-                max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES) -> Path:
+def extract_zip(
+    path: str | os.PathLike, dest: str | os.PathLike, max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
+) -> Path:
     """Extract a package zip into ``dest`` after checking every entry.
 
     Args:
@@ -240,8 +253,9 @@ def create_zip(directory: str | os.PathLike, zip_path: str | os.PathLike) -> Pat
     return zip_path
 
 
-def open_package(path: str | os.PathLike, dest: str | os.PathLike | None = None,
-                 max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES) -> Path:
+def open_package(
+    path: str | os.PathLike, dest: str | os.PathLike | None = None, max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
+) -> Path:
     """Verify a package (directory or zip) and return the directory to load it from.
 
     Nothing in the package is parsed or loaded before this returns: callers read its safetensors and

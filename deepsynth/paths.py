@@ -34,9 +34,12 @@ class HomeChoice:
 
     def describe(self) -> str:
         """One line for ``-v``: which home is used and why."""
-        why = {HOME_VARIABLE: f"from ${HOME_VARIABLE}",
-               "found": f"the nearest {HOME_DIR}/ at or above {self.searched[0] if self.searched else '.'}",
-               "default": f"no ${HOME_VARIABLE} and no {HOME_DIR}/ at or above the working directory: the user-level default"}
+        why = {
+            HOME_VARIABLE: f"from ${HOME_VARIABLE}",
+            "found": f"the nearest {HOME_DIR}/ at or above {self.searched[0] if self.searched else '.'}",
+            "default": f"no ${HOME_VARIABLE} and no {HOME_DIR}/ at or above the working directory: the user-level "
+            "default",
+        }
         return f"DeepSynth home: {self.path} ({why[self.reason]})"
 
 

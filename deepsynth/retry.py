@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from deepsynth.errors import DeepSynthError
 
@@ -67,6 +68,14 @@ def retry_transient(
             if attempt == attempts or not is_transient(error):
                 raise
             delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-            logger.warning("%s failed (%s: %s); retry %d/%d in %.1f s", what, type(error).__name__, error, attempt, attempts - 1, delay)
+            logger.warning(
+                "%s failed (%s: %s); retry %d/%d in %.1f s",
+                what,
+                type(error).__name__,
+                error,
+                attempt,
+                attempts - 1,
+                delay,
+            )
             sleep(delay)
     raise AssertionError("unreachable")

@@ -54,7 +54,9 @@ def threads_for(cores: int, local_processes: int, busy: float | None) -> int:
     return max(1, free // max(1, local_processes))
 
 
-def threads_per_process(local_processes: int = 1, environ: dict[str, str] | None = None, own_threads: float = 0.0) -> int:
+def threads_per_process(
+    local_processes: int = 1, environ: dict[str, str] | None = None, own_threads: float = 0.0
+) -> int:
     """Intra-op threads for one of ``local_processes`` processes of a run on this machine.
 
     Args:

@@ -49,8 +49,10 @@ def _check_expansion(root: yaml.Node, where: str, aliases: bool) -> None:
             on_path.discard(key)
             sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
             if sizes[key] > MAX_NODES:
-                raise ConfigError(f"{where}: expands to more than {MAX_NODES:,} values (YAML aliases?); "
-                                  "a configuration is a few hundred")
+                raise ConfigError(
+                    f"{where}: expands to more than {MAX_NODES:,} values (YAML aliases?); "
+                    "a configuration is a few hundred"
+                )
             continue
         if key in sizes:
             if not aliases:

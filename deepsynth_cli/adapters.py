@@ -23,18 +23,42 @@ def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 
 @adapters.command("merge")
 @click.argument("refs", nargs=-1, required=True, metavar="PACKAGE_OR_URI...")
-@click.option("--weights", callback=_weights, default=None, help="One weight per adapter, comma-separated (default: all 1/N).")
-@click.option("--method", type=click.Choice(["linear", "ties", "dare_linear", "cat"]), default="linear", show_default=True,
-              help="linear (same rank), ties and dare_linear (pruned to --density), cat (ranks add up).")
-@click.option("--density", type=float, default=None, help="Fraction kept by ties / dare_linear, in (0, 1] (default 0.5).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Export folder to write: new or empty (see --force).")
-@click.option("--force", is_flag=True,
-              help="Replace an earlier export package at --out. Never a folder of other files, and never one of "
-                   "the sources: --out that is, holds or lies inside a source is always refused.")
+@click.option(
+    "--weights", callback=_weights, default=None, help="One weight per adapter, comma-separated (default: all 1/N)."
+)
+@click.option(
+    "--method",
+    type=click.Choice(["linear", "ties", "dare_linear", "cat"]),
+    default="linear",
+    show_default=True,
+    help="linear (same rank), ties and dare_linear (pruned to --density), cat (ranks add up).",
+)
+@click.option(
+    "--density", type=float, default=None, help="Fraction kept by ties / dare_linear, in (0, 1] (default 0.5)."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Export folder to write: new or empty (see --force).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an earlier export package at --out. Never a folder of other files, and never one of "
+    "the sources: --out that is, holds or lies inside a source is always refused.",
+)
 @json_option
-def adapters_merge(refs: tuple[str, ...], weights: list[float] | None, method: str, density: float | None,
-                   out_dir: str, force: bool, as_json: bool) -> None:
+def adapters_merge(
+    refs: tuple[str, ...],
+    weights: list[float] | None,
+    method: str,
+    density: float | None,
+    out_dir: str,
+    force: bool,
+    as_json: bool,
+) -> None:
     """Merge adapters (registry URIs, export folders or zips; each verified) into one package at --out.
 
     Arguments, sources and --out are checked before anything loads. The package is a normal export:

@@ -34,8 +34,11 @@ from deepsynth_cli.ui import ui
 EXIT_CODES = exit_codes()
 
 
-@click.group(cls=output.Group, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog="\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items()))
+@click.group(
+    cls=output.Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items()),
+)
 @output.verbosity_options
 @click.version_option(package_name="deepsynth-pipelines")
 def cli() -> None:

@@ -55,8 +55,17 @@ def runs_list(limit: int, as_json: bool) -> None:
         echo("no pipeline runs yet: run `make run` (or deepsynth run --config ...)")
         return
     rows = [["NAME", "PIPELINE", "STATUS", "STARTED", "DURATION", "REGISTERED"]]
-    rows += [[r["name"], r["pipeline"] or "-", r["status"], r["start"] or "-", _seconds(r["duration_s"]),
-              ", ".join(r["registered"]) or "-"] for r in found]
+    rows += [
+        [
+            r["name"],
+            r["pipeline"] or "-",
+            r["status"],
+            r["start"] or "-",
+            _seconds(r["duration_s"]),
+            ", ".join(r["registered"]) or "-",
+        ]
+        for r in found
+    ]
     for line in table(rows):
         echo(line)
 
@@ -79,24 +88,34 @@ def runs_show(ref: str, as_json: bool) -> None:
 
 
 def _numbers(values: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
-                    if isinstance(v, (int, float)) and not isinstance(v, bool))
+    return " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in values.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    )
 
 
 def describe_text(d: dict[str, Any]) -> list[str]:
     """The lines of ``deepsynth runs show`` without ``--json``."""
-    lines = [f"run:       {d['run_name']}  ({d['run_id']})", f"pipeline:  {d['pipeline']}   status: {d['status']}",
-             f"started:   {d['start'] or '-'}   duration: {_seconds(d['duration_s'])}",
-             f"steps ({d['cache_hits']} cache hit(s)):"]
+    lines = [
+        f"run:       {d['run_name']}  ({d['run_id']})",
+        f"pipeline:  {d['pipeline']}   status: {d['status']}",
+        f"started:   {d['start'] or '-'}   duration: {_seconds(d['duration_s'])}",
+        f"steps ({d['cache_hits']} cache hit(s)):",
+    ]
     steps = [[name, s["status"], _seconds(s["duration_s"])] for name, s in d["steps"].items()]
     lines += ["  " + line for line in table(steps)]
     if d.get("training"):
         t = d["training"]
-        lines.append(f"training:  world_size {t['world_size']} (processes), device {t['device']}, "
-                     f"precision {t['precision']}, quantization {t['quantization']}")
+        lines.append(
+            f"training:  world_size {t['world_size']} (processes), device {t['device']}, "
+            f"precision {t['precision']}, quantization {t['quantization']}"
+        )
     if "ingested" in d:
-        lines.append(f"data:      ingested {d['ingested']}, valid {d['valid']}, quarantined {d['quarantined']}, "
-                     f"validation {'passed' if d['validation_passed'] else 'failed'}")
+        lines.append(
+            f"data:      ingested {d['ingested']}, valid {d['valid']}, quarantined {d['quarantined']}, "
+            f"validation {'passed' if d['validation_passed'] else 'failed'}"
+        )
     if d.get("adapter") or d.get("evaluation"):
         lines.append("metrics:")
         if d.get("adapter"):
@@ -106,13 +125,16 @@ def describe_text(d: dict[str, Any]) -> list[str]:
     if registration:
         aliases = " ".join(f"@{a}" for a in registration.get("aliases") or [])
         reason = (registration.get("promotion") or {}).get("reason")
-        lines.append(f"registered: {registration['name']} v{registration['version']} {aliases}".rstrip()
-                     + (f"  ({reason})" if reason else ""))
+        lines.append(
+            f"registered: {registration['name']} v{registration['version']} {aliases}".rstrip()
+            + (f"  ({reason})" if reason else "")
+        )
     elif d.get("registered"):
         lines.append("registered: " + ", ".join(d["registered"]))
     for name, where in (d.get("reports") or {}).items():
         lines.append(f"{name} report: " + "  ".join(where.values()))
     lines.append("config:")
-    lines += [f"  {section}: {json.dumps(value, ensure_ascii=False, default=str)}"
-              for section, value in d["config"].items()]
+    lines += [
+        f"  {section}: {json.dumps(value, ensure_ascii=False, default=str)}" for section, value in d["config"].items()
+    ]
     return lines

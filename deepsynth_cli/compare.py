@@ -24,10 +24,16 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, An
 
 def _side(version: dict[str, Any], ref: str, run: Any) -> dict[str, Any]:
     tags = version["tags"]
-    return {"ref": ref, "name": version["name"], "version": version["version"], "aliases": version["aliases"],
-            "created": version["created"], "mlflow_run_id": version["run_id"],
-            "mlflow_run": run.info.run_name if run else None,
-            **{k: tags.get(k) for k in IDENTITY_TAGS}}
+    return {
+        "ref": ref,
+        "name": version["name"],
+        "version": version["version"],
+        "aliases": version["aliases"],
+        "created": version["created"],
+        "mlflow_run_id": version["run_id"],
+        "mlflow_run": run.info.run_name if run else None,
+        **{k: tags.get(k) for k in IDENTITY_TAGS},
+    }
 
 
 def compare_versions(ref_a: str, ref_b: str) -> dict[str, Any]:
@@ -51,18 +57,32 @@ def compare_versions(ref_a: str, ref_b: str) -> dict[str, Any]:
             versions.append(registry.show(ref))
         run_id = versions[-1]["run_id"]
         runs.append(client.get_run(run_id) if run_id else None)
-    metrics = [{**{k: v for k, v in (run.data.metrics if run else {}).items() if k in TRAINING_METRICS}, **v["metrics"]}
-               for v, run in zip(versions, runs)]
+    metrics = [
+        {**{k: v for k, v in (run.data.metrics if run else {}).items() if k in TRAINING_METRICS}, **v["metrics"]}
+        for v, run in zip(versions, runs)
+    ]
     table = {}
     for key in sorted(set(metrics[0]) | set(metrics[1])):
         a, b = metrics[0].get(key), metrics[1].get(key)
         table[key] = {"a": a, "b": b, "difference": b - a if a is not None and b is not None else None}
     params = [{k: v for k, v in (run.data.params if run else {}).items() if k not in PER_RUN_PARAMS} for run in runs]
     tags = [{k: v for k, v in ver["tags"].items() if k not in IDENTITY_TAGS + DATA_TAGS} for ver in versions]
-    data = {k: {"a": versions[0]["tags"].get(k), "b": versions[1]["tags"].get(k),
-                "same": versions[0]["tags"].get(k) == versions[1]["tags"].get(k)} for k in DATA_TAGS}
-    return {"a": _side(versions[0], ref_a, runs[0]), "b": _side(versions[1], ref_b, runs[1]), "metrics": table,
-            "params": _differences(*params), "tags": _differences(*tags), "data": data}
+    data = {
+        k: {
+            "a": versions[0]["tags"].get(k),
+            "b": versions[1]["tags"].get(k),
+            "same": versions[0]["tags"].get(k) == versions[1]["tags"].get(k),
+        }
+        for k in DATA_TAGS
+    }
+    return {
+        "a": _side(versions[0], ref_a, runs[0]),
+        "b": _side(versions[1], ref_b, runs[1]),
+        "metrics": table,
+        "params": _differences(*params),
+        "tags": _differences(*tags),
+        "data": data,
+    }
 
 
 def _number(value: float | None, sign: str = "") -> str:
@@ -85,8 +105,10 @@ def compare(ref_a: str, ref_b: str, as_json: bool) -> None:
     a, b = result["a"], result["b"]
     for side, label in ((a, "A"), (b, "B")):
         aliases = " ".join(f"@{x}" for x in side["aliases"])
-        echo(f"{label}: {side['name']} v{side['version']} {aliases}  created {side['created']}  "
-             f"run {side['mlflow_run'] or '-'}")
+        echo(
+            f"{label}: {side['name']} v{side['version']} {aliases}  created {side['created']}  "
+            f"run {side['mlflow_run'] or '-'}"
+        )
     echo("")
     rows = [["METRIC", "A", "B", "B - A"]]
     rows += [[k, _number(m["a"]), _number(m["b"]), _number(m["difference"], "+")] for k, m in result["metrics"].items()]

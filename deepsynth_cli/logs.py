@@ -158,8 +158,12 @@ def configure(verbosity: int = 0, debug: bool = False, home: Path | None = None,
     to_file.setFormatter(PlainFormatter(_FILE_FORMAT))
     to_stderr = logging.StreamHandler(sys.stderr)
     to_stderr.addFilter(VerbosityFilter(verbosity, debug))
-    to_stderr.setFormatter(PlainFormatter("%(levelname)s %(name)s: %(message)s" if verbosity or debug else "%(message)s",
-                                          keep_color=wants_color(sys.stderr)))
+    to_stderr.setFormatter(
+        PlainFormatter(
+            "%(levelname)s %(name)s: %(message)s" if verbosity or debug else "%(message)s",
+            keep_color=wants_color(sys.stderr),
+        )
+    )
     _Setup.handlers = [to_file, to_stderr]
     for handler in _Setup.handlers:
         root.addHandler(handler)

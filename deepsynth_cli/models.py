@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import click
 
@@ -128,8 +128,9 @@ def models_promote(name: str, version: str, alias: str, as_json: bool) -> None:
 
 @models.command("download")
 @click.argument("ref", metavar="NAME@ALIAS|NAME/VERSION")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="New or empty folder for the package.")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New or empty folder for the package."
+)
 @json_option
 def models_download(ref: str, out_dir: str, as_json: bool) -> None:
     """Download a version's export package (verified against its manifest) into --out; prints JSON."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Any, Callable, Iterator, TextIO
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 import click
 
@@ -59,8 +60,13 @@ def _remember_json(_ctx: click.Context, _param: click.Parameter, value: bool) ->
 
 
 #: ``--json`` for any command: its result as one JSON document on stdout (errors too).
-json_option = click.option("--json", "as_json", is_flag=True, callback=_remember_json,
-                           help="Print the result as one JSON document on stdout (everything else goes to stderr).")
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    callback=_remember_json,
+    help="Print the result as one JSON document on stdout (everything else goes to stderr).",
+)
 
 
 def _remember_verbosity(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -75,12 +81,31 @@ def _remember_verbosity(_ctx: click.Context, param: click.Parameter, value: Any)
 
 def verbosity_options(func: Callable) -> Callable:
     """``-v``/``--verbose`` (repeatable), ``--debug`` and ``--progress``, on the group and on every command."""
-    func = click.option("--progress", is_flag=True, expose_value=False, callback=_remember_verbosity, is_eager=True,
-                        help="Draw progress bars even when stderr is not a terminal (default: on a terminal only).")(func)
-    func = click.option("-v", "--verbose", count=True, expose_value=False, callback=_remember_verbosity, is_eager=True,
-                        help="Show more on stderr: -v third-party warnings and messages, -vv progress messages too.")(func)
-    return click.option("--debug", is_flag=True, expose_value=False, callback=_remember_verbosity, is_eager=True,
-                        help="Log everything and show tracebacks on errors.")(func)
+    func = click.option(
+        "--progress",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_verbosity,
+        is_eager=True,
+        help="Draw progress bars even when stderr is not a terminal (default: on a terminal only).",
+    )(func)
+    func = click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_remember_verbosity,
+        is_eager=True,
+        help="Show more on stderr: -v third-party warnings and messages, -vv progress messages too.",
+    )(func)
+    return click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_verbosity,
+        is_eager=True,
+        help="Log everything and show tracebacks on errors.",
+    )(func)
 
 
 @contextlib.contextmanager

@@ -24,16 +24,34 @@ def write_pngs(rendered, png_dir: Path) -> None:
 
 @click.command(cls=Command)
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the rendered dataset.")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the rendered dataset."
+)
 @config_options()
 @file_source_options
-@click.option("--font", default=None, help="TrueType font path, or 'builtin' for Pillow's ASCII-only font [default: the fallback chain].")
-@click.option("--max-pages", type=int, default=None, help="Pages per document before truncation (recorded) [default: 4].")
+@click.option(
+    "--font",
+    default=None,
+    help="TrueType font path, or 'builtin' for Pillow's ASCII-only font [default: the fallback chain].",
+)
+@click.option(
+    "--max-pages", type=int, default=None, help="Pages per document before truncation (recorded) [default: 4]."
+)
 @click.option("--png", "write_png", is_flag=True, help="Also write every page as OUT/png/<id>-<mode>-<page>.png.")
 @json_option
-def render(input_path: str, out_dir: str, config_path: str | None, overrides: tuple[str, ...], mode: str | None,
-           text_column: str | None, summary_column: str | None, font: str | None, max_pages: int | None,
-           write_png: bool, as_json: bool) -> None:
+def render(
+    input_path: str,
+    out_dir: str,
+    config_path: str | None,
+    overrides: tuple[str, ...],
+    mode: str | None,
+    text_column: str | None,
+    summary_column: str | None,
+    font: str | None,
+    max_pages: int | None,
+    write_png: bool,
+    as_json: bool,
+) -> None:
     """Render a local JSONL/CSV/Parquet file to page images (no ZenML needed).
 
     The render and ingest sections come from --config and --set like `deepsynth run`. Exits 2
@@ -43,12 +61,15 @@ def render(input_path: str, out_dir: str, config_path: str | None, overrides: tu
     from pipelines.config_checks import read_documents
 
     extra = {"render.font": ("--font", font), "render.max_pages": ("--max-pages", max_pages)}
-    config, source = file_source_config(input_path, config_path, overrides, mode, text_column, summary_column,
-                                        "render", extra, check=False)
+    config, source = file_source_config(
+        input_path, config_path, overrides, mode, text_column, summary_column, "render", extra, check=False
+    )
     documents = read_documents(config, source)
     if documents.table.num_rows == 0:
         reasons = "; ".join(r["reason"] for r in documents.rejects[:3]) or "the file holds no rows"
-        raise InputError(Location(input_path), f"no document could be read ({len(documents.rejects)} rejected: {reasons})")
+        raise InputError(
+            Location(input_path), f"no document could be read ({len(documents.rejects)} rejected: {reasons})"
+        )
     rendered = render_dataset(documents.rows(), config.render, out_dir, total=documents.table.num_rows)
     if write_png:
         write_pngs(rendered, Path(out_dir) / "png")

@@ -7,7 +7,8 @@ before ZenML is imported: a bad key, file, column, mode or split fails in about 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -16,29 +17,56 @@ from deepsynth_cli.output import Command, json_option, run_and_emit
 MODES = ("tiny", "small", "base", "large", "gundam")
 
 
-def config_options(required: bool = False, default: str | None = None,
-                   help: str = "Run configuration YAML (see configs/); options and --set override its values.") -> Callable:
+def config_options(
+    required: bool = False,
+    default: str | None = None,
+    help: str = "Run configuration YAML (see configs/); options and --set override its values.",
+) -> Callable:
     """``--config`` and ``--set`` (repeatable), the same on every command that reads a run config."""
 
     def decorate(func: Callable) -> Callable:
-        func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                            help="Override a config value, e.g. --set render.modes=[tiny] (parsed as YAML). Repeatable.")(func)
-        return click.option("--config", "config_path", required=required, default=default, show_default=default is not None,
-                            type=click.Path(dir_okay=False), help=help)(func)
+        func = click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override a config value, e.g. --set render.modes=[tiny] (parsed as YAML). Repeatable.",
+        )(func)
+        return click.option(
+            "--config",
+            "config_path",
+            required=required,
+            default=default,
+            show_default=default is not None,
+            type=click.Path(dir_okay=False),
+            help=help,
+        )(func)
 
     return decorate
 
 
 def file_source_options(func: Callable) -> Callable:
     """``--mode``, ``--text-column`` and ``--summary-column`` for commands that read a local file."""
-    func = click.option("--summary-column", default=None, help="Column holding the reference summary [default: summary].")(func)
+    func = click.option(
+        "--summary-column", default=None, help="Column holding the reference summary [default: summary]."
+    )(func)
     func = click.option("--text-column", default=None, help="Column holding the document text [default: text].")(func)
-    return click.option("--mode", type=click.Choice(MODES), default=None, help="DeepSeek-OCR resolution mode [default: base].")(func)
+    return click.option(
+        "--mode", type=click.Choice(MODES), default=None, help="DeepSeek-OCR resolution mode [default: base]."
+    )(func)
 
 
-def file_source_config(input_path: str, config_path: str | None, overrides: tuple[str, ...], mode: str | None,
-                       text_column: str | None, summary_column: str | None, command: str,
-                       extra: dict[str, tuple[str, Any]] | None = None, check: bool = True) -> tuple[Any, Any]:
+def file_source_config(
+    input_path: str,
+    config_path: str | None,
+    overrides: tuple[str, ...],
+    mode: str | None,
+    text_column: str | None,
+    summary_column: str | None,
+    command: str,
+    extra: dict[str, tuple[str, Any]] | None = None,
+    check: bool = True,
+) -> tuple[Any, Any]:
     """The run configuration (and its :class:`~pipelines.config_loading.ConfigSource`) of a command reading INPUT.
 
     Values come from the config file, then ``--set``, then the command's options (``extra``: more
@@ -79,8 +107,15 @@ def run(config_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
 @config_options()
 @file_source_options
 @json_option
-def data(input_path: str, config_path: str | None, overrides: tuple[str, ...], mode: str | None,
-         text_column: str | None, summary_column: str | None, as_json: bool) -> None:
+def data(
+    input_path: str,
+    config_path: str | None,
+    overrides: tuple[str, ...],
+    mode: str | None,
+    text_column: str | None,
+    summary_column: str | None,
+    as_json: bool,
+) -> None:
     """Ingest, render and validate a local JSONL/CSV/Parquet file as a ZenML pipeline.
 
     Prints counts (ingested, valid, quarantined with id and reason per row), pages, truncated
@@ -94,9 +129,19 @@ def data(input_path: str, config_path: str | None, overrides: tuple[str, ...], m
 
 
 @click.command(cls=Command)
-@click.option("--adapter-artifact", "adapter_artifact", required=True, metavar="ID",
-              help="ZenML artifact version id of a train_lora 'adapter', or the id/name of the pipeline run that trained it (run_id in `deepsynth run --json`).")
-@config_options(default="configs/quickstart.yaml", help="Run configuration whose export/register/evaluate sections apply.")
+@click.option(
+    "--adapter-artifact",
+    "adapter_artifact",
+    required=True,
+    metavar="ID",
+    help=(
+        "ZenML artifact version id of a train_lora 'adapter', or the id/name of the pipeline run that trained it "
+        "(run_id in `deepsynth run --json`)."
+    ),
+)
+@config_options(
+    default="configs/quickstart.yaml", help="Run configuration whose export/register/evaluate sections apply."
+)
 @json_option
 def register(adapter_artifact: str, config_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
     """Export and register an adapter already in the ZenML artifact store (e.g. after an MLflow outage).

@@ -12,8 +12,11 @@ from deepsynth.errors import DeepSynthError
 from deepsynth_cli.output import Group, echo, echo_json, json_option
 
 crontab_option = click.option(
-    "--crontab-file", type=click.Path(dir_okay=False), envvar="DEEPSYNTH_CRONTAB_FILE",
-    help="Use this file instead of the user's crontab (env DEEPSYNTH_CRONTAB_FILE).")
+    "--crontab-file",
+    type=click.Path(dir_okay=False),
+    envvar="DEEPSYNTH_CRONTAB_FILE",
+    help="Use this file instead of the user's crontab (env DEEPSYNTH_CRONTAB_FILE).",
+)
 
 
 @click.group(cls=Group)
@@ -22,17 +25,38 @@ def schedule() -> None:
 
 
 @schedule.command("install")
-@click.option("--cron", "cron", required=True, metavar="EXPR", help='Cron expression, e.g. "0 3 * * 1" (Mondays 03:00).')
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Run configuration of each firing. Default: configs/schedule.yaml when the active stack is the one it "
-                   "names, else configs/schedule-local.yaml (the local stack).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override passed on to `deepsynth run`. Repeatable.")
-@click.option("--name", default="retrain", show_default=True, help="Entry name; installing the same name again replaces it.")
+@click.option(
+    "--cron", "cron", required=True, metavar="EXPR", help='Cron expression, e.g. "0 3 * * 1" (Mondays 03:00).'
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Run configuration of each firing. Default: configs/schedule.yaml when the active stack is the one it "
+    "names, else configs/schedule-local.yaml (the local stack).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Config override passed on to `deepsynth run`. Repeatable.",
+)
+@click.option(
+    "--name", default="retrain", show_default=True, help="Entry name; installing the same name again replaces it."
+)
 @click.option("--print", "print_only", is_flag=True, help="Print the crontab line; install nothing.")
 @crontab_option
 @json_option
-def schedule_install(cron: str, config_path: str | None, overrides: tuple[str, ...], name: str, print_only: bool,
-                     crontab_file: str | None, as_json: bool) -> None:
+def schedule_install(
+    cron: str,
+    config_path: str | None,
+    overrides: tuple[str, ...],
+    name: str,
+    print_only: bool,
+    crontab_file: str | None,
+    as_json: bool,
+) -> None:
     """Install a crontab entry that runs `deepsynth run --config CONFIG` on schedule, from this directory.
 
     The config is checked now, including that its deployment.stack is registered in this DeepSynth
@@ -90,7 +114,9 @@ def schedule_remove(name: str, crontab_file: str | None, as_json: bool) -> None:
 @schedule.command("fire")
 @click.argument("name")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Run configuration.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override passed on to `deepsynth run`.")
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override passed on to `deepsynth run`."
+)
 def schedule_fire(name: str, config_path: str, overrides: tuple[str, ...]) -> None:
     """What an entry runs when cron fires it: `deepsynth run` under the entry NAME's lock.
 

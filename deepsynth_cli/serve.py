@@ -6,16 +6,26 @@ import click
 
 from deepsynth_cli.output import Command, echo, echo_json, json_option
 
-
 _OVERRIDES = ("host", "port", "device", "max_batch_size", "max_wait_ms", "poll_interval_s")
 
 
 @click.command(cls=Command)
-@click.option("--model", "models", multiple=True, required=True, metavar="[NAME=]REF",
-              help="An adapter to serve: models:/NAME@ALIAS, models:/NAME/VERSION, an export folder or zip; "
-                   "repeat for several (all on one base model). NAME= sets the name requests use.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="YAML with a serve section (configs/serving/serve.yaml); the options below override it.")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    metavar="[NAME=]REF",
+    help="An adapter to serve: models:/NAME@ALIAS, models:/NAME/VERSION, an export folder or zip; "
+    "repeat for several (all on one base model). NAME= sets the name requests use.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML with a serve section (configs/serving/serve.yaml); the options below override it.",
+)
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="TCP port (default 8080; 0: any free port).")
 @click.option("--device", default=None, help="cpu or cuda.")
@@ -56,8 +66,11 @@ def serve(models: tuple[str, ...], config_path: str | None, access_log: bool, as
     except OSError as exc:
         raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc}") from None
     if config.host not in ("127.0.0.1", "::1", "localhost") and not api_token():
-        click.echo(f"warning: listening on {config.host} without DEEPSYNTH_API_TOKEN: anyone who reaches it can "
-                   "use and change the server", err=True)
+        click.echo(
+            f"warning: listening on {config.host} without DEEPSYNTH_API_TOKEN: anyone who reaches it can "
+            "use and change the server",
+            err=True,
+        )
     server = ModelServer(config).start(models)
     http = HttpServer(server, sock, log_level="info", access_log=access_log)
     summary = {"url": http.url, "docs": f"{http.url}/docs", "adapters": [s.info() for s in server.holder.slots()]}

@@ -15,7 +15,12 @@ def stack() -> None:
 @stack.command("register")
 @click.argument("recipe")
 @click.option("--activate", is_flag=True, help="Make it the active stack afterwards.")
-@click.option("--check", "check_only", is_flag=True, help="Only validate the recipe (flavors, configuration, environment); register nothing.")
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Only validate the recipe (flavors, configuration, environment); register nothing.",
+)
 @json_option
 def stack_register(recipe: str, activate: bool, check_only: bool, as_json: bool) -> None:
     """Register (or update) the stack that RECIPE describes: a name in configs/stacks/ or a YAML path.

@@ -11,16 +11,22 @@ from deepsynth_cli.output import Command, echo, echo_json, json_option
 
 
 @click.command(cls=Command)
-@click.option("--model", "model_ref", required=True,
-              help="models:/NAME@ALIAS, models:/NAME/VERSION, an export folder or zip.")
+@click.option(
+    "--model", "model_ref", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, an export folder or zip."
+)
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--max-new-tokens", type=int, default=None,
-              help="Longest summary in tokens (default: the package's setting).")
-@click.option("--allow-unverified", is_flag=True,
-              help="Also load a local folder without a manifest (e.g. a trainer output); nothing in it is verified.")
+@click.option(
+    "--max-new-tokens", type=int, default=None, help="Longest summary in tokens (default: the package's setting)."
+)
+@click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="Also load a local folder without a manifest (e.g. a trainer output); nothing in it is verified.",
+)
 @json_option
-def summarize(model_ref: str, files: tuple[str, ...], max_new_tokens: int | None, allow_unverified: bool,
-              as_json: bool) -> None:
+def summarize(
+    model_ref: str, files: tuple[str, ...], max_new_tokens: int | None, allow_unverified: bool, as_json: bool
+) -> None:
     """Render each text FILE, run the model on its pages and print the summary."""
     if model_ref.startswith("models:/"):
         from deepsynth_cli.models import point_mlflow_at_stack
@@ -29,8 +35,10 @@ def summarize(model_ref: str, files: tuple[str, ...], max_new_tokens: int | None
     elif not Path(model_ref).exists():
         from deepsynth.errors import ConfigError
 
-        raise ConfigError(f"--model {model_ref}: no such export folder or zip package "
-                          "(or give models:/NAME@ALIAS, models:/NAME/VERSION)")
+        raise ConfigError(
+            f"--model {model_ref}: no such export folder or zip package "
+            "(or give models:/NAME@ALIAS, models:/NAME/VERSION)"
+        )
     from deepsynth.inference import Summarizer
     from deepsynth.registry.refs import ModelRef
 

@@ -28,8 +28,10 @@ def ui(host: str, mlflow_port: int, zenml_port: int, start_timeout: int, as_json
     home = prepare_environment()
     record = require_ready()
     if not record or not record.get("zenml_db"):
-        raise ConfigError("deepsynth ui serves this home's embedded stores; the active ZenML store is a server: "
-                          "open its own dashboard")
+        raise ConfigError(
+            "deepsynth ui serves this home's embedded stores; the active ZenML store is a server: "
+            "open its own dashboard"
+        )
     import_zenml()
     from zenml.client import Client
     from zenml.config.global_config import GlobalConfiguration
@@ -37,16 +39,28 @@ def ui(host: str, mlflow_port: int, zenml_port: int, start_timeout: int, as_json
     from pipelines.dashboards import start_dashboards, stop_dashboards
 
     client = Client()  # the local user has no onboarding survey to fill in before seeing the runs
-    client.update_user(client.active_user.id, updated_email_opt_in=False,
-                       updated_metadata={"finished_onboarding_survey": True})
+    client.update_user(
+        client.active_user.id, updated_email_opt_in=False, updated_metadata={"finished_onboarding_survey": True}
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    dashboards = start_dashboards(record["tracking_uri"], record["zenml_db"], str(GlobalConfiguration().user_id),
-                                  home / "logs", host, mlflow_port, zenml_port, start_timeout)
+    dashboards = start_dashboards(
+        record["tracking_uri"],
+        record["zenml_db"],
+        str(GlobalConfiguration().user_id),
+        home / "logs",
+        host,
+        mlflow_port,
+        zenml_port,
+        start_timeout,
+    )
     try:
-        addresses = {"mlflow_ui": dashboards[0].url, "zenml_dashboard": dashboards[1].url,
-                     "logs": [str(home / "logs" / name) for name in ("mlflow-ui.log", "zenml-dashboard.log")]}
+        addresses = {
+            "mlflow_ui": dashboards[0].url,
+            "zenml_dashboard": dashboards[1].url,
+            "logs": [str(home / "logs" / name) for name in ("mlflow-ui.log", "zenml-dashboard.log")],
+        }
         if as_json:
             echo_json(addresses)
         else:

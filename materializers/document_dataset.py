@@ -42,7 +42,8 @@ class DocumentDatasetMaterializer(BaseMaterializer):
         meta = data.metadata()
         page = (
             f"<h3>{html.escape(meta['source'])} — {meta['rows']} documents</h3>"
-            f"<p>per split: {meta['rows_per_split']}; rejected: {meta['rejected']}; content hash {meta['content_hash'][:16]}</p>"
+            f"<p>per split: {meta['rows_per_split']}; rejected: {meta['rejected']}; content hash "
+            f"{meta['content_hash'][:16]}</p>"
             "<table border=1 cellpadding=4><tr><th>id</th><th>split</th><th>chars</th><th>summary</th></tr>"
             f"{rows}</table>" + (f"<h4>Rejected rows</h4><ul>{rejects}</ul>" if rejects else "")
         )

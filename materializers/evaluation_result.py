@@ -11,8 +11,8 @@ from zenml.enums import ArtifactType, VisualizationType
 from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
-from deepsynth.evaluation.result import EvaluationResult
 from deepsynth.evaluation.report import render_html
+from deepsynth.evaluation.result import EvaluationResult
 
 RESULT = "evaluation.json"
 

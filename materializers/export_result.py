@@ -26,8 +26,11 @@ class ExportResultMaterializer(BaseMaterializer):
         upload_dir(data.output_dir, self.uri)
 
     def extract_metadata(self, data: ExportResult) -> dict[str, Any]:
-        return {"adapter_sha256": data.adapter_sha256, "files": len(data.manifest["files"]),
-                "package": os.path.basename(str(data.package_path)) if data.package_path else ""}
+        return {
+            "adapter_sha256": data.adapter_sha256,
+            "files": len(data.manifest["files"]),
+            "package": os.path.basename(str(data.package_path)) if data.package_path else "",
+        }
 
     def save_visualizations(self, data: ExportResult) -> dict[str, VisualizationType]:
         card = data.output_dir / "README.md"

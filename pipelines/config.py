@@ -43,17 +43,33 @@ class DeploymentConfig(Section):
 
     _section = "deployment"
 
-    stack: str | None = knob(None, "ZenML stack to run on (see `deepsynth stack register`); null = the embedded local stack")
+    stack: str | None = knob(
+        None, "ZenML stack to run on (see `deepsynth stack register`); null = the embedded local stack"
+    )
     cpu_image: str = knob("deepsynth/cpu:0.1.0", "Image for every CPU step (docker/Dockerfile.cpu; ${VAR} allowed)")
-    gpu_image: str | None = knob(None, "Image for the GPU steps (docker/Dockerfile.gpu; ${VAR} allowed); null = cpu_image")
+    gpu_image: str | None = knob(
+        None, "Image for the GPU steps (docker/Dockerfile.gpu; ${VAR} allowed); null = cpu_image"
+    )
     gpu_steps: list[str] = knob(list(GPU_STEPS), "Steps that run on gpu_image with gpu_count GPUs")
     gpu_count: int = knob(0, "GPUs per GPU step (ResourceSettings.gpu_count); 0 = no accelerator requested")
-    gpu_memory: str | None = knob(None, "Memory per GPU step, e.g. 32GB (ResourceSettings.memory); null = orchestrator default")
-    gpu_node_selector: dict[str, str] = knob({}, "Kubernetes node labels for GPU steps' pods, e.g. {nvidia.com/gpu.present: 'true'}")
-    step_operator: str | None = knob(None, "Stack step operator that runs the GPU steps (e.g. deepsynth-gpu); null = the orchestrator")
-    skip_build: bool = knob(True, "Run on the prebuilt images as they are; false = ZenML builds its image on top of them")
-    nodes: int = knob(1, "Machines the training spans; >1: a Kubeflow PyTorchJob of that many pods (python -m pipelines.pytorchjob)")
-    shared_volume: str | None = knob(None, "ReadWriteMany PersistentVolumeClaim mounted at /shared in every training pod; required when nodes > 1")
+    gpu_memory: str | None = knob(
+        None, "Memory per GPU step, e.g. 32GB (ResourceSettings.memory); null = orchestrator default"
+    )
+    gpu_node_selector: dict[str, str] = knob(
+        {}, "Kubernetes node labels for GPU steps' pods, e.g. {nvidia.com/gpu.present: 'true'}"
+    )
+    step_operator: str | None = knob(
+        None, "Stack step operator that runs the GPU steps (e.g. deepsynth-gpu); null = the orchestrator"
+    )
+    skip_build: bool = knob(
+        True, "Run on the prebuilt images as they are; false = ZenML builds its image on top of them"
+    )
+    nodes: int = knob(
+        1, "Machines the training spans; >1: a Kubeflow PyTorchJob of that many pods (python -m pipelines.pytorchjob)"
+    )
+    shared_volume: str | None = knob(
+        None, "ReadWriteMany PersistentVolumeClaim mounted at /shared in every training pod; required when nodes > 1"
+    )
 
     def __post_init__(self) -> None:
         if self.gpu_count < 0:
@@ -61,8 +77,10 @@ class DeploymentConfig(Section):
         if self.nodes < 1:
             raise ValueError(f"deployment.nodes: must be >= 1, got {self.nodes}")
         if self.nodes > 1 and not self.shared_volume:
-            raise ValueError("deployment.shared_volume: required when nodes > 1 (the pods share the dataset, checkpoints "
-                             "and adapter through it)")
+            raise ValueError(
+                "deployment.shared_volume: required when nodes > 1 (the pods share the dataset, checkpoints "
+                "and adapter through it)"
+            )
         if self.gpu_count and not self.gpu_image:
             raise ValueError("deployment.gpu_image: required when gpu_count > 0 (the CPU image has no CUDA)")
         for name, value in (("cpu_image", self.cpu_image), ("gpu_image", self.gpu_image)):
@@ -76,7 +94,9 @@ class ScheduleConfig(Section):
 
     _section = "schedule"
 
-    cron: str | None = knob(None, "Cron expression (5 fields, UTC) for the orchestrator's schedule; null = run once now")
+    cron: str | None = knob(
+        None, "Cron expression (5 fields, UTC) for the orchestrator's schedule; null = run once now"
+    )
     name: str | None = knob(None, "Schedule name shown by the orchestrator; null = derived from the pipeline")
     catchup: bool = knob(False, "Run the intervals missed while the schedule was paused")
 
@@ -91,8 +111,12 @@ class TrackingConfig(Section):
 
     _section = "tracking"
 
-    server: str | None = knob(None, "Tracking server the stack's tracker must point at (http(s)://…, ${VAR} allowed); null = any")
-    allow_local_store: bool = knob(True, "Accept a file/SQLite tracking store; false for scheduled and CI runs that need a shared server")
+    server: str | None = knob(
+        None, "Tracking server the stack's tracker must point at (http(s)://…, ${VAR} allowed); null = any"
+    )
+    allow_local_store: bool = knob(
+        True, "Accept a file/SQLite tracking store; false for scheduled and CI runs that need a shared server"
+    )
 
     def __post_init__(self) -> None:
         if self.server is not None and "${" not in self.server and is_local_tracking_uri(self.server):
@@ -106,10 +130,13 @@ class TrackingConfig(Section):
         if self.server is not None:
             wanted = expand(self.server, "tracking.server").rstrip("/")
             if is_local_tracking_uri(wanted):
-                raise ValueError(f"tracking.server: {wanted!r} is a local file/SQLite store; name an MLflow tracking server")
+                raise ValueError(
+                    f"tracking.server: {wanted!r} is a local file/SQLite store; name an MLflow tracking server"
+                )
             if (tracker_uri or "").rstrip("/") != wanted:
                 raise ValueError(
-                    f"tracking.server: the active stack's experiment tracker logs to {tracker_uri or 'its embedded SQLite store'}, "
+                    "tracking.server: the active stack's experiment tracker logs to "
+                    f"{tracker_uri or 'its embedded SQLite store'}, "
                     f"not {wanted}; register a stack whose tracker points there (deepsynth stack register …)"
                 )
         if not self.allow_local_store and is_local_tracking_uri(tracker_uri):
@@ -125,7 +152,9 @@ class RunConfig(Section):
 
     _section = "run"
 
-    pipeline: Literal["data", "training"] = knob("training", "data = ingest → render → validate; training = data + train → evaluate → export and register")
+    pipeline: Literal["data", "training"] = knob(
+        "training", "data = ingest → render → validate; training = data + train → evaluate → export and register"
+    )
     run_name: str | None = knob(None, "ZenML run name template; null = pipeline name + timestamp")
     enable_cache: bool = knob(True, "Reuse step outputs whose code, parameters and inputs are unchanged")
     ingest: IngestConfig = knob(default_factory=IngestConfig, help="Where documents come from")

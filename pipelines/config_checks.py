@@ -51,12 +51,14 @@ def read_documents(config: RunConfig, source: ConfigSource) -> DocumentDataset:
     try:
         return ingest(config.ingest)
     except InputError as exc:
-        column_keys = {config.ingest.text_column: "ingest.text_column", config.ingest.summary_column: "ingest.summary_column"}
+        column_keys = {
+            config.ingest.text_column: "ingest.text_column",
+            config.ingest.summary_column: "ingest.summary_column",
+        }
         key = column_keys.get(exc.location.field or "")
         if key is None:
             raise
-        raise ConfigError(f"{exc}; name the right column with {source.fix(key, 'COLUMN')}",
-                          key=key) from None
+        raise ConfigError(f"{exc}; name the right column with {source.fix(key, 'COLUMN')}", key=key) from None
     except ConfigError as exc:  # the file does not exist or has an unknown extension
         raise source.explain(exc) from None
 
@@ -92,19 +94,22 @@ def check_processes(config: RunConfig, source: ConfigSource) -> None:
         raise ConfigError(
             f"{source.where('deployment.nodes')}: the pipeline's train_lora runs on one machine; for {deploy.nodes} "
             f"nodes run the data pipeline ({source.fix('pipeline', 'data')}) and submit the training as a PyTorchJob "
-            f"(python -m pipelines.pytorchjob --config ... --dataset /shared/...)")
+            f"(python -m pipelines.pytorchjob --config ... --dataset /shared/...)"
+        )
     if config.pipeline != "training" or deploy.gpu_count <= 0 or "train_lora" not in deploy.gpu_steps:
         return
     if wanted > deploy.gpu_count:
         raise ConfigError(
             f"{source.where('train.num_processes')}: {wanted} training processes need one GPU each, but "
             f"{source.label('deployment.gpu_count')} gives train_lora {deploy.gpu_count}; "
-            f"{source.fix('train.num_processes', '0')} starts one per GPU")
+            f"{source.fix('train.num_processes', '0')} starts one per GPU"
+        )
     if wanted == 1 and deploy.gpu_count > 1:
         raise ConfigError(
             f"{source.where('deployment.gpu_count')}: train_lora gets {deploy.gpu_count} GPUs, but "
             f"{source.label('train.num_processes')} is 1, so {deploy.gpu_count - 1} would stay idle; "
-            f"{source.fix('train.num_processes', '0')} starts one data-parallel process per GPU")
+            f"{source.fix('train.num_processes', '0')} starts one data-parallel process per GPU"
+        )
 
 
 def check_run_config(config: RunConfig, source: ConfigSource) -> None:

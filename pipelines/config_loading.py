@@ -59,15 +59,22 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_run_config(path: str | Path | None, overrides: list[str] | None = None,
-                    options: dict[str, tuple[str, Any]] | None = None, check: bool = True) -> RunConfig:
+def load_run_config(
+    path: str | Path | None,
+    overrides: list[str] | None = None,
+    options: dict[str, tuple[str, Any]] | None = None,
+    check: bool = True,
+) -> RunConfig:
     """:func:`load_with_source`'s configuration alone."""
     return load_with_source(path, overrides, options, check)[0]
 
 
-def load_with_source(path: str | Path | None, overrides: list[str] | None = None,
-                     options: dict[str, tuple[str, Any]] | None = None,
-                     check: bool = True) -> tuple[RunConfig, ConfigSource]:
+def load_with_source(
+    path: str | Path | None,
+    overrides: list[str] | None = None,
+    options: dict[str, tuple[str, Any]] | None = None,
+    check: bool = True,
+) -> tuple[RunConfig, ConfigSource]:
     """Load ``path`` strictly (unknown keys are errors), apply ``--set`` overrides, then command options.
 
     Args:
@@ -83,7 +90,9 @@ def load_with_source(path: str | Path | None, overrides: list[str] | None = None
         ConfigError: Naming the key, where it was set and the fix (exit code 2).
     """
     yaml_data = read_yaml(path) if path is not None else {}
-    source = ConfigSource(str(path) if path is not None else None, yaml_data, list(overrides or []), dict(options or {}))
+    source = ConfigSource(
+        str(path) if path is not None else None, yaml_data, list(overrides or []), dict(options or {})
+    )
     data = apply_overrides(copy.deepcopy(yaml_data), source.overrides)
     for dotted, (option, value) in source.options.items():
         if value is not None:

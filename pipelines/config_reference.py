@@ -51,15 +51,23 @@ class ReferenceSection:
 def sections() -> list[ReferenceSection]:
     """Every section: ``run`` (plain top-level keys), each section of :class:`RunConfig`, then ``serve``."""
     docs = key_docs(RunConfig)
-    found = [ReferenceSection("run", "Top-level keys of the run configuration", RUN_FILES,
-                              [d for d in docs if "." not in d.key])]
+    found = [
+        ReferenceSection(
+            "run", "Top-level keys of the run configuration", RUN_FILES, [d for d in docs if "." not in d.key]
+        )
+    ]
     for field in dataclasses.fields(RunConfig):
         keys = [d for d in docs if d.key.startswith(field.name + ".")]
         if keys:
             found.append(ReferenceSection(field.name, field.metadata["help"], RUN_FILES, keys))
-    found.append(ReferenceSection("serve", "The model server (deepsynth serve; its options override these)",
-                                  "configs/serving/serve.yaml (deepsynth serve --config FILE)",
-                                  key_docs(ServeConfig, "serve")))
+    found.append(
+        ReferenceSection(
+            "serve",
+            "The model server (deepsynth serve; its options override these)",
+            "configs/serving/serve.yaml (deepsynth serve --config FILE)",
+            key_docs(ServeConfig, "serve"),
+        )
+    )
     return found
 
 
@@ -121,10 +129,19 @@ def render_markdown(chosen: list[ReferenceSection] | None = None) -> str:
         "Sections: " + " · ".join(f"[`{s.name}`](#{s.name})" for s in chosen),
     ]
     for section in chosen:
-        lines += ["", f"## {section.name}", "", f"{section.title}. Written in {section.file}.", "",
-                  "| Key | Type | Default | Description |", "|---|---|---|---|"]
-        lines += [f"| `{doc.key}` | `{_cell(doc.type)}` | `{_cell(_value(doc.default))}` | {_cell(doc.help)} |"
-                  for doc in section.keys]
+        lines += [
+            "",
+            f"## {section.name}",
+            "",
+            f"{section.title}. Written in {section.file}.",
+            "",
+            "| Key | Type | Default | Description |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{doc.key}` | `{_cell(doc.type)}` | `{_cell(_value(doc.default))}` | {_cell(doc.help)} |"
+            for doc in section.keys
+        ]
     return "\n".join(lines) + "\n"
 
 

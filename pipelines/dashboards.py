@@ -47,8 +47,18 @@ def mlflow_executable() -> str:
 
 def mlflow_ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = MLFLOW_PORT) -> list[str]:
     """``mlflow ui`` on the tracking store ``tracking_uri``."""
-    return [mlflow_executable(), "ui", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port),
-            "--workers", "1"]
+    return [
+        mlflow_executable(),
+        "ui",
+        "--backend-store-uri",
+        tracking_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
 
 
 def mlflow_run_url(experiment_id: str, run_id: str, port: int = MLFLOW_PORT, host: str = "127.0.0.1") -> str:
@@ -66,19 +76,34 @@ def zenml_server_environment(database: str, user_id: str) -> dict[str, str]:
     server_config = Path(database).parent.parent.parent / "server"  # <home>/zenml/server: not the client's config
     return {
         **os.environ,
-        "ZENML_SERVER": "true", "ZENML_SERVER_ALLOW_LOCAL_FILE_ACCESS": "true",
-        "ZENML_CONFIG_PATH": str(server_config), "ZENML_STORE_URL": f"sqlite:///{database}",
+        "ZENML_SERVER": "true",
+        "ZENML_SERVER_ALLOW_LOCAL_FILE_ACCESS": "true",
+        "ZENML_CONFIG_PATH": str(server_config),
+        "ZENML_STORE_URL": f"sqlite:///{database}",
         "ZENML_LOCAL_STORES_PATH": str(Path(database).parent.parent),
-        "ZENML_SERVER_AUTH_SCHEME": "NO_AUTH", "ZENML_SERVER_DEPLOYMENT_TYPE": "local",
-        "ZENML_DISABLE_DATABASE_MIGRATION": "True", "ZENML_SERVER_AUTO_ACTIVATE": "True",
-        "ZENML_USER_ID": user_id, "ZENML_ANALYTICS_OPT_IN": "false",
+        "ZENML_SERVER_AUTH_SCHEME": "NO_AUTH",
+        "ZENML_SERVER_DEPLOYMENT_TYPE": "local",
+        "ZENML_DISABLE_DATABASE_MIGRATION": "True",
+        "ZENML_SERVER_AUTO_ACTIVATE": "True",
+        "ZENML_USER_ID": user_id,
+        "ZENML_ANALYTICS_OPT_IN": "false",
     }
 
 
 def zenml_server_command(host: str = "127.0.0.1", port: int = ZENML_PORT) -> list[str]:
     """The ZenML server (API and dashboard) under uvicorn."""
-    return [sys.executable, "-m", "uvicorn", "zenml.zen_server.zen_server_api:app", "--host", host,
-            "--port", str(port), "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "zenml.zen_server.zen_server_api:app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
 
 
 def _wait_until_up(dashboard: Dashboard, timeout_s: float) -> None:
@@ -86,8 +111,10 @@ def _wait_until_up(dashboard: Dashboard, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if dashboard.process is not None and dashboard.process.poll() is not None:
-            raise DeepSynthError(f"{dashboard.name} exited with code {dashboard.process.returncode} while starting "
-                                 f"({printable(dashboard.command)}); is port {dashboard.url.rsplit(':', 1)[-1]} free?")
+            raise DeepSynthError(
+                f"{dashboard.name} exited with code {dashboard.process.returncode} while starting "
+                f"({printable(dashboard.command)}); is port {dashboard.url.rsplit(':', 1)[-1]} free?"
+            )
         try:
             with urllib.request.urlopen(dashboard.url + "/health", timeout=5) as response:
                 if response.status == 200:
@@ -100,14 +127,22 @@ def _wait_until_up(dashboard: Dashboard, timeout_s: float) -> None:
 
 def _start(name: str, command: list[str], url: str, env: dict[str, str] | None, log: Path) -> Dashboard:
     handle = open(log, "ab")  # noqa: SIM115 - the child keeps it
-    process = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     return Dashboard(name, url, command, process)
 
 
-def start_dashboards(tracking_uri: str, zenml_database: str, zenml_user_id: str, log_dir: Path,
-                     host: str = "127.0.0.1", mlflow_port: int = MLFLOW_PORT, zenml_port: int = ZENML_PORT,
-                     timeout_s: float = 180.0) -> list[Dashboard]:
+def start_dashboards(
+    tracking_uri: str,
+    zenml_database: str,
+    zenml_user_id: str,
+    log_dir: Path,
+    host: str = "127.0.0.1",
+    mlflow_port: int = MLFLOW_PORT,
+    zenml_port: int = ZENML_PORT,
+    timeout_s: float = 180.0,
+) -> list[Dashboard]:
     """Start MLflow's UI and ZenML's dashboard and wait until both answer.
 
     Args:
@@ -125,10 +160,20 @@ def start_dashboards(tracking_uri: str, zenml_database: str, zenml_user_id: str,
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     started = [
-        _start("MLflow UI", mlflow_ui_command(tracking_uri, host, mlflow_port), f"http://{host}:{mlflow_port}", None,
-               log_dir / "mlflow-ui.log"),
-        _start("ZenML dashboard", zenml_server_command(host, zenml_port), f"http://{host}:{zenml_port}",
-               zenml_server_environment(zenml_database, zenml_user_id), log_dir / "zenml-dashboard.log"),
+        _start(
+            "MLflow UI",
+            mlflow_ui_command(tracking_uri, host, mlflow_port),
+            f"http://{host}:{mlflow_port}",
+            None,
+            log_dir / "mlflow-ui.log",
+        ),
+        _start(
+            "ZenML dashboard",
+            zenml_server_command(host, zenml_port),
+            f"http://{host}:{zenml_port}",
+            zenml_server_environment(zenml_database, zenml_user_id),
+            log_dir / "zenml-dashboard.log",
+        ),
     ]
     try:
         for dashboard in started:

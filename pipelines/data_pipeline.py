@@ -12,12 +12,19 @@ from steps.render_pages import render_pages
 from steps.validate_dataset import check_data_quality, validate_dataset
 
 
-def prepare_data(ingest_config: IngestConfig, source_revision: str, render: RenderSettings,
-                 validate: ValidationConfig, tracker: str | None):
+def prepare_data(
+    ingest_config: IngestConfig,
+    source_revision: str,
+    render: RenderSettings,
+    validate: ValidationConfig,
+    tracker: str | None,
+):
     """Wire the data steps (shared by every pipeline); returns the valid rendered dataset."""
     documents = ingest(ingest_config, source_revision)
     rendered = render_pages(documents, render)
-    valid, _quarantine, report = validate_dataset.with_options(experiment_tracker=tracker)(documents, rendered, validate)
+    valid, _quarantine, report = validate_dataset.with_options(experiment_tracker=tracker)(
+        documents, rendered, validate
+    )
     check_data_quality(report)
     return valid
 

@@ -47,7 +47,9 @@ def docker_settings(image: str, skip_build: bool) -> Any:
     return DockerSettings(parent_image=image, requirements=_requirements(), install_stack_requirements=True)
 
 
-def step_options(config: RunConfig, steps: list[str] | None = None, orchestrator_flavor: str | None = None) -> dict[str, dict[str, Any]]:
+def step_options(
+    config: RunConfig, steps: list[str] | None = None, orchestrator_flavor: str | None = None
+) -> dict[str, dict[str, Any]]:
     """Per-step configuration: the GPU steps' image, resources, step operator and node selector."""
     from zenml.config import ResourceSettings
 

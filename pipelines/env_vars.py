@@ -22,7 +22,8 @@ from deepsynth.errors import ConfigError
 PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-#: What ZenML substitutes (``zenml.utils.env_utils``: ``${NAME}``, digits allowed first) and this module's ``${NAME:-default}``.
+#: What ZenML substitutes (``zenml.utils.env_utils``: ``${NAME}``, digits allowed first) and this
+#: module's ``${NAME:-default}``.
 REFERENCE = re.compile(r"\$\{[A-Za-z0-9_]+(?::-[^}]*)?\}")
 
 

@@ -35,8 +35,16 @@ def recorded_run(run_name: str) -> Iterator[None]:
     folder = runs_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_name}.json"
-    path.write_text(json.dumps({"run_name": run_name, "pid": os.getpid(), "host": socket.gethostname(),
-                                "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+    path.write_text(
+        json.dumps(
+            {
+                "run_name": run_name,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+    )
     try:
         yield
     finally:
@@ -90,14 +98,27 @@ def close_interrupted_runs(client: Any) -> list[dict[str, Any]]:
                     continue
                 if artifact_store is not None:
                     removed += _partial_outputs(artifact_store, step.name, step.id)
-                client.zen_store.update_run_step(step.id, StepRunUpdate(status=ExecutionStatus.FAILED, end_time=utc_now()))
+                client.zen_store.update_run_step(
+                    step.id, StepRunUpdate(status=ExecutionStatus.FAILED, end_time=utc_now())
+                )
             for folder in removed:
                 shutil.rmtree(folder, ignore_errors=True)
             reason = f"interrupted: process {record['pid']} ended without finishing the run"
             client.zen_store.update_run(run.id, PipelineRunUpdate(status=ExecutionStatus.FAILED, status_reason=reason))
-            closed.append({"run_name": run.name, "run_id": str(run.id), "pid": record["pid"],
-                           "removed": [str(p) for p in removed]})
-            logger.warning("run %s (%s) was %s: marked failed; removed %d partial output folder(s)",
-                           run.name, run.id, reason, len(removed))
+            closed.append(
+                {
+                    "run_name": run.name,
+                    "run_id": str(run.id),
+                    "pid": record["pid"],
+                    "removed": [str(p) for p in removed],
+                }
+            )
+            logger.warning(
+                "run %s (%s) was %s: marked failed; removed %d partial output folder(s)",
+                run.name,
+                run.id,
+                reason,
+                len(removed),
+            )
         path.unlink(missing_ok=True)
     return closed

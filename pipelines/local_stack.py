@@ -21,6 +21,7 @@ STACK = "deepsynth-local"
 TRACKER = "deepsynth-mlflow"
 REGISTRY = "deepsynth-registry"
 
+
 def prepare_environment() -> Path:
     """Set ZenML/MLflow environment defaults (before ZenML is imported); return the home folder.
 
@@ -72,8 +73,12 @@ def _set_up_local_stack() -> dict[str, Any]:
     uri = client.active_stack.experiment_tracker.get_tracking_uri()
     MlflowClient(uri).search_experiments(max_results=1)  # creates MLflow's tables now, inside the set-up
     database = client.zen_store.config.url
-    return {"zenml_db": str(sqlite_path(database)) if sqlite_path(database) else None, "stack_id": str(client.active_stack_model.id),
-            "tracking_uri": uri, "mlflow_db": str(sqlite_path(uri)) if sqlite_path(uri) else None}
+    return {
+        "zenml_db": str(sqlite_path(database)) if sqlite_path(database) else None,
+        "stack_id": str(client.active_stack_model.id),
+        "tracking_uri": uri,
+        "mlflow_db": str(sqlite_path(uri)) if sqlite_path(uri) else None,
+    }
 
 
 def ensure_stack(name: str | None = None) -> str:
@@ -93,7 +98,9 @@ def ensure_stack(name: str | None = None) -> str:
         from deepsynth.errors import ConfigError
 
         if name not in {s.name for s in client.list_stacks(name=name).items}:
-            raise ConfigError(f"deployment.stack: no stack {name!r} (register one: deepsynth stack register configs/stacks/…)")
+            raise ConfigError(
+                f"deployment.stack: no stack {name!r} (register one: deepsynth stack register configs/stacks/…)"
+            )
         if client.active_stack_model.name != name:
             client.activate_stack(name)
         return name

@@ -85,8 +85,10 @@ def summarize(run: Any) -> dict[str, Any]:
     if evaluation is not None:
         from deepsynth.evaluation.report import verdict
 
-        summary["evaluation"] = {system: {k: round(v, 4) for k, v in metrics.items() if k in KEY_METRICS}
-                                 for system, metrics in evaluation.systems.items()}
+        summary["evaluation"] = {
+            system: {k: round(v, 4) for k, v in metrics.items() if k in KEY_METRICS}
+            for system, metrics in evaluation.systems.items()
+        }
         summary["evaluation_verdict"] = verdict(evaluation)[1]
     registration = _loaded_output(run, "export_and_register", "registration")
     if registration is not None:
@@ -108,14 +110,19 @@ def how_trained(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, An
     if device == "auto":
         source = str(metrics.get("mfu_peak_source") or "")
         device = "cpu" if source.startswith("CPU") else "cuda" if "GPU" in source or "datasheet" in source else device
-    return {"world_size": metrics.get("world_size", 1), "device": device,
-            "precision": config.get("mixed_precision") or "no",
-            "quantization": f"qlora {config.get('qlora_bits') or 4}-bit" if config.get("use_qlora") else "none"}
+    return {
+        "world_size": metrics.get("world_size", 1),
+        "device": device,
+        "precision": config.get("mixed_precision") or "no",
+        "quantization": f"qlora {config.get('qlora_bits') or 4}-bit" if config.get("use_qlora") else "none",
+    }
 
 
 #: The HTML reports a run writes: step, output artifact, file inside the artifact's folder.
-REPORTS = {"validation": ("validate_dataset", "validation_report", "report.html"),
-           "evaluation": ("evaluate_adapter", "evaluation_report", "output.html")}
+REPORTS = {
+    "validation": ("validate_dataset", "validation_report", "report.html"),
+    "evaluation": ("evaluate_adapter", "evaluation_report", "output.html"),
+}
 
 
 def report_locations(run: Any) -> dict[str, dict[str, str]]:
@@ -168,10 +175,11 @@ def browse_hints(run_name: str, model_name: str | None) -> dict[str, str]:
     from pipelines.dashboards import mlflow_ui_command, printable
 
     env, deepsynth = store_environment(), venv_executable("deepsynth")
-    hints = {"run": f"{env}{deepsynth} runs show {shlex.quote(run_name)}",
-             "runs": f"{env}{deepsynth} runs list",
-             "ui": f"{env}{deepsynth} ui   # MLflow UI on http://127.0.0.1:5000, ZenML dashboard on "
-                   "http://127.0.0.1:8237"}
+    hints = {
+        "run": f"{env}{deepsynth} runs show {shlex.quote(run_name)}",
+        "runs": f"{env}{deepsynth} runs list",
+        "ui": f"{env}{deepsynth} ui   # MLflow UI on http://127.0.0.1:5000, ZenML dashboard on http://127.0.0.1:8237",
+    }
     tracker = Client().active_stack.experiment_tracker
     if tracker is not None:
         command = mlflow_ui_command(tracker.get_tracking_uri())

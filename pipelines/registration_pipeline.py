@@ -74,11 +74,15 @@ def register_existing_adapter(config: RunConfig, adapter_artifact: str) -> dict[
         except (KeyError, ValueError):
             adapter = None
         if adapter is None:
-            raise ConfigError(f"--adapter-artifact {adapter_artifact}: neither an artifact version id nor a "
-                              "pipeline run with a train_lora adapter") from None
+            raise ConfigError(
+                f"--adapter-artifact {adapter_artifact}: neither an artifact version id nor a "
+                "pipeline run with a train_lora adapter"
+            ) from None
     if adapter.data_type.attribute != "TrainedAdapter" or adapter.producer_pipeline_run_id is None:
-        raise ConfigError(f"--adapter-artifact {adapter_artifact}: not an adapter written by train_lora "
-                          f"(type {adapter.data_type.attribute})")
+        raise ConfigError(
+            f"--adapter-artifact {adapter_artifact}: not an adapter written by train_lora "
+            f"(type {adapter.data_type.attribute})"
+        )
     producer = client.get_pipeline_run(adapter.producer_pipeline_run_id)
     dataset = step_output(producer, "validate_dataset", "valid")
     if dataset is None:
@@ -94,7 +98,9 @@ def register_existing_adapter(config: RunConfig, adapter_artifact: str) -> dict[
         "register": config.register,
         "tracker": tracker.name if tracker else None,
     }
-    summary = run_and_summarize(registration_pipeline.with_options(model=zenml_model(config.register.model_name)), params)
+    summary = run_and_summarize(
+        registration_pipeline.with_options(model=zenml_model(config.register.model_name)), params
+    )
     summary["adapter_artifact"] = str(adapter.id)
     summary["producer_run"] = str(producer.id)
     return summary

@@ -41,10 +41,18 @@ def recent_runs(client: Any, tracking_uri: str | None, limit: int = 20) -> list[
     """The ``limit`` most recent pipeline runs, newest first: name, id, pipeline, status, start, duration, version."""
     versions = registered_versions(tracking_uri)
     page = client.list_pipeline_runs(sort_by="desc:created", size=max(1, limit), hydrate=True)
-    return [{"name": run.name, "id": str(run.id), "pipeline": run.pipeline.name if run.pipeline else None,
-             "status": str(run.status.value), "start": _time(run.start_time),
-             "duration_s": _seconds(run.start_time, run.end_time),
-             "registered": versions.get(str(run.id), [])} for run in page.items[:limit]]
+    return [
+        {
+            "name": run.name,
+            "id": str(run.id),
+            "pipeline": run.pipeline.name if run.pipeline else None,
+            "status": str(run.status.value),
+            "start": _time(run.start_time),
+            "duration_s": _seconds(run.start_time, run.end_time),
+            "registered": versions.get(str(run.id), []),
+        }
+        for run in page.items[:limit]
+    ]
 
 
 def find_run(client: Any, ref: str) -> Any:
@@ -65,14 +73,21 @@ def find_run(client: Any, ref: str) -> Any:
     recent = [run.name for run in client.list_pipeline_runs(sort_by="desc:created", size=NAMED_IN_ERRORS).items]
     if not recent:
         raise ConfigError(f"no pipeline run {ref!r}: nothing has run with this home yet")
-    raise ConfigError(f"no pipeline run {ref!r} (a run name, id, unique id prefix or latest); the most recent: "
-                      + ", ".join(recent))
+    raise ConfigError(
+        f"no pipeline run {ref!r} (a run name, id, unique id prefix or latest); the most recent: " + ", ".join(recent)
+    )
 
 
 def step_table(run: Any) -> dict[str, dict[str, Any]]:
     """Each step of ``run`` in order: status, duration, and whether it was a cache hit."""
-    return {name: {"status": str(step.status.value), "duration_s": _seconds(step.start_time, step.end_time),
-                   "cached": str(step.status.value) == "cached"} for name, step in run.steps.items()}
+    return {
+        name: {
+            "status": str(step.status.value),
+            "duration_s": _seconds(step.start_time, step.end_time),
+            "cached": str(step.status.value) == "cached",
+        }
+        for name, step in run.steps.items()
+    }
 
 
 def describe_run(run: Any, tracking_uri: str | None) -> dict[str, Any]:
@@ -83,9 +98,14 @@ def describe_run(run: Any, tracking_uri: str | None) -> dict[str, Any]:
     summary.pop("browse", None)
     steps = step_table(run)
     return {
-        "run_name": run.name, "run_id": str(run.id), "pipeline": run.pipeline.name if run.pipeline else None,
-        "status": str(run.status.value), "start": _time(run.start_time), "end": _time(run.end_time),
-        "duration_s": _seconds(run.start_time, run.end_time), "steps": steps,
+        "run_name": run.name,
+        "run_id": str(run.id),
+        "pipeline": run.pipeline.name if run.pipeline else None,
+        "status": str(run.status.value),
+        "start": _time(run.start_time),
+        "end": _time(run.end_time),
+        "duration_s": _seconds(run.start_time, run.end_time),
+        "steps": steps,
         "cache_hits": sum(step["cached"] for step in steps.values()),
         "registered": registered_versions(tracking_uri).get(str(run.id), []),
         **{k: v for k, v in summary.items() if k not in ("run_name", "run_id", "status", "steps")},

@@ -58,7 +58,9 @@ def parse_cron(expr: str, where: str = "cron") -> list[str]:
         return [expr]
     fields = expr.split(" ")
     if len(fields) != 5:
-        raise ConfigError(f"{where}: {expr!r} has {len(fields)} fields; expected 5 (minute hour day-of-month month day-of-week)")
+        raise ConfigError(
+            f"{where}: {expr!r} has {len(fields)} fields; expected 5 (minute hour day-of-month month day-of-week)"
+        )
     for index, field in enumerate(fields):
         for part in field.split(","):
             base, _, step = part.partition("/")
@@ -96,7 +98,8 @@ def active_stack() -> str:
 
 
 def default_config(project: Path, stack: str) -> Path:
-    """``configs/schedule.yaml`` of ``project`` when ``stack`` is the one it names, else ``configs/schedule-local.yaml``."""
+    """``configs/schedule.yaml`` of ``project`` when ``stack`` is the one it names, else
+    ``configs/schedule-local.yaml``."""
     from pipelines.config_loading import load_run_config
     from pipelines.local_stack import STACK
 
@@ -137,7 +140,8 @@ def check_stack(stack: str | None, config: Path) -> None:
     if not registered:
         raise ConfigError(
             f"{config}: deployment.stack: the stack {stack!r} is not registered in the DeepSynth home {home}, so every "
-            f"firing would fail. Register it first (deepsynth stack register {recipe_for(stack)}), or schedule a config "
+            f"firing would fail. Register it first (deepsynth stack register {recipe_for(stack)}), or schedule a "
+            "config "
             f"for the local stack (--config {LOCAL_CONFIG})",
             key="deployment.stack",
         )
@@ -205,7 +209,8 @@ class CronJob:
     home: Path | None = None
 
     def command(self) -> str:
-        """The shell command cron runs: absolute paths and ``DEEPSYNTH_HOME``, as cron starts in $HOME with a bare PATH."""
+        """The shell command cron runs: absolute paths and ``DEEPSYNTH_HOME``, as cron starts in $HOME
+        with a bare PATH."""
         exe = self.executable or deepsynth_executable()
         home = deepsynth_home(self.home)
         argv = [str(Path(exe).absolute()), "schedule", "fire", self.name, "--config", str(self.config.resolve())]
@@ -246,10 +251,16 @@ def parse_entries(text: str) -> list[dict[str, object]]:
         command = " ".join(fields[width:])
         argv = shlex.split(command.rsplit(" && ", 1)[-1].split(" >> ")[0])
         config = argv[argv.index("--config") + 1] if "--config" in argv else None
-        found.append({"name": name.strip(), "cron": " ".join(fields[:width]), "config": config,
-                      "overrides": [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--set"],
-                      "log_file": shlex.split(command.rsplit(" >> ", 1)[-1])[0] if " >> " in command else None,
-                      "command": command})
+        found.append(
+            {
+                "name": name.strip(),
+                "cron": " ".join(fields[:width]),
+                "config": config,
+                "overrides": [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--set"],
+                "log_file": shlex.split(command.rsplit(" >> ", 1)[-1])[0] if " >> " in command else None,
+                "command": command,
+            }
+        )
     return found
 
 
@@ -266,7 +277,9 @@ def read_crontab(crontab_file: Path | None = None) -> str:
     if crontab_file is not None:
         return crontab_file.read_text() if crontab_file.exists() else ""
     if not shutil.which("crontab"):
-        raise ConfigError(f"no `crontab` command on this machine (install cron, or set {CRONTAB_FILE_ENV} to write a file)")
+        raise ConfigError(
+            f"no `crontab` command on this machine (install cron, or set {CRONTAB_FILE_ENV} to write a file)"
+        )
     result = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
     if result.returncode != 0:  # "no crontab for user" is an empty crontab
         return "" if "no crontab" in result.stderr else _fail(result)

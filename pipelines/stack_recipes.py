@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from deepsynth.errors import ConfigError
-from pipelines.env_vars import expand, required_vars
 from deepsynth.yaml_bounds import read_yaml
+from pipelines.env_vars import expand, required_vars
 
 RECIPES = Path(__file__).parents[1] / "configs" / "stacks"
 RECIPE_KEYS = {"name", "description", "components", "secrets"}
@@ -82,7 +82,9 @@ def load_recipe(recipe: str | Path) -> Recipe:
         if ctype not in types:
             raise ConfigError(f"{path}: components.{ctype}: not a stack component type (one of {sorted(types)})")
         if not isinstance(spec, dict) or set(spec) - COMPONENT_KEYS or not spec.get("name") or not spec.get("flavor"):
-            raise ConfigError(f"{path}: components.{ctype}: expected a mapping with name, flavor and optional configuration")
+            raise ConfigError(
+                f"{path}: components.{ctype}: expected a mapping with name, flavor and optional configuration"
+            )
         components.append(Component(ctype, spec["name"], spec["flavor"], dict(spec.get("configuration") or {})))
     present = {c.type for c in components}
     for required in ("orchestrator", "artifact_store"):
@@ -91,7 +93,13 @@ def load_recipe(recipe: str | Path) -> Recipe:
     secrets = data.get("secrets") or {}
     if not isinstance(secrets, dict) or not all(isinstance(v, dict) for v in secrets.values()):
         raise ConfigError(f"{path}: secrets: expected name → {{key: value}}")
-    return Recipe(data["name"], path, components, {k: {kk: str(vv) for kk, vv in v.items()} for k, v in secrets.items()}, data.get("description", ""))
+    return Recipe(
+        data["name"],
+        path,
+        components,
+        {k: {kk: str(vv) for kk, vv in v.items()} for k, v in secrets.items()},
+        data.get("description", ""),
+    )
 
 
 def flavor_class(component: Component) -> tuple[type, str]:
@@ -107,7 +115,9 @@ def flavor_class(component: Component) -> tuple[type, str]:
         if flavor.name == component.flavor and flavor.type.value == component.type:
             return cls, integration
     known = sorted({cls().name for cls, _ in candidates if cls().type.value == component.type})
-    raise ConfigError(f"{component.type} {component.name!r}: ZenML has no flavor {component.flavor!r} (known: {', '.join(known)})")
+    raise ConfigError(
+        f"{component.type} {component.name!r}: ZenML has no flavor {component.flavor!r} (known: {', '.join(known)})"
+    )
 
 
 _SECRET_REF = re.compile(r"^\{\{\s*([^.\s}]+)\.([^}\s]+)\s*\}\}$")
@@ -124,11 +134,15 @@ def validate_component(component: Component, configuration: dict[str, Any]) -> A
     Secret references are validated as references (ZenML resolves them on use), not looked up.
     """
     cls, _ = flavor_class(component)
-    plain = {k: ("secret-reference" if isinstance(v, str) and _SECRET_REF.match(v) else v) for k, v in configuration.items()}
+    plain = {
+        k: ("secret-reference" if isinstance(v, str) and _SECRET_REF.match(v) else v) for k, v in configuration.items()
+    }
     try:
         return cls().config_class(**plain)
     except Exception as exc:  # pydantic ValidationError or a flavor's own check
-        raise ConfigError(f"{component.type} {component.name!r} ({component.flavor}): invalid configuration: {exc}") from None
+        raise ConfigError(
+            f"{component.type} {component.name!r} ({component.flavor}): invalid configuration: {exc}"
+        ) from None
 
 
 def check_recipe(recipe: Recipe, environ: dict[str, str] | None = None) -> None:
@@ -138,7 +152,9 @@ def check_recipe(recipe: Recipe, environ: dict[str, str] | None = None) -> None:
         validate_component(component, expand(component.configuration, where, environ))
         missing = secret_refs(component.configuration) - set(recipe.secrets)
         if missing:
-            raise ConfigError(f"{where}: refers to secret(s) {sorted(missing)} that the recipe's secrets section does not define")
+            raise ConfigError(
+                f"{where}: refers to secret(s) {sorted(missing)} that the recipe's secrets section does not define"
+            )
 
 
 def register(recipe: Recipe, activate: bool = False, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -166,7 +182,8 @@ def register(recipe: Recipe, activate: bool = False, environ: dict[str, str] | N
         if found:
             if found[0].flavor_name != component.flavor:
                 raise ConfigError(
-                    f"{component.type} {component.name!r} exists with flavor {found[0].flavor_name}, not {component.flavor}; "
+                    f"{component.type} {component.name!r} exists with flavor {found[0].flavor_name}, not "
+                    f"{component.flavor}; "
                     "rename it in the recipe or delete it (zenml … delete)"
                 )
             if configuration:  # an empty recipe configuration keeps the existing one (e.g. the default store)

@@ -49,7 +49,7 @@ def _remote_zenml() -> bool:
 def sqlite_path(uri: str | None) -> Path | None:
     """The file of a ``sqlite:///`` URI, else ``None``."""
     prefix = "sqlite:///"
-    return Path(uri[len(prefix):]) if uri and uri.startswith(prefix) else None
+    return Path(uri[len(prefix) :]) if uri and uri.startswith(prefix) else None
 
 
 def check_database(path: Path, what: str, recovery: str) -> None:
@@ -78,13 +78,17 @@ def read_record() -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise StoreError(f"{path} is unreadable ({exc}); delete it to let the next run check and re-record the stores") from None
+        raise StoreError(
+            f"{path} is unreadable ({exc}); delete it to let the next run check and re-record the stores"
+        ) from None
 
 
 def check_record(record: dict[str, Any]) -> None:
     """Every database the record names is there and readable."""
-    recovery = (f"It was created on {record.get('created', '?')}: restore it from a backup, or move {zenml_dir()} aside "
-                "to start a new, empty store (its run history and model registry are then no longer used).")
+    recovery = (
+        f"It was created on {record.get('created', '?')}: restore it from a backup, or move {zenml_dir()} aside "
+        "to start a new, empty store (its run history and model registry are then no longer used)."
+    )
     for key, what in (("zenml_db", "ZenML"), ("mlflow_db", "MLflow")):
         if record.get(key):
             check_database(Path(record[key]), what, recovery)
@@ -103,8 +107,10 @@ def setup_lock(timeout_s: float = 600.0) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise StoreError(f"{folder / LOCK}: another process has been setting up this home for "
-                                     f"{timeout_s:.0f} s; stop it or remove the home") from None
+                    raise StoreError(
+                        f"{folder / LOCK}: another process has been setting up this home for "
+                        f"{timeout_s:.0f} s; stop it or remove the home"
+                    ) from None
                 time.sleep(0.2)
         try:
             yield
@@ -186,9 +192,11 @@ def no_store_message() -> str:
     where = zenml_dir()
     if where != choice.path / "zenml":
         where = f"{where} (ZENML_CONFIG_PATH)"
-    return (f"no DeepSynth store in {where}: nothing has run with this home yet. Looked at {choice.looked()}. "
-            "Run `deepsynth run --config configs/quickstart.yaml` first, run the command in or below the directory "
-            "holding your .deepsynth/, or set DEEPSYNTH_HOME to the home you used.")
+    return (
+        f"no DeepSynth store in {where}: nothing has run with this home yet. Looked at {choice.looked()}. "
+        "Run `deepsynth run --config configs/quickstart.yaml` first, run the command in or below the directory "
+        "holding your .deepsynth/, or set DEEPSYNTH_HOME to the home you used."
+    )
 
 
 def active_stack_id() -> str | None:

@@ -61,14 +61,19 @@ def export_and_register(
     )
     if cfg.promote:
         registration["promotion"] = retry_transient(
-            lambda: promote_if_better(cfg.model_name, registration["version"], metric=cfg.gate_metric,
-                                      margin=cfg.margin),
+            lambda: promote_if_better(
+                cfg.model_name, registration["version"], metric=cfg.gate_metric, margin=cfg.margin
+            ),
             what="promotion gate",
         )
     if zenml_version:
         log_metadata(
-            metadata={"mlflow_model": cfg.model_name, "mlflow_version": str(registration["version"]),
-                      "adapter_sha256": export.adapter_sha256, **{f"metric.{k}": v for k, v in metrics.items()}},
+            metadata={
+                "mlflow_model": cfg.model_name,
+                "mlflow_version": str(registration["version"]),
+                "adapter_sha256": export.adapter_sha256,
+                **{f"metric.{k}": v for k, v in metrics.items()},
+            },
             infer_model=True,
         )
     return export, registration

@@ -7,11 +7,12 @@ from typing import Annotated
 from zenml import step
 from zenml.config import CachePolicy
 
+from deepsynth.data import generator as render_module
 from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.paths import deepsynth_home
-from deepsynth.data import generator as render_module
-from deepsynth.rendering import config as render_config, fonts, layout, page_cache, renderer
+from deepsynth.rendering import config as render_config
+from deepsynth.rendering import fonts, layout, page_cache, renderer
 from deepsynth.rendering.config import RenderSettings
 from steps.common import output_dir
 

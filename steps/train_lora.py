@@ -55,7 +55,9 @@ def train_lora(
         except Exception as exc:  # noqa: BLE001
             if not is_transient(exc):
                 raise
-            logger.warning("MLflow unavailable (%s): training metrics not logged there; the adapter is kept and "
-                           "carries them in training_metrics.json", exc)
+            logger.warning(
+                "MLflow unavailable (%s): training metrics not logged there; the adapter is kept and "
+                "carries them in training_metrics.json",
+                exc,
+            )
     return TrainedAdapter(metrics["adapter_dir"])
-

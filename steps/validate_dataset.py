@@ -8,10 +8,10 @@ from zenml import step
 from zenml.config import CachePolicy
 
 from deepsynth import validation
-from deepsynth.validation import config as validation_config, html, report, rules, suite, validate
 from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
-from deepsynth.validation import ValidationConfig, ValidationReport
+from deepsynth.validation import ValidationConfig, ValidationReport, html, report, rules, suite, validate
+from deepsynth.validation import config as validation_config
 from steps.common import active_mlflow_run, output_dir, report_context
 
 VALIDATE_CACHE = CachePolicy(source_dependencies=[validation_config, html, report, rules, suite, validate])
@@ -32,13 +32,16 @@ def validate_dataset(
         output_dir("valid"),
         prior_rejects=documents.rejects,
     )
-    outcome.report.context = report_context(**{"data source": documents.source,
-                                               "modes": ", ".join(rendered.manifest.get("settings", {}).get("modes", []))})
+    outcome.report.context = report_context(
+        **{"data source": documents.source, "modes": ", ".join(rendered.manifest.get("settings", {}).get("modes", []))}
+    )
     if active_mlflow_run():
         import mlflow
 
         report = outcome.report
-        mlflow.log_metrics({"data_ingested": report.ingested, "data_valid": report.valid, "data_quarantined": report.quarantined})
+        mlflow.log_metrics(
+            {"data_ingested": report.ingested, "data_valid": report.valid, "data_quarantined": report.quarantined}
+        )
         mlflow.log_dict(report.to_dict(), "validation/report.json")
         mlflow.log_text(validation.render_report_html(report), "validation/report.html")
     return outcome.valid, outcome.quarantine, outcome.report

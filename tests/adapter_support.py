@@ -11,17 +11,27 @@ import contextlib
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
-
 from rendered_builder import SUMMARIES, write_drawn_dataset
+
+if TYPE_CHECKING:
+    import torch
 
 
 def documents(split: str = "train", n: int = 4) -> list[dict]:
     """Short documents whose first sentence is their summary."""
-    return [{"id": f"{split}-{i}", "split": split, "instruction": None, "summary": SUMMARIES[i % 4],
-             "text": f"{SUMMARIES[i % 4]} Officials shared more details on Tuesday. Document {i} ends here."}
-            for i in range(n)]
+    return [
+        {
+            "id": f"{split}-{i}",
+            "split": split,
+            "instruction": None,
+            "summary": SUMMARIES[i % 4],
+            "text": f"{SUMMARIES[i % 4]} Officials shared more details on Tuesday. Document {i} ends here.",
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -33,16 +43,20 @@ def shared_home(deepsynth_home):
 @pytest.fixture(scope="session")
 def rendered_dataset(tmp_path_factory):
     """Train and test splits rendered by the real renderer in tiny mode."""
-    from deepsynth.data.rendered import MANIFEST, RenderedDataset
     from deepsynth.data.generator import render_dataset
+    from deepsynth.data.rendered import MANIFEST, RenderedDataset
     from deepsynth.rendering.config import RenderSettings
 
     path = tmp_path_factory.getbasetemp() / "shared_rendered"
     if (path / MANIFEST).is_file():
         return RenderedDataset(path)
     docs = documents("train") + documents("test", 3)
-    return render_dataset(docs, RenderSettings(modes=["tiny"], workers=1, max_pages=1), path,
-                          extra_manifest={"content_hash": "test-content-hash"})
+    return render_dataset(
+        docs,
+        RenderSettings(modes=["tiny"], workers=1, max_pages=1),
+        path,
+        extra_manifest={"content_hash": "test-content-hash"},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -63,9 +77,20 @@ def tiny_config(deepsynth_home, tmp_path):
     from deepsynth.training.config import TrainerConfig
 
     def make(**overrides):
-        values = dict(model_name="tiny", deepsynth_home=str(deepsynth_home), output_dir=str(tmp_path / "out"),
-                      batch_size=2, num_epochs=3, learning_rate=1e-2, lora_rank=8, lora_alpha=16,
-                      max_length=256, max_summary_tokens=32, progress_bar=False, device="cpu")
+        values = dict(
+            model_name="tiny",
+            deepsynth_home=str(deepsynth_home),
+            output_dir=str(tmp_path / "out"),
+            batch_size=2,
+            num_epochs=3,
+            learning_rate=1e-2,
+            lora_rank=8,
+            lora_alpha=16,
+            max_length=256,
+            max_summary_tokens=32,
+            progress_bar=False,
+            device="cpu",
+        )
         values.update(overrides)
         return TrainerConfig(**values)
 
@@ -82,9 +107,21 @@ def trained_adapter(shared_home, rendered_dataset, tmp_path_factory):
     if (out / "adapter_model.safetensors").is_file():
         return out
     config = TrainerConfig(
-        model_name="tiny", deepsynth_home=str(shared_home), output_dir=str(out), mode="tiny", batch_size=2,
-        num_epochs=2, learning_rate=1e-2, lora_rank=8, lora_alpha=16, lora_dropout=0.0, max_length=256,
-        max_summary_tokens=32, progress_bar=False, device="cpu", instruction_prompt="Summarize this text:",
+        model_name="tiny",
+        deepsynth_home=str(shared_home),
+        output_dir=str(out),
+        mode="tiny",
+        batch_size=2,
+        num_epochs=2,
+        learning_rate=1e-2,
+        lora_rank=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        max_length=256,
+        max_summary_tokens=32,
+        progress_bar=False,
+        device="cpu",
+        instruction_prompt="Summarize this text:",
     )
     metrics, _ = DeepSynthLoRATrainer(config).train(rendered_dataset)
     assert metrics["final_loss"] < metrics["initial_loss"]
@@ -110,7 +147,7 @@ def loss_curve(adapter_dir) -> list:
     return json.loads((adapter_dir / "training_metrics.json").read_text())["loss_curve"]
 
 
-def prompt_logits(loaded, doc) -> tuple["torch.Tensor", int]:
+def prompt_logits(loaded, doc) -> tuple[torch.Tensor, int]:
     """Teacher-forced logits of ``doc``'s training prompt under ``loaded``'s model, and the prompt's length."""
     import torch
 
@@ -121,10 +158,23 @@ def prompt_logits(loaded, doc) -> tuple["torch.Tensor", int]:
 
     model, tok = loaded.model, loaded.tokenizer
     sam = ocr_core(model).config.vision_config.sam_config.image_size
-    prepared = prepare_document(doc, view_spec(doc.mode, sam), tok, default_instruction=loaded.instruction,
-                                max_length=256, max_summary_tokens=32, text_slot=False)
-    batch = build_batch(model, [prepared], [page_features(model, prepared, FeatureCache("t", enabled=False))], None,
-                        tok.pad_token_id, torch.device("cpu"))
+    prepared = prepare_document(
+        doc,
+        view_spec(doc.mode, sam),
+        tok,
+        default_instruction=loaded.instruction,
+        max_length=256,
+        max_summary_tokens=32,
+        text_slot=False,
+    )
+    batch = build_batch(
+        model,
+        [prepared],
+        [page_features(model, prepared, FeatureCache("t", enabled=False))],
+        None,
+        tok.pad_token_id,
+        torch.device("cpu"),
+    )
     with torch.no_grad():
         logits = model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).logits
     return logits, sum(1 for label in prepared.example.labels if label == -100)

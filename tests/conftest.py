@@ -78,7 +78,11 @@ def make_docs():
 
     def make(n, words=120):
         return [
-            {"id": f"doc-{i}", "text": f"Document {i}. " + english(words, seed=i), "summary": f"Summary {i}: " + english(8, seed=i)}
+            {
+                "id": f"doc-{i}",
+                "text": f"Document {i}. " + english(words, seed=i),
+                "summary": f"Summary {i}: " + english(8, seed=i),
+            }
             for i in range(n)
         ]
 
@@ -108,9 +112,17 @@ def zenml_client():
     return client
 
 
-#: The longest modules (several minutes each: fresh virtualenvs, many pipeline runs), started before the other slow ones.
-LONGEST = ["ops/test_ci_retrain_job.py", "test_docs.py", "pipelines/test_pipeline_faults.py", "ops/test_cron_firing.py",
-           "pipelines/test_runs_browse.py", "export/test_fresh_environment.py", "test_dashboards.py"]
+#: The longest modules (several minutes each: fresh virtualenvs, many pipeline runs), started before
+#: the other slow ones.
+LONGEST = [
+    "ops/test_ci_retrain_job.py",
+    "test_docs.py",
+    "pipelines/test_pipeline_faults.py",
+    "ops/test_cron_firing.py",
+    "pipelines/test_runs_browse.py",
+    "export/test_fresh_environment.py",
+    "test_dashboards.py",
+]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import io
 import itertools
-
 import os
 
 from PIL import Image, ImageDraw, ImageFont
@@ -20,11 +19,15 @@ from deepsynth.rendering.modes import MODES
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 #: Reference summaries; each test document's text starts with (or contains) one of them.
-SUMMARIES = ["Revenue grew twelve percent.", "The bridge reopens in May.", "Rain is expected all week.",
-             "The team won the final."]
+SUMMARIES = [
+    "Revenue grew twelve percent.",
+    "The bridge reopens in May.",
+    "Rain is expected all week.",
+    "The team won the final.",
+]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def png_bytes(width: int, height: int, noisy: bool = False) -> bytes:
     """A real PNG page (noisy pages are large enough to truncate or corrupt meaningfully)."""
     if noisy:
@@ -91,14 +94,24 @@ def write_dataset(path, rows, rows_per_shard=4, settings=None, extra=None):
 
 
 def write_drawn_dataset(path, n_docs=4, mode="tiny", size=(512, 512), pages=1, instruction=None):
-    """A small training split of ``n_docs`` documents whose pages show their text (summaries cycle through SUMMARIES)."""
+    """A small training split of ``n_docs`` documents whose pages show their text (summaries cycle
+    through SUMMARIES)."""
     rows = []
     for i in range(n_docs):
         summary = SUMMARIES[i % len(SUMMARIES)]
         text = f"Document {i}. {summary} More details follow in the body"
-        rows.append(make_row(
-            id=f"doc-{i}", split="train", mode=mode, text=text, summary=summary, instruction=instruction,
-            pages=[draw_page(f"{text}. Page {p + 1}", size) for p in range(pages)],
-            page_width=size[0], page_height=size[1], doc_hash=f"h{i}",
-        ))
+        rows.append(
+            make_row(
+                id=f"doc-{i}",
+                split="train",
+                mode=mode,
+                text=text,
+                summary=summary,
+                instruction=instruction,
+                pages=[draw_page(f"{text}. Page {p + 1}", size) for p in range(pages)],
+                page_width=size[0],
+                page_height=size[1],
+                doc_hash=f"h{i}",
+            )
+        )
     return write_dataset(path, rows, rows_per_shard=64, settings={"mode": mode, "test": True})

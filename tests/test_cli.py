@@ -11,7 +11,6 @@ import pytest
 
 from deepsynth_cli import cli, main
 
-
 SUPPORT = Path(__file__).parent / "support" / "loaded_modules.py"
 
 

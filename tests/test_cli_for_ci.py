@@ -25,8 +25,14 @@ README_EXAMPLE = ["run", "--config", QUICKSTART, "--set", "render.modes=[base]",
 
 def deepsynth(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """The CLI in a fresh process (``loaded_modules.py`` reports its exit code and what it imported)."""
-    return subprocess.run([sys.executable, str(SUPPORT), "--", *argv], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SUPPORT), "--", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def loaded(proc: subprocess.CompletedProcess) -> dict:
@@ -40,13 +46,23 @@ def bad_csv(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("argv, says", [
-    (README_EXAMPLE, "--set render.modes: renders ['base'], but train.mode (" + QUICKSTART + ") is 'tiny'"),
-    (["data", "missing.jsonl"], "INPUT: file 'missing.jsonl' does not exist"),
-    (["data", "BAD_CSV"], "field 'text': column not found; columns are ['id', 'body', 'summary']; name the right column with --text-column"),
-    (["run", "--config", QUICKSTART, "--set", "train.batchsize=3"], "--set train.batchsize: unknown key (did you mean 'batch_size'?)"),
-    (["run", "--config", QUICKSTART, "--set", "batch_size=3"], "did you mean 'train.batch_size'?"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (README_EXAMPLE, "--set render.modes: renders ['base'], but train.mode (" + QUICKSTART + ") is 'tiny'"),
+        (["data", "missing.jsonl"], "INPUT: file 'missing.jsonl' does not exist"),
+        (
+            ["data", "BAD_CSV"],
+            "field 'text': column not found; columns are ['id', 'body', 'summary']; name the right column with "
+            "--text-column",
+        ),
+        (
+            ["run", "--config", QUICKSTART, "--set", "train.batchsize=3"],
+            "--set train.batchsize: unknown key (did you mean 'batch_size'?)",
+        ),
+        (["run", "--config", QUICKSTART, "--set", "batch_size=3"], "did you mean 'train.batch_size'?"),
+    ],
+)
 def test_bad_config_fails_before_zenml_with_one_error_line(argv, says, bad_csv):
     argv = [str(bad_csv) if a == "BAD_CSV" else a for a in argv]
     proc = deepsynth(*argv)
@@ -96,7 +112,10 @@ def test_splits_that_training_or_evaluation_need_must_hold_documents(tmp_path):
     path = tmp_path / "ten.csv"
     path.write_text("id,text,summary\n" + rows)
     overrides = ["ingest.source=file", f"ingest.path={path}", "ingest.split_ratios={train: 0.8, validation: 0.2}"]
-    with pytest.raises(ConfigError, match=r"--set evaluate\.split|evaluate\.split \(.*quickstart\.yaml\)|quickstart\.yaml: evaluate\.split"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--set evaluate\.split|evaluate\.split \(.*quickstart\.yaml\)|quickstart\.yaml: evaluate\.split",
+    ):
         load_run_config(QUICKSTART, overrides)
     with pytest.raises(ConfigError, match="split 'test' would hold no documents"):
         load_run_config(QUICKSTART, overrides)
@@ -108,15 +127,33 @@ def test_data_takes_config_and_set(tmp_path, write_jsonl, make_docs):
     from deepsynth_cli.runs import file_source_config
 
     path = write_jsonl(make_docs(3))
-    config, _ = file_source_config(str(path), QUICKSTART, ("validate.min_valid_rows=1",), None, "body", None, "data", check=False)
+    config, _ = file_source_config(
+        str(path), QUICKSTART, ("validate.min_valid_rows=1",), None, "body", None, "data", check=False
+    )
     assert config.pipeline == "data" and config.render.modes == ["tiny"]  # from the YAML
-    assert config.ingest.source == "file" and config.ingest.text_column == "body" and config.validate.min_valid_rows == 1
+    assert (
+        config.ingest.source == "file" and config.ingest.text_column == "body" and config.validate.min_valid_rows == 1
+    )
 
 
 def test_render_takes_config_and_set_and_fails_when_every_row_is_rejected(tmp_path, write_jsonl, make_docs, capsys):
     good = write_jsonl(make_docs(2))
-    assert main(["render", str(good), "--out", str(tmp_path / "o"), "--config", QUICKSTART,
-                 "--set", "render.max_pages=1", "--json"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(good),
+                "--out",
+                str(tmp_path / "o"),
+                "--config",
+                QUICKSTART,
+                "--set",
+                "render.max_pages=1",
+                "--json",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["documents"] == 2 and summary["pages"] == 2  # tiny mode from the YAML, one page each
     bad = tmp_path / "bad.jsonl"
@@ -148,9 +185,9 @@ def test_color_only_on_a_terminal_and_never_with_no_color(monkeypatch):
 
 
 def test_the_pyfunc_model_imports_without_warnings():
-    code = ("import warnings, mlflow.pyfunc, pandas\n"
-            "warnings.simplefilter('error')\n"
-            "import deepsynth.registry.pyfunc_model")
+    code = (
+        "import warnings, mlflow.pyfunc, pandas\nwarnings.simplefilter('error')\nimport deepsynth.registry.pyfunc_model"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
 
@@ -180,8 +217,13 @@ def test_every_readme_command_parses_and_its_config_checks(argv):
 def test_data_pipeline_json_is_clean_and_quiet(tmp_path, write_jsonl, make_docs):
     """A real `deepsynth data --json`: one JSON document on stdout; no warnings or colour on stderr."""
     path = write_jsonl(make_docs(6))
-    proc = subprocess.run([sys.executable, "-m", "deepsynth_cli", "data", str(path), "--mode", "tiny", "--json"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepsynth_cli", "data", str(path), "--mode", "tiny", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["validation_passed"] is True and Path(summary["log_file"]).is_file()

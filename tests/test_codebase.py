@@ -101,7 +101,6 @@ def test_layers_inside_deepsynth_import_only_downwards(package, above):
     assert not {name: found for name, found in offenders.items() if found}
 
 
-
 def _module_name(path: Path) -> str:
     return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
 
@@ -119,7 +118,7 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
                 stack.pop()
                 path.pop()
             elif child in path:
-                return path[path.index(child):] + [child]
+                return path[path.index(child) :] + [child]
             elif child not in done:
                 stack.append((child, iter(sorted(graph[child]))))
                 path.append(child)
@@ -147,10 +146,19 @@ def test_no_import_cycles_in_deepsynth(collapse):
     assert not cycle, "import cycle: " + " -> ".join(cycle)
 
 
-@pytest.mark.parametrize(("module", "absent"), [
-    ("deepsynth.data.rendered", ("deepsynth.rendering", "PIL")),  # the dataset format, read by training and validation
-    ("deepsynth.data.ingest", ("deepsynth.rendering", "PIL", "deepsynth.adapter_files")),  # hashes with deepsynth.integrity
-])
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        (
+            "deepsynth.data.rendered",
+            ("deepsynth.rendering", "PIL"),
+        ),  # the dataset format, read by training and validation
+        (
+            "deepsynth.data.ingest",
+            ("deepsynth.rendering", "PIL", "deepsynth.adapter_files"),
+        ),  # hashes with deepsynth.integrity
+    ],
+)
 def test_data_modules_load_without_the_renderer(module, absent):
     """Importing a data module in a fresh interpreter loads neither the renderer, nor Pillow, nor adapter code."""
     script = ROOT / "tests" / "support" / "loaded_modules.py"

@@ -31,7 +31,9 @@ SECTIONS = _section_classes()
 
 def test_a_misspelt_attribute_is_refused_with_a_did_you_mean():
     config = TrainerConfig()
-    with pytest.raises(UnknownSettingError, match=r"TrainerConfig has no setting 'lora_rnak' \(did you mean 'lora_rank'\?\)"):
+    with pytest.raises(
+        UnknownSettingError, match=r"TrainerConfig has no setting 'lora_rnak' \(did you mean 'lora_rank'\?\)"
+    ):
         config.lora_rnak = 3
     with pytest.raises(AttributeError):  # what Python code expects of a refused attribute
         config.lora_rnak = 3
@@ -40,14 +42,17 @@ def test_a_misspelt_attribute_is_refused_with_a_did_you_mean():
     assert not hasattr(config, "lora_rnak") and config.lora_rank == 16
 
 
-@pytest.mark.parametrize("name, value, allowed", [
-    ("mixed_precision", "fp8", "['no', 'bf16', 'fp16']"),
-    ("qlora_type", "int4", "['nf4', 'fp4']"),
-    ("qlora_bits", 3, "[4, 8]"),
-    ("device", "mps", "['auto', 'cpu', 'cuda']"),
-    ("optimizer", "sgd", "['adamw', 'adamw_8bit']"),
-    ("lr_scheduler", "step", "['linear', 'cosine', 'constant']"),  # the shorthand, checked by the optimizer section
-])
+@pytest.mark.parametrize(
+    "name, value, allowed",
+    [
+        ("mixed_precision", "fp8", "['no', 'bf16', 'fp16']"),
+        ("qlora_type", "int4", "['nf4', 'fp4']"),
+        ("qlora_bits", 3, "[4, 8]"),
+        ("device", "mps", "['auto', 'cpu', 'cuda']"),
+        ("optimizer", "sgd", "['adamw', 'adamw_8bit']"),
+        ("lr_scheduler", "step", "['linear', 'cosine', 'constant']"),  # the shorthand, checked by the optimizer section
+    ],
+)
 def test_an_enumerated_value_outside_its_choices_is_refused_on_assignment(name, value, allowed):
     config = TrainerConfig()
     before = getattr(config, name)
@@ -89,12 +94,15 @@ def test_every_section_of_the_run_configuration_checks_assignment():
             setattr(section, name + "x", 1)
 
 
-@pytest.mark.parametrize("section, name, value", [
-    ("", "pipeline", "deploy"),
-    ("ingest", "source", "ftp"),
-    ("ingest", "on_bad_row", "skip"),
-    ("train.optimizer", "name", "sgd"),
-])
+@pytest.mark.parametrize(
+    "section, name, value",
+    [
+        ("", "pipeline", "deploy"),
+        ("ingest", "source", "ftp"),
+        ("ingest", "on_bad_row", "skip"),
+        ("train.optimizer", "name", "sgd"),
+    ],
+)
 def test_other_sections_check_their_choices_on_assignment(section, name, value):
     config = RunConfig()
     target = config

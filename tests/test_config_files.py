@@ -15,8 +15,10 @@ from deepsynth_cli import main
 BROKEN = "serve:\n  port: 8080\n  host: [127.0.0.1\n"  # the flow sequence is never closed
 
 
-@pytest.mark.parametrize("argv", [["serve", "--model", "./no-such-package", "--config"], ["run", "--config"],
-                                  ["stack", "register", "--check"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["serve", "--model", "./no-such-package", "--config"], ["run", "--config"], ["stack", "register", "--check"]],
+)
 def test_broken_yaml_exits_2_naming_the_file_and_line(argv, tmp_path, capsys):
     broken = tmp_path / "broken.yaml"
     broken.write_text(BROKEN)
@@ -33,8 +35,12 @@ def test_the_reader_refuses_what_is_not_a_mapping_and_reads_an_empty_file_as_emp
     big.write_text("#" * (MAX_CONFIG_BYTES + 1))
     binary.write_bytes(b"\xff\xfe\x00")
     assert read_yaml(empty) == {}
-    for path, problem in ((listed, "expected a mapping"), (big, "bytes"), (binary, "not a text file"),
-                          (tmp_path / "missing.yaml", "config file not found")):
+    for path, problem in (
+        (listed, "expected a mapping"),
+        (big, "bytes"),
+        (binary, "not a text file"),
+        (tmp_path / "missing.yaml", "config file not found"),
+    ):
         with pytest.raises(ConfigError, match=problem) as caught:
             read_yaml(path)
         assert str(caught.value).startswith(str(path))
@@ -60,8 +66,10 @@ def test_one_json_reader_for_job_configs(tmp_path):
     job.write_text('{"learning_rate": 0.001}')
     assert from_json(TrainerConfig, job, "training config").learning_rate == 0.001
     assert from_json(ExportConfig, '{"output_dir": "out"}', "export config").output_dir == "out"
-    for given, problem in (('{"learning_rate": ', "training config: invalid JSON"),
-                           (tmp_path / "none.json", "none.json: cannot read the training config"),
-                           ('{"learning_rat": 1}', "learning_rat")):
+    for given, problem in (
+        ('{"learning_rate": ', "training config: invalid JSON"),
+        (tmp_path / "none.json", "none.json: cannot read the training config"),
+        ('{"learning_rat": 1}', "learning_rat"),
+    ):
         with pytest.raises(ConfigError, match=problem):
             from_json(TrainerConfig, given, "training config")

@@ -26,7 +26,8 @@ def test_the_committed_reference_is_current():
     assert config_reference.DOC_PATH == ROOT / "docs" / "configuration.md"
     committed = config_reference.DOC_PATH.read_text(encoding="utf-8")
     assert committed == config_reference.render_markdown(), (
-        f"docs/configuration.md is stale: regenerate it with `{config_reference.REGENERATE}` and commit it")
+        f"docs/configuration.md is stale: regenerate it with `{config_reference.REGENERATE}` and commit it"
+    )
 
 
 def test_check_mode_fails_on_a_stale_file_and_passes_once_regenerated(tmp_path, capsys):
@@ -111,13 +112,20 @@ def test_an_unknown_section_exits_2_listing_the_sections(capsys):
     assert err.strip() == f"error: no configuration section or key 'trian' (did you mean 'train'?); sections: {names}"
 
 
-@pytest.mark.parametrize("where, overrides, key, known", [
-    ("yaml", [], "train.lora_rnak", [*TrainerConfig.settable()]),
-    ("set", ["train.lora_rnak=3"], "train.lora_rnak", [*TrainerConfig.settable()]),
-    ("set", ["trian=3"], "trian", [f.name for f in dataclasses.fields(RunConfig)]),
-    ("set", ["train.optimizer.nme=adamw"], "train.optimizer.nme", ["learning_rate", "lr_scheduler", "max_grad_norm",
-                                                                  "name", "warmup_steps", "weight_decay"]),
-])
+@pytest.mark.parametrize(
+    "where, overrides, key, known",
+    [
+        ("yaml", [], "train.lora_rnak", [*TrainerConfig.settable()]),
+        ("set", ["train.lora_rnak=3"], "train.lora_rnak", [*TrainerConfig.settable()]),
+        ("set", ["trian=3"], "trian", [f.name for f in dataclasses.fields(RunConfig)]),
+        (
+            "set",
+            ["train.optimizer.nme=adamw"],
+            "train.optimizer.nme",
+            ["learning_rate", "lr_scheduler", "max_grad_norm", "name", "warmup_steps", "weight_decay"],
+        ),
+    ],
+)
 def test_unknown_key_messages_list_every_key_of_their_section_uncut(tmp_path, where, overrides, key, known):
     path = None
     if where == "yaml":

@@ -19,7 +19,9 @@ def test_every_config_loads_and_documents_itself(path):
     config = load_run_config(path)
     assert isinstance(config, RunConfig)
     lines = path.read_text().splitlines()
-    assert any("deepsynth run --config" in line or "make run" in line for line in lines[:3]), "launch command in the header"
+    assert any("deepsynth run --config" in line or "make run" in line for line in lines[:3]), (
+        "launch command in the header"
+    )
     knobs = [ln for ln in lines if ":" in ln and not ln.lstrip().startswith("#") and not ln.rstrip().endswith(":")]
     assert all("#" in ln for ln in knobs), [ln for ln in knobs if "#" not in ln]
 
@@ -34,7 +36,9 @@ def test_unknown_key_is_an_error_naming_file_and_key(tmp_path):
 def test_overrides_apply_dotted_keys_with_yaml_values(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("render:\n  modes: [base]\n")
-    config = load_run_config(path, ["render.modes=[tiny, small]", "ingest.max_documents=5", "validate.min_valid_rows=2"])
+    config = load_run_config(
+        path, ["render.modes=[tiny, small]", "ingest.max_documents=5", "validate.min_valid_rows=2"]
+    )
     assert config.render.modes == ["tiny", "small"] and config.ingest.max_documents == 5
     with pytest.raises(ConfigError, match="expected dotted.key=value"):
         load_run_config(path, ["render.modes"])
@@ -51,11 +55,14 @@ def test_invalid_yaml_names_the_line(tmp_path):
         load_run_config(tmp_path / "absent.yaml")
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda: IngestConfig(on_bad_row="bogus"), "ingest.on_bad_row: 'bogus' is not one of"),
-    (lambda: IngestConfig(source="nope"), "ingest.source: 'nope' is not one of"),
-    (lambda: RunConfig(pipeline="deploy"), "run.pipeline: 'deploy' is not one of"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: IngestConfig(on_bad_row="bogus"), "ingest.on_bad_row: 'bogus' is not one of"),
+        (lambda: IngestConfig(source="nope"), "ingest.source: 'nope' is not one of"),
+        (lambda: RunConfig(pipeline="deploy"), "run.pipeline: 'deploy' is not one of"),
+    ],
+)
 def test_enumerated_fields_are_checked_on_construction(build, message):
     with pytest.raises(ValueError, match=message):
         build()
@@ -76,14 +83,19 @@ def _laughs(levels: int = 9, width: int = 9) -> str:
 
 # each mapping merges the one before nine times: flattening the merges copies 9**9 key-value pairs
 MERGE_BOMB = "  m0: &m0 {k: lol}\n" + "".join(
-    f"  m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 9)}]}}\n" for i in range(1, 10))
+    f"  m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 9)}]}}\n" for i in range(1, 10)
+)
 BOMBS = {  # name → (YAML file text or None, --set items, what the refusal says)
     "file: run_name": (f"run_name: {_laughs()}\n", [], "expands to more than"),
     "file: a dict section": (f"deployment:\n  gpu_node_selector:\n    bomb: {_laughs()}\n", [], "expands to more than"),
     "file: merge keys": ("deployment:\n  gpu_node_selector:\n" + MERGE_BOMB, [], "expands to more than"),
     "file: recursive alias": ("run_name: &loop [*loop]\n", [], "refers to itself"),
     "--set: run_name": (None, [f"run_name={_laughs()}"], "aliases are not allowed in --set"),
-    "--set: a dict section": (None, [f"deployment.gpu_node_selector={{bomb: {_laughs()}}}"], "aliases are not allowed in --set"),
+    "--set: a dict section": (
+        None,
+        [f"deployment.gpu_node_selector={{bomb: {_laughs()}}}"],
+        "aliases are not allowed in --set",
+    ),
 }
 CHILD = """
 import json, resource, sys
@@ -120,8 +132,13 @@ def test_yaml_alias_bombs_in_a_file_or_set_are_refused_in_bounded_memory(tmp_pat
             path = tmp_path / f"bomb{i}.yaml"
             path.write_text(text)
         cases[name] = (str(path) if path else None, overrides)
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cases)], capture_output=True, text=True,
-                          timeout=300, cwd=Path(__file__).parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[1],
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.splitlines()[-1])
     for name, (_, _, says) in BOMBS.items():
@@ -138,25 +155,31 @@ def test_a_config_file_too_large_to_be_a_config_is_refused(tmp_path):
         load_run_config(path)
 
 
-@pytest.mark.parametrize("override", [
-    "deployment.cpu_image=" + "x " * 100_000,  # refused by the section's own check, which quotes the value
-    "run_name=[" + ", ".join(map(str, range(30_000))) + "]",  # wrong type: the message shows the value
-    "render.modes=[" + ", ".join(["huge"] * 30_000) + "]",
-    "=" + "y" * 100_000,
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "deployment.cpu_image=" + "x " * 100_000,  # refused by the section's own check, which quotes the value
+        "run_name=[" + ", ".join(map(str, range(30_000))) + "]",  # wrong type: the message shows the value
+        "render.modes=[" + ", ".join(["huge"] * 30_000) + "]",
+        "=" + "y" * 100_000,
+    ],
+)
 def test_error_messages_never_print_an_unbounded_value(override):
     with pytest.raises(ConfigError) as refused:
         load_run_config(None, [override], check=False)
     assert len(str(refused.value)) < 600
 
 
-@pytest.mark.parametrize("override, key", [
-    ("ingest.instruction_prompt=Summarize this for ${HF_TOKEN} in one line", "ingest.instruction_prompt"),
-    ("run_name=nightly-${HF_TOKEN}", "run_name"),
-    ("register.model_name=${HF_TOKEN}", "register.model_name"),
-    ("ingest.hf_splits=[train, 'x${HF_TOKEN}']", "ingest.hf_splits[1]"),
-    ("deployment.gpu_node_selector={'${HF_TOKEN}': 'true'}", "deployment.gpu_node_selector"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("ingest.instruction_prompt=Summarize this for ${HF_TOKEN} in one line", "ingest.instruction_prompt"),
+        ("run_name=nightly-${HF_TOKEN}", "run_name"),
+        ("register.model_name=${HF_TOKEN}", "register.model_name"),
+        ("ingest.hf_splits=[train, 'x${HF_TOKEN}']", "ingest.hf_splits[1]"),
+        ("deployment.gpu_node_selector={'${HF_TOKEN}': 'true'}", "deployment.gpu_node_selector"),
+    ],
+)
 def test_environment_references_in_user_strings_are_refused(monkeypatch, override, key):
     """ZenML replaces ${VAR} in every string of a run's configuration: an instruction prompt or run name
     would carry the variable's value into the data, the run's name and the stores."""
@@ -174,8 +197,9 @@ def test_environment_references_stay_allowed_where_documented(tmp_path, monkeypa
     path.write_text("run_name: weekly\ningest:\n  instruction_prompt: ${HF_TOKEN}\n")
     with pytest.raises(ConfigError, match=r"run\.yaml: ingest\.instruction_prompt: '\$\{HF_TOKEN\}'"):
         load_run_config(path, check=False)
-    config = load_run_config(None, ["deployment.cpu_image=${DEEPSYNTH_REGISTRY}/cpu:1", "tracking.server=${MLFLOW_URI}"],
-                             check=False)
+    config = load_run_config(
+        None, ["deployment.cpu_image=${DEEPSYNTH_REGISTRY}/cpu:1", "tracking.server=${MLFLOW_URI}"], check=False
+    )
     assert config.deployment.cpu_image == "${DEEPSYNTH_REGISTRY}/cpu:1"  # expanded when used, not here
 
 

@@ -32,8 +32,12 @@ def free_port() -> int:
 
 def rendered_text(url: str) -> str:
     """The visible text of ``url`` after a headless Chromium ran its scripts."""
-    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
-                          "--dump-dom", url], capture_output=True, text=True, timeout=180).stdout
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    ).stdout
     dom = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", dom, flags=re.S)
     return " ".join(re.sub(r"<[^>]+>", " ", dom).split())
 
@@ -57,9 +61,24 @@ def home(tmp_path_factory):
 def test_deepsynth_ui_serves_both_dashboards_to_a_browser_and_stops_on_sigterm(home):
     home, env, experiment = home
     mlflow_port, zenml_port = free_port(), free_port()
-    ui = subprocess.Popen([sys.executable, "-m", "deepsynth_cli", "ui", "--json", "--mlflow-port", str(mlflow_port),
-                           "--zenml-port", str(zenml_port)], cwd=ROOT, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ui = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deepsynth_cli",
+            "ui",
+            "--json",
+            "--mlflow-port",
+            str(mlflow_port),
+            "--zenml-port",
+            str(zenml_port),
+        ],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         lines = []
         for _ in range(200):  # the addresses are printed once both servers answer

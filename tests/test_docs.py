@@ -71,10 +71,18 @@ def blocks(path: Path) -> list[Block]:
     for match in _FENCE.finditer(text):
         if match.group(1) not in ("bash", "python"):
             continue
-        before = text[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         directive = _DIRECTIVE.search(before)
-        found.append(Block(path, text.count("\n", 0, match.start()) + 1, match.group(1), match.group(2),
-                           directive and directive.group(1), directive.group(2) if directive else ""))
+        found.append(
+            Block(
+                path,
+                text.count("\n", 0, match.start()) + 1,
+                match.group(1),
+                match.group(2),
+                directive and directive.group(1),
+                directive.group(2) if directive else "",
+            )
+        )
     return found
 
 
@@ -88,13 +96,23 @@ def project(tmp_path_factory):
     folder = tmp_path_factory.mktemp("project")
     for name in LINKED:
         (folder / name).symlink_to(ROOT / name)
-    (folder / "paper.txt").write_text("We study the summarisation of rendered pages. A LoRA adapter on the decoder "
-                                      "learns to write the abstract. It beats lead-3 on ACL papers.\n")
-    docs = [{"id": f"d{i}", "text": f"Document {i}. The council met on day {i} and approved item {i}. "
-             "Work on the new bridge starts in May and ends in June.", "summary": f"Item {i} approved."}
-            for i in range(16)]
+    (folder / "paper.txt").write_text(
+        "We study the summarisation of rendered pages. A LoRA adapter on the decoder "
+        "learns to write the abstract. It beats lead-3 on ACL papers.\n"
+    )
+    docs = [
+        {
+            "id": f"d{i}",
+            "text": f"Document {i}. The council met on day {i} and approved item {i}. "
+            "Work on the new bridge starts in May and ends in June.",
+            "summary": f"Item {i} approved.",
+        }
+        for i in range(16)
+    ]
     (folder / "my_docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (folder / "my_docs.csv").write_text("id,body,summary\n" + "".join(f'{d["id"]},"{d["text"]}",{d["summary"]}\n' for d in docs))
+    (folder / "my_docs.csv").write_text(
+        "id,body,summary\n" + "".join(f'{d["id"]},"{d["text"]}",{d["summary"]}\n' for d in docs)
+    )
     from PIL import Image, ImageDraw
 
     page = Image.new("L", (512, 512), 255)
@@ -106,10 +124,18 @@ def project(tmp_path_factory):
 @pytest.fixture(scope="module")
 def user_env(project):
     """The environment of a user with the virtualenv activated and no DeepSynth variables set."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DEEPSYNTH_", "ZENML_", "MLFLOW_", "PYTEST_", "VIRTUAL_ENV"))}
-    env.update(HOME=str(project), VIRTUAL_ENV=str(project / ".venv"), PATH=f"{project / '.venv' / 'bin'}:{os.environ['PATH']}",
-               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DEEPSYNTH_", "ZENML_", "MLFLOW_", "PYTEST_", "VIRTUAL_ENV"))
+    }
+    env.update(
+        HOME=str(project),
+        VIRTUAL_ENV=str(project / ".venv"),
+        PATH=f"{project / '.venv' / 'bin'}:{os.environ['PATH']}",
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -126,10 +152,19 @@ def made_project(project, user_env, tmp_path_factory):
 
 def newest_run(project: Path, env: dict) -> tuple[str, str]:
     """(name, id) of the project store's newest pipeline run, read with ZenML's client."""
-    code = ("from zenml.client import Client; r = Client().list_pipeline_runs(sort_by='desc:created', size=1).items[0];"
-            "print(r.name); print(r.id)")
-    out = subprocess.run([str(project / ".venv" / "bin" / "python"), "-c", code], cwd=project, capture_output=True, text=True,
-                         env={**env, "ZENML_CONFIG_PATH": str(project / ".deepsynth" / "zenml")}, timeout=300, check=True)
+    code = (
+        "from zenml.client import Client; r = Client().list_pipeline_runs(sort_by='desc:created', size=1).items[0];"
+        "print(r.name); print(r.id)"
+    )
+    out = subprocess.run(
+        [str(project / ".venv" / "bin" / "python"), "-c", code],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**env, "ZENML_CONFIG_PATH": str(project / ".deepsynth" / "zenml")},
+        timeout=300,
+        check=True,
+    )
     name, run_id = out.stdout.split()[-2:]
     return name, run_id
 
@@ -167,11 +202,16 @@ def run_block(block: Block, text: str, project: Path, env: dict, log: Path) -> t
     """Run one block in its own process group; stop whatever it left running. (exit code, stdout, stderr)."""
     script = log.with_suffix(".py" if block.lang == "python" else ".sh")
     script.write_text(text)
-    argv = [str(project / ".venv" / "bin" / "python"), str(script)] if block.lang == "python" else ["bash", "-eo", "pipefail", str(script)]
+    argv = (
+        [str(project / ".venv" / "bin" / "python"), str(script)]
+        if block.lang == "python"
+        else ["bash", "-eo", "pipefail", str(script)]
+    )
     out, err = log.with_suffix(".out"), log.with_suffix(".err")
     with out.open("w") as stdout, err.open("w") as stderr:  # files, not pipes: background servers keep pipes open
-        process = subprocess.Popen(argv, cwd=project, env=env, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv, cwd=project, env=env, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             if block.directive == "serves":
                 wait_until_answers(block.argument, process, timeout_s=300)
@@ -190,7 +230,9 @@ def run_block(block: Block, text: str, project: Path, env: dict, log: Path) -> t
 def test_every_runnable_block_is_found_and_every_directive_is_known():
     assert len(BLOCKS) >= 10, [b.id for b in BLOCKS]
     text = (ROOT / "README.md").read_text()
-    assert text.count("docs-test:") == sum(1 for b in BLOCKS if b.directive), "a docs-test comment is not right above a fence"
+    assert text.count("docs-test:") == sum(1 for b in BLOCKS if b.directive), (
+        "a docs-test comment is not right above a fence"
+    )
     for block in BLOCKS:
         assert block.directive != "skip" or len(block.argument) > 10, f"{block.id}: a skip needs its reason"
 

@@ -6,7 +6,6 @@ import importlib
 import re
 from pathlib import Path
 
-
 from deepsynth.errors import DeepSynthError, Interrupted, exit_codes
 from deepsynth_cli import cli, main
 
@@ -32,8 +31,12 @@ def test_help_lists_every_exit_code_with_its_meaning(capsys):
 
 
 def test_every_error_class_exits_with_a_documented_code():
-    sources = [p for folder in ("deepsynth", "pipelines", "deepsynth_cli") for p in ROOT.joinpath(folder).rglob("*.py")
-               if "DeepSynthError)" in p.read_text() or "Error)" in p.read_text()]
+    sources = [
+        p
+        for folder in ("deepsynth", "pipelines", "deepsynth_cli")
+        for p in ROOT.joinpath(folder).rglob("*.py")
+        if "DeepSynthError)" in p.read_text() or "Error)" in p.read_text()
+    ]
     for path in sources:
         importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
     pending, seen = [DeepSynthError], []

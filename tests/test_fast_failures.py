@@ -24,8 +24,14 @@ def deepsynth(home: Path, *argv: str) -> tuple[subprocess.CompletedProcess, set[
     """Run the CLI with ``--json``; return the process, the top-level modules it imported and its other stderr lines."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(DEEPSYNTH_HOME=str(home), ZENML_CONFIG_PATH=str(home / "zenml"))
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "deepsynth_cli", *argv, "--json"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "deepsynth_cli", *argv, "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = proc.stderr.splitlines()
     imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines if line.startswith("import time:")}
     return proc, imported, [line for line in lines if not line.startswith("import time:")]
@@ -47,8 +53,14 @@ def registry_home(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("fast-failures") / "home"
     env = {**os.environ, "DEEPSYNTH_HOME": str(home), "ZENML_CONFIG_PATH": str(home / "zenml")}
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "support" / "set_up_store.py")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "support" / "set_up_store.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(json.loads(proc.stdout.strip().splitlines()[-1])["tracking_uri"])
     client.create_registered_model(NAME)
@@ -113,12 +125,17 @@ def test_the_library_names_what_exists_too_through_any_mlflow_store(tmp_path):
         client.create_registered_model(NAME)
         client.create_model_version(NAME, source=str(tmp_path / "no-package"))
         client.set_registered_model_alias(NAME, "champion", "1")
-        assert registry_index() == sqlite_index(tmp_path / "mlflow.db") == {
-            NAME: {"versions": ["1"], "aliases": {"champion": "1"}}}
-        for call, message in [(lambda: show("nosuch"), f"registered models: {NAME}"),
-                              (lambda: show(f"{NAME}@nope"), "its aliases: @champion (v1)"),
-                              (lambda: promote(NAME, 4), "its versions: 1"),
-                              (lambda: download(f"{NAME}/2", tmp_path / "out"), f"{NAME} has no version 2")]:
+        assert (
+            registry_index()
+            == sqlite_index(tmp_path / "mlflow.db")
+            == {NAME: {"versions": ["1"], "aliases": {"champion": "1"}}}
+        )
+        for call, message in [
+            (lambda: show("nosuch"), f"registered models: {NAME}"),
+            (lambda: show(f"{NAME}@nope"), "its aliases: @champion (v1)"),
+            (lambda: promote(NAME, 4), "its versions: 1"),
+            (lambda: download(f"{NAME}/2", tmp_path / "out"), f"{NAME} has no version 2"),
+        ]:
             with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
                 call()
         (tmp_path / "full").mkdir()
@@ -156,16 +173,27 @@ MERGE_CASES = [
 
 @pytest.mark.parametrize("argv, message", MERGE_CASES, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_wrong_merge_arguments_fail_before_loading_anything(sources, argv, message):
-    argv = [a.format(a=sources / "a", b=sources / "b", full=sources / "full", root=sources, new=sources / "new")
-            for a in argv]
+    argv = [
+        a.format(a=sources / "a", b=sources / "b", full=sources / "full", root=sources, new=sources / "new")
+        for a in argv
+    ]
     before = sorted(str(p.relative_to(sources)) for p in sources.rglob("*"))
     assert_fast_usage_error(deepsynth(sources / "home", "adapters", "merge", *argv), message)
     assert sorted(str(p.relative_to(sources)) for p in sources.rglob("*") if "home" not in p.parts) == before
 
 
 def test_an_unknown_merge_method_is_a_usage_error(sources):
-    proc, imported, stderr = deepsynth(sources / "home", "adapters", "merge", str(sources / "a"), str(sources / "b"),
-                                       "--method", "magic", "--out", str(sources / "new"))
+    proc, imported, stderr = deepsynth(
+        sources / "home",
+        "adapters",
+        "merge",
+        str(sources / "a"),
+        str(sources / "b"),
+        "--method",
+        "magic",
+        "--out",
+        str(sources / "new"),
+    )
     assert proc.returncode == 2 and "'magic' is not one of 'linear', 'ties', 'dare_linear', 'cat'" in proc.stderr
     assert not imported & HEAVY
 
@@ -173,13 +201,20 @@ def test_an_unknown_merge_method_is_a_usage_error(sources):
 def test_summarize_with_a_missing_package_path_exits_2_naming_it(tmp_path):
     text = tmp_path / "paper.txt"
     text.write_text("A short paper.")
-    assert_fast_usage_error(deepsynth(tmp_path / "home", "summarize", "--model", str(tmp_path / "nodir"), str(text)),
-                            f"--model {tmp_path / 'nodir'}: no such export folder or zip package")
+    assert_fast_usage_error(
+        deepsynth(tmp_path / "home", "summarize", "--model", str(tmp_path / "nodir"), str(text)),
+        f"--model {tmp_path / 'nodir'}: no such export folder or zip package",
+    )
 
 
 def test_the_merge_help_says_what_force_may_replace():
-    proc = subprocess.run([sys.executable, "-m", "deepsynth_cli", "adapters", "merge", "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepsynth_cli", "adapters", "merge", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     assert "Replace an earlier export package at --out" in text and "is always refused" in text
@@ -190,8 +225,9 @@ def exported_package(trained_adapter, rendered_dataset, tmp_path_factory):
     """A real export package of the session's trained adapter."""
     from deepsynth.export import export_adapter
 
-    return export_adapter(trained_adapter, tmp_path_factory.mktemp("inference-py") / "package",
-                          dataset=rendered_dataset.path).output_dir
+    return export_adapter(
+        trained_adapter, tmp_path_factory.mktemp("inference-py") / "package", dataset=rendered_dataset.path
+    ).output_dir
 
 
 def damaged_copy(package: Path, tmp_path: Path, damage: str) -> Path:
@@ -210,18 +246,38 @@ def damaged_copy(package: Path, tmp_path: Path, damage: str) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage, text, code, message", [
-    ("none", "missing.txt", 2,
-     "--text-file {tmp}/missing.txt: cannot be read as UTF-8 text (No such file or directory)"),
-    ("tampered", "paper.txt", 1, "adapter_model.safetensors"),
-    ("incomplete", "paper.txt", 1, "adapter_config.json"),
-])
-def test_inference_py_errors_are_one_line_and_an_exit_code(exported_package, shared_home, tmp_path, damage, text, code,
-                                                          message):
+@pytest.mark.parametrize(
+    "damage, text, code, message",
+    [
+        (
+            "none",
+            "missing.txt",
+            2,
+            "--text-file {tmp}/missing.txt: cannot be read as UTF-8 text (No such file or directory)",
+        ),
+        ("tampered", "paper.txt", 1, "adapter_model.safetensors"),
+        ("incomplete", "paper.txt", 1, "adapter_config.json"),
+    ],
+)
+def test_inference_py_errors_are_one_line_and_an_exit_code(
+    exported_package, shared_home, tmp_path, damage, text, code, message
+):
     package = damaged_copy(exported_package, tmp_path, damage) if damage != "none" else exported_package
     (tmp_path / "paper.txt").write_text("A short paper about rivers.")
-    proc = subprocess.run([sys.executable, str(package / "inference.py"), "--text-file", str(tmp_path / text),
-                           "--cache-dir", str(shared_home)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(package / "inference.py"),
+            "--text-file",
+            str(tmp_path / text),
+            "--cache-dir",
+            str(shared_home),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == code and proc.stdout == ""
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message.format(tmp=tmp_path) in lines[0], proc.stderr

@@ -8,8 +8,15 @@ import os
 import pytest
 
 from deepsynth.errors import DeepSynthError
-from deepsynth.integrity import (IntegrityError, TreeCheck, atomic_directory, check_tree, hash_tree, sha256_file,
-                                 tree_files)
+from deepsynth.integrity import (
+    IntegrityError,
+    TreeCheck,
+    atomic_directory,
+    check_tree,
+    hash_tree,
+    sha256_file,
+    tree_files,
+)
 
 
 @pytest.fixture
@@ -29,8 +36,10 @@ def test_sha256_file_is_the_sha256_of_the_bytes(tree):
 
 def test_hash_tree_maps_relative_posix_paths_to_hashes_and_sizes(tree):
     plain = hash_tree(tree, skip={"a.json"})
-    assert plain == {"sub/b.txt": hashlib.sha256(b"bee").hexdigest(),
-                     "sub/deeper/c.bin": sha256_file(tree / "sub" / "deeper" / "c.bin")}
+    assert plain == {
+        "sub/b.txt": hashlib.sha256(b"bee").hexdigest(),
+        "sub/deeper/c.bin": sha256_file(tree / "sub" / "deeper" / "c.bin"),
+    }
     sized = hash_tree(tree, with_size=True)
     assert sized["a.json"] == {"sha256": hashlib.sha256(b'{"a": 1}').hexdigest(), "size": 8}
     assert sorted(sized) == ["a.json", "sub/b.txt", "sub/deeper/c.bin"]
@@ -52,8 +61,11 @@ def test_check_tree_names_missing_extra_and_changed_files(tree, with_size):
 
 def test_a_malformed_entry_counts_as_changed_and_manifest_paths_are_never_opened(tree, tmp_path):
     (tmp_path / "outside.txt").write_text("secret")
-    manifest = {**hash_tree(tree, with_size=True), "a.json": "not a dict",
-                "../outside.txt": {"sha256": sha256_file(tmp_path / "outside.txt"), "size": 6}}
+    manifest = {
+        **hash_tree(tree, with_size=True),
+        "a.json": "not a dict",
+        "../outside.txt": {"sha256": sha256_file(tmp_path / "outside.txt"), "size": 6},
+    }
     found = check_tree(tree, manifest, with_size=True)
     assert found.changed == ["a.json"] and found.missing == ["../outside.txt"]
     assert found.first(ignore_extra=True) == ("../outside.txt", "missing")

@@ -48,8 +48,9 @@ class Terminal:
         pass
 
 
-@pytest.mark.parametrize("tty, forced, drawn", [(True, None, True), (False, None, False), (False, "1", True),
-                                                 (True, "0", False)])
+@pytest.mark.parametrize(
+    "tty, forced, drawn", [(True, None, True), (False, None, False), (False, "1", True), (True, "0", False)]
+)
 def test_bars_are_drawn_on_a_terminal_unless_told_otherwise(monkeypatch, tty, forced, drawn):
     stream = Terminal(tty)
     monkeypatch.setattr("sys.stderr", stream)
@@ -96,8 +97,9 @@ def test_the_progress_flag_is_global_and_per_command(capsys):
 
 
 @pytest.mark.parametrize("verbosity, shown", [(0, False), (1, True)])
-def test_mlflow_registration_prints_reach_stderr_only_from_v_and_always_the_log(fresh_logging, tmp_path, capsys,
-                                                                                verbosity, shown):
+def test_mlflow_registration_prints_reach_stderr_only_from_v_and_always_the_log(
+    fresh_logging, tmp_path, capsys, verbosity, shown
+):
     import mlflow
     from adapter_support import mlflow_store_at
 

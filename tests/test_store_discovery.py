@@ -21,14 +21,18 @@ ROOT = Path(__file__).parents[1]
 
 
 def clean_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DEEPSYNTH_HOME", "ZENML_CONFIG_PATH") and not k.startswith("MLFLOW_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DEEPSYNTH_HOME", "ZENML_CONFIG_PATH") and not k.startswith("MLFLOW_")
+    }
     return {**env, "XDG_DATA_HOME": str(tmp_path / "xdg"), **extra}
 
 
 def deepsynth(cwd: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deepsynth_cli", *argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "deepsynth_cli", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture
@@ -92,9 +96,14 @@ def test_a_reading_command_with_no_home_names_every_place_it_looked(unrelated, t
 def test_a_home_is_found_from_a_subdirectory_and_deepsynth_home_still_wins(tmp_path):
     project = tmp_path / "project"
     home = project / HOME_DIR
-    setup = subprocess.run([sys.executable, str(ROOT / "tests" / "support" / "set_up_store.py")], cwd=ROOT,
-                           env={**os.environ, "DEEPSYNTH_HOME": str(home), "ZENML_CONFIG_PATH": str(home / "zenml")},
-                           capture_output=True, text=True, timeout=300)
+    setup = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "support" / "set_up_store.py")],
+        cwd=ROOT,
+        env={**os.environ, "DEEPSYNTH_HOME": str(home), "ZENML_CONFIG_PATH": str(home / "zenml")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert setup.returncode == 0, setup.stderr[-3000:]
     sub = project / "papers" / "2026"
     sub.mkdir(parents=True)
@@ -113,6 +122,8 @@ def test_dash_v_says_which_home_and_why(tmp_path):
     sub = tmp_path / "project" / "sub"
     sub.mkdir()
     proc = deepsynth(sub, clean_environment(tmp_path), "models", "list", "-v")
-    assert f"DeepSynth home: {tmp_path / 'project' / HOME_DIR} (the nearest .deepsynth/ at or above {sub})" in proc.stderr
+    assert (
+        f"DeepSynth home: {tmp_path / 'project' / HOME_DIR} (the nearest .deepsynth/ at or above {sub})" in proc.stderr
+    )
     proc = deepsynth(sub, clean_environment(tmp_path, DEEPSYNTH_HOME=str(tmp_path / "h")), "models", "list", "-v")
     assert f"DeepSynth home: {tmp_path / 'h'} (from $DEEPSYNTH_HOME)" in proc.stderr

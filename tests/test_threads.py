@@ -27,20 +27,28 @@ def child(cpus: set[int] | None = None, **env: str) -> dict:
     """The policy's outcome in a fresh Python process (optionally pinned to ``cpus``), under ``env``."""
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "LOCAL_WORLD_SIZE")}
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    out = subprocess.run([sys.executable, "-c", CHILD], env={**base, **env}, capture_output=True, text=True,
-                         timeout=120, preexec_fn=pin)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD], env={**base, **env}, capture_output=True, text=True, timeout=120, preexec_fn=pin
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["threads"] == result["policy"]  # torch got what the policy decided
     return result
 
 
-@pytest.mark.parametrize("cores, processes, busy, expected", [
-    (2, 1, None, 2), (2, 2, None, 1), (16, 4, None, 4), (3, 2, None, 1), (2, 64, None, 1),
-    (2, 1, 0.3, 2),   # an idle machine: all cores
-    (2, 1, 9.5, 1),   # two cores under a load of 10: one thread (two were ~8x slower here)
-    (16, 2, 6.0, 5),  # ten of sixteen cores free, shared by two ranks
-])
+@pytest.mark.parametrize(
+    "cores, processes, busy, expected",
+    [
+        (2, 1, None, 2),
+        (2, 2, None, 1),
+        (16, 4, None, 4),
+        (3, 2, None, 1),
+        (2, 64, None, 1),
+        (2, 1, 0.3, 2),  # an idle machine: all cores
+        (2, 1, 9.5, 1),  # two cores under a load of 10: one thread (two were ~8x slower here)
+        (16, 2, 6.0, 5),  # ten of sixteen cores free, shared by two ranks
+    ],
+)
 def test_free_cores_are_shared_by_the_local_processes(cores, processes, busy, expected):
     assert threads_for(cores, processes, busy) == expected
 
@@ -74,4 +82,6 @@ def test_the_setting_in_a_real_subprocess():
     assert rank["threads"] == threads_for(rank["cores"], 2, rank["busy"]) <= max(1, available_cores() // 2)
     assert child(LOCAL_WORLD_SIZE="2", OMP_NUM_THREADS="3")["threads"] == 3
     pinned = child(cpus={min(os.sched_getaffinity(0))})  # taskset to one core: one thread, whatever the load
-    assert pinned == {"threads": 1, "policy": 1, "busy": None, "cores": 1} or (os.cpu_count() == 1 and pinned["threads"] == 1)
+    assert pinned == {"threads": 1, "policy": 1, "busy": None, "cores": 1} or (
+        os.cpu_count() == 1 and pinned["threads"] == 1
+    )

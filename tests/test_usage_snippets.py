@@ -13,7 +13,7 @@ import pytest
 from deepsynth.training.config import TrainerConfig
 
 CONFIGURATION = {
-    "basic_lora": '''
+    "basic_lora": """
 from deepsynth.training.config import TrainerConfig
 
 config = TrainerConfig(
@@ -31,8 +31,8 @@ config = TrainerConfig(
     num_epochs=3,
     learning_rate=5e-4,
 )
-''',
-    "qlora": '''
+""",
+    "qlora": """
 config = TrainerConfig(
     use_lora=True,
     use_qlora=True,              # Enable quantization
@@ -42,8 +42,8 @@ config = TrainerConfig(
     lora_rank=16,
     lora_alpha=32,
 )
-''',
-    "text_encoder": '''
+""",
+    "text_encoder": """
 config = TrainerConfig(
     use_lora=True,
 
@@ -56,11 +56,11 @@ config = TrainerConfig(
     # Optional projection
     use_text_projection=False,  # Enable if dimensions don't match
 )
-''',
+""",
 }
 
 TIPS = {
-    "memory_optimization": '''
+    "memory_optimization": """
 # Use 4-bit quantization for maximum memory savings
 config.use_qlora = True
 config.qlora_bits = 4
@@ -70,8 +70,8 @@ config.qlora_double_quant = True
 # Reduce batch size if OOM
 config.batch_size = 4
 config.gradient_accumulation_steps = 8  # Effective batch size = 32
-''',
-    "training_speed": '''
+""",
+    "training_speed": """
 # Increase LoRA rank for better quality (more params)
 config.lora_rank = 32  # vs 16
 
@@ -80,8 +80,8 @@ config.mixed_precision = "bf16"  # or "fp16"
 
 # Optimize learning rate
 config.optimizer.learning_rate = 5e-4  # Higher for LoRA
-''',
-    "model_quality": '''
+""",
+    "model_quality": """
 # Target more modules
 config.lora_target_modules = [
     "q_proj", "v_proj", "k_proj", "o_proj",  # Attention
@@ -95,8 +95,8 @@ config.lora_alpha = 64
 # Train text encoder for better instruction following
 config.use_text_encoder = True
 config.text_encoder_trainable = True
-''',
-    "out_of_memory": '''
+""",
+    "out_of_memory": """
 # Reduce batch size
 config.batch_size = 2
 config.gradient_accumulation_steps = 16
@@ -107,8 +107,8 @@ config.qlora_bits = 4
 
 # Reduce LoRA rank
 config.lora_rank = 8
-''',
-    "poor_quality": '''
+""",
+    "poor_quality": """
 # Increase LoRA capacity
 config.lora_rank = 32
 config.lora_alpha = 64
@@ -118,8 +118,8 @@ config.num_epochs = 5
 
 # Lower learning rate
 config.optimizer.learning_rate = 2e-4
-''',
-    "slow_training": '''
+""",
+    "slow_training": """
 # Use 8-bit instead of 4-bit
 config.qlora_bits = 8
 
@@ -128,11 +128,11 @@ config.batch_size = 16
 
 # Use bfloat16
 config.mixed_precision = "bf16"
-''',
+""",
 }
 
 WORKFLOW = [
-    '''
+    """
 from deepsynth.data import IncrementalDatasetGenerator
 
 generator = IncrementalDatasetGenerator(state_manager)
@@ -146,8 +146,8 @@ job_config = {
 }
 
 generator.generate_dataset(job_id, config=job_config)
-''',
-    '''
+""",
+    """
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
 from deepsynth.training.config import TrainerConfig
 
@@ -163,8 +163,8 @@ config = TrainerConfig(
 
 trainer = DeepSynthLoRATrainer(config)
 metrics, checkpoints = trainer.train("user/dataset")
-''',
-    '''
+""",
+    """
 from deepsynth.export import export_adapter
 
 # Export to directory
@@ -174,8 +174,8 @@ export_adapter(
     create_package=True,
     package_name="my_adapter.zip"
 )
-''',
-    '''
+""",
+    """
 from transformers import AutoModel, AutoTokenizer
 from peft import PeftModel
 
@@ -188,17 +188,19 @@ base_model = AutoModel.from_pretrained(
 # Load LoRA adapters
 model = PeftModel.from_pretrained(base_model, "./lora_model")
 tokenizer = AutoTokenizer.from_pretrained("./lora_model")
-''',
-    '''
+""",
+    """
 from deepsynth.training.lora_config import get_lora_preset
 lora_config = get_lora_preset("standard")
-''',
+""",
 ]
 # Remote code is never run: the inference snippet's AutoModel line, whose REMOTE_CODE stands for the
 # original's remote-code flag (spelled out, it would trip tests/test_codebase.py's guard), loads the
 # native class transformers ships for DeepSeek-OCR instead.
-NATIVE_LOADING = {"AutoModel.from_pretrained(": "UnlimitedOcrForConditionalGeneration.from_pretrained(",
-                  "REMOTE_CODE": "trust_remote_code=False"}
+NATIVE_LOADING = {
+    "AutoModel.from_pretrained(": "UnlimitedOcrForConditionalGeneration.from_pretrained(",
+    "REMOTE_CODE": "trust_remote_code=False",
+}
 
 
 def _local(snippet: str, model: str = "tiny", **names: str) -> str:
@@ -239,8 +241,11 @@ def test_dataset_training_export_and_preset_snippets_run(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DEEPSYNTH_HOME", str(deepsynth_home))
     news = write_jsonl([{**doc, "split": "train"} for doc in make_docs(3)], name="news.jsonl")
-    namespace: dict = {"state_manager": StateManager(tmp_path / "jobs"), "job_id": "job-1",
-                       "UnlimitedOcrForConditionalGeneration": UnlimitedOcrForConditionalGeneration}
+    namespace: dict = {
+        "state_manager": StateManager(tmp_path / "jobs"),
+        "job_id": "job-1",
+        "UnlimitedOcrForConditionalGeneration": UnlimitedOcrForConditionalGeneration,
+    }
     for snippet in WORKFLOW:
         if "PeftModel" in snippet:  # the hub name stands for the base the adapter was trained on
             snippet = _local(snippet, model=str(tiny_model_dir(deepsynth_home)))

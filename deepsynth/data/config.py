@@ -15,7 +15,9 @@ class IngestConfig(Section):
 
     _section = "ingest"
 
-    source: Literal["aclsum", "file", "huggingface"] = knob("aclsum", "aclsum = bundled real sample; file = local JSONL/CSV/Parquet; huggingface = datasets.load_dataset")
+    source: Literal["aclsum", "file", "huggingface"] = knob(
+        "aclsum", "aclsum = bundled real sample; file = local JSONL/CSV/Parquet; huggingface = datasets.load_dataset"
+    )
     path: str | None = knob(None, "Local file for source=file (.jsonl, .json, .csv, .parquet)")
     hf_name: str | None = knob(None, "Dataset name for source=huggingface, e.g. cnn_dailymail")
     hf_config: str | None = knob(None, "Dataset configuration, e.g. '3.0.0'")
@@ -26,10 +28,16 @@ class IngestConfig(Section):
     summary_column: str = knob("summary", "Column holding the reference summary (cnn_dailymail: highlights)")
     id_column: str | None = knob("id", "Column with a stable document id; rows without one get a content hash")
     split_column: str | None = knob("split", "Column naming the split; absent values get a deterministic split")
-    split_ratios: dict[str, float] = knob({"train": 0.8, "validation": 0.1, "test": 0.1}, "Split fractions when the source has none")
-    instruction_prompt: str | None = knob(None, "Instruction carried with every document, e.g. 'Summarize this news article:'")
+    split_ratios: dict[str, float] = knob(
+        {"train": 0.8, "validation": 0.1, "test": 0.1}, "Split fractions when the source has none"
+    )
+    instruction_prompt: str | None = knob(
+        None, "Instruction carried with every document, e.g. 'Summarize this news article:'"
+    )
     max_documents: int | None = knob(None, "Keep at most this many documents per split (first rows); null = all")
-    on_bad_row: Literal["quarantine", "error"] = knob("quarantine", "A row that cannot be read: record it and go on, or stop with an error")
+    on_bad_row: Literal["quarantine", "error"] = knob(
+        "quarantine", "A row that cannot be read: record it and go on, or stop with an error"
+    )
 
     def __post_init__(self) -> None:
         if self.source == "file" and not self.path:

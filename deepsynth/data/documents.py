@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -100,7 +101,7 @@ class DocumentDataset:
         (directory / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "DocumentDataset":
+    def load(cls, directory: str | Path) -> DocumentDataset:
         """Read a dataset written by :meth:`save`."""
         directory = Path(directory)
         meta = json.loads((directory / META_FILE).read_text())

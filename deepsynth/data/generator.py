@@ -17,8 +17,9 @@ import itertools
 import json
 import os
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -26,16 +27,32 @@ from deepsynth.code_points import code_points
 from deepsynth.configuration import from_dict
 from deepsynth.data.config import IngestConfig
 from deepsynth.data.ingest import ingest
-from deepsynth.data.rendered import (FORMAT_VERSION, MANIFEST, SHARD_DIR, RenderedDataset, RenderedDatasetWriter,
-                                     write_shard)
+from deepsynth.data.rendered import (
+    FORMAT_VERSION,
+    MANIFEST,
+    SHARD_DIR,
+    RenderedDataset,
+    RenderedDatasetWriter,
+    write_shard,
+)
 from deepsynth.errors import ConfigError
 from deepsynth.progress import progress_bar
 from deepsynth.rendering.config import RenderSettings
 from deepsynth.rendering.page_cache import PageCache
 from deepsynth.rendering.renderer import render_documents, resolve_settings_chain, settings_fingerprint
 
-JOB_KEYS = {"source_dataset", "output_dir", "instruction_prompt", "multi_resolution", "resolution_sizes",
-            "text_column", "summary_column", "max_documents", "chunk_size", "render"}
+JOB_KEYS = {
+    "source_dataset",
+    "output_dir",
+    "instruction_prompt",
+    "multi_resolution",
+    "resolution_sizes",
+    "text_column",
+    "summary_column",
+    "max_documents",
+    "chunk_size",
+    "render",
+}
 # Column mappings of well-known hub datasets, so a job naming one needs no column keys.
 KNOWN_DATASETS = {"cnn_dailymail": {"hf_config": "3.0.0", "text_column": "article", "summary_column": "highlights"}}
 
@@ -198,7 +215,11 @@ class IncrementalDatasetGenerator:
 
 def _write_manifest(out: Path, settings: RenderSettings, chunks: int, source_meta: dict[str, Any]) -> RenderedDataset:
     """Manifest over every chunk's shard (counts read from the shards' small columns)."""
-    shards = [f"{SHARD_DIR}/part-{i:05d}.parquet" for i in range(chunks) if (out / SHARD_DIR / f"part-{i:05d}.parquet").exists()]
+    shards = [
+        f"{SHARD_DIR}/part-{i:05d}.parquet"
+        for i in range(chunks)
+        if (out / SHARD_DIR / f"part-{i:05d}.parquet").exists()
+    ]
     per_split: Counter[str] = Counter()
     per_mode: Counter[str] = Counter()
     pages = rows = 0

@@ -9,7 +9,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-
 from deepsynth.code_points import code_points
 from deepsynth.data.arrow_rows import table_from_rows
 from deepsynth.data.config import IngestConfig
@@ -94,7 +93,9 @@ def _field(record: dict[str, Any], column: str, where: Location) -> str:
     return value
 
 
-def _to_document(record: dict[str, Any], where: Location, config: IngestConfig, sanitized: list[dict]) -> dict[str, Any]:
+def _to_document(
+    record: dict[str, Any], where: Location, config: IngestConfig, sanitized: list[dict]
+) -> dict[str, Any]:
     if config.text_column not in record:
         raise InputError(Location(where.file, where.row, config.text_column), "column is missing from this row")
     text = _field(record, config.text_column, where)
@@ -112,7 +113,9 @@ def _to_document(record: dict[str, Any], where: Location, config: IngestConfig, 
     raw_split = record.get(config.split_column) if config.split_column else None
     split = SPLIT_ALIASES.get(str(raw_split).strip().lower()) if raw_split not in (None, "") else None
     if raw_split not in (None, "") and split is None:
-        raise InputError(Location(where.file, where.row, config.split_column), f"unknown split {raw_split!r}; use {SPLITS}")
+        raise InputError(
+            Location(where.file, where.row, config.split_column), f"unknown split {raw_split!r}; use {SPLITS}"
+        )
     return {
         "id": doc_id,
         "split": split or assign_split(doc_id, config.split_ratios),
@@ -142,7 +145,10 @@ def ingest(config: IngestConfig) -> DocumentDataset:
     elif config.source == "aclsum":
         raw, source = read_aclsum(), "aclsum"
     else:
-        raw, source = read_huggingface(config), f"hf:{config.hf_name}" + (f"/{config.hf_config}" if config.hf_config else "")
+        raw, source = (
+            read_huggingface(config),
+            f"hf:{config.hf_name}" + (f"/{config.hf_config}" if config.hf_config else ""),
+        )
 
     docs, rejects, sanitized = [], [], []
     per_split: dict[str, int] = {}

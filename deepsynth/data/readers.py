@@ -11,8 +11,9 @@ import codecs
 import csv
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from deepsynth.data.config import IngestConfig
 from deepsynth.data.documents import SPLIT_ALIASES
@@ -33,7 +34,7 @@ def _read_jsonl(path: Path) -> Iterator[RawRow]:
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
+                raw = raw[len(codecs.BOM_UTF8) :]
             if not raw.strip():
                 continue
             try:
@@ -62,7 +63,10 @@ def _read_json_array(path: Path) -> Iterator[RawRow]:
     if not isinstance(records, list):
         raise InputError(Location(str(path)), "expected a JSON array of objects (or use .jsonl)")
     for number, record in enumerate(records, start=1):
-        yield number, record if isinstance(record, dict) else InputError(Location(str(path), number), "expected an object")
+        yield (
+            number,
+            record if isinstance(record, dict) else InputError(Location(str(path), number), "expected an object"),
+        )
 
 
 def _allow_fields_as_long_as(path: Path) -> None:
@@ -116,7 +120,13 @@ def columns_of(path: Path) -> list[str] | None:
 
 
 def read_file(path: Path) -> Iterator[RawRow]:
-    readers = {".jsonl": _read_jsonl, ".ndjson": _read_jsonl, ".json": _read_json_array, ".csv": _read_csv, ".parquet": _read_parquet}
+    readers = {
+        ".jsonl": _read_jsonl,
+        ".ndjson": _read_jsonl,
+        ".json": _read_json_array,
+        ".csv": _read_csv,
+        ".parquet": _read_parquet,
+    }
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise ConfigError(f"ingest.path: {path} has unsupported extension; use one of {', '.join(readers)}")
@@ -143,7 +153,10 @@ def read_aclsum() -> Iterator[tuple[str, RawRow]]:
             sections = record.get("sentences") or {}
             text = "\n\n".join(_detokenize(sections.get(s) or []) for s in ("abstract", "introduction", "conclusion"))
             summary = " ".join((record.get("summary") or {}).get(a, "") for a in ("challenge", "approach", "outcome"))
-            yield str(path), (number, {"id": record.get("id"), "text": text.strip(), "summary": summary.strip(), "split": split})
+            yield (
+                str(path),
+                (number, {"id": record.get("id"), "text": text.strip(), "summary": summary.strip(), "split": split}),
+            )
 
 
 def read_huggingface(config: IngestConfig) -> Iterator[tuple[str, RawRow]]:

@@ -15,9 +15,10 @@ import io
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -131,7 +132,7 @@ class RenderedDatasetWriter:
         self._shards.append(name)
         self._buffer = []
 
-    def close(self, extra: dict[str, Any] | None = None) -> "RenderedDataset":
+    def close(self, extra: dict[str, Any] | None = None) -> RenderedDataset:
         """Flush the last shard, write the manifest and return the dataset."""
         self._flush()
         rows_per_split: Counter[str] = Counter()
@@ -152,7 +153,7 @@ class RenderedDatasetWriter:
         (self.path / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         return RenderedDataset(self.path)
 
-    def __enter__(self) -> "RenderedDatasetWriter":
+    def __enter__(self) -> RenderedDatasetWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -79,13 +79,19 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, float]:
         ``rouge_1``, ``rouge_2``, ``rouge_l``, ``mean_length``, ``empty_rate``, ``repetition_rate``, ``latency_s``
         (mean seconds per document), ``num_docs``. Empty ``rows`` give NaN means (caught by :func:`assert_finite`).
     """
+
     def mean(key: str) -> float:
         values = [float(r[key]) for r in rows]
         return statistics.fmean(values) if values else float("nan")
 
     out = {key: mean(key) for key in ROUGE_KEYS}
-    out.update(mean_length=mean("length"), empty_rate=mean("empty"), repetition_rate=mean("repetitive"),
-               latency_s=mean("latency_s"), num_docs=float(len(rows)))
+    out.update(
+        mean_length=mean("length"),
+        empty_rate=mean("empty"),
+        repetition_rate=mean("repetitive"),
+        latency_s=mean("latency_s"),
+        num_docs=float(len(rows)),
+    )
     return out
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from deepsynth.data.rendered import RenderedDocument
-from deepsynth.evaluation.result import ADAPTER, BASE, EvaluationResult
 from deepsynth.evaluation.metrics import SYSTEM_METRICS
+from deepsynth.evaluation.result import ADAPTER, BASE, EvaluationResult
 from deepsynth.report_header import header_html
 
 THUMB_WIDTH = 240
@@ -102,13 +102,22 @@ def _samples(result: EvaluationResult, documents: Sequence[RenderedDocument], ma
     by_system = {s: {r["id"]: r for r in result.rows_for(s)} for s in result.systems}
     cards = []
     for doc in list(documents)[:max_samples]:
-        thumb = f'<img alt="page 1 of {html.escape(doc.id)}" src="data:image/png;base64,{thumbnail_b64(doc.pages[0])}">' \
-            if doc.pages else ""
+        thumb = (
+            f'<img alt="page 1 of {html.escape(doc.id)}" src="data:image/png;base64,{thumbnail_b64(doc.pages[0])}">'
+            if doc.pages
+            else ""
+        )
         outputs = "".join(
-            f"<dt>{html.escape(s)} (ROUGE-L {_fmt(rows[doc.id]['rouge_l'])})</dt><dd>{html.escape(rows[doc.id]['prediction']) or '<em>(empty)</em>'}</dd>"
-            for s, rows in by_system.items() if doc.id in rows)
-        cards.append(f'<div class="sample"><div>{thumb}</div><div><h3>{html.escape(doc.id)}</h3><dl>'
-                     f"<dt>reference</dt><dd>{html.escape(doc.summary or '')}</dd>{outputs}</dl></div></div>")
+            f"<dt>{html.escape(s)} (ROUGE-L "
+            f"{_fmt(rows[doc.id]['rouge_l'])})</dt>"
+            f"<dd>{html.escape(rows[doc.id]['prediction']) or '<em>(empty)</em>'}</dd>"
+            for s, rows in by_system.items()
+            if doc.id in rows
+        )
+        cards.append(
+            f'<div class="sample"><div>{thumb}</div><div><h3>{html.escape(doc.id)}</h3><dl>'
+            f"<dt>reference</dt><dd>{html.escape(doc.summary or '')}</dd>{outputs}</dl></div></div>"
+        )
     return "".join(cards)
 
 
@@ -116,17 +125,26 @@ def verdict(result: EvaluationResult, metric: str = "rouge_l") -> tuple[bool, st
     """Whether the adapter beats every other system on ``metric``, and that said in one plain sentence."""
     ours = result.systems[ADAPTER].get(metric, float("nan"))
     names = {BASE: "the untrained base model"}
-    ahead = [(names.get(system, f"the {system} baseline"), metrics[metric]) for system, metrics in result.systems.items()
-             if system != ADAPTER and metric in metrics and not ours > metrics[metric]]
+    ahead = [
+        (names.get(system, f"the {system} baseline"), metrics[metric])
+        for system, metrics in result.systems.items()
+        if system != ADAPTER and metric in metrics and not ours > metrics[metric]
+    ]
     if not ahead:
         return True, f"The adapter beats every baseline on {metric} ({ours:.4f})."
     others = " and ".join(f"{name} ({score:.4f})" for name, score in ahead)
     return False, f"The adapter scores below {others} on {metric} ({ours:.4f}): it is not yet worth deploying."
 
 
-def render_html(result: EvaluationResult, *, loss_curve: Sequence[Sequence[float]] | None = None,
-                documents: Sequence[RenderedDocument] = (), title: str = "DeepSynth evaluation",
-                max_samples: int = 4, context: dict[str, Any] | None = None) -> str:
+def render_html(
+    result: EvaluationResult,
+    *,
+    loss_curve: Sequence[Sequence[float]] | None = None,
+    documents: Sequence[RenderedDocument] = (),
+    title: str = "DeepSynth evaluation",
+    max_samples: int = 4,
+    context: dict[str, Any] | None = None,
+) -> str:
     """The evaluation report as one self-contained HTML page.
 
     Args:
@@ -142,9 +160,12 @@ def render_html(result: EvaluationResult, *, loss_curve: Sequence[Sequence[float
     """
     loss = loss_curve_png(loss_curve or [])
     dist = rouge_distribution_png(result)
-    figures = "".join(f'<figure><img alt="{html.escape(cap)}" src="data:image/png;base64,{img}"><figcaption>'
-                      f"{html.escape(cap)}</figcaption></figure>"
-                      for cap, img in (("training loss", loss), ("ROUGE-L distribution", dist)) if img)
+    figures = "".join(
+        f'<figure><img alt="{html.escape(cap)}" src="data:image/png;base64,{img}"><figcaption>'
+        f"{html.escape(cap)}</figcaption></figure>"
+        for cap, img in (("training loss", loss), ("ROUGE-L distribution", dist))
+        if img
+    )
     config = html.escape(", ".join(f"{k}={v}" for k, v in result.config.items() if k != "generation"))
     good, sentence = verdict(result)
     return f"""<!doctype html>
@@ -157,7 +178,7 @@ figure {{ display: inline-block; margin: 0 1em 1em 0; }} .sample {{ display: fle
 border-top: 1px solid #ddd; padding-top: .5em; }} dt {{ font-weight: bold; }} dd {{ margin: 0 0 .4em 1em; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>{header_html(context or {})}
-<p class="verdict {'good' if good else 'bad'}">{html.escape(sentence)}</p><p>{config}</p>
+<p class="verdict {"good" if good else "bad"}">{html.escape(sentence)}</p><p>{config}</p>
 <h2>Metrics</h2>{_table(result)}
 <h2>Plots</h2>{figures or "<p>(no plots)</p>"}
 <h2>Samples</h2>{_samples(result, documents, max_samples) or "<p>(no documents)</p>"}

@@ -36,6 +36,6 @@ class EvaluationResult:
         return {"systems": self.systems, "rows": self.rows, "config": self.config}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EvaluationResult":
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationResult:
         """Inverse of :meth:`to_dict`."""
         return cls(dict(data["systems"]), list(data.get("rows", [])), dict(data.get("config", {})))

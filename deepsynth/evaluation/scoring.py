@@ -14,23 +14,31 @@ from deepsynth.evaluation.result import ADAPTER, BASE, EvaluationResult
 from deepsynth.inference.generation import GenerationConfig, generate_with_stats
 from deepsynth.inference.loading import PROJECTOR_WEIGHTS, LoadedModel, load_base_for_inference
 
+
 def _rows(system: str, docs: Sequence[RenderedDocument], predictions: list[str], latencies: list[float]):
-    return [{"id": d.id, "system": system, "prediction": p, "reference": d.summary, **score_output(p, d.summary, t)}
-            for d, p, t in zip(docs, predictions, latencies)]
+    return [
+        {"id": d.id, "system": system, "prediction": p, "reference": d.summary, **score_output(p, d.summary, t)}
+        for d, p, t in zip(docs, predictions, latencies)
+    ]
 
 
 @contextlib.contextmanager
 def _base_view(adapter: LoadedModel, home: Any) -> Iterator[LoadedModel]:
     """The untrained base: the same weights with LoRA switched off when that is all the adapter changed."""
     changes_more = adapter.text_encoder is not None or (
-        adapter.adapter_dir is not None and (adapter.adapter_dir / PROJECTOR_WEIGHTS).is_file())
+        adapter.adapter_dir is not None and (adapter.adapter_dir / PROJECTOR_WEIGHTS).is_file()
+    )
     if hasattr(adapter.model, "disable_adapter") and not changes_more:
         with adapter.model.disable_adapter():
             yield LoadedModel(adapter.model, adapter.tokenizer, adapter.source, adapter.trainer_config)
         return
-    yield load_base_for_inference(adapter.source.name, adapter.source.revision, home=home,
-                                  device=str(next(adapter.model.parameters()).device),
-                                  trainer_config=adapter.trainer_config)
+    yield load_base_for_inference(
+        adapter.source.name,
+        adapter.source.revision,
+        home=home,
+        device=str(next(adapter.model.parameters()).device),
+        trainer_config=adapter.trainer_config,
+    )
 
 
 def evaluate(
@@ -81,6 +89,11 @@ def evaluate(
     rows += _rows(lead_name, docs, lead, latencies)
     for system in dict.fromkeys(r["system"] for r in rows):
         systems[system] = aggregate([r for r in rows if r["system"] == system])
-    config = {"generation": vars(generation).copy(), "k": k, "num_docs": len(docs),
-              "base_model": adapter.source.name, "base_revision": adapter.source.revision}
+    config = {
+        "generation": vars(generation).copy(),
+        "k": k,
+        "num_docs": len(docs),
+        "base_model": adapter.source.name,
+        "base_revision": adapter.source.revision,
+    }
     return EvaluationResult(systems, rows, config)

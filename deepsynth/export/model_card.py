@@ -28,8 +28,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def model_card(*, base_model: str, revision: str | None, dataset_hash: str | None, metrics: dict[str, Any],
-               trainer_config: dict[str, Any], adapter_sha256: str, merged: bool) -> str:
+def model_card(
+    *,
+    base_model: str,
+    revision: str | None,
+    dataset_hash: str | None,
+    metrics: dict[str, Any],
+    trainer_config: dict[str, Any],
+    adapter_sha256: str,
+    merged: bool,
+) -> str:
     """Markdown model card: what the model is, where it came from, how well it does, how to run it."""
     rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in sorted(metrics.items()) if not isinstance(v, (dict, list)))
     kind = "merged model (base weights with the LoRA update folded in)" if merged else "LoRA adapter"

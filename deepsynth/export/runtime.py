@@ -38,8 +38,10 @@ def core_requirement_names() -> list[str]:
     try:
         requires = metadata.requires(DISTRIBUTION) or []
     except metadata.PackageNotFoundError:
-        raise DeepSynthError(f"{DISTRIBUTION} is not installed (pip install -e .): its core requirements, "
-                             "which an export package pins, are unknown") from None
+        raise DeepSynthError(
+            f"{DISTRIBUTION} is not installed (pip install -e .): its core requirements, "
+            "which an export package pins, are unknown"
+        ) from None
     return [req.name for req in map(Requirement, requires) if req.marker is None or "extra" not in str(req.marker)]
 
 
@@ -52,7 +54,8 @@ def requirements(extra: tuple[str, ...] = ()) -> str:
     """``requirements.txt``: every core dependency and ``extra`` pinned to its installed public version."""
     names = [*core_requirement_names(), *extra]
     return REQUIREMENTS_HEADER.format(torch=public_version("torch")) + "".join(
-        f"{name}=={public_version(name)}\n" for name in names)
+        f"{name}=={public_version(name)}\n" for name in names
+    )
 
 
 def copy_library(dest: str | os.PathLike) -> Path:

@@ -74,8 +74,10 @@ def _explain(exc: Exception) -> tuple[int, str]:
     if isinstance(exc, _UsageError):
         return 2, str(exc)
     if isinstance(exc, ImportError):
-        return 1, (f"{HERE}: the package's deepsynth library is missing or incomplete ({exc}); "
-                   "download or unzip the package again")
+        return 1, (
+            f"{HERE}: the package's deepsynth library is missing or incomplete ({exc}); "
+            "download or unzip the package again"
+        )
     first = (str(exc).strip().splitlines() or [""])[0]
     if type(exc).__module__.startswith("deepsynth."):  # the library's errors: a clear message and their exit code
         return getattr(exc, "exit_code", 1), first
@@ -86,10 +88,18 @@ def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text-file", required=True, help="UTF-8 text to summarize")
     parser.add_argument("--instruction", default=None, help="instruction (default: the one used in training)")
-    parser.add_argument("--max-new-tokens", type=int, default=None,
-                        help="longest summary in tokens (default: the setting recorded in manifest.json)")
-    parser.add_argument("--no-repeat-ngram-size", type=int, default=None,
-                        help="forbid repeated n-grams of this size, 0: off (default: recorded in manifest.json)")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="longest summary in tokens (default: the setting recorded in manifest.json)",
+    )
+    parser.add_argument(
+        "--no-repeat-ngram-size",
+        type=int,
+        default=None,
+        help="forbid repeated n-grams of this size, 0: off (default: recorded in manifest.json)",
+    )
     parser.add_argument("--base-model", default=None, help="override the base model name or directory")
     parser.add_argument("--cache-dir", default=None, help="where the base model is cached (default: a user cache dir)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -101,16 +111,22 @@ def _run(argv: list[str] | None) -> int:
     try:
         text = Path(args.text_file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise _UsageError(f"--text-file {args.text_file}: cannot be read as UTF-8 text "
-                          f"({getattr(exc, 'strerror', None) or exc})") from None
+        raise _UsageError(
+            f"--text-file {args.text_file}: cannot be read as UTF-8 text ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
 
     from deepsynth.inference.summarizer import Summarizer, recorded_generation
     from deepsynth.paths import inference_cache_dir
 
     overrides = {"max_new_tokens": args.max_new_tokens, "no_repeat_ngram_size": args.no_repeat_ngram_size}
     generation = dataclasses.replace(recorded_generation(HERE), **{k: v for k, v in overrides.items() if v is not None})
-    summarizer = Summarizer.load(HERE, home=inference_cache_dir(args.cache_dir), device=args.device,
-                                 generation=generation, base_model=args.base_model)
+    summarizer = Summarizer.load(
+        HERE,
+        home=inference_cache_dir(args.cache_dir),
+        device=args.device,
+        generation=generation,
+        base_model=args.base_model,
+    )
     summary = summarizer.summarize_text(text, args.instruction)
     print(json.dumps({"file": args.text_file, "summary": summary}) if args.json else summary)
     return 0

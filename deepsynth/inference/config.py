@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from deepsynth.configuration import Section, from_dict, knob
 from deepsynth.errors import ConfigError
@@ -32,6 +33,6 @@ class GenerationConfig(Section):
         return asdict(self)
 
     @classmethod
-    def from_recorded(cls, values: Mapping[str, Any] | None, source: str | None = None) -> "GenerationConfig":
+    def from_recorded(cls, values: Mapping[str, Any] | None, source: str | None = None) -> GenerationConfig:
         """Settings recorded by :meth:`to_dict` (defaults for what is missing); unknown keys are errors."""
         return from_dict(cls, values, source=source, prefix="generation")

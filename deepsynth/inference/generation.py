@@ -19,15 +19,14 @@ from typing import Any
 import torch
 from PIL import Image
 
-from deepsynth.configuration import knob
 from deepsynth.data.rendered import RenderedDocument
 from deepsynth.errors import ConfigError
 from deepsynth.inference.config import GenerationConfig
 from deepsynth.inference.loading import LoadedModel
-from deepsynth.models.preprocessing import view_spec
-from deepsynth.models.vision import ocr_core
 from deepsynth.models.batching import build_batch, page_features, prepare_document
 from deepsynth.models.feature_cache import FeatureCache
+from deepsynth.models.preprocessing import view_spec
+from deepsynth.models.vision import ocr_core
 from deepsynth.progress import progress_bar
 
 
@@ -75,8 +74,18 @@ def as_document(item: Any, mode: str, instruction: str | None = None, index: int
     pages = [_png(p) for p in item]
     first = Image.open(io.BytesIO(pages[0]))
     return RenderedDocument(
-        id=f"input-{index}", split="inference", mode=mode, text="", summary=None, instruction=instruction,
-        pages=pages, page_width=first.width, page_height=first.height, chars_total=0, chars_rendered=0, truncated=False,
+        id=f"input-{index}",
+        split="inference",
+        mode=mode,
+        text="",
+        summary=None,
+        instruction=instruction,
+        pages=pages,
+        page_width=first.width,
+        page_height=first.height,
+        chars_total=0,
+        chars_rendered=0,
+        truncated=False,
     )
 
 
@@ -85,8 +94,13 @@ def prompt_embeddings(loaded: LoadedModel, doc: RenderedDocument, device: torch.
     model, tokenizer = loaded.model, loaded.tokenizer
     sam_size = ocr_core(model).config.vision_config.sam_config.image_size
     prepared = prepare_document(
-        doc, view_spec(doc.mode, sam_size), tokenizer, default_instruction=loaded.instruction,
-        max_length=loaded.max_length, max_summary_tokens=1, text_slot=loaded.text_encoder is not None,
+        doc,
+        view_spec(doc.mode, sam_size),
+        tokenizer,
+        default_instruction=loaded.instruction,
+        max_length=loaded.max_length,
+        max_summary_tokens=1,
+        text_slot=loaded.text_encoder is not None,
     )
     features = page_features(model, prepared, FeatureCache("inference", enabled=False))
     text = loaded.text_encoder([prepared.instruction]) if loaded.text_encoder is not None else None
@@ -143,8 +157,12 @@ def decode(
         # The prompt is image embeddings: n-grams are meant to be checked on the summary only.
         warnings.filterwarnings("ignore", message="Passing `no_repeat_ngram_size` with `inputs_embeds`")
         generated = model.generate(
-            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=config.max_new_tokens,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **kwargs,
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            max_new_tokens=config.max_new_tokens,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **kwargs,
         )
     outputs = []
     for i, ids in enumerate(generated.tolist()):
@@ -242,7 +260,10 @@ def generate_summaries(
         from deepsynth.models.loading import ModelSource
 
         model = LoadedModel(model, tokenizer, ModelSource("model", "model", None, type(model), None))
-    config = GenerationConfig(max_new_tokens=max_new_tokens, no_repeat_ngram_size=no_repeat_ngram_size,
-                              batch_size=batch_size, greedy=greedy)
-    return [o.text for o in generate_with_stats(model, documents, config, instruction=instruction, mode=mode,
-                                                progress=progress)]
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens, no_repeat_ngram_size=no_repeat_ngram_size, batch_size=batch_size, greedy=greedy
+    )
+    return [
+        o.text
+        for o in generate_with_stats(model, documents, config, instruction=instruction, mode=mode, progress=progress)
+    ]

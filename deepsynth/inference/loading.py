@@ -125,8 +125,9 @@ def attach_adapter(model: nn.Module, adapter_dir: str | os.PathLike, adapter_nam
         legacy = has_native_decoder_keys(handle.keys())
     if not isinstance(model, PeftModel):
         mapping = {"key_mapping": KEY_MAPPING} if legacy else {}
-        model = PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=adapter_name, is_trainable=False,
-                                          **mapping)
+        model = PeftModel.from_pretrained(
+            model, str(adapter_dir), adapter_name=adapter_name, is_trainable=False, **mapping
+        )
     else:
         # from_pretrained falls back to the model's own key conversion; load_adapter does not, so pass it.
         base = model.get_base_model()
@@ -144,8 +145,11 @@ def attach_adapter(model: nn.Module, adapter_dir: str | os.PathLike, adapter_nam
 def _load_projector(model: nn.Module, path: Path) -> None:
     tensors = load_file(str(path))
     core = ocr_core(model)
-    projector = {k.removeprefix("multi_modal_projector."): v for k, v in tensors.items()
-                 if k.startswith("multi_modal_projector.")}
+    projector = {
+        k.removeprefix("multi_modal_projector."): v
+        for k, v in tensors.items()
+        if k.startswith("multi_modal_projector.")
+    }
     core.multi_modal_projector.load_state_dict(projector, strict=True)
     with torch.no_grad():
         core.image_newline.copy_(tensors["image_newline"])
@@ -189,8 +193,14 @@ def load_adapter_model(
             from deepsynth.models.quantization import quantization_from_settings
 
             quantization = quantization_from_settings(cfg)
-        base, tokenizer, source = load_base_model(name, revision or cfg.get("model_revision"), dtype=dtype,
-                                                  quantization=quantization, device=device, home=home)
+        base, tokenizer, source = load_base_model(
+            name,
+            revision or cfg.get("model_revision"),
+            dtype=dtype,
+            quantization=quantization,
+            device=device,
+            home=home,
+        )
         model = attach_adapter(base, adapter_dir)
     elif (adapter_dir / "config.json").is_file():
         model, tokenizer, source = load_base_model(str(adapter_dir), dtype=dtype, home=home)
@@ -199,8 +209,9 @@ def load_adapter_model(
     return complete_model(model, tokenizer, source, adapter_dir, device)
 
 
-def complete_model(model: nn.Module, tokenizer: Any, source: ModelSource, directory: str | os.PathLike,
-                   device: str = "cpu") -> LoadedModel:
+def complete_model(
+    model: nn.Module, tokenizer: Any, source: ModelSource, directory: str | os.PathLike, device: str = "cpu"
+) -> LoadedModel:
     """Add what an adapter directory carries beside the LoRA weights: projector, text encoder, config.
 
     Args:
@@ -224,7 +235,11 @@ def complete_model(model: nn.Module, tokenizer: Any, source: ModelSource, direct
 
 
 def load_base_for_inference(
-    model_name: str, revision: str | None = None, *, home: str | os.PathLike | None = None, device: str = "cpu",
+    model_name: str,
+    revision: str | None = None,
+    *,
+    home: str | os.PathLike | None = None,
+    device: str = "cpu",
     trainer_config: dict[str, Any] | None = None,
 ) -> LoadedModel:
     """The untrained base model, prompted like an adapter trained with ``trainer_config``.

@@ -83,8 +83,10 @@ def resolve_ref(ref: str | os.PathLike, work_dir: str | os.PathLike, *, allow_un
 
     text = str(ref)
     if text.startswith("models:/"):
-        raise ConfigError(f"{ref}: a registry reference; load it as deepsynth.registry.ModelRef.parse({text!r}) "
-                          "(e.g. Summarizer.load(ModelRef.parse(ref)))")
+        raise ConfigError(
+            f"{ref}: a registry reference; load it as deepsynth.registry.ModelRef.parse({text!r}) "
+            "(e.g. Summarizer.load(ModelRef.parse(ref)))"
+        )
     path = Path(text)
     if path.is_file():
         return open_package(path, dest=Path(work_dir) / "package")
@@ -92,9 +94,11 @@ def resolve_ref(ref: str | os.PathLike, work_dir: str | os.PathLike, *, allow_un
         if (path / MANIFEST).is_file():
             return open_package(path)
         if not allow_unverified:
-            raise PackageError(f"{path}: no {MANIFEST}, so nothing in it can be verified. Export it "
-                               "(deepsynth export) or, for a folder you trust, ask for an unverified load "
-                               "(allow_unverified=True; --allow-unverified on the command line)")
+            raise PackageError(
+                f"{path}: no {MANIFEST}, so nothing in it can be verified. Export it "
+                "(deepsynth export) or, for a folder you trust, ask for an unverified load "
+                "(allow_unverified=True; --allow-unverified on the command line)"
+            )
         logger.warning("%s: loading a folder without a manifest, unverified (allow_unverified)", path)
         return path
     raise ConfigError(f"{ref}: no such export folder or zip package (nor models:/NAME/VERSION, models:/NAME@ALIAS)")
@@ -109,8 +113,9 @@ class Summarizer:
         generation: Decoding settings (default: the ones recorded in the package).
     """
 
-    def __init__(self, loaded: LoadedModel, render: RenderSettings | None = None,
-                 generation: GenerationConfig | None = None):
+    def __init__(
+        self, loaded: LoadedModel, render: RenderSettings | None = None, generation: GenerationConfig | None = None
+    ):
         self.loaded = loaded
         self.render = render or render_settings_for(loaded.adapter_dir, loaded.mode)
         self.generation = generation or recorded_generation(loaded.adapter_dir)
@@ -118,9 +123,16 @@ class Summarizer:
         self._work_dir: str | None = None
 
     @classmethod
-    def load(cls, ref: str | os.PathLike | PackageSource, *, home: str | os.PathLike | None = None, device: str = "cpu",
-             generation: GenerationConfig | None = None, base_model: str | None = None,
-             allow_unverified: bool = False) -> "Summarizer":
+    def load(
+        cls,
+        ref: str | os.PathLike | PackageSource,
+        *,
+        home: str | os.PathLike | None = None,
+        device: str = "cpu",
+        generation: GenerationConfig | None = None,
+        base_model: str | None = None,
+        allow_unverified: bool = False,
+    ) -> Summarizer:
         """Load from a local export directory, a zip package, or a registry reference.
 
         Packages are verified (manifest hashes, safe extraction) before anything is loaded.
@@ -166,8 +178,9 @@ class Summarizer:
             One summary per text.
         """
         pages = [self.render_text(t, instruction) for t in texts]
-        outs = generate_with_stats(self.loaded, pages, self.generation, instruction=instruction,
-                                   mode=self.render.modes[0])
+        outs = generate_with_stats(
+            self.loaded, pages, self.generation, instruction=instruction, mode=self.render.modes[0]
+        )
         return [o.text for o in outs]
 
     def summarize_text(self, text: str, instruction: str | None = None) -> str:
@@ -176,8 +189,9 @@ class Summarizer:
 
     def summarize_pages(self, pages: Sequence[Any], instruction: str | None = None) -> str:
         """Summary of one document given as page images (PIL or PNG bytes) rendered in the training mode."""
-        outs = generate_with_stats(self.loaded, [list(pages)], self.generation, instruction=instruction,
-                                   mode=self.render.modes[0])
+        outs = generate_with_stats(
+            self.loaded, [list(pages)], self.generation, instruction=instruction, mode=self.render.modes[0]
+        )
         return outs[0].text
 
     def close(self) -> None:

@@ -14,8 +14,14 @@ import torch
 from PIL import Image
 
 from deepsynth.data.rendered import RenderedDocument
-from deepsynth.models.preprocessing import (Example, ViewSpec, best_tile_grid, build_example, preprocess_page,
-                                            queries_per_side)
+from deepsynth.models.preprocessing import (
+    Example,
+    ViewSpec,
+    best_tile_grid,
+    build_example,
+    preprocess_page,
+    queries_per_side,
+)
 from deepsynth.models.vision import PageFeatures, encode_page, ocr_core, project_page, unwrap_model
 
 
@@ -52,8 +58,16 @@ def page_token_count(png: bytes, spec: ViewSpec) -> int:
     return tokens
 
 
-def prepare_document(doc: RenderedDocument, spec: ViewSpec, tokenizer, *, default_instruction: str,
-                     max_length: int, max_summary_tokens: int, text_slot: bool) -> PreparedDocument:
+def prepare_document(
+    doc: RenderedDocument,
+    spec: ViewSpec,
+    tokenizer,
+    *,
+    default_instruction: str,
+    max_length: int,
+    max_summary_tokens: int,
+    text_slot: bool,
+) -> PreparedDocument:
     """Tokenize one document (image positions are counted from the pages' sizes; no pixels are decoded).
 
     Args:
@@ -67,8 +81,15 @@ def prepare_document(doc: RenderedDocument, spec: ViewSpec, tokenizer, *, defaul
     """
     counts = [page_token_count(png, spec) for png in doc.pages]
     instruction = doc.instruction or default_instruction
-    example = build_example(tokenizer, counts, instruction, doc.summary, max_length=max_length,
-                            max_summary_tokens=max_summary_tokens, text_slot=text_slot)
+    example = build_example(
+        tokenizer,
+        counts,
+        instruction,
+        doc.summary,
+        max_length=max_length,
+        max_summary_tokens=max_summary_tokens,
+        text_slot=text_slot,
+    )
     return PreparedDocument(doc, spec, example, instruction)
 
 
@@ -77,10 +98,12 @@ def page_features(model, prepared: PreparedDocument, cache) -> list[PageFeatures
     images = None
     out = []
     for index, png in enumerate(prepared.doc.pages):
+
         def compute(index=index):
             nonlocal images
             images = images or prepared.doc.page_images()
             return encode_page(model, preprocess_page(images[index], prepared.spec))
+
         out.append(cache.get_or_compute(png, prepared.view_key, compute))
     return out
 
@@ -97,8 +120,14 @@ class Batch:
     target_index: torch.Tensor  # flat indices into ``[batch, length - 1]`` of the positions with a label
 
 
-def build_batch(model, items: list[PreparedDocument], features: list[list[PageFeatures]],
-                text_embeddings: torch.Tensor | None, pad_id: int, device: torch.device) -> Batch:
+def build_batch(
+    model,
+    items: list[PreparedDocument],
+    features: list[list[PageFeatures]],
+    text_embeddings: torch.Tensor | None,
+    pad_id: int,
+    device: torch.device,
+) -> Batch:
     """Assemble ``inputs_embeds`` for a micro-batch (right-padded).
 
     Args:
@@ -136,8 +165,9 @@ def build_batch(model, items: list[PreparedDocument], features: list[list[PageFe
     for row, (it, feats) in enumerate(zip(items, features)):
         image = torch.cat([project_page(model, f) for f in feats], dim=0).to(embeds.dtype)
         if len(image_positions[row]) != image.shape[0]:
-            raise ValueError(f"document {it.doc.id}: {len(image_positions[row])} image positions, "
-                             f"{image.shape[0]} features")
+            raise ValueError(
+                f"document {it.doc.id}: {len(image_positions[row])} image positions, {image.shape[0]} features"
+            )
         row_embeds = embeds[row].index_copy(0, _to_device(image_positions[row], device), image)
         if text_embeddings is not None and it.example.text_slot is not None:
             slot = torch.tensor([it.example.text_slot], device=device)
@@ -208,9 +238,16 @@ class _HeadCrossEntropy(torch.autograd.Function):
 def _fused_head_applies(head: torch.nn.Module, hidden: torch.Tensor) -> bool:
     """The fused loss covers a plain, frozen float32 ``nn.Linear`` head outside autocast; else the reference path."""
     weight = getattr(head, "weight", None)
-    return (type(head) is torch.nn.Linear and head.bias is None and weight is not None
-            and not weight.requires_grad and weight.dtype == torch.float32 and hidden.dtype == torch.float32
-            and weight.device == hidden.device and not torch.is_autocast_enabled(hidden.device.type))
+    return (
+        type(head) is torch.nn.Linear
+        and head.bias is None
+        and weight is not None
+        and not weight.requires_grad
+        and weight.dtype == torch.float32
+        and hidden.dtype == torch.float32
+        and weight.device == hidden.device
+        and not torch.is_autocast_enabled(hidden.device.type)
+    )
 
 
 def supervised_loss(model, batch: Batch) -> torch.Tensor:
@@ -221,8 +258,9 @@ def supervised_loss(model, batch: Batch) -> torch.Tensor:
     float32 head (LoRA, QLoRA) the projection and the loss are fused (:class:`_HeadCrossEntropy`);
     a trainable, quantized or autocast head takes the plain ``cross_entropy`` path.
     """
-    hidden = ocr_core(model)(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
-                             use_cache=False).last_hidden_state
+    hidden = ocr_core(model)(
+        inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, use_cache=False
+    ).last_hidden_state
     width = hidden.shape[-1]
     selected = hidden[:, :-1].reshape(-1, width).index_select(0, batch.target_index)
     targets = batch.labels[:, 1:].reshape(-1).index_select(0, batch.target_index)

@@ -19,8 +19,8 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -143,5 +143,9 @@ class FeatureCache:
 
     def stats(self) -> dict[str, float]:
         """Hits, misses, entries held in memory, and seconds spent in the encoder."""
-        return {"feature_cache_hits": self.hits, "feature_cache_misses": self.misses, "feature_cache_entries": len(self),
-                "encoder_seconds": round(self.encoder_seconds, 4)}
+        return {
+            "feature_cache_hits": self.hits,
+            "feature_cache_misses": self.misses,
+            "feature_cache_entries": len(self),
+            "encoder_seconds": round(self.encoder_seconds, 4),
+        }

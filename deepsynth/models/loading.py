@@ -171,9 +171,13 @@ def resolve_model_source(
         path = build_tiny_model(tiny_model_dir(home))
         return ModelSource(TINY, str(path), None, UnlimitedOcrForConditionalGeneration, None)
     if model_name == DEEPSEEK_OCR:
-        return ModelSource(model_name, model_name, revision, UnlimitedOcrForConditionalGeneration, deepseek_ocr_config())
+        return ModelSource(
+            model_name, model_name, revision, UnlimitedOcrForConditionalGeneration, deepseek_ocr_config()
+        )
     if model_name == DEEPSEEK_OCR_2:
-        return ModelSource(model_name, model_name, revision, DeepseekOcr2ForConditionalGeneration, deepseek_ocr2_config())
+        return ModelSource(
+            model_name, model_name, revision, DeepseekOcr2ForConditionalGeneration, deepseek_ocr2_config()
+        )
     path = Path(model_name)
     if (path / "config.json").is_file():
         model_type = json.loads((path / "config.json").read_text()).get("model_type")

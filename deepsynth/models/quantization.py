@@ -64,9 +64,12 @@ def quantization_from_settings(settings: Mapping[str, Any]) -> QuantizationSpec 
     """
     if not settings.get("use_qlora"):
         return None
-    return QuantizationSpec(int(settings.get("qlora_bits", 4)), settings.get("qlora_type", "nf4"),
-                            bool(settings.get("qlora_double_quant", True)),
-                            DTYPES[settings.get("model_dtype") or "float32"])
+    return QuantizationSpec(
+        int(settings.get("qlora_bits", 4)),
+        settings.get("qlora_type", "nf4"),
+        bool(settings.get("qlora_double_quant", True)),
+        DTYPES[settings.get("model_dtype") or "float32"],
+    )
 
 
 class _Packed4bit:
@@ -75,8 +78,7 @@ class _Packed4bit:
     def __init__(self, weight: torch.Tensor, spec: QuantizationSpec):
         from bitsandbytes.functional import quantize_4bit
 
-        self.data, self.state = quantize_4bit(
-            weight, compress_statistics=spec.double_quant, quant_type=spec.quant_type)
+        self.data, self.state = quantize_4bit(weight, compress_statistics=spec.double_quant, quant_type=spec.quant_type)
 
     def dequantize(self, data: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         from bitsandbytes.functional import dequantize_4bit
@@ -147,8 +149,10 @@ class QuantizedExperts(nn.Module):
 
     @contextlib.contextmanager
     def _weights_dequantized(self) -> Iterator[None]:
-        holders = [(self.parametrizations[name], "original") if parametrize.is_parametrized(self, name)
-                   else (self, name) for name in EXPERT_WEIGHTS]
+        holders = [
+            (self.parametrizations[name], "original") if parametrize.is_parametrized(self, name) else (self, name)
+            for name in EXPERT_WEIGHTS
+        ]
         saved = [holder._parameters[key] for holder, key in holders]
         try:
             for (holder, key), name in zip(holders, EXPERT_WEIGHTS):
@@ -193,8 +197,10 @@ def _placeholder(shape: torch.Size, dtype: torch.dtype, device: torch.device) ->
 
 
 def _is_fused_experts(module: nn.Module) -> bool:
-    return all(isinstance(module._parameters.get(name), nn.Parameter) and module._parameters[name].dim() == 3
-               for name in EXPERT_WEIGHTS)
+    return all(
+        isinstance(module._parameters.get(name), nn.Parameter) and module._parameters[name].dim() == 3
+        for name in EXPERT_WEIGHTS
+    )
 
 
 def _quantized_linear(linear: nn.Linear, spec: QuantizationSpec, device: torch.device) -> nn.Module:
@@ -204,20 +210,32 @@ def _quantized_linear(linear: nn.Linear, spec: QuantizationSpec, device: torch.d
     weight = linear.weight.data
     has_bias = linear.bias is not None
     if spec.bits == 4:
-        layer = bnb.nn.Linear4bit(linear.in_features, linear.out_features, bias=has_bias, device="meta",
-                                  compute_dtype=spec.compute_dtype, compress_statistics=spec.double_quant,
-                                  quant_type=spec.quant_type)
-        layer.weight = bnb.nn.Params4bit(weight.to("cpu", spec.compute_dtype), requires_grad=False,
-                                         compress_statistics=spec.double_quant, quant_type=spec.quant_type,
-                                         module=layer)
+        layer = bnb.nn.Linear4bit(
+            linear.in_features,
+            linear.out_features,
+            bias=has_bias,
+            device="meta",
+            compute_dtype=spec.compute_dtype,
+            compress_statistics=spec.double_quant,
+            quant_type=spec.quant_type,
+        )
+        layer.weight = bnb.nn.Params4bit(
+            weight.to("cpu", spec.compute_dtype),
+            requires_grad=False,
+            compress_statistics=spec.double_quant,
+            quant_type=spec.quant_type,
+            module=layer,
+        )
         # bitsandbytes repacks 4-bit weights for its CPU inference kernel in eval mode, which fails on
         # layers narrower than a quantization block: keep the layout training used.
         layer.support_avx512bf16_for_cpu = False
     else:
-        layer = bnb.nn.Linear8bitLt(linear.in_features, linear.out_features, bias=has_bias,
-                                    has_fp16_weights=False, threshold=6.0, device="meta")
-        layer.weight = bnb.nn.Int8Params(weight.to("cpu", spec.compute_dtype), requires_grad=False,
-                                         has_fp16_weights=False)
+        layer = bnb.nn.Linear8bitLt(
+            linear.in_features, linear.out_features, bias=has_bias, has_fp16_weights=False, threshold=6.0, device="meta"
+        )
+        layer.weight = bnb.nn.Int8Params(
+            weight.to("cpu", spec.compute_dtype), requires_grad=False, has_fp16_weights=False
+        )
     if has_bias:
         layer.bias = nn.Parameter(linear.bias.data.to(spec.compute_dtype), requires_grad=False)
     return layer.to(device)
@@ -278,7 +296,11 @@ def weight_bytes(module: nn.Module) -> dict[tuple[str, str], int]:
         weight = getattr(sub, "weight", None)
         state = getattr(weight, "quant_state", None)
         if type(weight).__name__ == "Params4bit" and state is not None:
-            for tensor in (state.absmax, state.code, *((state.state2.absmax, state.state2.code) if state.nested else ())):
+            for tensor in (
+                state.absmax,
+                state.code,
+                *((state.state2.absmax, state.state2.code) if state.nested else ()),
+            ):
                 add(f"{prefix}.weight", tensor)
         scales = getattr(weight, "SCB", None)
         if isinstance(scales, torch.Tensor):

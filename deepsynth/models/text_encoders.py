@@ -47,8 +47,9 @@ def default_encoder_source(kind: str) -> str:
 class InstructionEncoder(nn.Module):
     """Text encoder + mean pooling + optional linear projection to the decoder width."""
 
-    def __init__(self, kind: str, source: str, encoder: nn.Module, tokenizer: Any,
-                 projection: nn.Linear | None, max_tokens: int):
+    def __init__(
+        self, kind: str, source: str, encoder: nn.Module, tokenizer: Any, projection: nn.Linear | None, max_tokens: int
+    ):
         super().__init__()
         self.kind, self.source, self.max_tokens = kind, source, max_tokens
         self.encoder, self.tokenizer, self.projection = encoder, tokenizer, projection
@@ -87,12 +88,21 @@ class InstructionEncoder(nn.Module):
         """
         out = Path(directory) / TEXT_ENCODER_DIR
         out.mkdir(parents=True, exist_ok=True)
-        meta = {"type": self.kind, "source": self.source, "max_tokens": self.max_tokens, "pooling": "mean",
-                "encoder_hidden": self.encoder.config.hidden_size, "out_dim": self.out_dim,
-                "projection": self.projection is not None, "weights_included": include_weights}
+        meta = {
+            "type": self.kind,
+            "source": self.source,
+            "max_tokens": self.max_tokens,
+            "pooling": "mean",
+            "encoder_hidden": self.encoder.config.hidden_size,
+            "out_dim": self.out_dim,
+            "projection": self.projection is not None,
+            "weights_included": include_weights,
+        }
         if self.projection is not None:
-            save_file({k: v.detach().contiguous().cpu() for k, v in self.projection.state_dict().items()},
-                      str(out / PROJECTION_FILE))
+            save_file(
+                {k: v.detach().contiguous().cpu() for k, v in self.projection.state_dict().items()},
+                str(out / PROJECTION_FILE),
+            )
         if include_weights:
             self.encoder.save_pretrained(out / WEIGHTS_DIR, safe_serialization=True)
             self.tokenizer.save_pretrained(out / WEIGHTS_DIR)
@@ -110,8 +120,9 @@ def _load_encoder(kind: str, source: str) -> tuple[nn.Module, Any]:
     return encoder, AutoTokenizer.from_pretrained(source)
 
 
-def build_text_encoder(kind: str, source: str | None, decoder_hidden: int, *, use_projection: bool,
-                       trainable: bool, max_tokens: int = 64) -> InstructionEncoder:
+def build_text_encoder(
+    kind: str, source: str | None, decoder_hidden: int, *, use_projection: bool, trainable: bool, max_tokens: int = 64
+) -> InstructionEncoder:
     """Load a text encoder and attach a projection to the decoder width.
 
     Args:

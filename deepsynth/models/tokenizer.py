@@ -18,7 +18,16 @@ EOS_TOKEN = "<｜end▁of▁sentence｜>"
 PAD_TOKEN = "<｜▁pad▁｜>"
 IMAGE_TOKEN = "<image>"
 OCR_SPECIAL_TOKENS = (
-    IMAGE_TOKEN, "<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "<|grounding|>", "<td>", "</td>", "<tr>", "</tr>",
+    IMAGE_TOKEN,
+    "<|ref|>",
+    "<|/ref|>",
+    "<|det|>",
+    "<|/det|>",
+    "<|grounding|>",
+    "<td>",
+    "</td>",
+    "<tr>",
+    "</tr>",
 )
 EXPECTED_IDS = {IMAGE_TOKEN: 128815, BOS_TOKEN: 0, EOS_TOKEN: 1}
 

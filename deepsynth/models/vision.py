@@ -55,7 +55,7 @@ class PageFeatures:
         return out
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "PageFeatures":
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> PageFeatures:
         """Inverse of :meth:`tensors`."""
         grid = tuple(int(v) for v in tensors["grid"].tolist())
         return cls(tensors["global"], tensors.get("local"), grid)  # type: ignore[arg-type]

@@ -16,8 +16,10 @@ def _listed_versions(mlflow_client: Any, rm: Any) -> list[dict[str, Any]]:
     for alias, version in (rm.aliases or {}).items():
         aliases.setdefault(str(version), []).append(alias)
     found = mlflow_client.search_model_versions(f"name = '{rm.name}'")
-    return sorted(({**version_dict(mv), "aliases": sorted(aliases.get(str(mv.version), []))} for mv in found),
-                  key=lambda v: int(v["version"]))
+    return sorted(
+        ({**version_dict(mv), "aliases": sorted(aliases.get(str(mv.version), []))} for mv in found),
+        key=lambda v: int(v["version"]),
+    )
 
 
 def list_models() -> list[dict[str, Any]]:
@@ -25,13 +27,19 @@ def list_models() -> list[dict[str, Any]]:
     mlflow_client, out = client(), []
     for rm in mlflow_client.search_registered_models():
         versions = _listed_versions(mlflow_client, rm)
-        out.append({
-            "name": rm.name, "created": iso(rm.creation_timestamp), "description": rm.description or "",
-            "aliases": {a: v["version"] for v in versions for a in v["aliases"]},
-            "versions": [{k: v[k] for k in ("version", "aliases", "created", "status")}
-                         | {"metrics": {m: v["metrics"][m] for m in KEY_METRICS if m in v["metrics"]}}
-                         for v in versions],
-        })
+        out.append(
+            {
+                "name": rm.name,
+                "created": iso(rm.creation_timestamp),
+                "description": rm.description or "",
+                "aliases": {a: v["version"] for v in versions for a in v["aliases"]},
+                "versions": [
+                    {k: v[k] for k in ("version", "aliases", "created", "status")}
+                    | {"metrics": {m: v["metrics"][m] for m in KEY_METRICS if m in v["metrics"]}}
+                    for v in versions
+                ],
+            }
+        )
     return sorted(out, key=lambda m: m["name"])
 
 
@@ -42,6 +50,10 @@ def show(ref: str) -> dict[str, Any]:
         mlflow_client = client()
         with named_if_missing(parsed, mlflow_client):
             rm = mlflow_client.get_registered_model(parsed.name)
-        return {"name": parsed.name, "created": iso(rm.creation_timestamp), "description": rm.description or "",
-                "versions": _listed_versions(mlflow_client, rm)}
+        return {
+            "name": parsed.name,
+            "created": iso(rm.creation_timestamp),
+            "description": rm.description or "",
+            "versions": _listed_versions(mlflow_client, rm),
+        }
     return version_dict(parsed.version_record())  # get_model_version(_by_alias) carries the aliases

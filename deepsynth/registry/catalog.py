@@ -34,8 +34,11 @@ def sqlite_index(database: str | Path) -> Index | None:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             for (name,) in db.execute("SELECT name FROM registered_models"):
                 index[name] = {"versions": [], "aliases": {}}
-            for name, version in db.execute("SELECT name, version FROM model_versions WHERE current_stage IS NULL "
-                                            "OR current_stage != ? ORDER BY version", (DELETED,)):
+            for name, version in db.execute(
+                "SELECT name, version FROM model_versions WHERE current_stage IS NULL "
+                "OR current_stage != ? ORDER BY version",
+                (DELETED,),
+            ):
                 index.setdefault(name, {"versions": [], "aliases": {}})["versions"].append(str(version))
             for name, alias, version in db.execute("SELECT name, alias, version FROM registered_model_aliases"):
                 index.setdefault(name, {"versions": [], "aliases": {}})["aliases"][alias] = str(version)

@@ -13,10 +13,12 @@ class RegisterConfig(Section):
 
     _section = "register"
 
-    model_name: str = knob("deepsynth-summarizer",
-                           "registered model name in MLflow (and the ZenML Model Control Plane)")
-    gate_metric: str = knob("rouge_l",
-                            "evaluation metric of the adapter the promotion gate compares (higher is better)")
+    model_name: str = knob(
+        "deepsynth-summarizer", "registered model name in MLflow (and the ZenML Model Control Plane)"
+    )
+    gate_metric: str = knob(
+        "rouge_l", "evaluation metric of the adapter the promotion gate compares (higher is better)"
+    )
     margin: float = knob(0.0, "a new version must beat the champion's gate metric by more than this")
     promote: bool = knob(True, "run the promotion gate after registering (the new version is always 'challenger')")
     require_promotion: bool = knob(False, "fail the run (exit code 4) when the new version does not become champion")

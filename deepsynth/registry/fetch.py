@@ -41,18 +41,26 @@ def verify_registered(package_dir: str | Path, mv: Any) -> dict[str, Any]:
     tags = dict(mv.tags or {})
     registered = tags.get(ADAPTER_SHA_TAG)
     if not registered:
-        raise PackageError(f"{where}: the registry version has no {ADAPTER_SHA_TAG} tag, "
-                           "so its package cannot be verified")
+        raise PackageError(
+            f"{where}: the registry version has no {ADAPTER_SHA_TAG} tag, so its package cannot be verified"
+        )
     if manifest.get("adapter_sha256") != registered:
         held = str(manifest.get("adapter_sha256"))[:64]
-        raise PackageError(f"{where}: the stored package holds adapter {held}, not the "
-                           f"{registered} the registry recorded: it was changed after registration")
+        raise PackageError(
+            f"{where}: the stored package holds adapter {held}, not the "
+            f"{registered} the registry recorded: it was changed after registration"
+        )
     if MANIFEST_SHA_TAG not in tags:
-        logger.warning("%s was registered without a %s tag: only its adapter weights are checked against the registry",
-                       where, MANIFEST_SHA_TAG)
+        logger.warning(
+            "%s was registered without a %s tag: only its adapter weights are checked against the registry",
+            where,
+            MANIFEST_SHA_TAG,
+        )
     elif sha256_file(package_dir / MANIFEST) != tags[MANIFEST_SHA_TAG]:
-        raise PackageError(f"{where}: the stored package's {MANIFEST} is not the one the registry recorded "
-                           f"({MANIFEST_SHA_TAG} tag): the package was changed after registration")
+        raise PackageError(
+            f"{where}: the stored package's {MANIFEST} is not the one the registry recorded "
+            f"({MANIFEST_SHA_TAG} tag): the package was changed after registration"
+        )
     return manifest
 
 
@@ -82,8 +90,12 @@ def fetch_version(mv: Any, dst: Path) -> dict[str, Any]:
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=where, dst_path=str(dst)))
     package = _package_root(local, where)
     verify_registered(package, mv)
-    return {"name": mv.name, "version": str(mv.version), "path": str(package),
-            "adapter_sha256": mv.tags[ADAPTER_SHA_TAG]}
+    return {
+        "name": mv.name,
+        "version": str(mv.version),
+        "path": str(package),
+        "adapter_sha256": mv.tags[ADAPTER_SHA_TAG],
+    }
 
 
 def download_version(mv: Any, out_dir: Path) -> dict[str, Any]:

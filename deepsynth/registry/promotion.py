@@ -19,8 +19,9 @@ def _alias_version(name: str, alias: str) -> Any | None:
         return None
 
 
-def promote_if_better(name: str, version: str | int, metric: str = "rouge_l", margin: float = 0.0,
-                      alias: str = CHAMPION) -> dict[str, Any]:
+def promote_if_better(
+    name: str, version: str | int, metric: str = "rouge_l", margin: float = 0.0, alias: str = CHAMPION
+) -> dict[str, Any]:
     """Make ``version`` the champion only if all its metrics are finite and it beats the champion by ``margin``.
 
     Args:
@@ -39,8 +40,15 @@ def promote_if_better(name: str, version: str | int, metric: str = "rouge_l", ma
     metrics = metrics_from_tags(dict(candidate.tags or {}))
     current = _alias_version(name, alias)
     previous = str(current.version) if current is not None else None
-    result = {"promoted": False, "champion": previous, "previous_champion": previous, "metric": metric,
-              "margin": margin, "candidate_value": metrics.get(metric), "champion_value": None}
+    result = {
+        "promoted": False,
+        "champion": previous,
+        "previous_champion": previous,
+        "metric": metric,
+        "margin": margin,
+        "candidate_value": metrics.get(metric),
+        "champion_value": None,
+    }
     try:
         assert_finite(metrics, f"{name} v{version} metrics")
     except NonFiniteMetricError as exc:
@@ -53,8 +61,11 @@ def promote_if_better(name: str, version: str | int, metric: str = "rouge_l", ma
         champ = metrics_from_tags(dict(current.tags or {})).get(metric)
         result["champion_value"] = champ
         if champ is not None and math.isfinite(champ) and not metrics[metric] > champ + margin:
-            return {**result, "reason": f"{metric} {metrics[metric]:.4f} does not beat champion v{previous} "
-                                        f"({champ:.4f}) by more than {margin}; champion kept"}
+            return {
+                **result,
+                "reason": f"{metric} {metrics[metric]:.4f} does not beat champion v{previous} "
+                f"({champ:.4f}) by more than {margin}; champion kept",
+            }
     set_alias(mlflow_client, name, alias, version)
     why = "no champion yet" if current is None else f"beats v{previous} by more than {margin}"
     return {**result, "promoted": True, "champion": version, "reason": f"v{version} promoted to @{alias}: {why}"}

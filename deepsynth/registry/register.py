@@ -83,20 +83,31 @@ def register_package(
             mlflow_client.get_registered_model(name)  # anything else (an outage) raises here
     existing = _find_by_sha(name, sha)
     if existing is not None:
-        return {"name": name, "version": str(existing.version), "created": False, "adapter_sha256": sha,
-                "run_id": existing.run_id, "aliases": sorted(existing.aliases or [])}
+        return {
+            "name": name,
+            "version": str(existing.version),
+            "created": False,
+            "adapter_sha256": sha,
+            "run_id": existing.run_id,
+            "aliases": sorted(existing.aliases or []),
+        }
 
     all_tags = {
-        "base_model": str(manifest.get("base_model")), "base_revision": str(manifest.get("base_revision") or "none"),
+        "base_model": str(manifest.get("base_model")),
+        "base_revision": str(manifest.get("base_revision") or "none"),
         "dataset_hash": str(manifest.get("dataset_hash") or "unknown"),
-        "zenml_pipeline_run_id": pipeline_run_id or "none", "git_commit": commit or git_commit(),
-        "adapter_sha256": sha, "merged": str(bool(manifest.get("merged"))).lower(), **(tags or {}),
+        "zenml_pipeline_run_id": pipeline_run_id or "none",
+        "git_commit": commit or git_commit(),
+        "adapter_sha256": sha,
+        "merged": str(bool(manifest.get("merged"))).lower(),
+        **(tags or {}),
         MANIFEST_SHA_TAG: sha256_file(export_dir / MANIFEST),
     }
     clean = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     # The package's public pins; the deepsynth library it carries goes in as the model's code.
-    requirements = [ln for ln in (export_dir / "requirements.txt").read_text().splitlines()
-                    if ln.strip() and not ln.startswith("#")]
+    requirements = [
+        ln for ln in (export_dir / "requirements.txt").read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
     signature = ModelSignature(Schema([ColSpec("string", "text")]), Schema([ColSpec("string")]))
     with tempfile.TemporaryDirectory(prefix="deepsynth-register-") as tmp:
         staged = Path(tmp) / "package"  # the zip beside the files would double the artifact size
@@ -106,8 +117,12 @@ def register_package(
         run = mlflow.start_run(run_name=f"register-{name}") if own_run else mlflow.active_run()
         try:
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(ENTRY), artifacts={PACKAGE_ARTIFACT: str(staged)},
-                pip_requirements=requirements, signature=signature, code_paths=[str(staged / LIBRARY)],
+                name="model",
+                python_model=str(ENTRY),
+                artifacts={PACKAGE_ARTIFACT: str(staged)},
+                pip_requirements=requirements,
+                signature=signature,
+                code_paths=[str(staged / LIBRARY)],
                 metadata={"adapter_sha256": sha},
             )
             finite = {k: v for k, v in clean.items() if math.isfinite(v)}
@@ -125,8 +140,20 @@ def register_package(
     if first is not None and str(first.version) != version:
         # Another process registered the same adapter meanwhile: the older version stands, ours goes.
         mlflow_client.delete_model_version(name, version)
-        return {"name": name, "version": str(first.version), "created": False, "adapter_sha256": sha,
-                "run_id": first.run_id, "aliases": sorted(first.aliases or [])}
+        return {
+            "name": name,
+            "version": str(first.version),
+            "created": False,
+            "adapter_sha256": sha,
+            "run_id": first.run_id,
+            "aliases": sorted(first.aliases or []),
+        }
     set_alias(mlflow_client, name, CHALLENGER, version)
-    return {"name": name, "version": version, "created": True, "adapter_sha256": sha, "run_id": run.info.run_id,
-            "aliases": [CHALLENGER]}
+    return {
+        "name": name,
+        "version": version,
+        "created": True,
+        "adapter_sha256": sha,
+        "run_id": run.info.run_id,
+        "aliases": [CHALLENGER],
+    }

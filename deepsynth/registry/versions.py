@@ -8,8 +8,9 @@ the store. Aliases, not stages.
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from deepsynth.registry.catalog import Index, check_ref
 
@@ -27,7 +28,7 @@ def client() -> Any:
 
 def iso(ms: int | None) -> str | None:
     """An MLflow millisecond timestamp as ISO 8601 UTC (``None`` when unset)."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat() if ms else None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat() if ms else None
 
 
 def metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
@@ -39,9 +40,15 @@ def version_dict(mv: Any) -> dict[str, Any]:
     """A model version as a JSON-able dict (metrics apart from the other tags)."""
     tags = dict(mv.tags or {})
     return {
-        "name": mv.name, "version": str(mv.version), "aliases": sorted(mv.aliases or []),
-        "created": iso(mv.creation_timestamp), "run_id": mv.run_id, "source": mv.source, "status": mv.status,
-        "metrics": metrics_from_tags(tags), "tags": {k: v for k, v in tags.items() if not k.startswith(METRIC_PREFIX)},
+        "name": mv.name,
+        "version": str(mv.version),
+        "aliases": sorted(mv.aliases or []),
+        "created": iso(mv.creation_timestamp),
+        "run_id": mv.run_id,
+        "source": mv.source,
+        "status": mv.status,
+        "metrics": metrics_from_tags(tags),
+        "tags": {k: v for k, v in tags.items() if not k.startswith(METRIC_PREFIX)},
         "uri": f"models:/{mv.name}/{mv.version}",
     }
 

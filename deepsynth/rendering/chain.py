@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepsynth.errors import ConfigError
 import deepsynth.rendering.fonts as fonts
+from deepsynth.errors import ConfigError
 from deepsynth.rendering.font_table import KNOWN_FONTS, KnownFont, is_path
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,9 @@ def resolve_chain(font: str | None, fallback: list[str]) -> FontChain:
         if all((c.path, c.index) != (choice.path, choice.index) for c in chain):
             chain.append(choice)
     if unavailable:
-        log.warning("fallback fonts not installed (their scripts will be reported as missing glyphs; "
-                    "`make install` installs them): %s", ", ".join(unavailable))
+        log.warning(
+            "fallback fonts not installed (their scripts will be reported as missing glyphs; "
+            "`make install` installs them): %s",
+            ", ".join(unavailable),
+        )
     return FontChain(tuple(chain), tuple(unavailable))

@@ -16,7 +16,9 @@ class RenderSettings(Section):
     _section = "render"
 
     modes: list[str] = knob(["base"], "DeepSeek-OCR modes to render each document in: tiny, small, base, large, gundam")
-    font: str | None = knob(None, "TrueType font path; null = Noto Sans (pip) → DejaVu; 'builtin' = Pillow's ASCII-only font")
+    font: str | None = knob(
+        None, "TrueType font path; null = Noto Sans (pip) → DejaVu; 'builtin' = Pillow's ASCII-only font"
+    )
     fallback_fonts: list[str] = knob(
         DEFAULT_FALLBACK,
         "Fonts tried per character after `font` (names from rendering/font_table.py or .ttf/.ttc#index paths): "
@@ -30,7 +32,9 @@ class RenderSettings(Section):
     workers: int = knob(0, "Rendering processes; 0 = one per CPU core")
     png_compress_level: int = knob(1, "PNG zlib level 0-9: lossless at every level; 1 is fast and small for text")
     rows_per_shard: int = knob(64, "Rows per Parquet shard of the rendered dataset")
-    page_cache: bool = knob(True, "Reuse pages rendered by earlier runs (keyed by text + settings) from <home>/render-cache")
+    page_cache: bool = knob(
+        True, "Reuse pages rendered by earlier runs (keyed by text + settings) from <home>/render-cache"
+    )
 
     def __post_init__(self) -> None:
         for name in self.modes:

@@ -43,7 +43,9 @@ class KnownFont:
 
 def _pip(script: str, scripts: str) -> KnownFont:
     stem = "".join(part.capitalize() for part in script.split("-"))
-    return KnownFont(f"noto-sans-{script}", scripts, f"pip:fontpkg-noto-sans-{script}", f"NotoSans{stem}[wdth,wght].ttf")
+    return KnownFont(
+        f"noto-sans-{script}", scripts, f"pip:fontpkg-noto-sans-{script}", f"NotoSans{stem}[wdth,wght].ttf"
+    )
 
 
 def _core(script: str, scripts: str) -> KnownFont:
@@ -55,32 +57,35 @@ def _cjk(region: str, index: int, scripts: str) -> KnownFont:
     return KnownFont(f"noto-sans-cjk-{region}", scripts, "apt:fonts-noto-cjk", NOTO_CJK, index)
 
 
-KNOWN_FONTS: dict[str, KnownFont] = {font.name: font for font in [
-    _pip("arabic", "Arabic, Persian, Urdu"),
-    _core("hebrew", "Hebrew, Yiddish"),
-    _pip("devanagari", "Hindi, Marathi, Nepali, Sanskrit"),
-    _core("bengali", "Bengali, Assamese"),
-    _core("gurmukhi", "Punjabi"),
-    _core("gujarati", "Gujarati"),
-    _core("oriya", "Odia"),
-    _pip("tamil", "Tamil"),
-    _pip("telugu", "Telugu"),
-    _core("kannada", "Kannada"),
-    _core("malayalam", "Malayalam"),
-    _core("sinhala", "Sinhala"),
-    _pip("thai", "Thai"),
-    _pip("khmer", "Khmer"),
-    # One collection, one face per region: every face covers all CJK characters; the first one in
-    # the chain decides the regional glyph shapes (put noto-sans-cjk-jp first for Japanese corpora).
-    _cjk("sc", 2, "Chinese (Simplified)"),
-    _cjk("tc", 3, "Chinese (Traditional)"),
-    _cjk("jp", 0, "Japanese"),
-    _cjk("kr", 1, "Korean"),
-    _core("math", "mathematical operators and alphanumerics"),
-    _core("symbols", "symbols"),
-    _core("symbols2", "more symbols, arrows, shapes"),
-    KnownFont("dejavu-sans", "last resort: box drawing, misc symbols", "apt:fonts-dejavu-core", DEJAVU),
-]}
+KNOWN_FONTS: dict[str, KnownFont] = {
+    font.name: font
+    for font in [
+        _pip("arabic", "Arabic, Persian, Urdu"),
+        _core("hebrew", "Hebrew, Yiddish"),
+        _pip("devanagari", "Hindi, Marathi, Nepali, Sanskrit"),
+        _core("bengali", "Bengali, Assamese"),
+        _core("gurmukhi", "Punjabi"),
+        _core("gujarati", "Gujarati"),
+        _core("oriya", "Odia"),
+        _pip("tamil", "Tamil"),
+        _pip("telugu", "Telugu"),
+        _core("kannada", "Kannada"),
+        _core("malayalam", "Malayalam"),
+        _core("sinhala", "Sinhala"),
+        _pip("thai", "Thai"),
+        _pip("khmer", "Khmer"),
+        # One collection, one face per region: every face covers all CJK characters; the first one in
+        # the chain decides the regional glyph shapes (put noto-sans-cjk-jp first for Japanese corpora).
+        _cjk("sc", 2, "Chinese (Simplified)"),
+        _cjk("tc", 3, "Chinese (Traditional)"),
+        _cjk("jp", 0, "Japanese"),
+        _cjk("kr", 1, "Korean"),
+        _core("math", "mathematical operators and alphanumerics"),
+        _core("symbols", "symbols"),
+        _core("symbols2", "more symbols, arrows, shapes"),
+        KnownFont("dejavu-sans", "last resort: box drawing, misc symbols", "apt:fonts-dejavu-core", DEJAVU),
+    ]
+}
 
 #: ``render.fallback_fonts`` by default: every known font, in the order above.
 DEFAULT_FALLBACK: list[str] = list(KNOWN_FONTS)

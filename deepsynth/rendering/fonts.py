@@ -87,11 +87,17 @@ def load_font(path: str, size: int, complex_script: bool = False, index: int = 0
     faster basic layout is used, which draws Latin, Greek and Cyrillic text identically.
     """
     if complex_script and not features.check("raqm"):
-        raise RuntimeError("Pillow was built without libraqm: complex scripts cannot be shaped (pip install a Pillow wheel)")
+        raise RuntimeError(
+            "Pillow was built without libraqm: complex scripts cannot be shaped (pip install a Pillow wheel)"
+        )
     engine = ImageFont.Layout.RAQM if complex_script else ImageFont.Layout.BASIC
     if path == BUILTIN:
         builtin = ImageFont.load_default(size=size)  # always the basic layout: reload its bytes for Raqm
-        return ImageFont.truetype(io.BytesIO(builtin.font_bytes), size=size, layout_engine=engine) if complex_script else builtin
+        return (
+            ImageFont.truetype(io.BytesIO(builtin.font_bytes), size=size, layout_engine=engine)
+            if complex_script
+            else builtin
+        )
     return ImageFont.truetype(path, size=size, index=index, layout_engine=engine)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Protocol
 
 from deepsynth.rendering.segment import breaks_inside
 
@@ -118,8 +119,9 @@ def wrap(text: str, width: WidthCache, max_width: float, script: Script | None =
     return wrap_at_most(text, width, max_width, script, None)[0]
 
 
-def wrap_at_most(text: str, width: WidthCache, max_width: float, script: Script | None,
-                 max_lines: int | None) -> tuple[list[Line], bool]:
+def wrap_at_most(
+    text: str, width: WidthCache, max_width: float, script: Script | None, max_lines: int | None
+) -> tuple[list[Line], bool]:
     """:func:`wrap`, stopping after ``max_lines`` lines: a document far longer than its pages costs
     no more to lay out than its pages.
 

@@ -82,8 +82,10 @@ class PageCache:
             found = [row[1] for row in db.execute("PRAGMA table_info(pages)")]
             if found and tuple(found) != _COLUMNS:  # rows written without checksums cannot be checked
                 db.execute("DROP TABLE pages")
-            db.execute("CREATE TABLE IF NOT EXISTS pages "
-                       "(doc_hash TEXT PRIMARY KEY, facts TEXT NOT NULL, pages BLOB NOT NULL, sha256 TEXT NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS pages "
+                "(doc_hash TEXT PRIMARY KEY, facts TEXT NOT NULL, pages BLOB NOT NULL, sha256 TEXT NOT NULL)"
+            )
             db.commit()
         except BaseException:
             db.close()
@@ -92,13 +94,20 @@ class PageCache:
 
     def _recreate(self, exc: sqlite3.DatabaseError) -> sqlite3.Connection:
         """Move the damaged file (and its WAL side files) aside and start an empty cache."""
-        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9}")
+        aside = self.path.with_name(
+            f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9}"
+        )
         for suffix in ("", "-wal", "-shm"):
             side = self.path.with_name(self.path.name + suffix)
             if side.exists():
                 side.replace(aside.with_name(aside.name + suffix))
-        logger.warning("%s: the page cache database is damaged (%s); moved aside to %s and started a new one "
-                       "(pages are rendered again)", self.path, exc, aside)
+        logger.warning(
+            "%s: the page cache database is damaged (%s); moved aside to %s and started a new one "
+            "(pages are rendered again)",
+            self.path,
+            exc,
+            aside,
+        )
         return self._open()
 
     def _guard(self, exc: sqlite3.DatabaseError) -> None:
@@ -114,7 +123,9 @@ class PageCache:
     def get(self, doc_hash: str) -> dict[str, Any] | None:
         """The cached fields and pages of a rendering, or None (also for a row that fails its check)."""
         try:
-            found = self._db.execute("SELECT facts, pages, sha256 FROM pages WHERE doc_hash = ?", (doc_hash,)).fetchone()
+            found = self._db.execute(
+                "SELECT facts, pages, sha256 FROM pages WHERE doc_hash = ?", (doc_hash,)
+            ).fetchone()
         except sqlite3.DatabaseError as exc:
             self._guard(exc)
             return None
@@ -146,8 +157,10 @@ class PageCache:
         facts = json.dumps({k: row[k] for k in CACHED_FIELDS})
         blob = _pack(row["pages"])
         try:
-            self._db.execute("INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?)",
-                             (row["doc_hash"], facts, blob, entry_sha256(row["doc_hash"], facts, blob)))
+            self._db.execute(
+                "INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?)",
+                (row["doc_hash"], facts, blob, entry_sha256(row["doc_hash"], facts, blob)),
+            )
         except sqlite3.DatabaseError as exc:
             self._guard(exc)
 

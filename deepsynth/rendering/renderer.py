@@ -9,8 +9,9 @@ import multiprocessing
 import os
 import sys
 import types
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -85,8 +86,9 @@ class PageRenderer:
             "chars_total": len(text),
             "chars_rendered": chars_rendered,
             "truncated": truncated,
-            "missing_glyphs": [] if simple else sorted(set(self.chain.missing_glyphs(text))
-                                                       | set(self.chain.missing_glyphs(drawn_instruction))),
+            "missing_glyphs": []
+            if simple
+            else sorted(set(self.chain.missing_glyphs(text)) | set(self.chain.missing_glyphs(drawn_instruction))),
         }
 
     def _draw(self, lines: list[Line], header: list[Line]) -> Image.Image:
@@ -125,7 +127,7 @@ def document_hash(doc: dict[str, Any], mode: str, fingerprint: str) -> str:
         if i:
             digest.update(b"\x1f")
         for start in range(0, len(part), _HASH_CHUNK):  # encoded a slice at a time: a huge text is not copied whole
-            digest.update(part[start:start + _HASH_CHUNK].encode("utf-8", "surrogatepass"))
+            digest.update(part[start : start + _HASH_CHUNK].encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
@@ -253,7 +255,9 @@ def _main_module_hidden() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
-def _cached_rows(doc: dict[str, Any], modes: list[str], fingerprint: str, cache: PageCache | None) -> list[dict[str, Any]] | None:
+def _cached_rows(
+    doc: dict[str, Any], modes: list[str], fingerprint: str, cache: PageCache | None
+) -> list[dict[str, Any]] | None:
     """Every mode's row of ``doc`` from the cache, or None if any is missing."""
     if cache is None:
         return None
@@ -263,6 +267,16 @@ def _cached_rows(doc: dict[str, Any], modes: list[str], fingerprint: str, cache:
         hit = cache.get(doc_hash)
         if hit is None:
             return None
-        rows.append({**hit, "id": doc["id"], "split": doc["split"], "mode": mode, "text": doc["text"],
-                     "summary": doc["summary"], "instruction": doc.get("instruction"), "doc_hash": doc_hash})
+        rows.append(
+            {
+                **hit,
+                "id": doc["id"],
+                "split": doc["split"],
+                "mode": mode,
+                "text": doc["text"],
+                "summary": doc["summary"],
+                "instruction": doc.get("instruction"),
+                "doc_hash": doc_hash,
+            }
+        )
     return rows

@@ -12,15 +12,21 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from typing import Iterator
+from collections.abc import Iterator
 
-_CJK = "\u2e80-\u2fff\u3000-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff"
+_CJK = (
+    "\u2e80-\u2fff\u3000-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff"
+)
 _THAI = "\u0e00-\u0e7f"
 _CLUSTERED = "\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff"  # Lao, Myanmar, Khmer
 _NEEDS_SPLIT = re.compile(f"[{_CJK}{_THAI}{_CLUSTERED}]")
-_UNITS = re.compile(f"(?P<cjk>[{_CJK}])|(?P<thai>[{_THAI}]+)|(?P<clustered>[{_CLUSTERED}]+)|[^{_CJK}{_THAI}{_CLUSTERED}]+")
+_UNITS = re.compile(
+    f"(?P<cjk>[{_CJK}])|(?P<thai>[{_THAI}]+)|(?P<clustered>[{_CLUSTERED}]+)|[^{_CJK}{_THAI}{_CLUSTERED}]+"
+)
 _WORD = re.compile(r"\S+")
-NO_LINE_START = frozenset("、。，．,.:;?!)]}）」』】〕〉》〗〙〛ー・：；？！ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ々ゝゞヽヾ")
+NO_LINE_START = frozenset(
+    "、。，．,.:;?!)]}）」』】〕〉》〗〙〛ー・：；？！ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ々ゝゞヽヾ"
+)
 NO_LINE_END = frozenset("([{（「『【〔〈《〖〘〚")
 _JOINERS = frozenset("\u200c\u200d\u17d2\u1039")  # ZWNJ, ZWJ, Khmer coeng, Myanmar virama
 
@@ -28,8 +34,12 @@ _JOINERS = frozenset("\u200c\u200d\u17d2\u1039")  # ZWNJ, ZWJ, Khmer coeng, Myan
 def breaks_inside(prev: str, ch: str) -> bool:
     """False where breaking between ``prev`` and ``ch`` would split a character cluster
     (before a combining mark, around a joiner, after a virama)."""
-    return (ch.isascii() and prev.isascii()) or not (unicodedata.category(ch).startswith("M") or prev in _JOINERS or ch in _JOINERS
-                or unicodedata.combining(prev) == 9)  # after a virama
+    return (ch.isascii() and prev.isascii()) or not (
+        unicodedata.category(ch).startswith("M")
+        or prev in _JOINERS
+        or ch in _JOINERS
+        or unicodedata.combining(prev) == 9
+    )  # after a virama
 
 
 @functools.lru_cache(maxsize=1)

@@ -9,7 +9,8 @@ are gaps of the primary font's space width, so a line is exactly as wide as layo
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import deepsynth.rendering.bidi as bidi
 import deepsynth.rendering.fonts as fonts

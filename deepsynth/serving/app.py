@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deepsynth.errors import DeepSynthError
 from deepsynth.serving.config import api_token
-from deepsynth.serving.slots import UnknownAdapterError
 from deepsynth.serving.inputs import RequestError
 from deepsynth.serving.server import ModelServer
+from deepsynth.serving.slots import UnknownAdapterError
 
 
 class SummarizeRequest(BaseModel):
@@ -27,8 +27,11 @@ class SummarizeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str | None = Field(None, description="plain document text, rendered like the adapter's training data")
     pages: list[str] | None = Field(None, description="page images, base64 (PNG or any format Pillow reads)")
-    adapter: str | None = Field(None, description="served name, registry alias or version, NAME/VERSION or sha256 "
-                                                   "prefix (default: the first adapter loaded)")
+    adapter: str | None = Field(
+        None,
+        description="served name, registry alias or version, NAME/VERSION or sha256 "
+        "prefix (default: the first adapter loaded)",
+    )
     instruction: str | None = Field(None, description="instruction (default: the one the adapter was trained with)")
     max_new_tokens: int | None = Field(None, description="longest summary in tokens (greedy decoding)")
     no_repeat_ngram_size: int = Field(0, ge=0, le=16, description="forbid repeating n-grams of this size (0: off)")
@@ -70,16 +73,22 @@ def create_app(server: ModelServer) -> FastAPI:
     """The FastAPI application serving ``server``."""
     config = server.config
     token = api_token()
-    app = FastAPI(title="DeepSynth summarizer", version="1",
-                  description="DeepSeek-OCR + LoRA adapters from the DeepSynth registry, several on one base model.")
+    app = FastAPI(
+        title="DeepSynth summarizer",
+        version="1",
+        description="DeepSeek-OCR + LoRA adapters from the DeepSynth registry, several on one base model.",
+    )
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
         if token and request.url.path.startswith("/v1/"):
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return JSONResponse({"error": "missing or wrong bearer token (Authorization: Bearer ...)"},
-                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                return JSONResponse(
+                    {"error": "missing or wrong bearer token (Authorization: Bearer ...)"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         length = request.headers.get("content-length")
         if length is not None:
             if not length.isdigit():

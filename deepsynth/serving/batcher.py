@@ -85,7 +85,7 @@ class Batcher:
         """Jobs waiting for a batch."""
         return self._queue.qsize()
 
-    def start(self) -> "Batcher":
+    def start(self) -> Batcher:
         """Start the worker thread."""
         self._thread.start()
         return self
@@ -166,8 +166,10 @@ class Batcher:
         """``(summary, token ids)`` per job, decoded together, each with its slot's adapter."""
         model, tokenizer = self.holder.model, self.holder.tokenizer
         device = next(model.parameters()).device
-        rows = [prompt_embeddings(slot.loaded, as_document(job.pages, job.mode, job.instruction, i), device)
-                for i, (job, slot) in enumerate(ready)]
+        rows = [
+            prompt_embeddings(slot.loaded, as_document(job.pages, job.mode, job.instruction, i), device)
+            for i, (job, slot) in enumerate(ready)
+        ]
         limits = [job.max_new_tokens for job, _slot in ready]
         config = GenerationConfig(max_new_tokens=max(limits), no_repeat_ngram_size=no_repeat_ngram_size)
         ids = decode(model, tokenizer, rows, config, limits=limits, adapter_names=[s.peft_name for _j, s in ready])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from deepsynth.configuration import Section, from_dict, knob
 from deepsynth.errors import ConfigError
@@ -36,8 +37,18 @@ class ServeConfig(Section):
     retry_after_s: int = knob(1, "Retry-After seconds sent with 429 and 503")
 
     def __post_init__(self) -> None:
-        positive = ("max_batch_size", "max_queue", "request_timeout_s", "max_text_chars", "max_pages",
-                    "max_page_pixels", "max_body_bytes", "max_new_tokens", "default_max_new_tokens", "retry_after_s")
+        positive = (
+            "max_batch_size",
+            "max_queue",
+            "request_timeout_s",
+            "max_text_chars",
+            "max_pages",
+            "max_page_pixels",
+            "max_body_bytes",
+            "max_new_tokens",
+            "default_max_new_tokens",
+            "retry_after_s",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"serve.{name}: must be > 0")
@@ -47,12 +58,12 @@ class ServeConfig(Section):
             raise ValueError("serve.default_max_new_tokens: must be <= max_new_tokens")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "ServeConfig":
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> ServeConfig:
         """Build from a mapping (unknown keys are errors)."""
         return from_dict(cls, data, source=source)
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "ServeConfig":
+    def from_yaml(cls, path: str | os.PathLike) -> ServeConfig:
         """Build from a YAML file whose ``serve`` section holds the knobs (errors name the file and line)."""
         from deepsynth.yaml_bounds import read_yaml
 

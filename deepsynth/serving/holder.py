@@ -80,10 +80,21 @@ class AdapterHolder:
                     if not self.table:  # peft changed the bare base in place: load it afresh next time
                         self.model = self.base_key = None
                     raise
-                loaded = LoadedModel(self.model, self.tokenizer, self._source, source.trainer_config, None,
-                                     source.directory)
-                slot = AdapterSlot(name, ref, peft_name, source.sha256, source.directory, loaded,
-                                   source.registry_name, source.version, source.alias, work_dir=work_dir)
+                loaded = LoadedModel(
+                    self.model, self.tokenizer, self._source, source.trainer_config, None, source.directory
+                )
+                slot = AdapterSlot(
+                    name,
+                    ref,
+                    peft_name,
+                    source.sha256,
+                    source.directory,
+                    loaded,
+                    source.registry_name,
+                    source.version,
+                    source.alias,
+                    work_dir=work_dir,
+                )
                 old = self.table.put(slot)
                 if old is not None:
                     self._detach(old)
@@ -112,8 +123,9 @@ class AdapterHolder:
             raise ConfigError(f"{ref}: trainer_config.json names no base model")
         if self.base_key is None:
             dtype = DTYPES.get(key[2], torch.float32)
-            self.model, self.tokenizer, self._source = load_base_model(key[0], key[1], dtype=dtype, device=self.device,
-                                                                       home=self.home)
+            self.model, self.tokenizer, self._source = load_base_model(
+                key[0], key[1], dtype=dtype, device=self.device, home=self.home
+            )
             self.base_key = key
         elif key != self.base_key:
             raise ConfigError(f"{ref}: trained on base {key}, but this server's base is {self.base_key}")

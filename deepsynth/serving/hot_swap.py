@@ -41,7 +41,7 @@ class AliasPoller:
         self.swaps = 0
         self.last_error: str | None = None
 
-    def start(self) -> "AliasPoller":
+    def start(self) -> AliasPoller:
         """Start polling (a no-op thread when the interval is 0)."""
         if self.interval_s > 0:
             self._thread.start()

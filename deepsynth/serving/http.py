@@ -34,8 +34,9 @@ class HttpServer:
         import uvicorn
 
         self.sock = sock
-        self.uvicorn = uvicorn.Server(uvicorn.Config(create_app(server), log_level=log_level, access_log=access_log,
-                                                  timeout_graceful_shutdown=5))
+        self.uvicorn = uvicorn.Server(
+            uvicorn.Config(create_app(server), log_level=log_level, access_log=access_log, timeout_graceful_shutdown=5)
+        )
         self._thread: threading.Thread | None = None
 
     @property
@@ -48,7 +49,7 @@ class HttpServer:
         """Serve until SIGINT/SIGTERM."""
         self.uvicorn.run(sockets=[self.sock])
 
-    def start(self, timeout: float = 30.0) -> "HttpServer":
+    def start(self, timeout: float = 30.0) -> HttpServer:
         """Serve in a daemon thread; return once uvicorn accepts connections."""
         self._thread = threading.Thread(target=self.run, name="deepsynth-uvicorn", daemon=True)
         self._thread.start()

@@ -56,8 +56,9 @@ def decode_pages(encoded: list[str], config: ServeConfig) -> list[bytes]:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image = Image.open(io.BytesIO(raw))  # reads the header only
                 if image.width * image.height > config.max_page_pixels:
-                    raise RequestError(413, f"pages[{i}]: {image.width}x{image.height} pixels, the limit is "
-                                            f"{config.max_page_pixels}")
+                    raise RequestError(
+                        413, f"pages[{i}]: {image.width}x{image.height} pixels, the limit is {config.max_page_pixels}"
+                    )
                 image.load()
         except RequestError:
             raise

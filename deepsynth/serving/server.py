@@ -11,7 +11,8 @@ import concurrent.futures
 import logging
 import os
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from deepsynth.serving.batcher import Batcher, Job, JobResult, QueueFullError
 from deepsynth.serving.config import ServeConfig
@@ -39,7 +40,7 @@ class ModelServer:
         self.poller = AliasPoller(self.holder, self.config.poll_interval_s)
         self.started = time.time()
 
-    def start(self, models: Sequence[str] = ()) -> "ModelServer":
+    def start(self, models: Sequence[str] = ()) -> ModelServer:
         """Load each ``[NAME=]REF`` of ``models`` (verified), then start batching and polling."""
         for value in models:
             name, ref = parse_model_option(value)
@@ -52,9 +53,16 @@ class ModelServer:
         """True when an adapter is loaded and the batch worker runs."""
         return bool(self.holder.slots()) and self.batcher.alive()
 
-    def summarize(self, *, text: str | None = None, pages: list[str] | None = None, adapter: str | None = None,
-                  instruction: str | None = None, max_new_tokens: int | None = None,
-                  no_repeat_ngram_size: int = 0) -> dict[str, Any]:
+    def summarize(
+        self,
+        *,
+        text: str | None = None,
+        pages: list[str] | None = None,
+        adapter: str | None = None,
+        instruction: str | None = None,
+        max_new_tokens: int | None = None,
+        no_repeat_ngram_size: int = 0,
+    ) -> dict[str, Any]:
         """Summarize one document given as text or base64 page images.
 
         Returns:
@@ -96,11 +104,20 @@ class ModelServer:
         except UnknownAdapterError as exc:
             raise RequestError(404, str(exc)) from None
         total = time.perf_counter() - began
-        return {"summary": result.text, "adapter": result.adapter, "tokens": len(result.token_ids),
-                "pages": len(images),
-                "timings": {"prepare_ms": 1000 * (prepared - began), "queue_ms": 1000 * result.queue_s,
-                            "generate_ms": 1000 * result.generate_s, "total_ms": 1000 * total,
-                            "batch_size": result.batch_size, "batch": result.batch}}
+        return {
+            "summary": result.text,
+            "adapter": result.adapter,
+            "tokens": len(result.token_ids),
+            "pages": len(images),
+            "timings": {
+                "prepare_ms": 1000 * (prepared - began),
+                "queue_ms": 1000 * result.queue_s,
+                "generate_ms": 1000 * result.generate_s,
+                "total_ms": 1000 * total,
+                "batch_size": result.batch_size,
+                "batch": result.batch,
+            },
+        }
 
     def load_adapter(self, name: str, ref: str) -> dict[str, Any]:
         """Load ``ref`` as ``name`` (``POST /v1/load_lora_adapter``); an unmoved alias already served is kept.

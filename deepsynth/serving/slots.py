@@ -70,10 +70,17 @@ class AdapterSlot:
 
     def info(self) -> dict[str, Any]:
         """JSON-able description (``GET /v1/adapters`` and every response)."""
-        return {"name": self.name, "ref": self.ref, "registry_name": self.registry_name, "version": self.version,
-                "alias": self.alias, "sha256": self.sha256, "mode": self.mode,
-                "base_model": self.loaded.trainer_config.get("model_name"),
-                "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at))}
+        return {
+            "name": self.name,
+            "ref": self.ref,
+            "registry_name": self.registry_name,
+            "version": self.version,
+            "alias": self.alias,
+            "sha256": self.sha256,
+            "mode": self.mode,
+            "base_model": self.loaded.trainer_config.get("model_name"),
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+        }
 
 
 class SlotTable:
@@ -124,11 +131,16 @@ class SlotTable:
             raise UnknownAdapterError("no adapter is loaded")
         if not key:
             return slots[0]
+
         def by_version(s: AdapterSlot) -> bool:
             return key in (s.version, f"{s.registry_name}/{s.version}", f"models:/{s.registry_name}/{s.version}")
 
-        for match in (lambda s: key in (s.name, s.ref), lambda s: key.removeprefix("@") == s.alias, by_version,
-                      lambda s: len(key) >= 8 and s.sha256.startswith(key)):
+        for match in (
+            lambda s: key in (s.name, s.ref),
+            lambda s: key.removeprefix("@") == s.alias,
+            by_version,
+            lambda s: len(key) >= 8 and s.sha256.startswith(key),
+        ):
             found = [s for s in slots if match(s)]
             if len(found) == 1:
                 return found[0]

@@ -70,8 +70,10 @@ def _check_servable(directory: Path, ref: str) -> str:
     if not (directory / ADAPTER_CONFIG).is_file() or not (directory / ADAPTER_WEIGHTS).is_file():
         raise ConfigError(f"{ref}: holds no LoRA adapter (a merged model cannot share a base; use deepsynth summarize)")
     if (directory / PROJECTOR_WEIGHTS).is_file() or (directory / TEXT_ENCODER_DIR).is_dir():
-        raise ConfigError(f"{ref}: carries a trained projector or text encoder, which adapters on one shared base "
-                          "model cannot differ in; serve LoRA-only adapters")
+        raise ConfigError(
+            f"{ref}: carries a trained projector or text encoder, which adapters on one shared base "
+            "model cannot differ in; serve LoRA-only adapters"
+        )
     return json.loads((directory / MANIFEST).read_text())["adapter_sha256"]
 
 
@@ -90,5 +92,6 @@ def fetch_adapter(ref: str, work_dir: str | os.PathLike) -> VerifiedAdapter:
     _require_package(source, ref)
     directory = _fetch_errors_named(ref, source.local_dir, work_dir)
     sha = _check_servable(directory, ref)
-    return VerifiedAdapter(ref, directory, sha, read_trainer_config(directory), source.name, source.version,
-                           source.alias)
+    return VerifiedAdapter(
+        ref, directory, sha, read_trainer_config(directory), source.name, source.version, source.alias
+    )

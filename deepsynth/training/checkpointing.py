@@ -49,8 +49,16 @@ from deepsynth.training.checkpoint_layout import (
 )
 
 #: The checkpoint API the trainer, fingerprints and tests use (defined in the modules named above).
-__all__ = ["INDEX", "CheckpointError", "check_fingerprint", "list_checkpoints", "load_checkpoint", "read_index",
-           "resolve_checkpoint", "save_checkpoint"]
+__all__ = [
+    "INDEX",
+    "CheckpointError",
+    "check_fingerprint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "read_index",
+    "resolve_checkpoint",
+    "save_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +85,10 @@ def check_fingerprint(path: str | os.PathLike, fingerprint: dict[str, Any] | Non
     if force:
         logger.warning("%s; resuming anyway because resume_force is set", message)
         return
-    raise ConfigError(message + ". Resume with the original config and data, set resume_from_checkpoint to null "
-                      "to start over, or set resume_force: true to resume anyway")
+    raise ConfigError(
+        message + ". Resume with the original config and data, set resume_from_checkpoint to null "
+        "to start over, or set resume_force: true to resume anyway"
+    )
 
 
 def resolve_checkpoint(
@@ -120,17 +130,21 @@ def resolve_checkpoint(
         problem = verify_checkpoint(path)
         if problem is None:
             if rejected:
-                logger.warning("resuming from %s, the newest complete checkpoint, instead of: %s",
-                               path.name, "; ".join(rejected))
+                logger.warning(
+                    "resuming from %s, the newest complete checkpoint, instead of: %s", path.name, "; ".join(rejected)
+                )
             check_fingerprint(path, fingerprint, force)
             return path
         moved = move_aside(path)
-        logger.warning("checkpoint %s is not usable: %s; moved it to %s and falling back to the previous one",
-                       path, problem, moved)
+        logger.warning(
+            "checkpoint %s is not usable: %s; moved it to %s and falling back to the previous one", path, problem, moved
+        )
         rejected.append(f"{path.name} ({problem})")
     if rejected:
         raise CheckpointError(
             f"{checkpoints_dir(output_dir)}: no complete checkpoint to resume from ("
-            + "; ".join(rejected) + "). Refusing to restart from step 0 silently: delete the checkpoints "
-            "folder, or set resume_from_checkpoint to null, to start over")
+            + "; ".join(rejected)
+            + "). Refusing to restart from step 0 silently: delete the checkpoints "
+            "folder, or set resume_from_checkpoint to null, to start over"
+        )
     return None

@@ -7,8 +7,9 @@ job configuration with these keys; unknown keys are errors) or from a JSON file.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import InitVar, asdict, dataclass, fields, replace
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from deepsynth.configuration import Section, from_dict, from_json, knob, to_dict
 from deepsynth.errors import ConfigError
@@ -70,11 +71,16 @@ class LoraPreset:
 
     def settings(self) -> dict[str, Any]:
         """The ``TrainerConfig`` fields this preset sets, with their values."""
-        values = {"lora_rank": self.rank, "lora_alpha": self.alpha, "lora_dropout": self.dropout,
-                  "use_qlora": self.use_qlora}
+        values = {
+            "lora_rank": self.rank,
+            "lora_alpha": self.alpha,
+            "lora_dropout": self.dropout,
+            "use_qlora": self.use_qlora,
+        }
         if self.use_qlora:
-            values.update(qlora_bits=self.qlora_bits, qlora_type=self.qlora_type,
-                          qlora_double_quant=self.qlora_double_quant)
+            values.update(
+                qlora_bits=self.qlora_bits, qlora_type=self.qlora_type, qlora_double_quant=self.qlora_double_quant
+            )
         return values
 
 
@@ -106,19 +112,32 @@ class TrainerConfig(Section):
     _section = "train"
 
     # --- model ---
-    model_name: str = knob("deepseek-ai/DeepSeek-OCR", "deepseek-ai/DeepSeek-OCR, deepseek-ai/DeepSeek-OCR-2, tiny, or a local model directory")
+    model_name: str = knob(
+        "deepseek-ai/DeepSeek-OCR",
+        "deepseek-ai/DeepSeek-OCR, deepseek-ai/DeepSeek-OCR-2, tiny, or a local model directory",
+    )
     model_revision: str | None = knob(None, "hub commit to pin the weights to (hub names only)")
     model_dtype: Literal["float32", "bfloat16", "float16"] = knob("float32", "dtype of the unquantized weights")
     device: Literal["auto", "cpu", "cuda"] = knob("auto", "where to train; auto picks CUDA when present")
-    deepsynth_home: str | None = knob(None, "cache root for the tiny profile and features (default: the DeepSynth home: $DEEPSYNTH_HOME, else the nearest .deepsynth/ up the tree, else ~/.local/share/deepsynth)")
+    deepsynth_home: str | None = knob(
+        None,
+        "cache root for the tiny profile and features (default: the DeepSynth home: $DEEPSYNTH_HOME, else the "
+        "nearest .deepsynth/ up the tree, else ~/.local/share/deepsynth)",
+    )
     output_dir: str = knob("./trained_model", "where the final adapter (or model) is written")
     # --- LoRA ---
     use_lora: bool = knob(True, "train LoRA adapters on the decoder (false: fine-tune the whole decoder)")
-    lora_preset: str | None = knob(None, "minimal, standard, high_capacity, qlora_4bit or qlora_8bit: sets the lora_*/qlora_* values (setting one of them to something else too is an error)")
+    lora_preset: str | None = knob(
+        None,
+        "minimal, standard, high_capacity, qlora_4bit or qlora_8bit: sets the lora_*/qlora_* values (setting one of "
+        "them to something else too is an error)",
+    )
     lora_rank: int = knob(16, "LoRA rank r")
     lora_alpha: int = knob(32, "LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = knob(0.05, "dropout on the LoRA input")
-    lora_target_modules: list[str] = knob(list(DEFAULT_TARGETS), "decoder projections that get adapters (the vision tower never does)")
+    lora_target_modules: list[str] = knob(
+        list(DEFAULT_TARGETS), "decoder projections that get adapters (the vision tower never does)"
+    )
     lora_target_experts: bool = knob(False, "also adapt the fused MoE expert weights (peft target_parameters)")
     train_projector: bool = knob(False, "train the vision→decoder projector (and newline/separator embeddings)")
     # --- QLoRA ---
@@ -127,9 +146,13 @@ class TrainerConfig(Section):
     qlora_type: Literal["nf4", "fp4"] = knob("nf4", "4-bit data type")
     qlora_double_quant: bool = knob(True, "quantize the 4-bit quantization constants too")
     # --- text encoder ---
-    use_text_encoder: bool = knob(False, "encode the instruction with a text encoder and feed it as one extra decoder input")
+    use_text_encoder: bool = knob(
+        False, "encode the instruction with a text encoder and feed it as one extra decoder input"
+    )
     text_encoder_type: Literal["bert", "qwen3"] = knob("qwen3", "bert (all-MiniLM-L6-v2, bundled) or qwen3")
-    text_encoder_model: str | None = knob(None, "encoder weights: a local directory (default: the bundled MiniLM for bert)")
+    text_encoder_model: str | None = knob(
+        None, "encoder weights: a local directory (default: the bundled MiniLM for bert)"
+    )
     text_encoder_trainable: bool = knob(True, "fine-tune the text encoder")
     use_text_projection: bool = knob(False, "learn a projection from the encoder width to the decoder width")
     instruction_prompt: str = knob("Summarize this text:", "instruction used when a document has none")
@@ -146,8 +169,9 @@ class TrainerConfig(Section):
     gradient_accumulation_steps: int = knob(1, "micro-batches per optimizer step")
     num_epochs: int = knob(3, "passes over the training split")
     max_steps: int = knob(-1, "stop after this many optimizer steps (-1: run all epochs)")
-    optimizer: OptimizerConfig | Literal["adamw", "adamw_8bit"] = knob(default_factory=lambda: OptimizerConfig(),
-                                      help="optimizer section (name, learning_rate, ...), or just its name")
+    optimizer: OptimizerConfig | Literal["adamw", "adamw_8bit"] = knob(
+        default_factory=lambda: OptimizerConfig(), help="optimizer section (name, learning_rate, ...), or just its name"
+    )
     # Shorthands for the optimizer section's settings (read and written through it, see the end of the module).
     learning_rate: InitVar[float | None] = None
     weight_decay: InitVar[float | None] = None
@@ -158,26 +182,48 @@ class TrainerConfig(Section):
     gradient_checkpointing: bool = knob(False, "recompute decoder activations in backward (always on with QLoRA)")
     seed: int = knob(42, "seed of initialisation, data order and dropout")
     # --- data parallelism ---
-    num_processes: int = knob(1, "data-parallel training processes on this machine (>1: launched with torchrun, "
-                                 "gloo on CPU, NCCL on GPUs; 0: one per visible GPU); global batch = batch_size x this")
-    distributed_timeout_s: int = knob(600, "seconds a rank waits in a collective before the run fails (a dead or hung rank)")
+    num_processes: int = knob(
+        1,
+        "data-parallel training processes on this machine (>1: launched with torchrun, "
+        "gloo on CPU, NCCL on GPUs; 0: one per visible GPU); global batch = batch_size x this",
+    )
+    distributed_timeout_s: int = knob(
+        600, "seconds a rank waits in a collective before the run fails (a dead or hung rank)"
+    )
     # --- checkpoints and logging ---
     save_steps: int = knob(0, "write an atomic checkpoint every N optimizer steps (0: none)")
     save_total_limit: int = knob(2, "checkpoints kept (oldest deleted first)")
-    state_dir: str | None = knob(None, "folder whose checkpoints/ holds resumable state (null: output_dir; the pipeline "
-                                       "uses <home>/training-state/<run key> so a retried run resumes)")
+    state_dir: str | None = knob(
+        None,
+        "folder whose checkpoints/ holds resumable state (null: output_dir; the pipeline "
+        "uses <home>/training-state/<run key> so a retried run resumes)",
+    )
     resume_from_checkpoint: str | None = knob(None, "'latest' or a checkpoint directory to resume from")
-    resume_force: bool = knob(False, "resume even if the config or dataset changed since the checkpoint (otherwise refused)")
+    resume_force: bool = knob(
+        False, "resume even if the config or dataset changed since the checkpoint (otherwise refused)"
+    )
     logging_steps: int = knob(1, "record the loss every N optimizer steps")
     progress_bar: bool = knob(True, "show a tqdm bar with loss, lr and samples/s")
-    peak_tflops: float | None = knob(None, "accelerator peak TFLOP/s for the MFU estimate (default: a lookup or CPU estimate)")
+    peak_tflops: float | None = knob(
+        None, "accelerator peak TFLOP/s for the MFU estimate (default: a lookup or CPU estimate)"
+    )
 
     def __post_init__(self, *shorthands: Any) -> None:
         self._take_optimizer_settings(dict(zip(OPTIMIZER_SHORTHANDS, shorthands)))
         if self.lora_preset is not None:
             self._apply_preset(get_lora_preset(self.lora_preset))
-        positive = ("lora_rank", "lora_alpha", "batch_size", "gradient_accumulation_steps", "num_epochs",
-                    "max_length", "max_summary_tokens", "max_instruction_tokens", "logging_steps", "save_total_limit")
+        positive = (
+            "lora_rank",
+            "lora_alpha",
+            "batch_size",
+            "gradient_accumulation_steps",
+            "num_epochs",
+            "max_length",
+            "max_summary_tokens",
+            "max_instruction_tokens",
+            "logging_steps",
+            "save_total_limit",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -186,7 +232,9 @@ class TrainerConfig(Section):
         if self.use_qlora and not self.use_lora:
             raise ValueError("use_qlora needs use_lora: a quantized decoder can only be trained through adapters")
         if self.lora_target_experts and self.lora_dropout:
-            raise ValueError("lora_target_experts needs lora_dropout: 0 (peft adapts fused expert weights without dropout)")
+            raise ValueError(
+                "lora_target_experts needs lora_dropout: 0 (peft adapts fused expert weights without dropout)"
+            )
         if not self.lora_target_modules and not self.lora_target_experts:
             raise ValueError("lora_target_modules is empty")
         if self.save_steps < 0:
@@ -226,17 +274,19 @@ class TrainerConfig(Section):
         for name, value in preset.settings().items():
             current = getattr(self, name)
             if current != defaults[name] and current != value:
-                raise ValueError(f"lora_preset {preset.name!r} sets {name}={value!r}, but {name}={current!r} was "
-                                 f"also given: drop one of them")
+                raise ValueError(
+                    f"lora_preset {preset.name!r} sets {name}={value!r}, but {name}={current!r} was "
+                    f"also given: drop one of them"
+                )
             setattr(self, name, value)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "TrainerConfig":
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> TrainerConfig:
         """Build from a plain dict (YAML/JSON); unknown keys and bad values raise ConfigError."""
         return from_dict(cls, data, source=source)
 
     @classmethod
-    def from_json(cls, path_or_text: str | os.PathLike) -> "TrainerConfig":
+    def from_json(cls, path_or_text: str | os.PathLike) -> TrainerConfig:
         """Build from a JSON file path or a JSON string (a training job configuration)."""
         return from_json(cls, path_or_text, "training config")
 
@@ -252,8 +302,12 @@ def _optimizer_shorthand(name: str) -> property:
     def set_(config: TrainerConfig, value: Any) -> None:
         setattr(config.optimizer, name, value)
 
-    return property(get, set_, doc=f"Shorthand for optimizer.{name}: one value, read and written through the "
-                                   "optimizer section (null: not given)")
+    return property(
+        get,
+        set_,
+        doc=f"Shorthand for optimizer.{name}: one value, read and written through the "
+        "optimizer section (null: not given)",
+    )
 
 
 # ``config.learning_rate`` reads and writes ``config.optimizer.learning_rate``; the dataclass __init__

@@ -60,7 +60,9 @@ def resolve_dataset(dataset: Any, home: str | None = None) -> RenderedDataset:
     named = deepsynth_home(home) / "datasets" / str(dataset)
     if (named / MANIFEST).is_file():
         return RenderedDataset(named)
-    raise ConfigError(f"dataset: {dataset!r} is neither a rendered dataset directory nor a dataset under {named.parent}")
+    raise ConfigError(
+        f"dataset: {dataset!r} is neither a rendered dataset directory nor a dataset under {named.parent}"
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -141,8 +143,12 @@ class DeepSynthLoRATrainer:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed + 1)
                 self.text_encoder = build_text_encoder(
-                    cfg.text_encoder_type, cfg.text_encoder_model, hidden, use_projection=cfg.use_text_projection,
-                    trainable=cfg.text_encoder_trainable, max_tokens=cfg.max_instruction_tokens,
+                    cfg.text_encoder_type,
+                    cfg.text_encoder_model,
+                    hidden,
+                    use_projection=cfg.use_text_projection,
+                    trainable=cfg.text_encoder_trainable,
+                    max_tokens=cfg.max_instruction_tokens,
                 ).to(device)
         identity = vision_fingerprint(self.model, self.source.identity)
         cache_dir = cfg.feature_cache_dir
@@ -161,14 +167,22 @@ class DeepSynthLoRATrainer:
         sam_size = ocr_core(self.model).config.vision_config.sam_config.image_size
         docs = []
         for doc in data.iter_documents(split=cfg.train_split, mode=cfg.mode):
-            docs.append(prepare_document(
-                doc, view_spec(doc.mode, sam_size), self.tokenizer, default_instruction=cfg.instruction_prompt,
-                max_length=cfg.max_length, max_summary_tokens=cfg.max_summary_tokens,
-                text_slot=self.text_encoder is not None,
-            ))
+            docs.append(
+                prepare_document(
+                    doc,
+                    view_spec(doc.mode, sam_size),
+                    self.tokenizer,
+                    default_instruction=cfg.instruction_prompt,
+                    max_length=cfg.max_length,
+                    max_summary_tokens=cfg.max_summary_tokens,
+                    text_slot=self.text_encoder is not None,
+                )
+            )
         if not docs:
-            raise DeepSynthError(f"dataset {data.path}: no documents in split {cfg.train_split!r}"
-                                 + (f" and mode {cfg.mode!r}" if cfg.mode else ""))
+            raise DeepSynthError(
+                f"dataset {data.path}: no documents in split {cfg.train_split!r}"
+                + (f" and mode {cfg.mode!r}" if cfg.mode else "")
+            )
         self.trained_instruction = Counter(d.instruction for d in docs).most_common(1)[0][0]
         return docs
 
@@ -224,8 +238,14 @@ class DeepSynthLoRATrainer:
     def _resume(self, data: RenderedDataset, named, optimizer, scheduler) -> tuple[dict[str, Any], int]:
         """The loop state, fresh or from the checkpoint ``resume_from_checkpoint`` names; and the step resumed at."""
         cfg = self.config
-        state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "loss_history": [], "samples_seen": 0,
-                                 "tokens_seen": 0, "global_step": 0}
+        state: dict[str, Any] = {
+            "epoch": 0,
+            "step_in_epoch": 0,
+            "loss_history": [],
+            "samples_seen": 0,
+            "tokens_seen": 0,
+            "global_step": 0,
+        }
         self._fingerprint = {"config": config_fingerprint(cfg), "dataset": dataset_fingerprint(data.path)}
         resume = resolve_checkpoint(self._state_dir, cfg.resume_from_checkpoint, self._fingerprint, cfg.resume_force)
         if resume is None:
@@ -246,11 +266,20 @@ class DeepSynthLoRATrainer:
         ocr_core(self.model).vision_tower.eval()
         if self.text_encoder is not None and not cfg.text_encoder_trainable:
             self.text_encoder.encoder.eval()
-        autocast = (torch.autocast(device.type, dtype=DTYPES["bfloat16" if cfg.mixed_precision == "bf16" else "float16"])
-                    if cfg.mixed_precision != "no" else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(device.type, dtype=DTYPES["bfloat16" if cfg.mixed_precision == "bf16" else "float16"])
+            if cfg.mixed_precision != "no"
+            else contextlib.nullcontext()
+        )
         progress = Progress(global_step=state["global_step"])
-        bar = progress_bar(cfg.progress_bar and ctx.is_main, total=total_steps, initial=progress.global_step, desc="train",
-                           unit="step", dynamic_ncols=True)
+        bar = progress_bar(
+            cfg.progress_bar and ctx.is_main,
+            total=total_steps,
+            initial=progress.global_step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+        )
         epoch = state["epoch"]
         while progress.global_step < total_steps and epoch < cfg.num_epochs:
             groups = step_groups(len(docs), cfg, epoch, ctx)
@@ -259,13 +288,15 @@ class DeepSynthLoRATrainer:
             epoch_start = progress.epoch_started(self._model_flops * ctx.world_size)
             for step_in_epoch in range(first, len(groups)):
                 # Forward and backward over the step's micro-batches (loss averaged over the ranks).
-                loss, samples, tokens = self._step(groups[step_in_epoch], step_targets[step_in_epoch], docs, device,
-                                                   autocast, ctx, params)
+                loss, samples, tokens = self._step(
+                    groups[step_in_epoch], step_targets[step_in_epoch], docs, device, autocast, ctx, params
+                )
                 # A non-finite loss stops the run before the optimizer touches the weights.
                 if not math.isfinite(loss):
                     raise TrainingDivergedError(
                         f"loss became {loss} at step {progress.global_step + 1} (epoch {epoch}); lower learning_rate "
-                        f"(now {cfg.optimizer.learning_rate}) or check the data; no adapter was written")
+                        f"(now {cfg.optimizer.learning_rate}) or check the data; no adapter was written"
+                    )
                 # Clip, update, advance the schedule.
                 if cfg.optimizer.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(params, cfg.optimizer.max_grad_norm)
@@ -275,8 +306,13 @@ class DeepSynthLoRATrainer:
                 # Count and record.
                 lr = scheduler.get_last_lr()[0]
                 progress.record_step(samples, tokens)
-                state.update(global_step=progress.global_step, epoch=epoch, step_in_epoch=step_in_epoch + 1,
-                             samples_seen=state["samples_seen"] + samples, tokens_seen=state["tokens_seen"] + tokens)
+                state.update(
+                    global_step=progress.global_step,
+                    epoch=epoch,
+                    step_in_epoch=step_in_epoch + 1,
+                    samples_seen=state["samples_seen"] + samples,
+                    tokens_seen=state["tokens_seen"] + tokens,
+                )
                 if progress.global_step % cfg.logging_steps == 0 or progress.global_step == total_steps:
                     state["loss_history"].append([progress.global_step, loss, lr])
                 bar.update(1)
@@ -290,12 +326,15 @@ class DeepSynthLoRATrainer:
                     raise TrainingInterrupted(
                         f"SIGTERM: stopped at step {progress.global_step}/{total_steps} with a checkpoint in "
                         f"{self._state_dir}/checkpoints; rerun with resume_from_checkpoint: latest",
-                        str((list_checkpoints(self._state_dir) or [None])[-1]))
+                        str((list_checkpoints(self._state_dir) or [None])[-1]),
+                    )
                 if self._on_step is not None:
                     self._on_step(progress.global_step)
                 if not unfinished:
                     break
-            progress.epoch_finished(epoch, state["step_in_epoch"] - first, epoch_start, self._model_flops * ctx.world_size)
+            progress.epoch_finished(
+                epoch, state["step_in_epoch"] - first, epoch_start, self._model_flops * ctx.world_size
+            )
             epoch += 1
             state["epoch"], state["step_in_epoch"] = epoch, 0
         bar.close()
@@ -342,9 +381,12 @@ class DeepSynthLoRATrainer:
 
             return bnb.optim.AdamW8bit(params, lr=cfg.optimizer.learning_rate, weight_decay=cfg.optimizer.weight_decay)
         # On CUDA one fused kernel updates every parameter (no per-tensor launches or step-count reads).
-        fused = all(p.device.type == "cuda" and p.dtype in (torch.float32, torch.bfloat16, torch.float16) for p in params)
-        return torch.optim.AdamW(params, lr=cfg.optimizer.learning_rate, weight_decay=cfg.optimizer.weight_decay,
-                                 fused=fused or None)
+        fused = all(
+            p.device.type == "cuda" and p.dtype in (torch.float32, torch.bfloat16, torch.float16) for p in params
+        )
+        return torch.optim.AdamW(
+            params, lr=cfg.optimizer.learning_rate, weight_decay=cfg.optimizer.weight_decay, fused=fused or None
+        )
 
     def _step(self, group, step_targets, docs, device, autocast, ctx, params) -> tuple[float, int, int]:
         """Forward/backward over one optimizer step's micro-batches; returns the (all-rank) mean loss.
@@ -359,7 +401,9 @@ class DeepSynthLoRATrainer:
             items = [docs[i] for i in indices]
             feats = [page_features(self.model, it, self.feature_cache) for it in items]
             with autocast:
-                batch = build_batch(self.model, items, feats, self._text_embeddings(items), self.tokenizer.pad_token_id, device)
+                batch = build_batch(
+                    self.model, items, feats, self._text_embeddings(items), self.tokenizer.pad_token_id, device
+                )
                 loss = supervised_loss(self.model, batch)
             weight = batch.num_targets * ctx.world_size / max(1, step_targets)  # gradients are averaged over ranks
             (loss * weight).backward()  # a non-finite loss stops the run before the optimizer steps
@@ -369,21 +413,35 @@ class DeepSynthLoRATrainer:
             self._model_flops += body * batch.num_tokens + head * batch.num_targets
         dist_utils.average_gradients(ctx, params)
         # NaN propagates through the mean, so every rank stops together.
-        return dist_utils.mean_scalar(ctx, float(local_loss)), n_examples * ctx.world_size, int(dist_utils.mean_scalar(ctx, tokens) * ctx.world_size)
+        return (
+            dist_utils.mean_scalar(ctx, float(local_loss)),
+            n_examples * ctx.world_size,
+            int(dist_utils.mean_scalar(ctx, tokens) * ctx.world_size),
+        )
 
     def _checkpoint(self, step, named, optimizer, scheduler, state, ctx) -> None:
         if ctx.is_main:
             self._check_finite(named)
             tensors = {n: p.detach() for n, p in named}
-            save_checkpoint(self._state_dir, step, tensors, optimizer, scheduler, state, self.config.save_total_limit,
-                            fingerprint=getattr(self, "_fingerprint", None))
+            save_checkpoint(
+                self._state_dir,
+                step,
+                tensors,
+                optimizer,
+                scheduler,
+                state,
+                self.config.save_total_limit,
+                fingerprint=getattr(self, "_fingerprint", None),
+            )
         dist_utils.barrier(ctx)
 
     @staticmethod
     def _check_finite(named) -> None:
         bad = [n for n, p in named if not torch.isfinite(p.detach()).all()]
         if bad:
-            raise TrainingDivergedError(f"non-finite trained weights in {bad[:3]} (+{max(0, len(bad) - 3)} more); nothing written")
+            raise TrainingDivergedError(
+                f"non-finite trained weights in {bad[:3]} (+{max(0, len(bad) - 3)} more); nothing written"
+            )
 
     def _save_output(self, metrics: dict[str, Any], device: torch.device) -> None:
         cfg = self.config
@@ -404,4 +462,6 @@ class DeepSynthLoRATrainer:
         # the instruction the documents carried (ingest's column), which inference must reuse
         recorded = {**cfg.to_dict(), "instruction_prompt": self.trained_instruction}
         (out / TRAINER_CONFIG).write_text(json.dumps(recorded, indent=2, sort_keys=True))
-        (out / TRAINING_METRICS).write_text(json.dumps({**metrics, "system": system_info(device)}, indent=2, default=str))
+        (out / TRAINING_METRICS).write_text(
+            json.dumps({**metrics, "system": system_info(device)}, indent=2, default=str)
+        )

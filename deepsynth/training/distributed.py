@@ -31,8 +31,9 @@ def _collective(what: str) -> Iterator[None]:
         yield
     except RuntimeError as exc:  # gloo and NCCL raise RuntimeError (DistBackendError) subclasses
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RankLostError(f"{what} failed: another rank died, hung past distributed_timeout_s or lost its "
-                            f"connection ({first[:300]})") from exc
+        raise RankLostError(
+            f"{what} failed: another rank died, hung past distributed_timeout_s or lost its connection ({first[:300]})"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,12 @@ def init_distributed(device_type: str, timeout_s: float = 600) -> DistContext:
     created = False
     if not dist.is_initialized():
         with _collective("joining the process group"):
-            dist.init_process_group("nccl" if device_type == "cuda" else "gloo", rank=rank, world_size=world,
-                                    timeout=timedelta(seconds=timeout_s))
+            dist.init_process_group(
+                "nccl" if device_type == "cuda" else "gloo",
+                rank=rank,
+                world_size=world,
+                timeout=timedelta(seconds=timeout_s),
+            )
         created = True
     return DistContext(rank, world, local, created)
 

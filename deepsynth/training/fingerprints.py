@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deepsynth.integrity import sha256_file
 from deepsynth.configuration import flatten
+from deepsynth.integrity import sha256_file
 from deepsynth.paths import deepsynth_home
 from deepsynth.training.checkpointing import list_checkpoints
 
@@ -25,11 +25,24 @@ logger = logging.getLogger(__name__)
 
 # TrainerConfig fields that do not change what a resumed run computes: where things go, how
 # often to log or save, how to resume, and the cache. Every other field is part of the fingerprint.
-FINGERPRINT_EXCLUDED = frozenset({
-    "output_dir", "state_dir", "deepsynth_home", "device", "resume_from_checkpoint", "resume_force", "save_steps",
-    "save_total_limit", "logging_steps", "progress_bar", "peak_tflops", "feature_cache", "feature_cache_dir",
-    "distributed_timeout_s",
-})
+FINGERPRINT_EXCLUDED = frozenset(
+    {
+        "output_dir",
+        "state_dir",
+        "deepsynth_home",
+        "device",
+        "resume_from_checkpoint",
+        "resume_force",
+        "save_steps",
+        "save_total_limit",
+        "logging_steps",
+        "progress_bar",
+        "peak_tflops",
+        "feature_cache",
+        "feature_cache_dir",
+        "distributed_timeout_s",
+    }
+)
 
 
 def config_fingerprint(config: Any) -> dict[str, Any]:

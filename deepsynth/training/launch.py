@@ -59,10 +59,24 @@ def resolve_num_processes(config: TrainerConfig) -> int:
     return wanted
 
 
-def torchrun_command(config_path: Path, dataset: str, result: Path, num_processes: int, threads: str = "auto") -> list[str]:
+def torchrun_command(
+    config_path: Path, dataset: str, result: Path, num_processes: int, threads: str = "auto"
+) -> list[str]:
     """The torchrun command line that runs ``num_processes`` ranks on this machine (free port, no restarts)."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={num_processes}",
-            "--max-restarts=0", "-m", "deepsynth.training.launch", str(config_path), dataset, str(result), threads]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={num_processes}",
+        "--max-restarts=0",
+        "-m",
+        "deepsynth.training.launch",
+        str(config_path),
+        dataset,
+        str(result),
+        threads,
+    ]
 
 
 class RankOutput:
@@ -105,8 +119,9 @@ def launch_training(config: TrainerConfig, dataset: str | os.PathLike, num_proce
         command = torchrun_command(config_path, str(dataset), result, num_processes, threads)
         logger.info("training in %d processes: %s", num_processes, " ".join(command))
         output = RankOutput()
-        with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              errors="replace") as proc:
+        with subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        ) as proc:
             for line in proc.stdout:  # ends when every rank and torchrun have exited
                 sys.stderr.write(line)
                 output.add(line)
@@ -115,7 +130,8 @@ def launch_training(config: TrainerConfig, dataset: str | os.PathLike, num_proce
             raise TrainingLaunchError(
                 f"data-parallel training failed: torchrun with {num_processes} processes exited with code "
                 f"{proc.returncode}; checkpoints (if any) are in {where}/checkpoints and the same command resumes "
-                f"from the last one.\n{output.summary()}")
+                f"from the last one.\n{output.summary()}"
+            )
         return json.loads(result.read_text())["metrics"]
 
 

@@ -56,7 +56,10 @@ def peak_flops(device: torch.device, override_tflops: float | None = None) -> tu
             if key in name:
                 return tflops * 1e12, f"datasheet {key} bf16"
         return 0.0, f"unknown GPU {name}"
-    return torch.get_num_threads() * CPU_FLOPS_PER_THREAD, f"CPU estimate ({torch.get_num_threads()} threads, fp32 AVX2)"
+    return (
+        torch.get_num_threads() * CPU_FLOPS_PER_THREAD,
+        f"CPU estimate ({torch.get_num_threads()} threads, fp32 AVX2)",
+    )
 
 
 def measure_peak_flops(device: torch.device, seconds: float = 1.0, size: int | None = None) -> float:

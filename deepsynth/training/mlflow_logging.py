@@ -16,9 +16,19 @@ from deepsynth.errors import DeepSynthError
 from deepsynth.training.config import TrainerConfig
 
 SCALAR_METRICS = (
-    "samples_per_second", "tokens_per_second", "model_tflops_per_second", "mfu", "train_runtime_s",
-    "initial_loss", "final_loss", "trainable_params", "total_params", "peak_rss_mb", "global_step",
-    "feature_cache_hits", "feature_cache_misses",
+    "samples_per_second",
+    "tokens_per_second",
+    "model_tflops_per_second",
+    "mfu",
+    "train_runtime_s",
+    "initial_loss",
+    "final_loss",
+    "trainable_params",
+    "total_params",
+    "peak_rss_mb",
+    "global_step",
+    "feature_cache_hits",
+    "feature_cache_misses",
 )
 
 

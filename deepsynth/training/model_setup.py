@@ -17,6 +17,7 @@ from deepsynth.training.lora_config import build_lora_config
 
 logger = logging.getLogger(__name__)
 
+
 def projector_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The projector's weights plus the learned image-newline and view-separator embeddings."""
     core = ocr_core(model)
@@ -53,8 +54,12 @@ def build_training_model(config: TrainerConfig, device: torch.device) -> tuple[n
     """
     dtype = DTYPES[config.model_dtype]
     model, tokenizer, source = load_base_model(
-        config.model_name, config.model_revision, dtype=dtype, quantization=quantization_from_settings(config.to_dict()),
-        device=device, home=config.deepsynth_home,
+        config.model_name,
+        config.model_revision,
+        dtype=dtype,
+        quantization=quantization_from_settings(config.to_dict()),
+        device=device,
+        home=config.deepsynth_home,
     )
     model.requires_grad_(False)
     if config.gradient_checkpointing or config.use_qlora:

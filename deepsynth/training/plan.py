@@ -79,12 +79,20 @@ class Progress:
 
     def epoch_finished(self, epoch: int, steps: int, started: tuple[float, int, float], model_flops: float) -> None:
         began, tokens, flops = started
-        self.epochs.append({"epoch": epoch, "steps": steps, "seconds": time.perf_counter() - began,
-                            "tokens": self.tokens - tokens, "model_flops": model_flops - flops})
+        self.epochs.append(
+            {
+                "epoch": epoch,
+                "steps": steps,
+                "seconds": time.perf_counter() - began,
+                "tokens": self.tokens - tokens,
+                "model_flops": model_flops - flops,
+            }
+        )
 
 
 def lr_lambda(kind: str, warmup: int, total: int):
     """Multiplier of the peak learning rate at a step: linear warm-up, then linear/cosine decay or constant."""
+
     def schedule(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
@@ -92,4 +100,5 @@ def lr_lambda(kind: str, warmup: int, total: int):
             return 1.0
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
         return 1.0 - progress if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
     return schedule

@@ -18,7 +18,6 @@ class TrainingInterrupted(Terminated):
     Exit code 143 (128 + SIGTERM), what schedulers expect from a process that stopped on SIGTERM.
     """
 
-
     def __init__(self, message: str, checkpoint: str | None = None):
         super().__init__(message)
         self.checkpoint = checkpoint
@@ -43,11 +42,14 @@ class StopOnSignal:
 
     def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
         self.requested = signum
-        logger.warning("received %s: stopping after the current optimizer step and writing a checkpoint "
-                       "(send it again to terminate at once)", signal.Signals(signum).name)
+        logger.warning(
+            "received %s: stopping after the current optimizer step and writing a checkpoint "
+            "(send it again to terminate at once)",
+            signal.Signals(signum).name,
+        )
         signal.signal(signum, signal.SIG_DFL)
 
-    def install(self) -> "StopOnSignal":
+    def install(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():
             for signum in self.signals:
                 self._previous[signum] = signal.signal(signum, self._handle)

@@ -46,10 +46,13 @@ def render_report_html(report: ValidationReport) -> str:
         f"<td>{report.truncated}</td><td>{len(report.missing_glyphs)}</td></tr></table>",
     ]
     if report.failures:
-        parts.append("<h2>Failures</h2><ul>" + "".join(f"<li class='fail'>{escape(f)}</li>" for f in report.failures)
-                     + "</ul>")
-    parts.append("<h2>Checks</h2><table><tr><th>check</th><th>level</th><th>status</th><th>observed</th>"
-                 "<th>required</th><th>expectation</th></tr>")
+        parts.append(
+            "<h2>Failures</h2><ul>" + "".join(f"<li class='fail'>{escape(f)}</li>" for f in report.failures) + "</ul>"
+        )
+    parts.append(
+        "<h2>Checks</h2><table><tr><th>check</th><th>level</th><th>status</th><th>observed</th>"
+        "<th>required</th><th>expectation</th></tr>"
+    )
     for check in report.checks:
         css, label = _status(check)
         observed = f"{check.observed:.4f}" if isinstance(check.observed, float) else check.observed
@@ -60,12 +63,15 @@ def render_report_html(report: ValidationReport) -> str:
         )
     parts.append("</table>")
     if report.missing_glyphs:
-        parts.append("<h2>Documents with missing glyphs</h2>"
-                     "<table><tr><th>id</th><th>split</th><th>code points</th></tr>")
+        parts.append(
+            "<h2>Documents with missing glyphs</h2><table><tr><th>id</th><th>split</th><th>code points</th></tr>"
+        )
         for doc in report.missing_glyphs[:MAX_QUARANTINE_ROWS]:
             points = " ".join(doc["code_points"])
-            parts.append(f"<tr><td>{escape(str(doc['id']))}</td><td>{escape(str(doc['split']))}</td>"
-                         f"<td>{escape(points)}</td></tr>")
+            parts.append(
+                f"<tr><td>{escape(str(doc['id']))}</td><td>{escape(str(doc['split']))}</td>"
+                f"<td>{escape(points)}</td></tr>"
+            )
         parts.append("</table>")
     parts.append(f"<h2>Quarantine ({report.quarantined})</h2>")
     if report.quarantine:
@@ -75,8 +81,12 @@ def render_report_html(report: ValidationReport) -> str:
             if ident is None and entry.get("row") is not None:
                 ident = f"{entry.get('file') or ''} row {entry['row']}".strip()
             parts.append(
-                "<tr>" + "".join(f"<td>{escape(str(v if v is not None else ''))}</td>" for v in (
-                    ident, entry.get("split"), entry.get("mode"), entry.get("field"), entry.get("reason"))) + "</tr>"
+                "<tr>"
+                + "".join(
+                    f"<td>{escape(str(v if v is not None else ''))}</td>"
+                    for v in (ident, entry.get("split"), entry.get("mode"), entry.get("field"), entry.get("reason"))
+                )
+                + "</tr>"
             )
         parts.append("</table>")
         if report.quarantined > MAX_QUARANTINE_ROWS:

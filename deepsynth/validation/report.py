@@ -89,7 +89,7 @@ class ValidationReport:
         return jsonable(dataclasses.asdict(self))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ValidationReport":
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
         """Inverse of :meth:`to_dict` (for materializers)."""
         data = dict(data)
         data["checks"] = [CheckResult(**c) for c in data.get("checks", [])]

@@ -13,8 +13,8 @@ import re
 import sys
 import unicodedata
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from PIL import Image
 
@@ -82,7 +82,7 @@ def text_digest(text: str) -> str:
     """Short stable digest of a text (documents are compared by digest, not kept in memory)."""
     digest = hashlib.blake2b(digest_size=16)
     for start in range(0, len(text), 1 << 20):  # a slice at a time: a huge text is not encoded whole
-        digest.update(text[start:start + (1 << 20)].encode("utf-8", "surrogatepass"))
+        digest.update(text[start : start + (1 << 20)].encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
@@ -119,8 +119,9 @@ def check_document(doc_id: str | None, text: str | None, summary: str | None, ma
     return problems
 
 
-def check_rendering(mode: str, pages: list[bytes] | None, page_width: int | None, page_height: int | None,
-                    max_pixels: int | None) -> list[Problem]:
+def check_rendering(
+    mode: str, pages: list[bytes] | None, page_width: int | None, page_height: int | None, max_pixels: int | None
+) -> list[Problem]:
     """Problems of one rendering: unknown mode, no pages, recorded or decoded size, undecodable page.
 
     Only the first bad page is reported: one reason is enough to quarantine the document.
@@ -131,8 +132,14 @@ def check_rendering(mode: str, pages: list[bytes] | None, page_width: int | None
     if not pages:
         return [Problem("no_pages", "pages", f"no pages rendered in mode {mode!r}", mode)]
     if (page_width, page_height) != expected:
-        return [Problem("page_size", "page_width", f"recorded page size {page_width}x{page_height}, "
-                                      f"mode {mode!r} expects {expected[0]}x{expected[1]}", mode)]
+        return [
+            Problem(
+                "page_size",
+                "page_width",
+                f"recorded page size {page_width}x{page_height}, mode {mode!r} expects {expected[0]}x{expected[1]}",
+                mode,
+            )
+        ]
     for number, png in enumerate(pages, start=1):
         found = check_page(png, expected, max_pixels)
         if found:
@@ -141,9 +148,7 @@ def check_rendering(mode: str, pages: list[bytes] | None, page_width: int | None
     return []
 
 
-def check_page(
-    png: bytes | None, expected: tuple[int, int], max_pixels: int | None = None
-) -> tuple[str, str] | None:
+def check_page(png: bytes | None, expected: tuple[int, int], max_pixels: int | None = None) -> tuple[str, str] | None:
     """Why one page's bytes are unusable, or None if they decode to an image of ``expected`` size.
 
     Returns:

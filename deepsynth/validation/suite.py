@@ -16,42 +16,83 @@ from deepsynth.validation.config import ValidationConfig
 from deepsynth.validation.report import CheckResult, jsonable
 
 FEATURE_COLUMNS = (
-    "id", "split", "text_chars", "summary_chars", "summary_to_text_ratio",
-    "leaked", "pages_decode", "page_size_ok", "has_missing_glyphs", "truncated",
+    "id",
+    "split",
+    "text_chars",
+    "summary_chars",
+    "summary_to_text_ratio",
+    "leaked",
+    "pages_decode",
+    "page_size_ok",
+    "has_missing_glyphs",
+    "truncated",
 )
 
 
 def features_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Frame with :data:`FEATURE_COLUMNS` from per-document feature dicts (typed even when empty)."""
     frame = pd.DataFrame(rows, columns=list(FEATURE_COLUMNS))
-    return frame.astype({
-        "id": "object", "split": "object", "text_chars": "int64", "summary_chars": "int64",
-        "summary_to_text_ratio": "float64", "leaked": "bool", "pages_decode": "bool",
-        "page_size_ok": "bool", "has_missing_glyphs": "float64", "truncated": "float64",
-    })
+    return frame.astype(
+        {
+            "id": "object",
+            "split": "object",
+            "text_chars": "int64",
+            "summary_chars": "int64",
+            "summary_to_text_ratio": "float64",
+            "leaked": "bool",
+            "pages_decode": "bool",
+            "page_size_ok": "bool",
+            "has_missing_glyphs": "float64",
+            "truncated": "float64",
+        }
+    )
 
 
 def _row_expectations(gx, config: ValidationConfig) -> list:
     E = gx.expectations
     ratio = config.max_summary_to_text_ratio
     return [
-        E.ExpectColumnValuesToBeBetween(column="text_chars", min_value=1, description="text is not empty",
-                                        meta={"name": "text_not_empty", "threshold": "every text >= 1 char"}),
-        E.ExpectColumnValuesToBeBetween(column="summary_chars", min_value=1, description="summary is not empty",
-                                        meta={"name": "summary_not_empty", "threshold": "every summary >= 1 char"}),
         E.ExpectColumnValuesToBeBetween(
-            column="summary_to_text_ratio", max_value=ratio, description="summary is shorter than its text",
-            meta={"name": "summary_shorter_than_text", "threshold": f"summary/text chars <= {ratio}"}),
-        E.ExpectColumnValuesToBeUnique(column="id", description="document ids are unique",
-                                       meta={"name": "unique_ids", "threshold": "no repeated id"}),
+            column="text_chars",
+            min_value=1,
+            description="text is not empty",
+            meta={"name": "text_not_empty", "threshold": "every text >= 1 char"},
+        ),
+        E.ExpectColumnValuesToBeBetween(
+            column="summary_chars",
+            min_value=1,
+            description="summary is not empty",
+            meta={"name": "summary_not_empty", "threshold": "every summary >= 1 char"},
+        ),
+        E.ExpectColumnValuesToBeBetween(
+            column="summary_to_text_ratio",
+            max_value=ratio,
+            description="summary is shorter than its text",
+            meta={"name": "summary_shorter_than_text", "threshold": f"summary/text chars <= {ratio}"},
+        ),
+        E.ExpectColumnValuesToBeUnique(
+            column="id",
+            description="document ids are unique",
+            meta={"name": "unique_ids", "threshold": "no repeated id"},
+        ),
         E.ExpectColumnValuesToBeInSet(
-            column="leaked", value_set=[False], description="held-out text does not duplicate a train text",
-            meta={"name": "no_train_test_leakage", "threshold": "no exact or normalized duplicate"}),
-        E.ExpectColumnValuesToBeInSet(column="pages_decode", value_set=[True], description="every page decodes",
-                                      meta={"name": "pages_decode", "threshold": "every page decodes"}),
+            column="leaked",
+            value_set=[False],
+            description="held-out text does not duplicate a train text",
+            meta={"name": "no_train_test_leakage", "threshold": "no exact or normalized duplicate"},
+        ),
         E.ExpectColumnValuesToBeInSet(
-            column="page_size_ok", value_set=[True], description="every page has its mode's size",
-            meta={"name": "page_size_matches_mode", "threshold": "page size == mode's page size"}),
+            column="pages_decode",
+            value_set=[True],
+            description="every page decodes",
+            meta={"name": "pages_decode", "threshold": "every page decodes"},
+        ),
+        E.ExpectColumnValuesToBeInSet(
+            column="page_size_ok",
+            value_set=[True],
+            description="every page has its mode's size",
+            meta={"name": "page_size_matches_mode", "threshold": "page size == mode's page size"},
+        ),
     ]
 
 
@@ -59,21 +100,30 @@ def _dataset_expectations(gx, config: ValidationConfig, n_valid: int) -> list:
     E = gx.expectations
     checks = [
         E.ExpectTableRowCountToBeBetween(
-            min_value=config.min_valid_rows, description="enough valid documents remain",
-            meta={"name": "min_valid_documents", "threshold": f">= {config.min_valid_rows}"}),
-        E.ExpectColumnValuesToBeUnique(column="id", description="valid document ids are unique",
-                                       meta={"name": "valid_ids_unique", "threshold": "0 repeated ids"}),
+            min_value=config.min_valid_rows,
+            description="enough valid documents remain",
+            meta={"name": "min_valid_documents", "threshold": f">= {config.min_valid_rows}"},
+        ),
+        E.ExpectColumnValuesToBeUnique(
+            column="id",
+            description="valid document ids are unique",
+            meta={"name": "valid_ids_unique", "threshold": "0 repeated ids"},
+        ),
     ]
     if n_valid:  # a mean over no rows is undefined; the row-count check already covers that case
         checks += [
             E.ExpectColumnMeanToBeBetween(
-                column="has_missing_glyphs", max_value=config.max_missing_glyph_fraction,
+                column="has_missing_glyphs",
+                max_value=config.max_missing_glyph_fraction,
                 description="fraction of valid documents with characters the font cannot draw",
-                meta={"name": "missing_glyph_fraction", "threshold": f"<= {config.max_missing_glyph_fraction}"}),
+                meta={"name": "missing_glyph_fraction", "threshold": f"<= {config.max_missing_glyph_fraction}"},
+            ),
             E.ExpectColumnMeanToBeBetween(
-                column="truncated", max_value=config.max_truncated_fraction,
+                column="truncated",
+                max_value=config.max_truncated_fraction,
                 description="fraction of valid documents truncated by the renderer",
-                meta={"name": "truncated_fraction", "threshold": f"<= {config.max_truncated_fraction}"}),
+                meta={"name": "truncated_fraction", "threshold": f"<= {config.max_truncated_fraction}"},
+            ),
         ]
     return checks
 
@@ -95,8 +145,11 @@ def run_suites(all_docs: pd.DataFrame, valid_docs: pd.DataFrame, config: Validat
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch_def = (context.data_sources.add_pandas("deepsynth").add_dataframe_asset("documents")
-                 .add_batch_definition_whole_dataframe("all"))
+    batch_def = (
+        context.data_sources.add_pandas("deepsynth")
+        .add_dataframe_asset("documents")
+        .add_batch_definition_whole_dataframe("all")
+    )
     results = []
     for level, frame, expectations in (
         ("row", all_docs, _row_expectations(gx, config)),
@@ -116,7 +169,13 @@ def _check(level: str, result) -> CheckResult:
     if result.exception_info and result.exception_info.get("raised_exception"):
         observed = f"error: {result.exception_info.get('exception_message')}"
     return CheckResult(
-        name=cfg.meta["name"], level=level, expectation=cfg.type, success=bool(result.success),
-        observed=observed, threshold=cfg.meta["threshold"], unexpected_count=unexpected,
-        description=cfg.description or "", details=details,
+        name=cfg.meta["name"],
+        level=level,
+        expectation=cfg.type,
+        success=bool(result.success),
+        observed=observed,
+        threshold=cfg.meta["threshold"],
+        unexpected_count=unexpected,
+        description=cfg.description or "",
+        details=details,
     )

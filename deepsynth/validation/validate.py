@@ -10,17 +10,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+import deepsynth.validation.rules as rules
 from deepsynth.code_points import code_points
 from deepsynth.data.rendered import MANIFEST, RenderedDataset, RenderedDatasetWriter
-import deepsynth.validation.rules as rules
 from deepsynth.validation.config import ValidationConfig
 from deepsynth.validation.report import ValidationReport, jsonable
 from deepsynth.validation.suite import features_frame, run_suites
-
 
 
 @dataclass
@@ -61,8 +61,9 @@ class ValidationOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: the valid dataset's path, the quarantine and the report."""
-        return jsonable({"valid_path": str(self.valid.path), "quarantine": self.quarantine,
-                         "report": self.report.to_dict()})
+        return jsonable(
+            {"valid_path": str(self.valid.path), "quarantine": self.quarantine, "report": self.report.to_dict()}
+        )
 
 
 def validate_dataset(
@@ -114,8 +115,9 @@ def validate_dataset(
     extra["validation"] = {"source": str(dataset.path), "ingested": ingested, "quarantined": len(quarantine)}
     valid = writer.close(extra=extra)
 
-    checks = run_suites(features_frame([d.features for d in docs]),
-                        features_frame([d.features for d in valid_docs]), config)
+    checks = run_suites(
+        features_frame([d.features for d in docs]), features_frame([d.features for d in valid_docs]), config
+    )
     failures = [c.line() for c in checks if c.level == "dataset" and not c.success]
     report = ValidationReport(
         success=not failures,
@@ -125,17 +127,26 @@ def validate_dataset(
         rows_valid=len(valid),
         pages=sum(d.pages for d in valid_docs),
         truncated=sum(d.truncated for d in valid_docs),
-        missing_glyphs=[{"id": d.id, "split": d.split, "code_points": code_points(d.missing_glyphs),
-                         "characters": "".join(map(chr, sorted(d.missing_glyphs)))}
-                        for d in valid_docs if d.missing_glyphs],
+        missing_glyphs=[
+            {
+                "id": d.id,
+                "split": d.split,
+                "code_points": code_points(d.missing_glyphs),
+                "characters": "".join(map(chr, sorted(d.missing_glyphs))),
+            }
+            for d in valid_docs
+            if d.missing_glyphs
+        ],
         checks=checks,
         failures=failures,
         quarantine=quarantine,
         config=dataclasses.asdict(config),
     )
     if report.valid + report.quarantined != report.ingested:  # a bug here must never pass silently
-        raise RuntimeError(f"validation lost documents: {report.valid} valid + {report.quarantined} quarantined "
-                           f"!= {report.ingested} ingested")
+        raise RuntimeError(
+            f"validation lost documents: {report.valid} valid + {report.quarantined} quarantined "
+            f"!= {report.ingested} ingested"
+        )
     return ValidationOutcome(valid=valid, quarantine=quarantine, report=report)
 
 
@@ -148,13 +159,24 @@ def _carried_manifest(manifest: dict[str, Any], valid_ids: set[Any]) -> dict[str
     if isinstance(extra.get("truncated"), list):
         extra["truncated"] = [i for i in extra["truncated"] if i in valid_ids]
     if isinstance(extra.get("missing_glyph_documents"), list):
-        extra["missing_glyph_documents"] = [d for d in extra["missing_glyph_documents"]
-                                            if isinstance(d, dict) and d.get("id") in valid_ids]
+        extra["missing_glyph_documents"] = [
+            d for d in extra["missing_glyph_documents"] if isinstance(d, dict) and d.get("id") in valid_ids
+        ]
     return extra
 
 
-_SCAN_COLUMNS = ["id", "split", "mode", "text", "summary", "pages", "page_width", "page_height",
-                 "truncated", "missing_glyphs"]
+_SCAN_COLUMNS = [
+    "id",
+    "split",
+    "mode",
+    "text",
+    "summary",
+    "pages",
+    "page_width",
+    "page_height",
+    "truncated",
+    "missing_glyphs",
+]
 
 
 def _scan(dataset: RenderedDataset, config: ValidationConfig) -> tuple[list[_Doc], list[int]]:
@@ -167,8 +189,9 @@ def _scan(dataset: RenderedDataset, config: ValidationConfig) -> tuple[list[_Doc
         mode = row["mode"]
         doc.modes.append(mode)
         row_doc.append(doc.index)
-        problems = rules.check_rendering(mode, row["pages"], row["page_width"], row["page_height"],
-                                         config.max_image_pixels)
+        problems = rules.check_rendering(
+            mode, row["pages"], row["page_width"], row["page_height"], config.max_image_pixels
+        )
         doc.problems += problems
         rules_hit = {p.rule for p in problems}
         doc.features["pages_decode"] &= not rules_hit & {"page_decode", "no_pages"}
@@ -182,8 +205,7 @@ def _scan(dataset: RenderedDataset, config: ValidationConfig) -> tuple[list[_Doc
     return docs, row_doc
 
 
-def _find_or_add(docs: list[_Doc], by_id: dict[Any, list[int]], row: dict[str, Any],
-                 config: ValidationConfig) -> _Doc:
+def _find_or_add(docs: list[_Doc], by_id: dict[Any, list[int]], row: dict[str, Any], config: ValidationConfig) -> _Doc:
     """The occurrence this row belongs to: same id, split, text and summary, mode not seen yet.
 
     Anything else with a known id is a new occurrence, quarantined as a duplicate id
@@ -196,21 +218,33 @@ def _find_or_add(docs: list[_Doc], by_id: dict[Any, list[int]], row: dict[str, A
         if docs[index].signature == signature and row["mode"] not in docs[index].modes:
             return docs[index]
     doc = _Doc(
-        index=len(docs), id=row["id"], split=row["split"], signature=signature,
-        text_digest=rules.text_digest(text.strip()), norm_digest=rules.normalized_digest(text),
+        index=len(docs),
+        id=row["id"],
+        split=row["split"],
+        signature=signature,
+        text_digest=rules.text_digest(text.strip()),
+        norm_digest=rules.normalized_digest(text),
         problems=rules.check_document(row["id"], text, summary, config.max_summary_to_text_ratio),
         features={
-            "id": row["id"], "split": row["split"], "text_chars": rules.stripped_len(text),
+            "id": row["id"],
+            "split": row["split"],
+            "text_chars": rules.stripped_len(text),
             "summary_chars": rules.stripped_len(summary),
             "summary_to_text_ratio": rules.summary_ratio(text, summary),
-            "leaked": False, "pages_decode": True, "page_size_ok": True,
+            "leaked": False,
+            "pages_decode": True,
+            "page_size_ok": True,
         },
     )
     if earlier and row["id"]:
         first = docs[earlier[0]]
-        doc.problems.append(rules.Problem(
-            "duplicate_id", "id",
-            f"duplicate id {row['id']!r}: first seen in split {first.split!r}, this later copy is quarantined"))
+        doc.problems.append(
+            rules.Problem(
+                "duplicate_id",
+                "id",
+                f"duplicate id {row['id']!r}: first seen in split {first.split!r}, this later copy is quarantined",
+            )
+        )
     earlier.append(doc.index)
     docs.append(doc)
     return doc
@@ -236,25 +270,39 @@ def _check_leakage(docs: list[_Doc], config: ValidationConfig) -> None:
         else:
             continue
         doc.features["leaked"] = True
-        doc.problems.append(rules.Problem(
-            "leakage", "text",
-            f"train/{doc.split} leakage: text duplicates train document {train_id!r} ({how} match)"))
+        doc.problems.append(
+            rules.Problem(
+                "leakage",
+                "text",
+                f"train/{doc.split} leakage: text duplicates train document {train_id!r} ({how} match)",
+            )
+        )
 
 
 def _entry(doc: _Doc) -> dict[str, Any]:
     first = doc.problems[0]
     reasons = list(dict.fromkeys(p.reason for p in doc.problems))
     return {
-        "id": doc.id, "split": doc.split, "mode": first.mode, "reason": "; ".join(reasons),
-        "field": first.field, "rule": first.rule, "stage": "validate", "modes": doc.modes,
+        "id": doc.id,
+        "split": doc.split,
+        "mode": first.mode,
+        "reason": "; ".join(reasons),
+        "field": first.field,
+        "rule": first.rule,
+        "stage": "validate",
+        "modes": doc.modes,
     }
 
 
 def _ingest_entry(reject: dict[str, Any]) -> dict[str, Any]:
     entry = {
-        "id": reject.get("id"), "split": reject.get("split"), "mode": None,
-        "reason": reject.get("reason") or "rejected at ingest", "field": reject.get("field"),
-        "rule": reject.get("rule", "ingest"), "stage": "ingest",
+        "id": reject.get("id"),
+        "split": reject.get("split"),
+        "mode": None,
+        "reason": reject.get("reason") or "rejected at ingest",
+        "field": reject.get("field"),
+        "rule": reject.get("rule", "ingest"),
+        "stage": "ingest",
     }
     for key in ("row", "file"):
         if reject.get(key) is not None:

@@ -26,16 +26,34 @@ def test_gpu_memory_benchmark_builds_full_size_deepseek_ocr_on_meta():
 def test_gpu_benchmarks_skip_cleanly_without_cuda(script):
     if torch.cuda.is_available():
         return
-    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{script}"], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{script}"], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert proc.returncode == 0 and "no CUDA device" in proc.stdout
 
 
 @pytest.mark.slow
 def test_gpu_train_benchmark_runs_end_to_end_on_the_cpu_with_the_tiny_profile():
     """The GPU session has minutes: every path of the script (both sides, QLoRA, profiler) runs here first."""
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_train", "--device", "cpu", "--model", "tiny",
-                           "--docs", "8", "--batch-sizes", "2"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.gpu_train",
+            "--device",
+            "cpu",
+            "--model",
+            "tiny",
+            "--docs",
+            "8",
+            "--batch-sizes",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((ROOT / "benchmarks" / "results" / "gpu_train_smoke.json").read_text())
     for run in ("lora:2", "baseline:2", "qlora4:2"):
@@ -49,8 +67,23 @@ def test_gpu_train_benchmark_runs_end_to_end_on_the_cpu_with_the_tiny_profile():
 
 @pytest.mark.slow
 def test_data_parallel_benchmark_measures_one_and_two_processes():
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.data_parallel", "--docs", "4", "--epochs", "1",
-                           "--name", "data_parallel_smoke"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.data_parallel",
+            "--docs",
+            "4",
+            "--epochs",
+            "1",
+            "--name",
+            "data_parallel_smoke",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((ROOT / "benchmarks" / "results" / "data_parallel_smoke.json").read_text())
     assert [(r["processes"], r["batch_per_process"]) for r in result["cpu"]] == [(1, 4), (2, 2)]

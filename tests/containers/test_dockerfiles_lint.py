@@ -22,7 +22,9 @@ def hadolint() -> str:
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=[p.name for p in DOCKERFILES])
 def test_dockerfile_is_hadolint_clean(path):
-    result = subprocess.run([hadolint(), "--config", str(ROOT / "docker" / "hadolint.yaml"), str(path)], capture_output=True, text=True)
+    result = subprocess.run(
+        [hadolint(), "--config", str(ROOT / "docker" / "hadolint.yaml"), str(path)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -32,7 +34,9 @@ def test_images_run_as_a_non_root_user_and_install_from_the_lock(path):
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
     assert users and users[-1] not in ("root", "0")
     assert "requirements.lock" in text and "torch==2.13.0" in text
-    assert not re.search(r"pip install[^\n]*==", text.replace("torch==2.13.0", "")), "no version pinned outside requirements.lock"
+    assert not re.search(r"pip install[^\n]*==", text.replace("torch==2.13.0", "")), (
+        "no version pinned outside requirements.lock"
+    )
 
 
 def test_there_is_a_cpu_and_a_gpu_image():

@@ -35,7 +35,11 @@ def server():
     started = subprocess.run([str(SCRIPT), "start", str(state)], capture_output=True, text=True, env=env, timeout=300)
     try:
         assert started.returncode == 0, started.stderr[-3000:]
-        exports = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines() if line.startswith("export "))
+        exports = dict(
+            line.removeprefix("export ").split("=", 1)
+            for line in started.stdout.splitlines()
+            if line.startswith("export ")
+        )
         yield exports
     finally:
         subprocess.run([str(SCRIPT), "stop", str(state)], env=env, timeout=120)
@@ -69,7 +73,9 @@ def test_log_register_and_list_through_the_server(server, monkeypatch, tmp_path)
     assert got.data.params["lora_rank"] == "8" and got.data.metrics["rouge_l"] == 0.31
     assert [a.path for a in client.list_artifacts(run.info.run_id, "package")] == ["package/card.md"]
     client.create_registered_model("deepsynth-summarizer-server-test")
-    version = client.create_model_version("deepsynth-summarizer-server-test", f"runs:/{run.info.run_id}/package", run.info.run_id)
+    version = client.create_model_version(
+        "deepsynth-summarizer-server-test", f"runs:/{run.info.run_id}/package", run.info.run_id
+    )
     client.set_registered_model_alias("deepsynth-summarizer-server-test", "champion", version.version)
     listed = client.search_model_versions("name='deepsynth-summarizer-server-test'")
     assert [v.version for v in listed] == [version.version]
@@ -82,31 +88,47 @@ def server_stack(server, zenml_client):
     from zenml.enums import StackComponentType
 
     previous = zenml_client.active_stack_model.name
-    zenml_client.create_secret("deepsynth-mlflow-server-test", values={
-        "username": server["MLFLOW_TRACKING_USERNAME"], "password": server["MLFLOW_TRACKING_PASSWORD"]})
-    zenml_client.create_stack_component("server-tracker", "mlflow", StackComponentType.EXPERIMENT_TRACKER, configuration={
-        "tracking_uri": server["MLFLOW_TRACKING_URI"],
-        "tracking_username": "{{deepsynth-mlflow-server-test.username}}",
-        "tracking_password": "{{deepsynth-mlflow-server-test.password}}",
-    })
-    zenml_client.create_stack_component("server-registry", "mlflow", StackComponentType.MODEL_REGISTRY, configuration={})
-    zenml_client.create_stack("server-stack", components={
-        StackComponentType.ORCHESTRATOR: "default", StackComponentType.ARTIFACT_STORE: "default",
-        StackComponentType.EXPERIMENT_TRACKER: "server-tracker", StackComponentType.MODEL_REGISTRY: "server-registry"})
+    zenml_client.create_secret(
+        "deepsynth-mlflow-server-test",
+        values={"username": server["MLFLOW_TRACKING_USERNAME"], "password": server["MLFLOW_TRACKING_PASSWORD"]},
+    )
+    zenml_client.create_stack_component(
+        "server-tracker",
+        "mlflow",
+        StackComponentType.EXPERIMENT_TRACKER,
+        configuration={
+            "tracking_uri": server["MLFLOW_TRACKING_URI"],
+            "tracking_username": "{{deepsynth-mlflow-server-test.username}}",
+            "tracking_password": "{{deepsynth-mlflow-server-test.password}}",
+        },
+    )
+    zenml_client.create_stack_component(
+        "server-registry", "mlflow", StackComponentType.MODEL_REGISTRY, configuration={}
+    )
+    zenml_client.create_stack(
+        "server-stack",
+        components={
+            StackComponentType.ORCHESTRATOR: "default",
+            StackComponentType.ARTIFACT_STORE: "default",
+            StackComponentType.EXPERIMENT_TRACKER: "server-tracker",
+            StackComponentType.MODEL_REGISTRY: "server-registry",
+        },
+    )
     zenml_client.activate_stack("server-stack")
     yield "server-stack"
     zenml_client.activate_stack(previous)
 
 
-def test_export_and_register_then_models_list_through_a_stack_on_the_server(server_stack, trained_adapter,
-                                                                           rendered_dataset, monkeypatch, capsys):
+def test_export_and_register_then_models_list_through_a_stack_on_the_server(
+    server_stack, trained_adapter, rendered_dataset, monkeypatch, capsys
+):
     import json
 
     from deepsynth.adapters import TrainedAdapter
-    from deepsynth_cli import main
     from deepsynth.evaluation.result import EvaluationResult
     from deepsynth.export.config import ExportSettings
     from deepsynth.registry.config import RegisterConfig
+    from deepsynth_cli import main
     from pipelines.local_stack import use_stack_tracking
     from steps.export_and_register import export_and_register
 
@@ -115,8 +137,12 @@ def test_export_and_register_then_models_list_through_a_stack_on_the_server(serv
     use_stack_tracking()  # what `deepsynth register` does before running the step outside a pipeline
     evaluation = EvaluationResult(systems={"adapter": {"rouge_l": 0.25, "rouge_1": 0.3}})
     _, registration = export_and_register.entrypoint(
-        TrainedAdapter(trained_adapter), evaluation, rendered_dataset, ExportSettings(create_package=False),
-        RegisterConfig(model_name="deepsynth-summarizer-server"))
+        TrainedAdapter(trained_adapter),
+        evaluation,
+        rendered_dataset,
+        ExportSettings(create_package=False),
+        RegisterConfig(model_name="deepsynth-summarizer-server"),
+    )
     assert registration["created"] and registration["promotion"]["promoted"]
 
     capsys.readouterr()  # what registering printed

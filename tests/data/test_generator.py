@@ -44,10 +44,14 @@ def test_interrupted_job_resumes_without_rendering_twice(tmp_path, write_jsonl, 
     assert state.load("job-2")["chunks_done"] == [0]
 
     rendered_now = []
-    dataset = IncrementalDatasetGenerator(state).generate_dataset("job-2", config=config, on_chunk=lambda i, n: rendered_now.append(i))
+    dataset = IncrementalDatasetGenerator(state).generate_dataset(
+        "job-2", config=config, on_chunk=lambda i, n: rendered_now.append(i)
+    )
     assert rendered_now == [1, 2]  # chunk 0 was not rendered again
     assert first_shard.stat().st_mtime_ns == stamp
-    assert len(dataset) == 16 and sorted({d.id for d in dataset.iter_documents()}) == sorted(f"doc-{i}" for i in range(8))
+    assert len(dataset) == 16 and sorted({d.id for d in dataset.iter_documents()}) == sorted(
+        f"doc-{i}" for i in range(8)
+    )
 
 
 def test_changed_job_config_and_unknown_keys_are_refused(tmp_path, write_jsonl, make_docs):

@@ -57,12 +57,14 @@ def test_a_utf8_byte_order_mark_is_read_by_every_reader(tmp_path, fmt):
 
 
 def test_text_or_summary_without_a_visible_character_is_quarantined_with_a_reason(write_jsonl):
-    path = write_jsonl([
-        {"id": "zero-width", "text": "\u200b\u200c\u200d\u2060\ufeff", "summary": "A summary."},
-        {"id": "hangul-filler", "text": "\u3164 \u3164\n\u2800", "summary": "A summary."},
-        {"id": "format-summary", "text": "Real text.", "summary": "\u200b \u00ad\u2063"},
-        {"id": "emoji", "text": "Family: \U0001f468\u200d\U0001f469\u200d\U0001f467", "summary": "\u200bOk."},
-    ])
+    path = write_jsonl(
+        [
+            {"id": "zero-width", "text": "\u200b\u200c\u200d\u2060\ufeff", "summary": "A summary."},
+            {"id": "hangul-filler", "text": "\u3164 \u3164\n\u2800", "summary": "A summary."},
+            {"id": "format-summary", "text": "Real text.", "summary": "\u200b \u00ad\u2063"},
+            {"id": "emoji", "text": "Family: \U0001f468\u200d\U0001f469\u200d\U0001f467", "summary": "\u200bOk."},
+        ]
+    )
     docs = ingest(file_config(path))
     assert [r["id"] for r in docs.rows()] == ["emoji"]  # joiners inside visible text are kept
     reasons = {(r["row"], r["field"]): r["reason"] for r in docs.rejects}
@@ -94,8 +96,20 @@ def test_rendering_into_an_older_render_leaves_no_stale_shards(tmp_path, make_do
 def test_render_command_into_an_older_render_leaves_no_stale_shards_or_pngs(tmp_path, write_jsonl, make_docs, capsys):
     out = tmp_path / "out"
     many, few = write_jsonl(make_docs(4, words=20), "many.jsonl"), write_jsonl(make_docs(1, words=20), "few.jsonl")
-    common = ["--out", str(out), "--mode", "tiny", "--max-pages", "1", "--png", "--json",
-              "--set", "render.rows_per_shard=1", "--set", "render.workers=1"]
+    common = [
+        "--out",
+        str(out),
+        "--mode",
+        "tiny",
+        "--max-pages",
+        "1",
+        "--png",
+        "--json",
+        "--set",
+        "render.rows_per_shard=1",
+        "--set",
+        "render.workers=1",
+    ]
     assert main(["render", str(many), *common]) == 0
     assert len(list((out / "png").iterdir())) == 4
     capsys.readouterr()

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.config import IngestConfig
+from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.ingest import assign_split, ingest, sanitize, source_revision
 from deepsynth.errors import ConfigError, InputError
 
@@ -43,7 +43,11 @@ def test_local_formats_with_column_mapping(tmp_path, make_docs, fmt):
             writer.writerows(records)
     else:
         pq.write_table(pa.Table.from_pylist(records), path)
-    docs = ingest(file_config(path, text_column="article", summary_column="highlights", instruction_prompt="Summarize this news article:"))
+    docs = ingest(
+        file_config(
+            path, text_column="article", summary_column="highlights", instruction_prompt="Summarize this news article:"
+        )
+    )
     rows = list(docs.rows())
     assert [r["id"] for r in rows] == [f"doc-{i}" for i in range(5)]
     assert rows[2]["text"] == records[2]["article"] and rows[2]["summary"] == records[2]["highlights"]
@@ -107,11 +111,13 @@ def test_missing_column_is_an_error_naming_it(tmp_path, write_jsonl):
 
 
 def test_wrong_type_and_unknown_split_are_rejected_with_reason(write_jsonl):
-    path = write_jsonl([
-        {"id": "a", "text": 42, "summary": "s"},
-        {"id": "b", "text": "fine text", "summary": "s", "split": "holdout"},
-        {"id": "c", "text": "fine text", "summary": "s", "split": "val"},
-    ])
+    path = write_jsonl(
+        [
+            {"id": "a", "text": 42, "summary": "s"},
+            {"id": "b", "text": "fine text", "summary": "s", "split": "holdout"},
+            {"id": "c", "text": "fine text", "summary": "s", "split": "val"},
+        ]
+    )
     docs = ingest(file_config(path))
     reasons = {r["field"]: r["reason"] for r in docs.rejects}
     assert "expected text, got int" in reasons["text"]
@@ -131,7 +137,10 @@ def test_control_and_bidi_characters_are_stripped_and_recorded(write_jsonl):
     docs = ingest(file_config(path))
     row = next(docs.rows())
     assert row["text"] == "leftright end\nnext" and row["summary"] == "ok"
-    assert {(s["field"], tuple(s["removed"])) for s in docs.sanitized} == {("text", ("U+0007", "U+202E")), ("summary", ("U+2066",))}
+    assert {(s["field"], tuple(s["removed"])) for s in docs.sanitized} == {
+        ("text", ("U+0007", "U+202E")),
+        ("summary", ("U+2066",)),
+    }
     assert sanitize("tab\tand\nnewline") == ("tab\tand\nnewline", [])
 
 
@@ -142,16 +151,29 @@ def test_one_megabyte_document(write_jsonl):
 
 
 def test_duplicate_ids_are_kept_for_validation_to_quarantine(write_jsonl):
-    docs = ingest(file_config(write_jsonl([{"id": "a", "text": "one", "summary": "s"}, {"id": "a", "text": "two", "summary": "s"}])))
+    docs = ingest(
+        file_config(
+            write_jsonl([{"id": "a", "text": "one", "summary": "s"}, {"id": "a", "text": "two", "summary": "s"}])
+        )
+    )
     assert docs.table.column("id").to_pylist() == ["a", "a"]
 
 
 def test_huggingface_source_through_datasets_load_dataset(tmp_path, make_docs):
     """The real datasets.load_dataset path, offline, on a local file via the 'json' builder."""
     path = tmp_path / "hub.jsonl"
-    path.write_text("".join(json.dumps({"article": d["text"], "highlights": d["summary"]}) + "\n" for d in make_docs(4)))
-    config = IngestConfig(source="huggingface", hf_name="json", hf_data_files=[str(path)], hf_splits=["train"],
-                          text_column="article", summary_column="highlights", id_column=None)
+    path.write_text(
+        "".join(json.dumps({"article": d["text"], "highlights": d["summary"]}) + "\n" for d in make_docs(4))
+    )
+    config = IngestConfig(
+        source="huggingface",
+        hf_name="json",
+        hf_data_files=[str(path)],
+        hf_splits=["train"],
+        text_column="article",
+        summary_column="highlights",
+        id_column=None,
+    )
     docs = ingest(config)
     assert docs.table.num_rows == 4 and docs.rows_per_split["train"] == 4
     assert docs.source == "hf:json"

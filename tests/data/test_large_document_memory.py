@@ -16,8 +16,10 @@ INPUT_MB = 40
 MAX_GROWTH_PER_INPUT_MB = 6  # peak RSS above a one-line document's, per MB of input; measured 4.9, before 12
 
 # Runs the command as its only child and prints that child's peak RSS (the largest of its processes) in MiB.
-PEAK_RSS = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
+PEAK_RSS = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
+)
 
 
 def write_document(path: Path, chars: int) -> None:
@@ -28,9 +30,25 @@ def write_document(path: Path, chars: int) -> None:
 
 
 def render_peak_mb(source: Path, out: Path, home: Path) -> float:
-    command = [sys.executable, "-m", "deepsynth_cli", "render", str(source), "--out", str(out), "--mode", "tiny", "--json"]
-    proc = subprocess.run([sys.executable, "-c", PEAK_RSS, *command], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "DEEPSYNTH_HOME": str(home)})
+    command = [
+        sys.executable,
+        "-m",
+        "deepsynth_cli",
+        "render",
+        str(source),
+        "--out",
+        str(out),
+        "--mode",
+        "tiny",
+        "--json",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, *command],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "DEEPSYNTH_HOME": str(home)},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return float(proc.stdout.strip())
 

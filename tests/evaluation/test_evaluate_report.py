@@ -7,9 +7,9 @@ import json
 from html.parser import HTMLParser
 
 import pytest
+from adapter_support import loss_curve
 from PIL import Image
 
-from adapter_support import loss_curve
 from deepsynth.evaluation import EvaluationResult, assert_finite, evaluate, render_html
 from deepsynth.inference import GenerationConfig, generate_with_stats
 from deepsynth.inference.loading import load_base_for_inference
@@ -81,8 +81,12 @@ def test_html_report_has_table_plots_and_side_by_side_samples(result, test_docs,
 
 def test_report_says_what_it_is_and_plainly_when_the_adapter_is_worse(result):
     # On these documents lead-1 copies the reference (ROUGE-L 1.0): the tiny adapter cannot beat it.
-    context = {"run": "training-2026_11_30 (1234)", "model version": "deepsynth-summarizer v3 (ZenML)",
-               "data source": "aclsum", "mode": "tiny"}
+    context = {
+        "run": "training-2026_11_30 (1234)",
+        "model version": "deepsynth-summarizer v3 (ZenML)",
+        "data source": "aclsum",
+        "mode": "tiny",
+    }
     parser = _Images()
     parser.feed(render_html(result, context=context))
     text = " ".join(" ".join(parser.text).split())

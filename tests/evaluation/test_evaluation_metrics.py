@@ -5,13 +5,21 @@ import math
 import pytest
 
 from deepsynth.evaluation import (
-    NonFiniteMetricError, aggregate, assert_finite, is_repetitive, lead_k, rouge, score_output, split_sentences,
+    NonFiniteMetricError,
+    aggregate,
+    assert_finite,
+    is_repetitive,
+    lead_k,
+    rouge,
+    score_output,
+    split_sentences,
 )
 
 
 def test_rouge_identical_and_disjoint():
     assert rouge("the bridge reopens in may", "The bridge reopens in May.") == pytest.approx(
-        {"rouge_1": 1.0, "rouge_2": 1.0, "rouge_l": 1.0})
+        {"rouge_1": 1.0, "rouge_2": 1.0, "rouge_l": 1.0}
+    )
     assert rouge("apples oranges", "the bridge reopens") == {"rouge_1": 0.0, "rouge_2": 0.0, "rouge_l": 0.0}
 
 
@@ -22,15 +30,18 @@ def test_rouge_partial_overlap():
     assert scores["rouge_2"] == pytest.approx(1 / 3)
 
 
-@pytest.mark.parametrize("text, looping", [
-    ("the cat the cat the cat", True),
-    ("no no no", True),
-    ("revenue grew and revenue fell", False),
-    ("a b c a b c a b c", True),
-    ("", False),
-    ("深深深深", True),
-    ("The bridge reopens in May after repairs.", False),
-])
+@pytest.mark.parametrize(
+    "text, looping",
+    [
+        ("the cat the cat the cat", True),
+        ("no no no", True),
+        ("revenue grew and revenue fell", False),
+        ("a b c a b c a b c", True),
+        ("", False),
+        ("深深深深", True),
+        ("The bridge reopens in May after repairs.", False),
+    ],
+)
 def test_repetition_loops(text, looping):
     assert is_repetitive(text) is looping
 
@@ -45,10 +56,12 @@ def test_lead_k_takes_the_first_sentences():
 
 
 def test_aggregate_means_and_rates():
-    rows = [score_output("the bridge reopens", "the bridge reopens", 0.2),
-            score_output("", "the bridge reopens", 0.4),
-            score_output("go go go go", "the bridge reopens", 0.6),
-            score_output("rain all week", "the bridge reopens", 0.8)]
+    rows = [
+        score_output("the bridge reopens", "the bridge reopens", 0.2),
+        score_output("", "the bridge reopens", 0.4),
+        score_output("go go go go", "the bridge reopens", 0.6),
+        score_output("rain all week", "the bridge reopens", 0.8),
+    ]
     metrics = aggregate(rows)
     assert metrics["rouge_l"] == pytest.approx(0.25)
     assert metrics["empty_rate"] == pytest.approx(0.25)

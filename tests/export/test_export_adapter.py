@@ -27,22 +27,43 @@ TEXT = "The city council approved a new budget on Monday. It raises school fundi
 @pytest.fixture(scope="module")
 def exported(trained_adapter, rendered_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "exported"
-    return export_adapter(model_path=str(trained_adapter), output_dir=str(out), create_package=True,
-                          package_name="my_adapter.zip", metrics=METRICS, dataset=rendered_dataset.path)
+    return export_adapter(
+        model_path=str(trained_adapter),
+        output_dir=str(out),
+        create_package=True,
+        package_name="my_adapter.zip",
+        metrics=METRICS,
+        dataset=rendered_dataset.path,
+    )
 
 
 @pytest.fixture(scope="module")
 def merged(trained_adapter, rendered_dataset, shared_home, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "merged"
-    return export_adapter(model_path=trained_adapter, output_dir=out, create_package=False, include_base_model=True,
-                          dataset=rendered_dataset.path, home=shared_home)
+    return export_adapter(
+        model_path=trained_adapter,
+        output_dir=out,
+        create_package=False,
+        include_base_model=True,
+        dataset=rendered_dataset.path,
+        home=shared_home,
+    )
 
 
 def test_package_contents_and_manifest(exported, trained_adapter):
     out = exported.output_dir
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "README.md",
-                 "requirements.txt", "inference.py", "manifest.json", "trainer_config.json", "render_settings.json"):
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer.json",
+        "README.md",
+        "requirements.txt",
+        "inference.py",
+        "manifest.json",
+        "trainer_config.json",
+        "render_settings.json",
+    ):
         assert name in files
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt"))]
     manifest = json.loads((out / "manifest.json").read_text())
@@ -67,8 +88,13 @@ def test_model_card_and_requirements(exported):
 
 
 def test_export_job_json_is_accepted(trained_adapter, tmp_path):
-    job = {"model_path": str(trained_adapter), "output_dir": str(tmp_path / "export"), "create_package": True,
-            "include_base_model": False, "package_name": "deepsynth_adapter.zip"}
+    job = {
+        "model_path": str(trained_adapter),
+        "output_dir": str(tmp_path / "export"),
+        "create_package": True,
+        "include_base_model": False,
+        "package_name": "deepsynth_adapter.zip",
+    }
     config = ExportConfig.from_json(json.dumps(job))
     result = export_from_config(config)
     assert result.package_path == tmp_path / "export" / "deepsynth_adapter.zip" and result.package_path.is_file()
@@ -94,10 +120,23 @@ def test_merged_and_unmerged_logits_agree(exported, merged, rendered_dataset, sh
     logits = []
     for loaded in (adapter, full):
         sam = ocr_core(loaded.model).config.vision_config.sam_config.image_size
-        prepared = prepare_document(doc, view_spec("tiny", sam), loaded.tokenizer, default_instruction=loaded.instruction,
-                                    max_length=256, max_summary_tokens=32, text_slot=False)
-        batch = build_batch(loaded.model, [prepared], [page_features(loaded.model, prepared, FeatureCache("m", enabled=False))],
-                            None, loaded.tokenizer.pad_token_id, torch.device("cpu"))
+        prepared = prepare_document(
+            doc,
+            view_spec("tiny", sam),
+            loaded.tokenizer,
+            default_instruction=loaded.instruction,
+            max_length=256,
+            max_summary_tokens=32,
+            text_slot=False,
+        )
+        batch = build_batch(
+            loaded.model,
+            [prepared],
+            [page_features(loaded.model, prepared, FeatureCache("m", enabled=False))],
+            None,
+            loaded.tokenizer.pad_token_id,
+            torch.device("cpu"),
+        )
         with torch.no_grad():
             logits.append(loaded.model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).logits)
     assert torch.allclose(logits[0], logits[1], atol=1e-4, rtol=1e-4)

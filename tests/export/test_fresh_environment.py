@@ -24,8 +24,14 @@ PIPELINE_STACK = {"zenml", "mlflow", "great-expectations", "datasets", "pandas",
 def packages(trained_adapter, rendered_dataset, shared_home, tmp_path_factory):
     root = tmp_path_factory.mktemp("fresh-packages")
     adapter = export_adapter(trained_adapter, root / "adapter", dataset=rendered_dataset.path, create_package=False)
-    merged = export_adapter(trained_adapter, root / "merged", dataset=rendered_dataset.path, create_package=False,
-                            include_base_model=True, home=shared_home)
+    merged = export_adapter(
+        trained_adapter,
+        root / "merged",
+        dataset=rendered_dataset.path,
+        create_package=False,
+        include_base_model=True,
+        home=shared_home,
+    )
     return {"adapter": adapter.output_dir, "merged": merged.output_dir}
 
 
@@ -54,8 +60,12 @@ def test_inference_py_from_an_empty_directory_equals_the_library(kind, packages,
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     # The adapter package caches its base under the default user cache dir, the merged one under --cache-dir.
     cache = ["--cache-dir", tmp_path / "cache"] if kind == "merged" else []
-    out = run([package_python, package / "inference.py", "--text-file", text_file, "--max-new-tokens", "12", *cache],
-              cwd=empty, env=env, timeout=600)
+    out = run(
+        [package_python, package / "inference.py", "--text-file", text_file, "--max-new-tokens", "12", *cache],
+        cwd=empty,
+        env=env,
+        timeout=600,
+    )
     assert list(empty.iterdir()) == []
     verify_directory(package)  # no bytecode or cache written into the package
     if kind == "adapter":

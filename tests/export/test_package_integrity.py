@@ -85,11 +85,14 @@ def test_duplicate_manifest_keys_are_refused(package, where):
         open_package(package)
 
 
-@pytest.mark.parametrize("extra", [
-    ("adapter_model.safetensors", b"other bytes"),
-    ("./README.md", b"# another card"),
-    ("README.md/inner.json", b"{}"),
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("adapter_model.safetensors", b"other bytes"),
+        ("./README.md", b"# another card"),
+        ("README.md/inner.json", b"{}"),
+    ],
+)
 def test_duplicate_zip_entries_are_refused(package, tmp_path, extra):
     archive = tmp_path / "dup.zip"
     with zipfile.ZipFile(archive, "w") as out, warnings.catch_warnings():
@@ -110,8 +113,9 @@ def test_ordinary_zipfile_zip_is_accepted(package, tmp_path, how):
             rel = path.relative_to(package).as_posix()
             out.writestr(rel, path.read_bytes()) if how == "writestr" else out.write(path, rel)
     opened = open_package(archive, dest=tmp_path / "opened")
-    assert sorted(p.relative_to(opened) for p in opened.rglob("*") if p.is_file()) == \
-        sorted(p.relative_to(package) for p in files)
+    assert sorted(p.relative_to(opened) for p in opened.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(package) for p in files
+    )
 
 
 def test_folder_without_manifest_needs_an_explicit_unverified_load(trained_adapter, shared_home):
@@ -125,8 +129,9 @@ def test_folder_without_manifest_needs_an_explicit_unverified_load(trained_adapt
 
 
 @pytest.mark.slow
-def test_summarize_command_refuses_an_unverified_folder_without_the_flag(trained_adapter, shared_home, tmp_path,
-                                                                         monkeypatch, capsys):
+def test_summarize_command_refuses_an_unverified_folder_without_the_flag(
+    trained_adapter, shared_home, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("DEEPSYNTH_HOME", str(shared_home))
     text = tmp_path / "doc.txt"
     text.write_text("The museum opens a new wing in June. It shows modern art.")

@@ -92,12 +92,15 @@ def _zip_with(path, name, data=b"x", mode=None):
     return path
 
 
-@pytest.mark.parametrize("name, mode, message", [
-    ("/etc/evil.json", None, "absolute"),
-    ("../evil.json", None, r"'\.\.'"),
-    ("a/../../evil.json", None, r"'\.\.'"),
-    ("link.json", stat.S_IFLNK | 0o777, "links"),
-])
+@pytest.mark.parametrize(
+    "name, mode, message",
+    [
+        ("/etc/evil.json", None, "absolute"),
+        ("../evil.json", None, r"'\.\.'"),
+        ("a/../../evil.json", None, r"'\.\.'"),
+        ("link.json", stat.S_IFLNK | 0o777, "links"),
+    ],
+)
 def test_unsafe_zip_entries_are_refused(tmp_path, name, mode, message):
     archive = _zip_with(tmp_path / "bad.zip", name, b"/etc/passwd", mode)
     dest = tmp_path / "dest"

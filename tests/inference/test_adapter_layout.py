@@ -64,8 +64,10 @@ def native_layout_copy(trained_adapter, tmp_path):
     for item in trained_adapter.iterdir():
         if item.is_file():
             (tmp_path / item.name).write_bytes(item.read_bytes())
-    save_file({native_key(k): v for k, v in load_file(trained_adapter / "adapter_model.safetensors").items()},
-              str(tmp_path / "adapter_model.safetensors"))
+    save_file(
+        {native_key(k): v for k, v in load_file(trained_adapter / "adapter_model.safetensors").items()},
+        str(tmp_path / "adapter_model.safetensors"),
+    )
     return tmp_path
 
 

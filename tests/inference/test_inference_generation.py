@@ -27,7 +27,9 @@ def test_adapter_is_attached_with_peft_from_pretrained_and_exact(loaded_adapter,
 
 def test_batched_generation_equals_one_by_one(loaded_adapter, test_docs):
     docs = list(test_docs)
-    docs[1] = dataclasses.replace(docs[1], instruction="Summarize this short news item in one sentence please:")  # a longer prompt: padding
+    docs[1] = dataclasses.replace(
+        docs[1], instruction="Summarize this short news item in one sentence please:"
+    )  # a longer prompt: padding
     config = GenerationConfig(max_new_tokens=8, batch_size=1)
     single = [o.token_ids for o in generate_with_stats(loaded_adapter, docs, config)]
     config.batch_size = 3
@@ -68,8 +70,14 @@ def test_no_repeat_ngram_size_is_applied(loaded_adapter, test_docs):
 def test_page_images_and_documents_give_the_same_summary(loaded_adapter, test_docs):
     doc = test_docs[0]
     from_doc = generate_summaries(loaded_adapter, documents=[doc], max_new_tokens=8)
-    from_pages = generate_summaries(loaded_adapter.model, loaded_adapter.tokenizer, [doc.page_images()],
-                                    max_new_tokens=8, mode="tiny", instruction=loaded_adapter.instruction)
+    from_pages = generate_summaries(
+        loaded_adapter.model,
+        loaded_adapter.tokenizer,
+        [doc.page_images()],
+        max_new_tokens=8,
+        mode="tiny",
+        instruction=loaded_adapter.instruction,
+    )
     assert from_doc == from_pages
 
 
@@ -88,7 +96,9 @@ def test_per_row_limits_cut_a_batch_to_what_each_limit_alone_gives(loaded_adapte
     limits = [2, 8, 5]
     config = GenerationConfig(max_new_tokens=8)
     cut = decode(loaded_adapter.model, loaded_adapter.tokenizer, rows, config, limits=limits)
-    alone = [generate_with_stats(loaded_adapter, [d], GenerationConfig(max_new_tokens=n))[0].token_ids
-             for d, n in zip(test_docs[:3], limits)]
+    alone = [
+        generate_with_stats(loaded_adapter, [d], GenerationConfig(max_new_tokens=n))[0].token_ids
+        for d, n in zip(test_docs[:3], limits)
+    ]
     assert cut == alone
     assert len(cut[1]) > 2  # the limits made a difference

@@ -38,8 +38,9 @@ def test_the_trainer_records_the_instruction_its_documents_carried(make_rendered
 @pytest.fixture(scope="module")
 def package(trained_adapter, rendered_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("one-answer") / "export"
-    return export_adapter(trained_adapter, out, create_package=False, dataset=rendered_dataset.path,
-                          generation=EVALUATED_WITH.to_dict()).output_dir
+    return export_adapter(
+        trained_adapter, out, create_package=False, dataset=rendered_dataset.path, generation=EVALUATED_WITH.to_dict()
+    ).output_dir
 
 
 def test_the_package_records_generation_settings_and_instruction(package, trained_adapter):
@@ -65,10 +66,21 @@ def test_summarize_inference_py_pyfunc_and_evaluation_print_the_same_summary(pac
     text_file = tmp_path / "doc.txt"
     text_file.write_text(TEXT)
     env = {**os.environ, "DEEPSYNTH_HOME": str(shared_home), "HF_HUB_OFFLINE": "1"}
-    script = subprocess.run([sys.executable, str(package / "inference.py"), "--text-file", str(text_file),
-                             "--cache-dir", str(shared_home)], capture_output=True, text=True, env=env, timeout=300)
-    cli = subprocess.run([sys.executable, "-m", "deepsynth_cli", "summarize", "--model", str(package), str(text_file),
-                          "--json"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    script = subprocess.run(
+        [sys.executable, str(package / "inference.py"), "--text-file", str(text_file), "--cache-dir", str(shared_home)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    cli = subprocess.run(
+        [sys.executable, "-m", "deepsynth_cli", "summarize", "--model", str(package), str(text_file), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert script.returncode == 0, script.stderr[-2000:]
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert evaluation == registered == script.stdout.strip() == json.loads(cli.stdout)[str(text_file)] == expected

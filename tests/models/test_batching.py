@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from deepsynth.models.preprocessing import preprocess_page, view_spec
 from deepsynth.models import batching
+from deepsynth.models.preprocessing import preprocess_page, view_spec
 
 
 def _reference(hidden, weight, targets, dtype=torch.float32):

@@ -23,8 +23,11 @@ def features(seed: int) -> PageFeatures:
 
 
 def same(a: PageFeatures, b: PageFeatures) -> bool:
-    return a.grid == b.grid and torch.equal(a.global_features, b.global_features) \
+    return (
+        a.grid == b.grid
+        and torch.equal(a.global_features, b.global_features)
         and torch.equal(a.local_features, b.local_features)
+    )
 
 
 def never() -> PageFeatures:
@@ -88,8 +91,10 @@ WRITER = textwrap.dedent("""
 @pytest.mark.slow
 def test_concurrent_writers_of_the_same_entries_are_harmless(tmp_path):
     """Two processes (like two training ranks) fill the same entries at once: no error, no torn file."""
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "5"], stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "5"], stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     assert not any("dropped" in e for e in errors), errors

@@ -52,8 +52,11 @@ def test_split_encode_and_project_equals_the_models_own_image_features(tiny, mod
     mine = project_page(model, encode_page(model, inputs))
     kwargs = {}
     if inputs.local_views is not None:
-        kwargs = dict(pixel_values_local=torch.from_numpy(inputs.local_views),
-                      num_local_patches=[len(inputs.local_views)], patches_grid=[list(inputs.grid)])
+        kwargs = dict(
+            pixel_values_local=torch.from_numpy(inputs.local_views),
+            num_local_patches=[len(inputs.local_views)],
+            patches_grid=[list(inputs.grid)],
+        )
     with torch.no_grad():
         reference = model.model.get_image_features(torch.from_numpy(inputs.global_view)[None], **kwargs)
     assert mine.shape == (inputs.num_image_tokens, 64)
@@ -62,15 +65,22 @@ def test_split_encode_and_project_equals_the_models_own_image_features(tiny, mod
 
 def test_example_masks_prompt_and_images(tiny):
     tokenizer = tiny[1]
-    ex = build_example(tokenizer, [7, 37], "Summarize this text:", "Revenue grew.", max_length=256,
-                       max_summary_tokens=32, text_slot=True)
+    ex = build_example(
+        tokenizer,
+        [7, 37],
+        "Summarize this text:",
+        "Revenue grew.",
+        max_length=256,
+        max_summary_tokens=32,
+        text_slot=True,
+    )
     assert ex.input_ids[0] == 0 and ex.text_slot == 1
     assert ex.input_ids.count(128815) == 44
     summary = tokenizer("Revenue grew.", add_special_tokens=False)["input_ids"]
     assert [t for t in ex.labels if t != -100] == summary + [1]
     first = ex.labels.index(summary[0])
     assert ex.input_ids[first:] == summary + [1] and set(ex.labels[:first]) == {-100}
-    assert tokenizer.decode(ex.input_ids[2 + 44:first]) == "\nSummarize this text:"
+    assert tokenizer.decode(ex.input_ids[2 + 44 : first]) == "\nSummarize this text:"
 
 
 def test_summary_is_truncated_to_fit_and_oversized_prompts_fail(tiny):

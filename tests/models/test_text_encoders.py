@@ -3,7 +3,7 @@ import torch
 from transformers import AutoTokenizer, Qwen3Config, Qwen3Model
 
 from deepsynth.errors import ConfigError
-from deepsynth.models.text_encoders import bundled_minilm_path, build_text_encoder, load_text_encoder
+from deepsynth.models.text_encoders import build_text_encoder, bundled_minilm_path, load_text_encoder
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
 
 
@@ -13,8 +13,16 @@ def tiny_qwen3(tmp_path_factory):
     path = tmp_path_factory.mktemp("qwen3")
     tokenizer = AutoTokenizer.from_pretrained(bundled_minilm_path())
     torch.manual_seed(0)
-    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=128)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=128,
+    )
     Qwen3Model(config).save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
@@ -37,8 +45,14 @@ def test_width_mismatch_needs_a_projection():
 @pytest.mark.parametrize("kind, trainable", [("bert", False), ("qwen3", True)])
 def test_text_encoder_trains_with_the_adapter_and_reloads(tiny_config, rendered, tmp_path, tiny_qwen3, kind, trainable):
     source = str(tiny_qwen3) if kind == "qwen3" else None
-    config = tiny_config(use_text_encoder=True, text_encoder_type=kind, text_encoder_model=source,
-                         text_encoder_trainable=trainable, use_text_projection=True, num_epochs=2)
+    config = tiny_config(
+        use_text_encoder=True,
+        text_encoder_type=kind,
+        text_encoder_model=source,
+        text_encoder_trainable=trainable,
+        use_text_projection=True,
+        num_epochs=2,
+    )
     trainer = DeepSynthLoRATrainer(config)
     before = None
 
@@ -62,7 +76,8 @@ def test_text_encoder_trains_with_the_adapter_and_reloads(tiny_config, rendered,
     encoder_trained = sum(p.numel() for p in trainer.text_encoder.parameters() if p.requires_grad)
     assert metrics["trainable_params"] == sum(p.numel() for p in trained)  # the text encoder's count too
     assert encoder_trained > 0 and metrics["trainable_params"] > sum(
-        p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        p.numel() for p in trainer.model.parameters() if p.requires_grad
+    )
 
     out = tmp_path / "out"
     saved = out / "text_encoder"

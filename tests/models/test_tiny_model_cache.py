@@ -34,7 +34,9 @@ def lose_the_tokenizer(path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", [flip_a_weight_byte, truncate_the_weights, built_for_another_seed, lose_the_tokenizer])
+@pytest.mark.parametrize(
+    "damage", [flip_a_weight_byte, truncate_the_weights, built_for_another_seed, lose_the_tokenizer]
+)
 def test_a_damaged_tiny_build_is_rebuilt_with_a_warning(tmp_path, tiny, caplog, damage):
     path = build_tiny_model(tiny_model_dir(tmp_path))
     damage(path)

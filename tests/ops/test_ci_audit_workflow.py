@@ -33,8 +33,10 @@ def test_the_audit_job_runs_pip_audit_strictly_over_the_lock_file():
     for argv in commands:
         assert argv[argv.index("-r") + 1] == "requirements.lock"
         assert {"--strict", "--no-deps", "--disable-pip"} <= set(argv)  # strict: a skipped package fails the job
-    services = {argv[argv.index("--vulnerability-service") + 1] if "--vulnerability-service" in argv else "pypi"
-                for argv in commands}
+    services = {
+        argv[argv.index("--vulnerability-service") + 1] if "--vulnerability-service" in argv else "pypi"
+        for argv in commands
+    }
     assert services == {"pypi", "osv"}
     installs = [ln for step in job["steps"] for ln in step.get("run", "").splitlines() if "pip install" in ln]
     assert any(re.search(r"pip install pip-audit==\d+\.\d+\.\d+$", ln.strip()) for ln in installs)  # pinned
@@ -56,7 +58,9 @@ def test_every_requirement_in_the_lock_is_pinned_exactly():
     lines = [ln.split("#")[0].strip() for ln in (ROOT / "requirements.lock").read_text().splitlines()]
     requirements = [ln for ln in lines if ln]
     assert requirements
-    unpinned = [ln for ln in requirements if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[\w,-]+\])?==[\w.+!-]+", ln)]
+    unpinned = [
+        ln for ln in requirements if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[\w,-]+\])?==[\w.+!-]+", ln)
+    ]
     assert unpinned == []
     names = [re.split(r"[\[=]", ln)[0].lower().replace("_", "-") for ln in requirements]
     assert len(names) == len(set(names))  # pip-audit refuses a package listed twice

@@ -43,14 +43,20 @@ ROOT = Path(__file__).parents[2]
 WORKFLOW = ROOT / "examples" / "ci" / "retrain.yml"
 TORCH_INDEX = " --index-url https://download.pytorch.org/whl/cpu"
 #: (old, new, why) applied to every run: script; each must apply somewhere, or the test is stale.
-SUBSTITUTIONS = [(TORCH_INDEX, "", "download.pytorch.org is unreachable here; this machine's pip configuration "
-                                   "finds the CPU wheel torch==2.13.0 locally")]
+SUBSTITUTIONS = [
+    (
+        TORCH_INDEX,
+        "",
+        "download.pytorch.org is unreachable here; this machine's pip configuration "
+        "finds the CPU wheel torch==2.13.0 locally",
+    )
+]
 #: How each action is emulated (the first run of the job / later runs where they differ).
 ACTIONS = {
     "actions/checkout": "emulated: the workspace is a fresh `git clone` of this repository's HEAD",
     "actions/setup-python": "emulated: a fresh virtualenv of this Python 3.11 is first on PATH (built once per module)",
     "actions/cache": "emulated: a later run of the job keeps the workspace's .deepsynth (the restore key `deepsynth-` "
-                     "matches every earlier save; a run that passed saved it)",
+    "matches every earlier save; a run that passed saved it)",
     "actions/upload-artifact": "emulated: `with.path` is copied to the job's artifacts folder",
 }
 #: The next push's change (old, new) in configs/ci.yaml: a new adapter, which the quality gate then judges.
@@ -61,15 +67,23 @@ MACHINE_ENV = ("HOME", "LANG", "PIP_", "SSL_CERT_", "REQUESTS_CA_BUNDLE", "CURL_
 def expressions(workspace: Path) -> dict[str, str]:
     """Values of the ``${{ … }}`` expressions the job uses (an unset secret is an empty string on GitHub)."""
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return {"github.workspace": str(workspace), "github.ref": "refs/heads/main", "github.sha": sha,
-            "secrets.MLFLOW_TRACKING_URI": ""}
+    return {
+        "github.workspace": str(workspace),
+        "github.ref": "refs/heads/main",
+        "github.sha": sha,
+        "secrets.MLFLOW_TRACKING_URI": "",
+    }
 
 
 def fill(text: str, values: dict[str, str]) -> str:
     """``text`` with every ``${{ expr }}`` replaced; an expression without a value fails the test."""
+
     def value(match: re.Match) -> str:
-        assert match.group(1) in values, f"no value for the workflow expression ${{{{ {match.group(1)} }}}}: add it to expressions()"
+        assert match.group(1) in values, (
+            f"no value for the workflow expression ${{{{ {match.group(1)} }}}}: add it to expressions()"
+        )
         return values[match.group(1)]
+
     return re.sub(r"\$\{\{\s*(.+?)\s*\}\}", value, str(text))
 
 
@@ -94,8 +108,15 @@ class Runner:
 
     def env(self, job_env: dict[str, str], output_file: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k.startswith(MACHINE_ENV)}
-        env.update(PATH=f"{self.python_bin}:/usr/bin:/bin", CI="true", GITHUB_ACTIONS="true", PIP_NO_COMPILE="1",
-                   GITHUB_WORKSPACE=str(self.workspace), GITHUB_OUTPUT=str(output_file), RUNNER_TEMP=str(output_file.parent))
+        env.update(
+            PATH=f"{self.python_bin}:/usr/bin:/bin",
+            CI="true",
+            GITHUB_ACTIONS="true",
+            PIP_NO_COMPILE="1",
+            GITHUB_WORKSPACE=str(self.workspace),
+            GITHUB_OUTPUT=str(output_file),
+            RUNNER_TEMP=str(output_file.parent),
+        )
         env.update(job_env)
         return env
 
@@ -113,8 +134,15 @@ class Runner:
         output_file.write_text("")
         script_file = output_file.with_suffix(".sh")
         script_file.write_text(script)
-        proc = subprocess.run(["bash", "-e", str(script_file)], cwd=self.workspace, env=self.env(job_env, output_file),
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1500)
+        proc = subprocess.run(
+            ["bash", "-e", str(script_file)],
+            cwd=self.workspace,
+            env=self.env(job_env, output_file),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
         outputs = dict(line.split("=", 1) for line in output_file.read_text().splitlines() if "=" in line)
         print(f"[{name}] exit {proc.returncode}; outputs {outputs}")
         return StepResult(name, proc.returncode, proc.stdout, proc.stderr, outputs)
@@ -157,7 +185,9 @@ def runner(tmp_path_factory):
     venv = base / "python"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=120)
     (base / "temp").mkdir()
-    return Runner(workspace=workspace, python_bin=venv / "bin", artifacts=base / "artifacts" / "run-1", temp=base / "temp")
+    return Runner(
+        workspace=workspace, python_bin=venv / "bin", artifacts=base / "artifacts" / "run-1", temp=base / "temp"
+    )
 
 
 def summary_of(runner: Runner) -> dict:
@@ -181,8 +211,14 @@ def test_the_workflow_passes_then_fails_its_quality_gate(runner):
     assert summary["registration"]["version"] == "1" and promotion["promoted"] is True and promotion["champion"] == "1"
 
     # The next push: a hyper-parameter tweak; same runner, .deepsynth restored by the cache's last restore key.
-    cache = next(s for s in yaml.safe_load(WORKFLOW.read_text())["jobs"]["retrain"]["steps"] if "actions/cache" in s.get("uses", ""))
-    assert "deepsynth-" in cache["with"]["restore-keys"].split(), "the emulation keeps .deepsynth: a bare restore key must match"
+    cache = next(
+        s
+        for s in yaml.safe_load(WORKFLOW.read_text())["jobs"]["retrain"]["steps"]
+        if "actions/cache" in s.get("uses", "")
+    )
+    assert "deepsynth-" in cache["with"]["restore-keys"].split(), (
+        "the emulation keeps .deepsynth: a bare restore key must match"
+    )
     (runner.workspace / "run-summary.json").unlink()
     config = runner.workspace / "configs" / "ci.yaml"
     assert NEXT_PUSH[0] in config.read_text()

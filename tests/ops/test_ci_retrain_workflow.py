@@ -30,7 +30,9 @@ def workflow_command() -> list[str]:
 def run_like_ci(home: Path, *extra: str) -> subprocess.CompletedProcess:
     argv = workflow_command()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "DEEPSYNTH_"))}
-    env.update(DEEPSYNTH_HOME=str(home), ZENML_ANALYTICS_OPT_IN="false", MLFLOW_DISABLE_TELEMETRY="true", OMP_NUM_THREADS="1")
+    env.update(
+        DEEPSYNTH_HOME=str(home), ZENML_ANALYTICS_OPT_IN="false", MLFLOW_DISABLE_TELEMETRY="true", OMP_NUM_THREADS="1"
+    )
     exe = str(Path(sys.executable).with_name("deepsynth"))
     return subprocess.run([exe, *argv[1:], *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 

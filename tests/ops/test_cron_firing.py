@@ -21,8 +21,15 @@ from pipelines.stores import RECORD
 ROOT = Path(__file__).parents[2]
 DEEPSYNTH = Path(sys.executable).with_name("deepsynth")
 #: A firing small enough for a test: a few documents, two epochs, a short evaluation.
-SMALL = ["ingest.max_documents=4", "validate.min_valid_rows=3", "render.max_pages=1", "train.num_epochs=2",
-         "evaluate.max_documents=2", "evaluate.generation.max_new_tokens=8", "register.model_name=cron-summarizer"]
+SMALL = [
+    "ingest.max_documents=4",
+    "validate.min_valid_rows=3",
+    "render.max_pages=1",
+    "train.num_epochs=2",
+    "evaluate.max_documents=2",
+    "evaluate.generation.max_new_tokens=8",
+    "register.model_name=cron-summarizer",
+]
 
 
 def install(tmp_path: Path, *overrides: str) -> tuple[Path, str]:
@@ -68,7 +75,10 @@ def test_the_installed_entry_retrains_and_registers_under_crons_environment(tmp_
     assert second.returncode == 0, log.read_text()[-3000:]
     assert [str(v.version) for v in registered_versions(home, "cron-summarizer")] == ["1"]
     text = log.read_text()
-    assert text.count("schedule retrain: firing: run --config") == 2 and text.count("schedule retrain: finished, exit 0") == 2
+    assert (
+        text.count("schedule retrain: firing: run --config") == 2
+        and text.count("schedule retrain: finished, exit 0") == 2
+    )
     names = summary_field(text, "run_name")
     assert len(set(names)) == 2 and all(n.startswith("scheduled-retrain-") for n in names), names
     assert [json.loads(steps)["train_lora"] for steps in summary_field(text, "steps")] == ["completed", "completed"]

@@ -8,11 +8,19 @@ from pathlib import Path
 import pytest
 
 from deepsynth.errors import ConfigError
-from pipelines.config_loading import load_run_config
 from pipelines import deployment
+from pipelines.config_loading import load_run_config
 
 CONFIGS = Path(__file__).parents[2] / "configs"
-STEPS = ["ingest", "render_pages", "validate_dataset", "check_data_quality", "train_lora", "evaluate_adapter", "export_and_register"]
+STEPS = [
+    "ingest",
+    "render_pages",
+    "validate_dataset",
+    "check_data_quality",
+    "train_lora",
+    "evaluate_adapter",
+    "export_and_register",
+]
 
 
 def test_cpu_config_keeps_every_step_on_the_cpu_image():
@@ -34,9 +42,14 @@ def test_gpu_config_puts_train_and_evaluate_on_the_gpu_image_with_one_gpu(monkey
     # Without a step operator the Kubernetes orchestrator's pods get the GPU node selector instead.
     config = load_run_config(CONFIGS / "gpu.yaml", ["deployment.step_operator=null"])
     entry = deployment.step_options(config, STEPS, orchestrator_flavor="kubernetes")["train_lora"]
-    assert entry["settings"]["orchestrator.kubernetes"] == {"pod_settings": {"node_selectors": {"nvidia.com/gpu.present": "true"}}}
+    assert entry["settings"]["orchestrator.kubernetes"] == {
+        "pod_settings": {"node_selectors": {"nvidia.com/gpu.present": "true"}}
+    }
     assert "step_operator" not in entry
-    assert deployment.docker_settings(config.deployment.cpu_image, True).parent_image == "registry.example.com/ds/deepsynth-cpu:0.1.0"
+    assert (
+        deployment.docker_settings(config.deployment.cpu_image, True).parent_image
+        == "registry.example.com/ds/deepsynth-cpu:0.1.0"
+    )
     # Steps a pipeline does not have get nothing.
     assert sorted(deployment.step_options(config, ["ingest", "train_lora"])) == ["train_lora"]
 
@@ -67,7 +80,9 @@ def test_schedule_and_tracking_checks_against_the_active_local_stack(zenml_clien
     config = load_run_config(CONFIGS / "schedule.yaml", local + ["tracking.server=null"])
     with pytest.raises(ConfigError, match="tracking.allow_local_store is false"):
         deployment.pipeline_options(config)
-    config = load_run_config(CONFIGS / "schedule.yaml", local + ["tracking.server=null", "tracking.allow_local_store=true"])
+    config = load_run_config(
+        CONFIGS / "schedule.yaml", local + ["tracking.server=null", "tracking.allow_local_store=true"]
+    )
     with pytest.raises(ConfigError, match=r"orchestrator \(local\) has no schedules.*deepsynth schedule install"):
         deployment.pipeline_options(config)
     options = deployment.pipeline_options(load_run_config(CONFIGS / "ci.yaml"))
@@ -86,11 +101,17 @@ def test_gpu_count_and_training_processes_agree(monkeypatch):
     config = load_run_config(CONFIGS / "gpu.yaml", ["deployment.gpu_count=4"])
     assert config.train.num_processes == 0  # one rank per GPU the pod gets
     assert deployment.step_options(config, STEPS)["train_lora"]["settings"]["resources"].gpu_count == 4
-    with pytest.raises(ConfigError, match=r"--set deployment.gpu_count: train_lora gets 4 GPUs, but --set train.num_processes "
-                                          r"is 1, so 3 would stay idle; --set train.num_processes=0 starts one"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--set deployment.gpu_count: train_lora gets 4 GPUs, but --set train.num_processes "
+        r"is 1, so 3 would stay idle; --set train.num_processes=0 starts one",
+    ):
         load_run_config(CONFIGS / "gpu.yaml", ["deployment.gpu_count=4", "train.num_processes=1"])
-    with pytest.raises(ConfigError, match=r"--set train.num_processes: 8 training processes need one GPU each, but "
-                                          r"deployment.gpu_count \(.*gpu.yaml\) gives train_lora 1"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--set train.num_processes: 8 training processes need one GPU each, but "
+        r"deployment.gpu_count \(.*gpu.yaml\) gives train_lora 1",
+    ):
         load_run_config(CONFIGS / "gpu.yaml", ["train.num_processes=8"])
     # Without GPUs for the step (the CPU configs) the processes share the machine's cores.
     assert load_run_config(CONFIGS / "quickstart.yaml", ["train.num_processes=2"]).train.num_processes == 2

@@ -27,8 +27,14 @@ DATASET = "/shared/datasets/aclsum-base"
 def dry_run(*extra: str) -> subprocess.CompletedProcess:
     """``python -m pipelines.pytorchjob`` in its own process, as a user runs it."""
     env = {**os.environ, "DEEPSYNTH_REGISTRY": "registry.example.com/ds"}
-    return subprocess.run([sys.executable, "-m", "pipelines.pytorchjob", "--config", str(CONFIG), *extra],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.pytorchjob", "--config", str(CONFIG), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def test_dry_run_renders_a_configmap_and_a_pytorchjob_that_validate():
@@ -38,9 +44,16 @@ def test_dry_run_renders_a_configmap_and_a_pytorchjob_that_validate():
     pytorchjob.validate([config_map, job])  # the Kubernetes client's models accept both as parsed back
     train = TrainerConfig.from_json(config_map["data"]["train.json"])
     assert (train.output_dir, train.state_dir, train.resume_from_checkpoint) == (
-        "/shared/runs/ds-train/adapter", "/shared/runs/ds-train", "latest")
+        "/shared/runs/ds-train/adapter",
+        "/shared/runs/ds-train",
+        "latest",
+    )
     assert train.device == "cuda" and train.num_processes == 0 and train.save_steps == 50
-    assert (job["apiVersion"], job["kind"], job["metadata"]) == ("kubeflow.org/v1", "PyTorchJob", {"name": "ds-train", "namespace": "ml"})
+    assert (job["apiVersion"], job["kind"], job["metadata"]) == (
+        "kubeflow.org/v1",
+        "PyTorchJob",
+        {"name": "ds-train", "namespace": "ml"},
+    )
     assert job["spec"]["nprocPerNode"] == "8" and job["spec"]["runPolicy"]["backoffLimit"] == pytorchjob.BACKOFF_LIMIT
     replicas = job["spec"]["pytorchReplicaSpecs"]
     assert {role: r["replicas"] for role, r in replicas.items()} == {"Master": 1, "Worker": 1}
@@ -52,8 +65,12 @@ def test_dry_run_renders_a_configmap_and_a_pytorchjob_that_validate():
         command = container["command"]
         assert command[:3] == ["python", "-m", "torch.distributed.run"] and "--nnodes=2" in command
         assert "--nproc-per-node=8" in command and "--rdzv-endpoint=$(MASTER_ADDR):$(MASTER_PORT)" in command
-        assert command[command.index("deepsynth.training.launch") + 1:] == [
-            "/etc/deepsynth/train.json", DATASET, "/shared/runs/ds-train/result.json", "auto"]
+        assert command[command.index("deepsynth.training.launch") + 1 :] == [
+            "/etc/deepsynth/train.json",
+            DATASET,
+            "/shared/runs/ds-train/result.json",
+            "auto",
+        ]
         assert {"name": "shared", "persistentVolumeClaim": {"claimName": "deepsynth-shared"}} in pod["volumes"]
         assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
 
@@ -73,7 +90,9 @@ def test_node_count_and_refusals(monkeypatch):
     with pytest.raises(ConfigError, match="PyTorchJob j: invalid manifest: .*lots"):
         pytorchjob.validate(broken)
     proc = dry_run("--dataset", "/tmp/x")
-    assert proc.returncode == 2 and proc.stdout == "" and "must be a rendered dataset on the shared volume" in proc.stderr
+    assert (
+        proc.returncode == 2 and proc.stdout == "" and "must be a rendered dataset on the shared volume" in proc.stderr
+    )
 
 
 @pytest.mark.slow
@@ -84,11 +103,24 @@ def test_the_pods_command_trains_across_two_torchrun_agents(rendered, deepsynth_
     (shared / "home").mkdir(parents=True)
     for entry in Path(deepsynth_home).iterdir():  # the tiny model, as a mirror on the shared volume
         (shared / "home" / entry.name).symlink_to(entry)
-    small = ["train.model_name=tiny", "train.model_revision=null", "train.device=cpu", "train.mode=tiny",
-             "train.num_processes=1", "train.batch_size=1", "train.num_epochs=1", "train.max_length=256",
-             "train.max_summary_tokens=32", "train.save_steps=1", "deployment.gpu_count=0", "deployment.gpu_memory=null"]
+    small = [
+        "train.model_name=tiny",
+        "train.model_revision=null",
+        "train.device=cpu",
+        "train.mode=tiny",
+        "train.num_processes=1",
+        "train.batch_size=1",
+        "train.num_epochs=1",
+        "train.max_length=256",
+        "train.max_summary_tokens=32",
+        "train.save_steps=1",
+        "deployment.gpu_count=0",
+        "deployment.gpu_memory=null",
+    ]
     monkeypatch.setenv("DEEPSYNTH_REGISTRY", "r.example.com")
-    config_map, job = pytorchjob.training_manifests(load_run_config(CONFIG, small), "/shared/datasets/tiny", "cpu-job", "ns")
+    config_map, job = pytorchjob.training_manifests(
+        load_run_config(CONFIG, small), "/shared/datasets/tiny", "cpu-job", "ns"
+    )
     pytorchjob.validate([config_map, job])
     local = str(shared)
     (tmp_path / "train.json").write_text(config_map["data"]["train.json"].replace("/shared", local))
@@ -98,10 +130,14 @@ def test_the_pods_command_trains_across_two_torchrun_agents(rendered, deepsynth_
     nodes = []
     for role in ("Master", "Worker"):
         command = job["spec"]["pytorchReplicaSpecs"][role]["template"]["spec"]["containers"][0]["command"]
-        command = [sys.executable if part == "python" else
-                   part.replace("$(MASTER_ADDR):$(MASTER_PORT)", f"127.0.0.1:{port}")
-                       .replace("/etc/deepsynth/train.json", str(tmp_path / "train.json")).replace("/shared", local)
-                   for part in command]
+        command = [
+            sys.executable
+            if part == "python"
+            else part.replace("$(MASTER_ADDR):$(MASTER_PORT)", f"127.0.0.1:{port}")
+            .replace("/etc/deepsynth/train.json", str(tmp_path / "train.json"))
+            .replace("/shared", local)
+            for part in command
+        ]
         nodes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT))
     for node in nodes:
         output = node.communicate(timeout=300)[0]

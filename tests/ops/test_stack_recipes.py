@@ -3,12 +3,10 @@ class, and registers into a real (temp) ZenML store through `deepsynth stack reg
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from deepsynth_cli import main
 from deepsynth.errors import ConfigError
+from deepsynth_cli import main
 from pipelines import stack_recipes
 
 RECIPES = sorted(stack_recipes.RECIPES.glob("*.yaml"))
@@ -43,7 +41,9 @@ def test_kubernetes_recipe_sends_gpu_steps_to_gpu_nodes_and_tracks_remotely():
     recipe = stack_recipes.load_recipe("k8s-gpu-s3")
     by_type = {c.type: c for c in recipe.components}
     assert by_type["orchestrator"].flavor == "kubernetes"
-    operator = stack_recipes.validate_component(by_type["step_operator"], stack_recipes.expand(by_type["step_operator"].configuration, "x", ENV))
+    operator = stack_recipes.validate_component(
+        by_type["step_operator"], stack_recipes.expand(by_type["step_operator"].configuration, "x", ENV)
+    )
     assert operator.pod_settings.node_selectors == {"nvidia.com/gpu.present": "true"}
     assert operator.pod_settings.resources["limits"]["nvidia.com/gpu"] == "1"
     assert by_type["artifact_store"].flavor == "s3"
@@ -57,7 +57,10 @@ def test_missing_environment_variable_and_unknown_flavor_are_named(tmp_path):
     with pytest.raises(ConfigError, match="environment variable KUBE_CONTEXT is not set"):
         stack_recipes.check_recipe(stack_recipes.load_recipe("k8s-gpu-s3"), environ={})
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\ncomponents:\n  orchestrator: {name: o, flavor: kubernetez}\n  artifact_store: {name: a, flavor: local}\n")
+    bad.write_text(
+        "name: x\ncomponents:\n  orchestrator: {name: o, flavor: kubernetez}\n  artifact_store: "
+        "{name: a, flavor: local}\n"
+    )
     with pytest.raises(ConfigError, match="no flavor 'kubernetez' .*kubernetes"):
         stack_recipes.check_recipe(stack_recipes.load_recipe(bad))
     with pytest.raises(ConfigError, match="no such stack recipe"):
@@ -74,8 +77,13 @@ def test_register_kubernetes_recipe_into_a_real_store(zenml_client, monkeypatch,
     stack = zenml_client.get_stack("deepsynth-k8s-gpu")
     flavors = {t.value: c[0].flavor_name for t, c in stack.components.items()}
     assert flavors == {
-        "orchestrator": "kubernetes", "step_operator": "kubernetes", "artifact_store": "s3",
-        "container_registry": "default", "image_builder": "local", "experiment_tracker": "mlflow", "model_registry": "mlflow",
+        "orchestrator": "kubernetes",
+        "step_operator": "kubernetes",
+        "artifact_store": "s3",
+        "container_registry": "default",
+        "image_builder": "local",
+        "experiment_tracker": "mlflow",
+        "model_registry": "mlflow",
     }
     tracker = zenml_client.get_stack_component("experiment_tracker", "deepsynth-mlflow-remote")
     assert tracker.configuration["tracking_uri"] == "https://mlflow.example.com"

@@ -44,14 +44,18 @@ def main() -> int:
 
         def unavailable(*args, **kwargs):
             record(record_file, call="register_package")
-            raise MlflowException("injected fault: MLflow answered 503 Service Unavailable", error_code=TEMPORARILY_UNAVAILABLE)
+            raise MlflowException(
+                "injected fault: MLflow answered 503 Service Unavailable", error_code=TEMPORARILY_UNAVAILABLE
+            )
 
         export_step.register_package = unavailable
         import steps.train_lora as train_step
 
         def logging_unavailable(*args, **kwargs):
             record(record_file, call="log_training_to_mlflow")
-            raise MlflowException("injected fault: MLflow answered 503 Service Unavailable", error_code=TEMPORARILY_UNAVAILABLE)
+            raise MlflowException(
+                "injected fault: MLflow answered 503 Service Unavailable", error_code=TEMPORARILY_UNAVAILABLE
+            )
 
         train_step.log_training_to_mlflow = logging_unavailable
     elif fault == "sigterm":

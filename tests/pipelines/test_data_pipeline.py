@@ -15,7 +15,7 @@ PICKLE_MATERIALIZERS = ("CloudpickleMaterializer", "PickleMaterializer")
 def run_cli(capsys, *args):
     code = main(list(args))
     out = capsys.readouterr().out
-    return code, json.loads(out[out.index("{"):]) if "--json" in args and "{" in out else out
+    return code, json.loads(out[out.index("{") :]) if "--json" in args and "{" in out else out
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,9 @@ def messy_file(tmp_path_factory, make_docs):
     good = [json.dumps(d).encode() for d in make_docs(8, words=150)]
     bad = [
         json.dumps({"id": "blank", "text": "   ", "summary": "x"}).encode(),
-        json.dumps({"id": "doc-3", "text": "Another text entirely, long enough to count as a document.", "summary": "dup"}).encode(),
+        json.dumps(
+            {"id": "doc-3", "text": "Another text entirely, long enough to count as a document.", "summary": "dup"}
+        ).encode(),
         b'{"id": "latin1", "text": "caf\xe9", "summary": "s"}',
     ]
     path.write_bytes(b"\n".join(good + bad) + b"\n")
@@ -80,10 +82,21 @@ def test_run_command_exits_3_when_validation_fails(zenml_client, tmp_path, capsy
     data = tmp_path / "cjk.jsonl"
     splits = ["train", "train", "validation", "test"]  # every split the training run reads holds documents
     # Japanese is drawn by the CJK fallback font; the Egyptian hieroglyph U+13000 is in no font of the chain.
-    data.write_text("".join(json.dumps({"id": f"c{i}", "text": "漢字の文書 \U00013000 " * 40 + str(i), "summary": "要約", "split": splits[i]},
-                                       ensure_ascii=False) + "\n" for i in range(4)))
+    data.write_text(
+        "".join(
+            json.dumps(
+                {"id": f"c{i}", "text": "漢字の文書 \U00013000 " * 40 + str(i), "summary": "要約", "split": splits[i]},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for i in range(4)
+        )
+    )
     config = tmp_path / "cjk.yaml"
-    config.write_text(f"# Launch: deepsynth run --config {config}\ningest:\n  source: file\n  path: {data}\nrender:\n  modes: [tiny]\n")
+    config.write_text(
+        f"# Launch: deepsynth run --config {config}\ningest:\n  source: file\n  path: {data}\nrender:\n  modes: "
+        "[tiny]\n"
+    )
     code = main(["run", "--config", str(config), "--set", "render.workers=1"])
     captured = capsys.readouterr()
     assert code == 3

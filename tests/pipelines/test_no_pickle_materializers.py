@@ -7,8 +7,6 @@ import pkgutil
 import typing
 from pathlib import Path
 
-import pytest
-
 PICKLE_MATERIALIZERS = {"CloudpickleMaterializer", "PickleMaterializer"}
 STEPS_DIR = Path(__file__).parents[2] / "steps"
 
@@ -33,8 +31,15 @@ def test_every_step_output_has_a_non_pickle_materializer():
 
     found = all_steps()
     # every step module's step is found (a new step module is walked automatically)
-    assert {"ingest", "render_pages", "validate_dataset", "check_data_quality", "train_lora", "evaluate_adapter",
-            "export_and_register"} <= set(found)
+    assert {
+        "ingest",
+        "render_pages",
+        "validate_dataset",
+        "check_data_quality",
+        "train_lora",
+        "evaluate_adapter",
+        "export_and_register",
+    } <= set(found)
     checked = {}
     for name, step in sorted(found.items()):
         outputs = step.entrypoint_definition.outputs

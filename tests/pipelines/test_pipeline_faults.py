@@ -34,24 +34,34 @@ CONFIG = str(ROOT / "configs" / "quickstart.yaml")
 WRAPPER = str(Path(__file__).with_name("fault_injection_cli.py"))
 MODEL = "faults-summarizer"
 SMALL = [
-    "ingest.max_documents=5", "validate.min_valid_rows=3", "render.max_pages=1", "train.num_epochs=2",
-    "evaluate.max_documents=2", "evaluate.generation.max_new_tokens=8", f"register.model_name={MODEL}",
+    "ingest.max_documents=5",
+    "validate.min_valid_rows=3",
+    "render.max_pages=1",
+    "train.num_epochs=2",
+    "evaluate.max_documents=2",
+    "evaluate.generation.max_new_tokens=8",
+    f"register.model_name={MODEL}",
 ]
 CANARY_ENV = "hf_CANARYenvTOKEN7f3a9c1d2e"
 CANARY_PASSWORD = "mlflowCANARYpassw0rd5b8e"
 CANARY_SECRET = "zenmlCANARYsecret91c4aa0f"
-SECRET_ENV = {"HF_TOKEN": CANARY_ENV, "HUGGING_FACE_HUB_TOKEN": CANARY_ENV, "MLFLOW_TRACKING_USERNAME": "deepsynth",
-              "MLFLOW_TRACKING_PASSWORD": CANARY_PASSWORD}
+SECRET_ENV = {
+    "HF_TOKEN": CANARY_ENV,
+    "HUGGING_FACE_HUB_TOKEN": CANARY_ENV,
+    "MLFLOW_TRACKING_USERNAME": "deepsynth",
+    "MLFLOW_TRACKING_PASSWORD": CANARY_PASSWORD,
+}
 
 
 def deepsynth(fault, record, *args, env=None, overrides=()):
     command = [sys.executable, WRAPPER, fault, str(record), *args]
     for item in list(overrides):
         command += ["--set", item]
-    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=400,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, timeout=400, env={**os.environ, **(env or {})}
+    )
     out = proc.stdout
-    summary = json.loads(out[out.index("{"):]) if "{" in out else None
+    summary = json.loads(out[out.index("{") :]) if "{" in out else None
     return proc, summary
 
 
@@ -77,18 +87,38 @@ def runs(zenml_client, tmp_path_factory):
     args, overrides = run_args("ingest.instruction_prompt=Summarize ${HF_TOKEN} briefly", "run_name=faults-${HF_TOKEN}")
     out["env_reference"] = (*deepsynth("none", tmp / "env.jsonl", *args, overrides=overrides, env=SECRET_ENV), None)
     args, overrides = run_args()
-    out["render_crash"] = (*deepsynth("render_crash", tmp / "render.jsonl", *args, overrides=overrides), tmp / "render.jsonl")
-    out["outage"] = (*deepsynth("mlflow_outage", tmp / "outage.jsonl", *args, overrides=overrides, env=SECRET_ENV),
-                     tmp / "outage.jsonl")
+    out["render_crash"] = (
+        *deepsynth("render_crash", tmp / "render.jsonl", *args, overrides=overrides),
+        tmp / "render.jsonl",
+    )
+    out["outage"] = (
+        *deepsynth("mlflow_outage", tmp / "outage.jsonl", *args, overrides=overrides, env=SECRET_ENV),
+        tmp / "outage.jsonl",
+    )
     out["versions_after_outage"] = registry_versions(MODEL)
     run_id = out["outage"][1]["run_id"]
-    out["register"] = (*deepsynth("none", tmp / "none.jsonl", "register", "--adapter-artifact", run_id, "--config", CONFIG,
-                                  "--json", overrides=SMALL, env=SECRET_ENV), None)
+    out["register"] = (
+        *deepsynth(
+            "none",
+            tmp / "none.jsonl",
+            "register",
+            "--adapter-artifact",
+            run_id,
+            "--config",
+            CONFIG,
+            "--json",
+            overrides=SMALL,
+            env=SECRET_ENV,
+        ),
+        None,
+    )
     args, overrides = run_args("train.learning_rate=1.0e+35", "train.max_grad_norm=0", "register.model_name=faults-nan")
     out["nan"] = (*deepsynth("none", tmp / "nan.jsonl", *args, overrides=overrides), None)
     args, overrides = run_args("train.num_epochs=4", "register.model_name=faults-sigterm")
     out["sigterm"] = (*deepsynth("sigterm", tmp / "sigterm.jsonl", *args, overrides=overrides), tmp / "sigterm.jsonl")
-    out["training_state_after_sigterm"] = sorted(Path(os.environ["DEEPSYNTH_HOME"]).glob("training-state/*/checkpoints/*"))
+    out["training_state_after_sigterm"] = sorted(
+        Path(os.environ["DEEPSYNTH_HOME"]).glob("training-state/*/checkpoints/*")
+    )
     out["retry"] = (*deepsynth("none", tmp / "retry.jsonl", *args, overrides=overrides), None)
     return out
 
@@ -113,7 +143,9 @@ def test_a_step_failing_midway_leaves_no_artifact_that_a_later_run_uses(runs, ze
     assert rerun["steps"]["render_pages"] == "completed"  # the failed step is run again, never a cache hit
     rendered = zenml_client.get_pipeline_run(rerun["run_id"]).steps["render_pages"].outputs["rendered"][0]
     assert rendered.uri != partial_dir
-    assert zenml_client.get_pipeline_run(rerun["run_id"]).steps["validate_dataset"].inputs["rendered"][0].id == rendered.id
+    assert (
+        zenml_client.get_pipeline_run(rerun["run_id"]).steps["validate_dataset"].inputs["rendered"][0].id == rendered.id
+    )
 
 
 def test_mlflow_outage_at_registration_loses_nothing_and_registration_reruns_alone(runs, zenml_client):
@@ -162,7 +194,9 @@ def test_sigterm_during_training_exits_143_and_the_same_command_resumes(runs):
     proc, summary, records = runs["sigterm"]
     assert proc.returncode == 143, proc.stderr[-3000:]
     assert Path(records).read_text().count("SIGTERM") == 1
-    stopped = re.search(r"error: pipeline training_pipeline failed: step train_lora: SIGTERM: stopped at step 2/(\d+)", proc.stderr)
+    stopped = re.search(
+        r"error: pipeline training_pipeline failed: step train_lora: SIGTERM: stopped at step 2/(\d+)", proc.stderr
+    )
     assert stopped, proc.stderr[-3000:]
     assert summary["steps"]["train_lora"] == "failed" and "evaluate_adapter" not in summary["steps"]
     # ZenML deleted the failed step's output folder; the checkpoint lives under <home>/training-state

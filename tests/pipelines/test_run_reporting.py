@@ -20,14 +20,33 @@ import pytest
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]
 WRAPPER = str(Path(__file__).with_name("fault_injection_cli.py"))
-DATA_RUN = ["run", "--config", str(ROOT / "configs" / "quickstart.yaml"), "--json", "--set", "pipeline=data",
-            "--set", "enable_cache=false", "--set", "ingest.max_documents=3", "--set", "validate.min_valid_rows=2",
-            "--set", "render.max_pages=1"]  # not the sizes of other tests: their runs must not find these outputs cached
+DATA_RUN = [
+    "run",
+    "--config",
+    str(ROOT / "configs" / "quickstart.yaml"),
+    "--json",
+    "--set",
+    "pipeline=data",
+    "--set",
+    "enable_cache=false",
+    "--set",
+    "ingest.max_documents=3",
+    "--set",
+    "validate.min_valid_rows=2",
+    "--set",
+    "render.max_pages=1",
+]  # not the sizes of other tests: their runs must not find these outputs cached
 
 
 def start(fault: str, record: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, WRAPPER, fault, str(record), *DATA_RUN], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    return subprocess.Popen(
+        [sys.executable, WRAPPER, fault, str(record), *DATA_RUN],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
 
 
 def first_record(record: Path, proc: subprocess.Popen, timeout_s: float = 300) -> dict:

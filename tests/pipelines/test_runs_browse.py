@@ -16,14 +16,22 @@ import pytest
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]
 MODEL = "browse-summarizer"
-SMALL = ["ingest.max_documents=4", "validate.min_valid_rows=3", "render.max_pages=1", "train.num_epochs=2",
-         "evaluate.max_documents=2", "evaluate.generation.max_new_tokens=8", f"register.model_name={MODEL}"]
+SMALL = [
+    "ingest.max_documents=4",
+    "validate.min_valid_rows=3",
+    "render.max_pages=1",
+    "train.num_epochs=2",
+    "evaluate.max_documents=2",
+    "evaluate.generation.max_new_tokens=8",
+    f"register.model_name={MODEL}",
+]
 
 
 def deepsynth(home: Path, *argv: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DEEPSYNTH_HOME": str(home), "ZENML_CONFIG_PATH": str(home / "zenml")}
-    return subprocess.run([sys.executable, "-m", "deepsynth_cli", *argv], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "deepsynth_cli", *argv], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +49,7 @@ def runs(tmp_path_factory):
 
 def test_a_default_run_writes_no_bars_and_no_library_chatter_on_stderr(runs):
     _home, done = runs
-    for summary, stderr in done:
+    for _summary, stderr in done:
         assert "\r" not in stderr and "Registered model" not in stderr and "Creating a new version" not in stderr
         assert "Created version" not in stderr and "%|" not in stderr, stderr[-2000:]
     log = Path(done[1][0]["log_file"]).read_text()  # kept in the log file
@@ -90,7 +98,9 @@ def test_runs_show_by_id_prefix_has_steps_config_metrics_reports_and_version(run
     assert all(s["duration_s"] is not None for s in shown["steps"].values())
     assert shown["config"]["train"]["optimizer"]["learning_rate"] == 0.01
     assert shown["config"]["register"]["model_name"] == MODEL
-    assert shown["evaluation"] == first["evaluation"] and shown["adapter"]["final_loss"] == first["adapter"]["final_loss"]
+    assert (
+        shown["evaluation"] == first["evaluation"] and shown["adapter"]["final_loss"] == first["adapter"]["final_loss"]
+    )
     assert shown["registration"]["version"] == "1" and shown["registered"] == [f"{MODEL}/1"]
     assert Path(shown["reports"]["evaluation"]["file"]).is_file() and shown["training"]["world_size"] == 1
 
@@ -125,10 +135,15 @@ def test_printed_commands_name_the_home_only_where_it_is_not_found_from_anywhere
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     default = tmp_path / "data" / "deepsynth"
-    for home, zenml, expected in [(default, default / "zenml", ""),
-                                  (tmp_path / "project" / ".deepsynth", tmp_path / "project" / ".deepsynth" / "zenml",
-                                   f"DEEPSYNTH_HOME={tmp_path / 'project' / '.deepsynth'} "),
-                                  (default, tmp_path / "elsewhere", f"ZENML_CONFIG_PATH={tmp_path / 'elsewhere'} ")]:
+    for home, zenml, expected in [
+        (default, default / "zenml", ""),
+        (
+            tmp_path / "project" / ".deepsynth",
+            tmp_path / "project" / ".deepsynth" / "zenml",
+            f"DEEPSYNTH_HOME={tmp_path / 'project' / '.deepsynth'} ",
+        ),
+        (default, tmp_path / "elsewhere", f"ZENML_CONFIG_PATH={tmp_path / 'elsewhere'} "),
+    ]:
         monkeypatch.setenv("DEEPSYNTH_HOME", str(home))
         monkeypatch.setenv("ZENML_CONFIG_PATH", str(zenml))
         assert store_environment() == expected

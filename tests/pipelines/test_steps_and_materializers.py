@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.config import IngestConfig
+from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.ingest import source_revision
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.errors import DataValidationError
@@ -111,10 +111,12 @@ def test_code_dependencies_of_step_caches_resolve_from_the_project_root_whatever
     import sys
 
     root = Path(__file__).parents[2]
-    probe = (f"import sys; sys.modules['__main__'].__file__ = {str(root / 'deepsynth_cli' / '__main__.py')!r}\n"
-             "from steps.render_pages import RENDER_CACHE\nfrom steps.validate_dataset import VALIDATE_CACHE\n"
-             "deps = RENDER_CACHE.source_dependencies + VALIDATE_CACHE.source_dependencies\n"
-             "print('DEPS', *(s.import_path for s in deps))")
+    probe = (
+        f"import sys; sys.modules['__main__'].__file__ = {str(root / 'deepsynth_cli' / '__main__.py')!r}\n"
+        "from steps.render_pages import RENDER_CACHE\nfrom steps.validate_dataset import VALIDATE_CACHE\n"
+        "deps = RENDER_CACHE.source_dependencies + VALIDATE_CACHE.source_dependencies\n"
+        "print('DEPS', *(s.import_path for s in deps))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=root).stdout
     paths = next(line for line in out.splitlines() if line.startswith("DEPS")).split()[1:]
     assert len(paths) == 12 and all(p.startswith("deepsynth.") for p in paths), paths

@@ -25,8 +25,14 @@ def environment(home: Path) -> dict[str, str]:
 
 
 def set_up(home: Path, fault: str | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, SET_UP, *([fault] if fault else [])], env=environment(home), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, SET_UP, *([fault] if fault else [])],
+        env=environment(home),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finished(proc: subprocess.Popen) -> tuple[int, str, str]:
@@ -35,8 +41,14 @@ def finished(proc: subprocess.Popen) -> tuple[int, str, str]:
 
 
 def deepsynth(home: Path, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deepsynth_cli", *argv], capture_output=True, text=True, cwd=ROOT,
-                          env=environment(home), timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "deepsynth_cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environment(home),
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from adapter_support import assert_same_adapter
+
 from deepsynth.adapters import TrainedAdapter
 from deepsynth.data.generator import render_dataset
 from deepsynth.rendering.config import RenderSettings
 from deepsynth.training.config import TrainerConfig
 
-TRAIN = TrainerConfig(model_name="tiny", device="cpu", mode="tiny", batch_size=2, num_epochs=2, learning_rate=0.005,
-                      max_summary_tokens=16, progress_bar=False)
+TRAIN = TrainerConfig(
+    model_name="tiny",
+    device="cpu",
+    mode="tiny",
+    batch_size=2,
+    num_epochs=2,
+    learning_rate=0.005,
+    max_summary_tokens=16,
+    progress_bar=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +90,9 @@ def test_killed_rank_fails_the_step_cleanly_and_the_same_call_resumes(tiny_confi
 
     common = dict(num_epochs=12, lora_dropout=0.0, save_steps=2, save_total_limit=2, batch_size=1)
     # One process with the same global batch (two micro-batches of one document per step) is the reference.
-    DeepSynthLoRATrainer(tiny_config(gradient_accumulation_steps=2, output_dir=str(tmp_path / "one"), **common)).train(rendered)
+    DeepSynthLoRATrainer(tiny_config(gradient_accumulation_steps=2, output_dir=str(tmp_path / "one"), **common)).train(
+        rendered
+    )
     config = tiny_config(num_processes=2, distributed_timeout_s=60, **common)
     state = resumable_state_dir(deepsynth_home(config.deepsynth_home), config, rendered.path)
     outcome = {}
@@ -116,10 +126,10 @@ def test_killed_rank_fails_the_step_cleanly_and_the_same_call_resumes(tiny_confi
     assert not state.exists()  # a finished training leaves no state behind
 
 
-
 @pytest.mark.slow
 def test_a_pipeline_run_with_two_processes_trains_the_one_process_adapter_and_logs_once(
-        zenml_client, tiny_config, rendered, tmp_path):
+    zenml_client, tiny_config, rendered, tmp_path
+):
     import json
 
     import mlflow
@@ -129,7 +139,9 @@ def test_a_pipeline_run_with_two_processes_trains_the_one_process_adapter_and_lo
 
     common = dict(num_epochs=2, lora_dropout=0.0, batch_size=1)
     # One process with the same global batch (two micro-batches of one document per step) is the reference.
-    DeepSynthLoRATrainer(tiny_config(gradient_accumulation_steps=2, output_dir=str(tmp_path / "one"), **common)).train(rendered)
+    DeepSynthLoRATrainer(tiny_config(gradient_accumulation_steps=2, output_dir=str(tmp_path / "one"), **common)).train(
+        rendered
+    )
     tracker = zenml_client.active_stack.experiment_tracker
     # Calling a step outside a pipeline runs it as a one-step pipeline on the active stack.
     adapter = train_lora.with_options(experiment_tracker=tracker.name)(rendered, tiny_config(num_processes=2, **common))
@@ -140,7 +152,11 @@ def test_a_pipeline_run_with_two_processes_trains_the_one_process_adapter_and_lo
     assert metrics["world_size"] == 2 and metrics["global_step"] == 4 and metrics["system"]["torch_threads"] == "1"
     # The step process logged rank 0's metrics once; the ranks logged nothing.
     client = mlflow.MlflowClient(tracker.get_tracking_uri())
-    logged = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])
-              if r.data.params.get("num_processes") == "2"]
+    logged = [
+        r
+        for e in client.search_experiments()
+        for r in client.search_runs([e.experiment_id])
+        if r.data.params.get("num_processes") == "2"
+    ]
     assert len(logged) == 1
     assert len(client.get_metric_history(logged[0].info.run_id, "train_loss")) == 4

@@ -21,8 +21,12 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]
 CONFIG = str(ROOT / "configs" / "quickstart.yaml")
 SMALL = [
-    "ingest.max_documents=4", "validate.min_valid_rows=3", "render.max_pages=1",
-    "train.num_epochs=2", "evaluate.max_documents=2", "evaluate.generation.max_new_tokens=8",
+    "ingest.max_documents=4",
+    "validate.min_valid_rows=3",
+    "render.max_pages=1",
+    "train.num_epochs=2",
+    "evaluate.max_documents=2",
+    "evaluate.generation.max_new_tokens=8",
     "register.model_name=e2e-summarizer",
 ]
 
@@ -44,8 +48,19 @@ def test_quickstart_trains_evaluates_registers_and_serves(zenml_client, capsys, 
     code, summary = run(capsys)
     assert code == 0, summary
     steps = summary["steps"]
-    assert steps == dict.fromkeys(["ingest", "render_pages", "validate_dataset", "check_data_quality", "train_lora",
-                                   "evaluate_adapter", "export_and_register", "check_promotion"], "completed")
+    assert steps == dict.fromkeys(
+        [
+            "ingest",
+            "render_pages",
+            "validate_dataset",
+            "check_data_quality",
+            "train_lora",
+            "evaluate_adapter",
+            "export_and_register",
+            "check_promotion",
+        ],
+        "completed",
+    )
     assert set(summary["evaluation"]) == {"adapter", "base", "lead_3"}
     registration = summary["registration"]
     assert (registration["name"], registration["version"], registration["created"]) == ("e2e-summarizer", "1", True)
@@ -86,8 +101,20 @@ def test_quickstart_trains_evaluates_registers_and_serves(zenml_client, capsys, 
 
     # A quality gate the new version cannot pass, with require_promotion: exit code 4, champion kept.
     champion = cli_json(capsys, "models", "show", "e2e-summarizer@champion")[1]["version"]
-    code = main(["run", "--config", CONFIG, *sum((["--set", s] for s in SMALL), []), "--set", "train.learning_rate=0.03",
-                 "--set", "register.require_promotion=true", "--set", "register.margin=1000"])
+    code = main(
+        [
+            "run",
+            "--config",
+            CONFIG,
+            *sum((["--set", s] for s in SMALL), []),
+            "--set",
+            "train.learning_rate=0.03",
+            "--set",
+            "register.require_promotion=true",
+            "--set",
+            "register.margin=1000",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 4 and "quality gate: e2e-summarizer v" in captured.err and "was not promoted" in captured.err
     assert "check_promotion" in captured.out
@@ -102,8 +129,9 @@ def assert_mlflow_ui_command_works_as_printed(summary):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command[command.index("--port") + 1] = str(port)
-    server = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 300  # a loaded 2-core machine can take minutes to start its worker

@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[2]
-UNUSED = ("zenml.integrations.huggingface.materializers", "zenml.integrations.pytorch.materializers",
-          "zenml.integrations.sklearn.materializers", "transformers")
+UNUSED = (
+    "zenml.integrations.huggingface.materializers",
+    "zenml.integrations.pytorch.materializers",
+    "zenml.integrations.sklearn.materializers",
+    "transformers",
+)
 
 
 def _python(code: str, out: Path) -> dict:
@@ -98,11 +102,22 @@ def test_a_data_run_imports_no_unused_integration_and_still_tracks(zenml_client,
 
 def test_exit_handlers_still_run_after_the_heap_is_frozen(tmp_path):
     out = tmp_path / "exit.json"
-    proc = subprocess.run([sys.executable, "-c", (
-        "import atexit, gc, json\n"
-        "from pipelines.zenml_speedups import skip_final_collection\n"
-        f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(gc.get_freeze_count() > 0)))\n"
-        "skip_final_collection(); skip_final_collection()\n"
-        "print('done')\n")], cwd=ROOT, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import atexit, gc, json\n"
+                "from pipelines.zenml_speedups import skip_final_collection\n"
+                f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(gc.get_freeze_count() > 0)))\n"
+                "skip_final_collection(); skip_final_collection()\n"
+                "print('done')\n"
+            ),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0 and proc.stdout == "done\n", proc.stderr
     assert json.loads(out.read_text()) is True  # the earlier handler ran, after the freeze

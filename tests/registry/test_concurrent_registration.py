@@ -60,9 +60,17 @@ def register_at_once(uri, export_dirs, tmp_path, race="none"):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}  # nothing left by earlier tests
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    procs = [subprocess.Popen([sys.executable, "-c", REGISTER, uri, str(d), "concurrent-model", str(barrier), race],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
-             for d in export_dirs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", REGISTER, uri, str(d), "concurrent-model", str(barrier), race],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
+        for d in export_dirs
+    ]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=240)
@@ -71,21 +79,30 @@ def register_at_once(uri, export_dirs, tmp_path, race="none"):
     return results
 
 
-def test_concurrent_registration_of_two_adapters_gives_two_distinct_versions(trained_adapter, rendered_dataset,
-                                                                            tmp_path):
+def test_concurrent_registration_of_two_adapters_gives_two_distinct_versions(
+    trained_adapter, rendered_dataset, tmp_path
+):
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    exports = [export_adapter(variant(trained_adapter, tmp_path, f"a{i}", s), tmp_path / f"export{i}",
-                              dataset=rendered_dataset.path, metrics={"rouge_l": 0.1})
-               for i, s in enumerate((0.5, 0.25))]
+    exports = [
+        export_adapter(
+            variant(trained_adapter, tmp_path, f"a{i}", s),
+            tmp_path / f"export{i}",
+            dataset=rendered_dataset.path,
+            metrics={"rouge_l": 0.1},
+        )
+        for i, s in enumerate((0.5, 0.25))
+    ]
     assert exports[0].adapter_sha256 != exports[1].adapter_sha256
     results = register_at_once(uri, [e.output_dir for e in exports], tmp_path)
     assert all(r["created"] for r in results)
     assert sorted(r["version"] for r in results) == ["1", "2"]
     client = mlflow.MlflowClient(uri, registry_uri=uri)  # not a registry URI earlier tests set
-    versions = {str(mv.version): client.get_model_version("concurrent-model", mv.version)
-                for mv in client.search_model_versions("name = 'concurrent-model'")}
+    versions = {
+        str(mv.version): client.get_model_version("concurrent-model", mv.version)
+        for mv in client.search_model_versions("name = 'concurrent-model'")
+    }
     assert sorted(versions) == ["1", "2"]
     shas = {v.tags["adapter_sha256"] for v in versions.values()}
     assert shas == {e.adapter_sha256 for e in exports}
@@ -97,8 +114,12 @@ def test_concurrent_registration_of_the_same_adapter_gives_one_version(trained_a
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    export = export_adapter(variant(trained_adapter, tmp_path, "same", 0.5), tmp_path / "export",
-                            dataset=rendered_dataset.path, metrics={"rouge_l": 0.1})
+    export = export_adapter(
+        variant(trained_adapter, tmp_path, "same", 0.5),
+        tmp_path / "export",
+        dataset=rendered_dataset.path,
+        metrics={"rouge_l": 0.1},
+    )
     results = register_at_once(uri, [export.output_dir, export.output_dir], tmp_path, race="both-miss")
     client = mlflow.MlflowClient(uri, registry_uri=uri)  # not a registry URI earlier tests set
     assert [str(mv.version) for mv in client.search_model_versions("name = 'concurrent-model'")] == ["1"]

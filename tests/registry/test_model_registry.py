@@ -22,8 +22,16 @@ from safetensors.torch import load_file, save_file
 from deepsynth.errors import ConfigError
 from deepsynth.export import export_adapter
 from deepsynth.inference import GenerationConfig, Summarizer
-from deepsynth.registry import (ModelRef, download, list_models, parse_ref, promote, promote_if_better,
-                                register_package, show)
+from deepsynth.registry import (
+    ModelRef,
+    download,
+    list_models,
+    parse_ref,
+    promote,
+    promote_if_better,
+    register_package,
+    show,
+)
 
 NAME = "deepsynth-test"
 TEXT = "The museum opens a new wing in June. It shows modern art. Tickets go on sale next week."
@@ -58,8 +66,14 @@ def exports(trained_adapter, rendered_dataset, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_version(store, exports):
-    return register_package(exports[0].output_dir, NAME, {"owner": "tests"}, {"rouge_l": 0.2, "rouge_1": 0.25},
-                            pipeline_run_id="zenml-run-1", commit="abc123")
+    return register_package(
+        exports[0].output_dir,
+        NAME,
+        {"owner": "tests"},
+        {"rouge_l": 0.2, "rouge_1": 0.25},
+        pipeline_run_id="zenml-run-1",
+        commit="abc123",
+    )
 
 
 def test_register_tags_and_challenger(first_version, exports):
@@ -204,9 +218,14 @@ def test_a_fresh_environment_from_the_logged_requirements_loads_and_predicts(cha
     python = fresh_python(tmp_path / "venv", requirements)
     installed = {line.split("==")[0].lower() for line in run([python, "-m", "pip", "freeze"]).splitlines()}
     assert "mlflow" in installed and not installed & {"zenml", "great-expectations", "deepsynth-pipelines"}
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
-           "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri()}  # where the champion was registered
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "home"),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+        "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri(),
+    }  # where the champion was registered
     out = run([python, "-c", PREDICT_IN_FRESH_ENV, champion, TEXT, OTHER], cwd=tmp_path, env=env, timeout=600)
     assert json.loads(out.strip().splitlines()[-1]) == expected
 
@@ -229,9 +248,28 @@ def test_mlflow_models_serve_answers_an_http_request(champion, expected, tmp_pat
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     mlflow_cli = bin_dir / "mlflow"
     with open(tmp_path / "serve.log", "wb") as log:
-        server = subprocess.Popen([str(mlflow_cli), "models", "serve", "-m", champion, "--env-manager", "local",
-                                   "-h", "127.0.0.1", "-p", str(port), "-w", "1"], cwd=tmp_path, env=env,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [
+                str(mlflow_cli),
+                "models",
+                "serve",
+                "-m",
+                champion,
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-w",
+                "1",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -243,8 +281,10 @@ def test_mlflow_models_serve_answers_an_http_request(champion, expected, tmp_pat
                         break
             except OSError:
                 time.sleep(2)
-        answer = _post(f"http://127.0.0.1:{port}/invocations",
-                       {"dataframe_split": {"columns": ["text"], "data": [[TEXT], [OTHER]]}})
+        answer = _post(
+            f"http://127.0.0.1:{port}/invocations",
+            {"dataframe_split": {"columns": ["text"], "data": [[TEXT], [OTHER]]}},
+        )
         assert answer["predictions"] == expected
     finally:
         if server.poll() is None:

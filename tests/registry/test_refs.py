@@ -10,13 +10,16 @@ from deepsynth.registry.catalog import check_ref
 from deepsynth.registry.refs import ModelRef, parse_ref
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("models:/a-b@champion", ("a-b", None, "champion", "models:/a-b@champion")),
-    ("models:/a-b/3", ("a-b", "3", None, "models:/a-b/3")),
-    ("a-b@challenger", ("a-b", None, "challenger", "models:/a-b@challenger")),
-    ("a-b/12", ("a-b", "12", None, "models:/a-b/12")),
-    ("a-b", ("a-b", None, None, "models:/a-b")),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("models:/a-b@champion", ("a-b", None, "champion", "models:/a-b@champion")),
+        ("models:/a-b/3", ("a-b", "3", None, "models:/a-b/3")),
+        ("a-b@challenger", ("a-b", None, "challenger", "models:/a-b@challenger")),
+        ("a-b/12", ("a-b", "12", None, "models:/a-b/12")),
+        ("a-b", ("a-b", None, None, "models:/a-b")),
+    ],
+)
 def test_registry_references_parse_to_name_version_alias(text, expected):
     ref = ModelRef.registry(text)
     assert (ref.name, ref.version, ref.alias, ref.uri) == expected and ref.text == text and ref.is_registry
@@ -30,10 +33,13 @@ def test_only_a_models_uri_is_a_registry_reference_where_paths_are_accepted(tmp_
     assert ModelRef.parse(local) is local
 
 
-@pytest.mark.parametrize("text, message", [
-    ("models:/", "model reference 'models:/' is empty"),
-    ("a-b/latest", "model reference 'a-b/latest': version must be a number"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("models:/", "model reference 'models:/' is empty"),
+        ("a-b/latest", "model reference 'a-b/latest': version must be a number"),
+    ],
+)
 def test_malformed_references_fail_with_one_line(text, message):
     with pytest.raises(ConfigError) as err:
         ModelRef.registry(text)
@@ -48,9 +54,11 @@ def test_a_reference_with_no_version_or_alias_cannot_be_pinned():
 def test_check_ref_names_what_the_index_holds():
     index = {"a-b": {"versions": ["1", "2"], "aliases": {"champion": "1"}}}
     check_ref(ModelRef.registry("a-b@champion"), index)
-    for text, message in [("c", "c: no registered model named 'c'; registered models: a-b"),
-                          ("a-b/7", "a-b/7: a-b has no version 7; its versions: 1, 2"),
-                          ("models:/a-b@x", "models:/a-b@x: a-b has no alias @x; its aliases: @champion (v1)")]:
+    for text, message in [
+        ("c", "c: no registered model named 'c'; registered models: a-b"),
+        ("a-b/7", "a-b/7: a-b has no version 7; its versions: 1, 2"),
+        ("models:/a-b@x", "models:/a-b@x: a-b has no alias @x; its aliases: @champion (v1)"),
+    ]:
         with pytest.raises(ConfigError) as err:
             check_ref(ModelRef.registry(text), index)
         assert str(err.value) == message

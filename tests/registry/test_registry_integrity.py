@@ -65,8 +65,9 @@ def test_a_package_changed_after_registration_is_refused(store, export, shared_h
     package = stored_package(store, name, version)
     rehash(package, **tamper(package))
     with pytest.raises(PackageError, match="registry"):
-        Summarizer.load(ModelRef.parse(f"models:/{name}/{version}"), home=shared_home,
-                        generation=GenerationConfig(max_new_tokens=4))
+        Summarizer.load(
+            ModelRef.parse(f"models:/{name}/{version}"), home=shared_home, generation=GenerationConfig(max_new_tokens=4)
+        )
     with pytest.raises(PackageError, match="registry"):
         download(f"{name}@challenger", tmp_path / "after")
     assert not (tmp_path / "after").exists() or not any((tmp_path / "after").iterdir())

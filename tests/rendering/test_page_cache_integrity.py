@@ -13,8 +13,16 @@ from deepsynth.data.generator import render_dataset
 from deepsynth.rendering.config import RenderSettings
 
 SETTINGS = RenderSettings(modes=["tiny"], workers=1)
-DOCS = [{"id": f"d{i}", "split": "train", "text": f"Document {i} talks about rivers and bridges. " * (3 + i),
-         "summary": "s", "instruction": None} for i in range(3)]
+DOCS = [
+    {
+        "id": f"d{i}",
+        "split": "train",
+        "text": f"Document {i} talks about rivers and bridges. " * (3 + i),
+        "summary": "s",
+        "instruction": None,
+    }
+    for i in range(3)
+]
 
 
 def pages_of(dataset):

@@ -14,16 +14,22 @@ from deepsynth.configuration import from_dict
 from deepsynth.data.generator import render_dataset
 from deepsynth.errors import ConfigError
 from deepsynth.rendering import fonts
+from deepsynth.rendering.config import RenderSettings
 from deepsynth.rendering.layout import WidthCache, wrap
 from deepsynth.rendering.modes import MODES
-from deepsynth.rendering.config import RenderSettings
 from deepsynth.rendering.renderer import DocumentRenderer, render_documents
 
 TEXT = " ".join(f"word{i % 37} lorem ipsum dolor" for i in range(400))
 
 
 def doc(text=TEXT, **kw):
-    return {"id": kw.pop("id", "d1"), "split": "train", "text": text, "summary": "s", "instruction": kw.pop("instruction", None)}
+    return {
+        "id": kw.pop("id", "d1"),
+        "split": "train",
+        "text": text,
+        "summary": "s",
+        "instruction": kw.pop("instruction", None),
+    }
 
 
 def decode(png: bytes) -> Image.Image:
@@ -108,7 +114,9 @@ def test_font_fallback_chain(tmp_path):
 
 def test_instruction_drawn_on_first_page_and_kept_as_text():
     plain = DocumentRenderer(RenderSettings(modes=["tiny"])).render(doc("Body text.", instruction="Summarize this:"))[0]
-    drawn = DocumentRenderer(RenderSettings(modes=["tiny"], draw_instruction=True)).render(doc("Body text.", instruction="Summarize this:"))[0]
+    drawn = DocumentRenderer(RenderSettings(modes=["tiny"], draw_instruction=True)).render(
+        doc("Body text.", instruction="Summarize this:")
+    )[0]
     assert plain["instruction"] == drawn["instruction"] == "Summarize this:"
     assert plain["pages"][0] != drawn["pages"][0]
     assert plain["doc_hash"] != drawn["doc_hash"]
@@ -130,11 +138,15 @@ def test_parallel_rendering_equals_sequential():
 
 def test_render_dataset_writes_shards_and_manifest(tmp_path):
     docs = [doc(TEXT, id=f"d{i}") for i in range(5)] + [doc("漢字 hieroglyphs: \U00013000\U00013001", id="cjk")]
-    out = render_dataset(docs, RenderSettings(modes=["tiny"], max_pages=1, rows_per_shard=2, workers=1), tmp_path / "r", total=6)
+    out = render_dataset(
+        docs, RenderSettings(modes=["tiny"], max_pages=1, rows_per_shard=2, workers=1), tmp_path / "r", total=6
+    )
     m = out.manifest
     assert len(out) == 6 and len(m["shards"]) == 3
     assert m["truncated"] == [f"d{i}" for i in range(5)]
-    assert m["missing_glyph_documents"] == [{"id": "cjk", "code_points": ["U+13000", "U+13001"]}]  # no font has them; 漢字 is drawn
+    assert m["missing_glyph_documents"] == [
+        {"id": "cjk", "code_points": ["U+13000", "U+13001"]}
+    ]  # no font has them; 漢字 is drawn
     assert m["pages"] == 6 and m["font"]["source"] == "package"
     (cjk,) = [d for d in out.iter_documents() if d.id == "cjk"]
     assert cjk.page_images()[0].size == (512, 512)
@@ -166,7 +178,12 @@ def test_page_cache_renders_only_new_documents(tmp_path):
     assert [d.pages for d in second.iter_documents()][:10] == [d.pages for d in first.iter_documents()]
     uncached = render_dataset(docs, settings, tmp_path / "c")
     assert [d.pages for d in uncached.iter_documents()] == [d.pages for d in second.iter_documents()]
-    changed = render_dataset(docs, RenderSettings(modes=["tiny", "small"], workers=1, font_size=11), tmp_path / "d", cache_dir=tmp_path / "cache")
+    changed = render_dataset(
+        docs,
+        RenderSettings(modes=["tiny", "small"], workers=1, font_size=11),
+        tmp_path / "d",
+        cache_dir=tmp_path / "cache",
+    )
     assert changed.manifest["rows_from_cache"] == 0  # new settings, new pages
 
 
@@ -179,7 +196,8 @@ def test_rendering_workers_start_from_a_script_without_a_main_guard(tmp_path):
         "from deepsynth.rendering.renderer import render_documents\n"
         "docs = [{'id': f'd{i}', 'split': 'train', 'text': f'Page {i}. ' * 40, 'summary': 's'} for i in range(4)]\n"
         "rows = list(render_documents(docs, RenderSettings(modes=['tiny'], workers=2)))\n"
-        "print('rendered', len(rows))\n")
+        "print('rendered', len(rows))\n"
+    )
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "rendered 4"

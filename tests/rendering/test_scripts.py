@@ -7,10 +7,10 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from deepsynth.errors import ConfigError
 from deepsynth.configuration import from_dict
+from deepsynth.errors import ConfigError
 from deepsynth.rendering import fonts, segment
 from deepsynth.rendering.chain import resolve_chain
 from deepsynth.rendering.config import RenderSettings
@@ -54,7 +54,7 @@ def test_each_script_is_fully_covered_and_rendered(script, chain):
 
 
 def test_characters_no_font_has_are_still_reported(chain):
-    (row,) = DocumentRenderer(RenderSettings(modes=["tiny"]), chain).render(doc("漢字 مرحبا \U00013000 \U0001F9FF"))
+    (row,) = DocumentRenderer(RenderSettings(modes=["tiny"]), chain).render(doc("漢字 مرحبا \U00013000 \U0001f9ff"))
     assert row["missing_glyphs"] == [0x13000, 0x1F9FF]  # Egyptian hieroglyph, an emoji: in no font of the chain
 
 
@@ -72,12 +72,15 @@ def _harfbuzz_width(path: str, index: int, size: int, text: str, direction: str)
     return sum(p.x_advance for p in buffer.glyph_positions) * size / face.upem, len(buffer.glyph_infos)
 
 
-@pytest.mark.parametrize("word, script, joins", [
-    ("العربية", "arabic", "letters join: contextual forms, not isolated ones"),
-    ("क्षत्रिय", "devanagari", "conjuncts: fewer glyphs than characters"),
-    ("ஆவணங்களைப்", "tamil", "vowel signs reorder"),
-    ("ภาษาไทย", "thai", "marks stack"),
-])
+@pytest.mark.parametrize(
+    "word, script, joins",
+    [
+        ("العربية", "arabic", "letters join: contextual forms, not isolated ones"),
+        ("क्षत्रिय", "devanagari", "conjuncts: fewer glyphs than characters"),
+        ("ஆவணங்களைப்", "tamil", "vowel signs reorder"),
+        ("ภาษาไทย", "thai", "marks stack"),
+    ],
+)
 def test_shaping_matches_harfbuzz(word, script, joins, chain):
     renderer = PageRenderer("base", RenderSettings(), chain)
     rtl = script == "arabic"
@@ -98,11 +101,14 @@ def _line_strip(png: bytes, line_height: int, margin: int) -> np.ndarray:
     return ink(png)[margin : margin + line_height]
 
 
-@pytest.mark.parametrize("text", [
-    "abc שלום עולם 123 def",              # left-to-right paragraph, a right-to-left phrase with a number
-    "שלום abc def עולם 2026.",            # right-to-left paragraph, a left-to-right phrase
-    "مرحبا بالعالم 12 test",              # Arabic with Arabic-context digits and a Latin word
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "abc שלום עולם 123 def",  # left-to-right paragraph, a right-to-left phrase with a number
+        "שלום abc def עולם 2026.",  # right-to-left paragraph, a left-to-right phrase
+        "مرحبا بالعالم 12 test",  # Arabic with Arabic-context digits and a Latin word
+    ],
+)
 def test_bidi_order_matches_fribidi(text):
     """One font (DejaVu has Latin, Hebrew and Arabic): our run-by-run drawing equals Raqm/FriBiDi's whole line."""
     settings = RenderSettings(modes=["base"], font=DEJAVU, fallback_fonts=[])
@@ -173,8 +179,9 @@ def test_truncation_is_recorded_for_cjk():
 def test_chain_is_in_the_settings_and_fingerprint(tmp_path):
     default, none = RenderSettings(), RenderSettings(fallback_fonts=[])
     assert default.fallback_fonts == DEFAULT_FALLBACK
-    assert settings_fingerprint(default, resolve_chain(None, default.fallback_fonts)) != \
-        settings_fingerprint(none, resolve_chain(None, []))
+    assert settings_fingerprint(default, resolve_chain(None, default.fallback_fonts)) != settings_fingerprint(
+        none, resolve_chain(None, [])
+    )
     with pytest.raises(ConfigError, match="unknown font 'noto-klingon'"):
         from_dict(RenderSettings, {"fallback_fonts": ["noto-klingon"]}, source="c.yaml")
     with pytest.raises(ConfigError, match="does not exist"):

@@ -16,9 +16,22 @@ def second_adapter(shared_home, rendered_dataset, tmp_path_factory):
     out = tmp_path_factory.getbasetemp() / "serving_second_adapter"
     if not (out / "adapter_model.safetensors").is_file():
         config = TrainerConfig(
-            model_name="tiny", deepsynth_home=str(shared_home), output_dir=str(out), mode="tiny", batch_size=2,
-            num_epochs=2, learning_rate=2e-2, lora_rank=8, lora_alpha=16, lora_dropout=0.0, max_length=256,
-            max_summary_tokens=32, progress_bar=False, device="cpu", seed=7, instruction_prompt="Summarize this text:",
+            model_name="tiny",
+            deepsynth_home=str(shared_home),
+            output_dir=str(out),
+            mode="tiny",
+            batch_size=2,
+            num_epochs=2,
+            learning_rate=2e-2,
+            lora_rank=8,
+            lora_alpha=16,
+            lora_dropout=0.0,
+            max_length=256,
+            max_summary_tokens=32,
+            progress_bar=False,
+            device="cpu",
+            seed=7,
+            instruction_prompt="Summarize this text:",
         )
         DeepSynthLoRATrainer(config).train(rendered_dataset)
     return out
@@ -30,8 +43,10 @@ def packages(trained_adapter, second_adapter, rendered_dataset, tmp_path_factory
     from deepsynth.export import export_adapter
 
     root = tmp_path_factory.mktemp("serving_packages")
-    return [export_adapter(adapter, root / name, dataset=rendered_dataset.path, metrics={"rouge_l": 0.1 * (i + 1)})
-            for i, (adapter, name) in enumerate([(trained_adapter, "first"), (second_adapter, "second")])]
+    return [
+        export_adapter(adapter, root / name, dataset=rendered_dataset.path, metrics={"rouge_l": 0.1 * (i + 1)})
+        for i, (adapter, name) in enumerate([(trained_adapter, "first"), (second_adapter, "second")])
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +59,9 @@ def alone(packages, shared_home):
     def summary(index, text=None, pages=None, max_new_tokens=6):
         key = (index, text, tuple(pages or ()), max_new_tokens)
         if key not in cache:
-            summarizer = Summarizer.load(packages[index].output_dir, home=shared_home,
-                                         generation=GenerationConfig(max_new_tokens=max_new_tokens))
+            summarizer = Summarizer.load(
+                packages[index].output_dir, home=shared_home, generation=GenerationConfig(max_new_tokens=max_new_tokens)
+            )
             cache[key] = summarizer.summarize_text(text) if text is not None else summarizer.summarize_pages(pages)
             summarizer.close()
         return cache[key]

@@ -21,8 +21,9 @@ def start_http(server):
 def call(url, method="GET", body=None, headers=None, raw=None, timeout=120):
     """One real HTTP request: ``(status, headers, body)``, the body parsed when it is JSON."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, dict(response.headers), _parse(response.read())

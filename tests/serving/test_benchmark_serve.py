@@ -14,9 +14,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_the_serving_benchmark_runs_end_to_end_on_the_tiny_profile():
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.serve", "--requests", "4", "--concurrency", "1,2",
-                           "--max-new-tokens", "2", "--out", "serve_smoke"],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.serve",
+            "--requests",
+            "4",
+            "--concurrency",
+            "1,2",
+            "--max-new-tokens",
+            "2",
+            "--out",
+            "serve_smoke",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((ROOT / "benchmarks" / "results" / "serve_smoke.json").read_text())
     for side in ("sequential", "batched"):

@@ -35,8 +35,9 @@ def versions(mlflow_store, packages):
 
 @pytest.fixture(scope="module")
 def server(versions, shared_home):
-    served = ModelServer(ServeConfig(poll_interval_s=0.2, max_batch_size=4, max_wait_ms=5, default_max_new_tokens=6),
-                         home=shared_home).start([CHAMPION])
+    served = ModelServer(
+        ServeConfig(poll_interval_s=0.2, max_batch_size=4, max_wait_ms=5, default_max_new_tokens=6), home=shared_home
+    ).start([CHAMPION])
     yield served
     served.stop()
 
@@ -51,7 +52,12 @@ def wait_until(condition, what, limit_s=120.0):
 def test_the_alias_is_served_pinned_to_its_version(url, versions, packages):
     (info,) = call(f"{url}/v1/adapters")[2]["adapters"]
     assert (info["name"], info["registry_name"], info["alias"], info["version"], info["sha256"]) == (
-        CHAMPION, NAME, "champion", versions[0], packages[0].adapter_sha256)
+        CHAMPION,
+        NAME,
+        "champion",
+        versions[0],
+        packages[0].adapter_sha256,
+    )
     for key in ("champion", versions[0], f"{NAME}/{versions[0]}"):
         status, _, body = call(f"{url}/v1/summarize", "POST", {"text": TEXT, "adapter": key})
         assert status == 200 and body["adapter"]["version"] == versions[0], body
@@ -104,10 +110,16 @@ def test_load_lora_adapter_swaps_a_moved_alias_at_once(url, server, versions, al
     assert answer["adapter"]["version"] == versions[0] and answer["summary"] == alone(0, text=OTHER)
 
 
-@pytest.mark.parametrize("ref, message", [
-    (f"models:/{NAME}@no-such-alias", f"{NAME} has no alias @no-such-alias; its aliases: "),
-    ("models:/no-such-model/1", "models:/no-such-model/1: no registered model named 'no-such-model'; registered models: "),
-])
+@pytest.mark.parametrize(
+    "ref, message",
+    [
+        (f"models:/{NAME}@no-such-alias", f"{NAME} has no alias @no-such-alias; its aliases: "),
+        (
+            "models:/no-such-model/1",
+            "models:/no-such-model/1: no registered model named 'no-such-model'; registered models: ",
+        ),
+    ],
+)
 def test_an_unknown_registry_reference_is_a_clear_400(url, ref, message):
     status, _, body = call(f"{url}/v1/load_lora_adapter", "POST", {"lora_name": "x", "lora_path": ref})
     assert status == 400 and message in body["error"], body

@@ -26,8 +26,10 @@ pytestmark = pytest.mark.slow
 def merged(packages, shared_home, tmp_path_factory):
     refs = [str(packages[0].output_dir), str(packages[1].package_path)]
     root = tmp_path_factory.mktemp("merged")
-    return {method: merge_adapters(refs, weights, root / method, method=method, home=shared_home)
-            for method, weights in (("cat", [1.0, 0.0]), ("linear", [0.6, 0.4]), ("ties", [0.5, 0.5]))}
+    return {
+        method: merge_adapters(refs, weights, root / method, method=method, home=shared_home)
+        for method, weights in (("cat", [1.0, 0.0]), ("linear", [0.6, 0.4]), ("ties", [0.5, 0.5]))
+    }
 
 
 def test_cat_with_weights_one_and_zero_gives_the_first_adapter(merged, packages, shared_home, test_docs, alone):
@@ -62,8 +64,11 @@ def test_a_merged_package_is_verified_summarized_served_and_registered(merged, m
         server.stop()
     assert served["summary"] == summary and served["adapter"]["sha256"] == result.adapter_sha256
     registered = register_package(result.output_dir, f"deepsynth-merged-{method}", commit="tests")
-    assert registered["created"] and show(f"deepsynth-merged-{method}/{registered['version']}")["tags"][
-        "adapter_sha256"] == result.adapter_sha256
+    assert (
+        registered["created"]
+        and show(f"deepsynth-merged-{method}/{registered['version']}")["tags"]["adapter_sha256"]
+        == result.adapter_sha256
+    )
 
 
 def test_bad_merges_are_refused_with_a_message(packages, shared_home, tmp_path):
@@ -73,8 +78,9 @@ def test_bad_merges_are_refused_with_a_message(packages, shared_home, tmp_path):
         merge_adapters([str(packages[0].output_dir)] * 2, [1.0, 1.0], tmp_path / "x", method="magic", home=shared_home)
 
 
-def test_force_replaces_an_earlier_export_at_out_and_without_it_nothing_is_written(merged, packages, shared_home,
-                                                                                   tmp_path):
+def test_force_replaces_an_earlier_export_at_out_and_without_it_nothing_is_written(
+    merged, packages, shared_home, tmp_path
+):
     refs = [str(packages[0].output_dir), str(packages[1].output_dir)]
     out = tmp_path / "earlier"
     shutil.copytree(merged["linear"].output_dir, out)
@@ -89,13 +95,45 @@ def test_force_replaces_an_earlier_export_at_out_and_without_it_nothing_is_writt
 def test_the_merge_command_prints_one_json_document(packages, shared_home, tmp_path):
     out = tmp_path / "cli-merged"
     proc = subprocess.run(
-        [sys.executable, "-m", "deepsynth_cli", "adapters", "merge", str(packages[0].output_dir),
-         str(packages[1].output_dir), "--weights", "0.7,0.3", "--method", "dare_linear", "--out", str(out), "--json"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "DEEPSYNTH_HOME": str(shared_home)})
+        [
+            sys.executable,
+            "-m",
+            "deepsynth_cli",
+            "adapters",
+            "merge",
+            str(packages[0].output_dir),
+            str(packages[1].output_dir),
+            "--weights",
+            "0.7,0.3",
+            "--method",
+            "dare_linear",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DEEPSYNTH_HOME": str(shared_home)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
     assert summary["method"] == "dare_linear" and summary["weights"] == [0.7, 0.3]
     assert open_package(summary["output_dir"]) == out
-    bad = subprocess.run([sys.executable, "-m", "deepsynth_cli", "adapters", "merge", str(packages[0].output_dir),
-                          "--out", str(tmp_path / "bad"), "--json"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepsynth_cli",
+            "adapters",
+            "merge",
+            str(packages[0].output_dir),
+            "--out",
+            str(tmp_path / "bad"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and json.loads(bad.stdout)["exit_code"] == 2 and "Traceback" not in bad.stderr

@@ -1,4 +1,5 @@
-"""``deepsynth serve`` as users start it: a real process, one JSON document on stdout, HTTP, SIGTERM; the config file."""
+"""``deepsynth serve`` as users start it: a real process, one JSON document on stdout, HTTP, SIGTERM;
+the config file."""
 
 from __future__ import annotations
 
@@ -52,8 +53,21 @@ class Served:
 
 @pytest.mark.slow
 def test_serve_prints_one_json_document_answers_and_stops_cleanly_on_sigterm(packages, shared_home, alone):
-    served = Served(*deepsynth("serve", "--model", f"first={packages[0].package_path}", "--config", str(CONFIG),
-                               "--port", "0", "--poll-interval-s", "0", "--json", home=shared_home))
+    served = Served(
+        *deepsynth(
+            "serve",
+            "--model",
+            f"first={packages[0].package_path}",
+            "--config",
+            str(CONFIG),
+            "--port",
+            "0",
+            "--poll-interval-s",
+            "0",
+            "--json",
+            home=shared_home,
+        )
+    )
     try:
         summary = served.document()
         assert summary["url"].startswith("http://127.0.0.1:") and summary["adapters"][0]["name"] == "first"
@@ -73,8 +87,16 @@ def test_serve_resolves_a_registry_alias_through_mlflow_tracking_uri(mlflow_stor
 
     version = register_package(packages[1].output_dir, "deepsynth-serve-cli", commit="tests")["version"]
     promote("deepsynth-serve-cli", version)
-    argv, env = deepsynth("serve", "--model", "models:/deepsynth-serve-cli@champion", "--port", "0", "--json",
-                          "--access-log", home=shared_home)
+    argv, env = deepsynth(
+        "serve",
+        "--model",
+        "models:/deepsynth-serve-cli@champion",
+        "--port",
+        "0",
+        "--json",
+        "--access-log",
+        home=shared_home,
+    )
     served = Served(argv, {**env, "MLFLOW_TRACKING_URI": mlflow_store})
     try:
         document = served.document()

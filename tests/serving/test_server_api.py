@@ -17,16 +17,26 @@ from deepsynth.rendering.modes import MODES
 from deepsynth.serving.config import TOKEN_ENV, ServeConfig
 from deepsynth.serving.server import ModelServer
 
-LIMITS = dict(max_batch_size=8, max_wait_ms=20, max_queue=6, max_text_chars=3000, max_pages=3,
-              max_page_pixels=800 * 800, max_body_bytes=1_000_000, max_new_tokens=16, default_max_new_tokens=6,
-              poll_interval_s=0)
+LIMITS = dict(
+    max_batch_size=8,
+    max_wait_ms=20,
+    max_queue=6,
+    max_text_chars=3000,
+    max_pages=3,
+    max_page_pixels=800 * 800,
+    max_body_bytes=1_000_000,
+    max_new_tokens=16,
+    default_max_new_tokens=6,
+    poll_interval_s=0,
+)
 
 
 @pytest.fixture(scope="module")
 def server(packages, shared_home):
     """One server for the module: the first package as a directory, the second as its zip."""
     served = ModelServer(ServeConfig(**LIMITS), home=shared_home).start(
-        [f"first={packages[0].output_dir}", f"second={packages[1].package_path}"])
+        [f"first={packages[0].output_dir}", f"second={packages[1].package_path}"]
+    )
     yield served
     served.stop()
 
@@ -47,8 +57,14 @@ def test_health_readiness_and_openapi_docs(url):
     assert call(f"{url}/healthz")[::2] == (200, {"status": "ok"})
     assert call(f"{url}/readyz")[::2] == (200, {"status": "ready", "adapters": 2})
     status, _, spec = call(f"{url}/openapi.json")
-    assert status == 200 and {"/v1/summarize", "/v1/adapters", "/v1/load_lora_adapter", "/v1/unload_lora_adapter",
-                              "/healthz", "/readyz"} <= set(spec["paths"])
+    assert status == 200 and {
+        "/v1/summarize",
+        "/v1/adapters",
+        "/v1/load_lora_adapter",
+        "/v1/unload_lora_adapter",
+        "/healthz",
+        "/readyz",
+    } <= set(spec["paths"])
     status, _, page = call(f"{url}/docs")
     assert status == 200 and "swagger" in page.lower()
 
@@ -57,7 +73,9 @@ def test_adapters_lists_both_with_their_sha256(url, packages):
     status, _, body = call(f"{url}/v1/adapters")
     assert status == 200
     assert [(a["name"], a["sha256"]) for a in body["adapters"]] == [
-        ("first", packages[0].adapter_sha256), ("second", packages[1].adapter_sha256)]
+        ("first", packages[0].adapter_sha256),
+        ("second", packages[1].adapter_sha256),
+    ]
     assert packages[0].adapter_sha256 != packages[1].adapter_sha256
 
 
@@ -80,8 +98,14 @@ def test_summarize_page_images_equals_the_adapter_alone(url, alone):
 
 def test_concurrent_requests_form_mixed_batches_equal_to_each_served_alone(url, server, alone):
     """Requests queue while the model is busy, then decode in batches that mix both adapters."""
-    cases = [("first", 0, TEXT), ("second", 1, TEXT), ("first", 0, OTHER), ("second", 1, OTHER),
-             ("first", 0, TEXT), ("second", 1, OTHER)]
+    cases = [
+        ("first", 0, TEXT),
+        ("second", 1, TEXT),
+        ("first", 0, OTHER),
+        ("second", 1, OTHER),
+        ("first", 0, TEXT),
+        ("second", 1, OTHER),
+    ]
     results: list = [None] * len(cases)
 
     def post(i, adapter, text):
@@ -93,7 +117,7 @@ def test_concurrent_requests_form_mixed_batches_equal_to_each_served_alone(url, 
             before = server.batcher.submitted
             threads.append(threading.Thread(target=post, args=(i, adapter, text)))
             threads[-1].start()
-            wait_until(lambda: server.batcher.submitted > before, "the request to be queued")
+            wait_until(lambda before=before: server.batcher.submitted > before, "the request to be queued")
     for thread in threads:
         thread.join(timeout=120)
     assert all(r is not None and r[0] == 200 for r in results), results
@@ -106,13 +130,16 @@ def test_concurrent_requests_form_mixed_batches_equal_to_each_served_alone(url, 
 
 
 def test_load_and_unload_an_adapter_from_a_zip_package(url, packages, alone):
-    status, _, body = call(f"{url}/v1/load_lora_adapter", "POST",
-                           {"lora_name": "third", "lora_path": str(packages[0].package_path)})
+    status, _, body = call(
+        f"{url}/v1/load_lora_adapter", "POST", {"lora_name": "third", "lora_path": str(packages[0].package_path)}
+    )
     assert status == 200 and body["status"] == "loaded" and body["adapter"]["sha256"] == packages[0].adapter_sha256
     status, _, body = call(f"{url}/v1/summarize", "POST", {"text": OTHER, "adapter": "third"})
     assert status == 200 and body["summary"] == alone(0, text=OTHER)
     assert call(f"{url}/v1/unload_lora_adapter", "POST", {"lora_name": "third"})[::2] == (
-        200, {"status": "unloaded", "adapter": body["adapter"]})
+        200,
+        {"status": "unloaded", "adapter": body["adapter"]},
+    )
     assert call(f"{url}/v1/summarize", "POST", {"text": OTHER, "adapter": "third"})[0] == 404
     assert call(f"{url}/v1/unload_lora_adapter", "POST", {"lora_name": "third"})[0] == 404
     assert [a["name"] for a in call(f"{url}/v1/adapters")[2]["adapters"]] == ["first", "second"]
@@ -131,11 +158,15 @@ def _with_pickle(src, dst):
     (dst / "extra_weights.bin").write_bytes(b"\x80\x04K\x01.")  # a pickle
 
 
-@pytest.mark.parametrize("make, message", [
-    (_tampered, "does not match its sha256"),
-    (_with_pickle, "not an allowed file type"),
-    (lambda src, dst: shutil.copytree(src.parent.parent / "serving_second_adapter", dst), "not an export package"),
-], ids=["tampered", "pickle", "not-a-package"])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (_tampered, "does not match its sha256"),
+        (_with_pickle, "not an allowed file type"),
+        (lambda src, dst: shutil.copytree(src.parent.parent / "serving_second_adapter", dst), "not an export package"),
+    ],
+    ids=["tampered", "pickle", "not-a-package"],
+)
 def test_packages_are_verified_before_loading(url, packages, tmp_path, make, message):
     target = tmp_path / "package"
     make(packages[1].output_dir, target)
@@ -150,22 +181,39 @@ def _png_of(size) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("body, raw, status, message", [
-    (None, b'{"text": ', 422, "invalid JSON"),
-    ({"text": "x" * 3001}, None, 413, "3001 characters"),
-    ({"pages": ["A"] * 4}, None, 413, "4 pages"),
-    ({"pages": [b64(_png_of((900, 900)))]}, None, 413, "900x900 pixels"),
-    ({"pages": ["@@not base64@@"]}, None, 400, "pages[0]: not valid base64"),
-    ({"pages": [b64(b"certainly not an image")]}, None, 400, "pages[0]: not a decodable image"),
-    ({"text": TEXT, "temperature": 2}, None, 422, "temperature"),
-    ({"text": TEXT, "pages": []}, None, 400, "exactly one of text or pages"),
-    ({}, None, 400, "exactly one of text or pages"),
-    ({"text": "   "}, None, 400, "text: is empty"),
-    ({"text": TEXT, "adapter": "nope"}, None, 404, "'nope' is not served"),
-    ({"text": TEXT, "max_new_tokens": 999}, None, 400, "max_new_tokens"),
-    (None, b'{"text": "' + b"x" * 1_000_001 + b'"}', 413, "request body"),
-], ids=["malformed-json", "long-text", "many-pages", "many-pixels", "bad-base64", "bad-image", "unknown-field",
-        "text-and-pages", "empty-body", "blank-text", "unknown-adapter", "too-many-tokens", "huge-body"])
+@pytest.mark.parametrize(
+    "body, raw, status, message",
+    [
+        (None, b'{"text": ', 422, "invalid JSON"),
+        ({"text": "x" * 3001}, None, 413, "3001 characters"),
+        ({"pages": ["A"] * 4}, None, 413, "4 pages"),
+        ({"pages": [b64(_png_of((900, 900)))]}, None, 413, "900x900 pixels"),
+        ({"pages": ["@@not base64@@"]}, None, 400, "pages[0]: not valid base64"),
+        ({"pages": [b64(b"certainly not an image")]}, None, 400, "pages[0]: not a decodable image"),
+        ({"text": TEXT, "temperature": 2}, None, 422, "temperature"),
+        ({"text": TEXT, "pages": []}, None, 400, "exactly one of text or pages"),
+        ({}, None, 400, "exactly one of text or pages"),
+        ({"text": "   "}, None, 400, "text: is empty"),
+        ({"text": TEXT, "adapter": "nope"}, None, 404, "'nope' is not served"),
+        ({"text": TEXT, "max_new_tokens": 999}, None, 400, "max_new_tokens"),
+        (None, b'{"text": "' + b"x" * 1_000_001 + b'"}', 413, "request body"),
+    ],
+    ids=[
+        "malformed-json",
+        "long-text",
+        "many-pages",
+        "many-pixels",
+        "bad-base64",
+        "bad-image",
+        "unknown-field",
+        "text-and-pages",
+        "empty-body",
+        "blank-text",
+        "unknown-adapter",
+        "too-many-tokens",
+        "huge-body",
+    ],
+)
 def test_bad_requests_get_a_clear_4xx(url, body, raw, status, message):
     got, _, answer = call(f"{url}/v1/summarize", "POST", body, raw=raw)
     assert got == status and message in answer["error"], answer
@@ -183,7 +231,10 @@ def test_a_full_queue_answers_429_with_retry_after_and_the_rest_is_served(url, s
             before, done = server.batcher.submitted, len(answers)
             threads.append(threading.Thread(target=post))
             threads[-1].start()
-            wait_until(lambda: server.batcher.submitted > before or len(answers) > done, "queued or refused")
+            wait_until(
+                lambda before=before, done=done: server.batcher.submitted > before or len(answers) > done,
+                "queued or refused",
+            )
             if len(answers) > done:
                 break
     for thread in threads:

@@ -14,7 +14,7 @@ import sys
 
 def main(argv: list[str]) -> dict:
     """Import ``argv``'s modules, run the CLI on what follows ``--``; report the loaded modules."""
-    names, cli_args = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, None)
+    names, cli_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, None)
     for name in names:
         importlib.import_module(name)
     exit_code = None

@@ -19,7 +19,9 @@ import pytest
 import torch
 
 from deepsynth.errors import ConfigError
-from deepsynth.training import checkpoint_io, checkpoint_layout as layout, checkpointing as ck, fingerprints
+from deepsynth.training import checkpoint_io, fingerprints
+from deepsynth.training import checkpoint_layout as layout
+from deepsynth.training import checkpointing as ck
 
 WORKER = Path(__file__).with_name("train_worker.py")
 
@@ -41,8 +43,16 @@ def _train_and_save(out, steps, fingerprint=None, keep=5):
         scheduler.step()
         optimizer.zero_grad()
         tensors = {n: p.detach().clone() for n, p in layer.named_parameters()}
-        ck.save_checkpoint(out, step, tensors, optimizer, scheduler, {"epoch": 0, "step_in_epoch": step}, keep=keep,
-                           fingerprint=fingerprint)
+        ck.save_checkpoint(
+            out,
+            step,
+            tensors,
+            optimizer,
+            scheduler,
+            {"epoch": 0, "step_in_epoch": step},
+            keep=keep,
+            fingerprint=fingerprint,
+        )
         saved[step] = tensors
     return saved
 
@@ -54,7 +64,13 @@ def test_checkpoint_index_lists_every_file_with_its_sha256(tmp_path):
     _train_and_save(tmp_path, 1, FINGERPRINT)
     (path,) = ck.list_checkpoints(tmp_path)
     index = ck.read_index(path)
-    assert set(index["files"]) == {layout.WEIGHTS, layout.OPTIMIZER_TENSORS, layout.OPTIMIZER_META, layout.RNG_TENSORS, layout.STATE}
+    assert set(index["files"]) == {
+        layout.WEIGHTS,
+        layout.OPTIMIZER_TENSORS,
+        layout.OPTIMIZER_META,
+        layout.RNG_TENSORS,
+        layout.STATE,
+    }
     assert index["step"] == 1 and index["fingerprint"] == FINGERPRINT
     assert checkpoint_io.verify_checkpoint(path) is None
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".tmp")]
@@ -144,7 +160,9 @@ def test_dataset_fingerprint_follows_shard_content(rendered, tmp_path):
 
 def test_fingerprint_ignores_paths_and_logging_but_not_hyperparameters(tiny_config):
     a = fingerprints.config_fingerprint(tiny_config(output_dir="/a", save_steps=1, progress_bar=False))
-    b = fingerprints.config_fingerprint(tiny_config(output_dir="/b", save_steps=5, progress_bar=True, resume_force=True))
+    b = fingerprints.config_fingerprint(
+        tiny_config(output_dir="/b", save_steps=5, progress_bar=True, resume_force=True)
+    )
     assert a == b
     assert a != fingerprints.config_fingerprint(tiny_config(learning_rate=0.5))
 
@@ -152,17 +170,25 @@ def test_fingerprint_ignores_paths_and_logging_but_not_hyperparameters(tiny_conf
 @pytest.mark.slow
 def test_kill_9_while_a_checkpoint_is_written_resumes_from_the_last_complete_one(tiny_config, rendered, tmp_path):
     out = tmp_path / "run"
-    config = tiny_config(output_dir=str(out), num_epochs=3, save_steps=2, save_total_limit=3, resume_from_checkpoint="latest")
+    config = tiny_config(
+        output_dir=str(out), num_epochs=3, save_steps=2, save_total_limit=3, resume_from_checkpoint="latest"
+    )
     cfg_path = tmp_path / "config.json"
     cfg_path.write_text(json.dumps(config.to_dict()))
     env = {**os.environ, checkpoint_io.WRITE_DELAY_ENV: "0.5"}  # 5 files x 0.5 s: a wide window to land the kill in
-    victim = subprocess.Popen([sys.executable, str(WORKER), str(cfg_path), str(rendered.path), str(tmp_path / "v.json")],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    victim = subprocess.Popen(
+        [sys.executable, str(WORKER), str(cfg_path), str(rendered.path), str(tmp_path / "v.json")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     root = out / "checkpoints"
     deadline = time.time() + 180
     torn = []
     while True:  # wait until checkpoint 2 is complete and checkpoint 4 is half written
-        assert victim.poll() is None, "the run ended before it could be killed: " + victim.stderr.read().decode()[-2000:]
+        assert victim.poll() is None, (
+            "the run ended before it could be killed: " + victim.stderr.read().decode()[-2000:]
+        )
         assert time.time() < deadline
         torn = [p for p in root.glob(".tmp-checkpoint-00000004-*")] if root.is_dir() else []
         if torn and any(torn[0].iterdir()) and (root / "checkpoint-00000002" / ck.INDEX).is_file():
@@ -173,8 +199,12 @@ def test_kill_9_while_a_checkpoint_is_written_resumes_from_the_last_complete_one
     assert torn[0].is_dir() and not (torn[0] / ck.INDEX).exists()  # really torn: files but no index
     assert [p.name for p in ck.list_checkpoints(out)] == ["checkpoint-00000002"]
 
-    resumed = subprocess.run([sys.executable, str(WORKER), str(cfg_path), str(rendered.path), str(tmp_path / "r.json")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=240)
+    resumed = subprocess.run(
+        [sys.executable, str(WORKER), str(cfg_path), str(rendered.path), str(tmp_path / "r.json")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=240,
+    )
     assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
     info = json.loads((tmp_path / "r.rank0.json").read_text())["metrics"]
     assert info["resumed_from_step"] == 2 and info["global_step"] == 6
@@ -211,7 +241,10 @@ def test_planted_pickle_in_a_checkpoint_is_never_executed(tmp_path):
     weights = path / layout.WEIGHTS
     weights.write_bytes(pickle.dumps(Payload(marker)))
     index = ck.read_index(path)
-    index["files"][layout.WEIGHTS] = {"sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "size": weights.stat().st_size}
+    index["files"][layout.WEIGHTS] = {
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "size": weights.stat().st_size,
+    }
     (path / ck.INDEX).write_text(json.dumps(index))
     _, optimizer, scheduler = _optim()
     with pytest.raises(Exception):

@@ -29,11 +29,23 @@ def test_two_gloo_processes_agree_and_only_rank_zero_logs_and_saves(tiny_config,
     port, procs = free_port(), []
     store = str(tmp_path)
     for rank in range(2):
-        env = dict({k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(port), MLFLOW_STORE=store)
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(config_path), str(rendered.path),
-                                       str(tmp_path / "result.json")], env=env, stderr=subprocess.PIPE,
-                                      cwd=tmp_path))  # MLflow's default artifact root is ./mlruns
+        env = dict(
+            {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            MLFLOW_STORE=store,
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(WORKER), str(config_path), str(rendered.path), str(tmp_path / "result.json")],
+                env=env,
+                stderr=subprocess.PIPE,
+                cwd=tmp_path,
+            )
+        )  # MLflow's default artifact root is ./mlruns
     for proc in procs:
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-3000:]
 
@@ -55,5 +67,9 @@ def test_two_gloo_processes_agree_and_only_rank_zero_logs_and_saves(tiny_config,
     assert run.data.metrics == {} and run.data.params == {}
     saved = load_file(str(Path(config.output_dir) / "adapter_model.safetensors"))
     for name, value in saved.items():
-        peft_name = native_key(name).replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight")
+        peft_name = (
+            native_key(name)
+            .replace(".lora_A.weight", ".lora_A.default.weight")
+            .replace(".lora_B.weight", ".lora_B.default.weight")
+        )
         torch.testing.assert_close(value, weights[0][peft_name])

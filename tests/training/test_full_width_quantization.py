@@ -10,7 +10,7 @@ import torch
 from transformers import UnlimitedOcrForConditionalGeneration
 
 from deepsynth.models.architecture import full_width_slice_config
-from deepsynth.models.quantization import QuantizationSpec, QuantizedExperts, weight_bytes
+from deepsynth.models.quantization import QuantizedExperts, weight_bytes
 from deepsynth.models.tokenizer import load_tokenizer
 from deepsynth.models.vision import ocr_core
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
@@ -37,18 +37,34 @@ def slice_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bf16_experts(slice_checkpoint):
-    model = UnlimitedOcrForConditionalGeneration.from_pretrained(slice_checkpoint, dtype=torch.bfloat16,
-                                                                 use_safetensors=True)
+    model = UnlimitedOcrForConditionalGeneration.from_pretrained(
+        slice_checkpoint, dtype=torch.bfloat16, use_safetensors=True
+    )
     return ocr_core(model).language_model.layers[1].mlp.experts
 
 
 def _config(slice_checkpoint, tmp_path, bits, **overrides):
     from deepsynth.training.config import TrainerConfig
 
-    values = dict(model_name=str(slice_checkpoint), model_dtype="bfloat16", device="cpu", use_qlora=True,
-                  qlora_bits=bits, lora_rank=8, lora_alpha=16, lora_dropout=0.0, lora_target_experts=True,
-                  batch_size=1, num_epochs=2, learning_rate=5e-3, max_length=256, max_summary_tokens=16,
-                  progress_bar=False, output_dir=str(tmp_path / "out"), deepsynth_home=str(tmp_path / "home"))
+    values = dict(
+        model_name=str(slice_checkpoint),
+        model_dtype="bfloat16",
+        device="cpu",
+        use_qlora=True,
+        qlora_bits=bits,
+        lora_rank=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        lora_target_experts=True,
+        batch_size=1,
+        num_epochs=2,
+        learning_rate=5e-3,
+        max_length=256,
+        max_summary_tokens=16,
+        progress_bar=False,
+        output_dir=str(tmp_path / "out"),
+        deepsynth_home=str(tmp_path / "home"),
+    )
     values.update(overrides)
     return TrainerConfig(**values)
 

@@ -6,8 +6,8 @@ import contextlib
 
 import pytest
 import torch
-
 from adapter_support import assert_same_adapter
+
 from deepsynth.errors import ConfigError
 from deepsynth.training.checkpointing import list_checkpoints
 from deepsynth.training.config import TrainerConfig
@@ -21,7 +21,9 @@ def test_step_target_counts_add_every_ranks_share():
     one = step_target_counts(targets, TrainerConfig(model_name="tiny", batch_size=4), 0, 1)
     assert one == [sum(targets[i] for i in epoch_order(5, 42, 0, 0, 1)[:4]), targets[epoch_order(5, 42, 0, 0, 1)[4]]]
     # Two ranks, batch 1, two micro-batches per step: 5 documents padded to 6, so 2 steps of 4 and 2 examples.
-    two = step_target_counts(targets, TrainerConfig(model_name="tiny", batch_size=1, gradient_accumulation_steps=2), 0, 2)
+    two = step_target_counts(
+        targets, TrainerConfig(model_name="tiny", batch_size=1, gradient_accumulation_steps=2), 0, 2
+    )
     shards = [epoch_order(5, 42, 0, rank, 2) for rank in range(2)]
     assert two == [sum(targets[s[i]] for s in shards for i in (0, 1)), sum(targets[s[2]] for s in shards)]
 
@@ -50,8 +52,12 @@ def test_two_ranks_train_the_adapter_of_one_process_with_the_same_global_batch(t
     assert metrics["world_size"] == 2 and metrics["rank"] == 0
     assert metrics["global_step"] == ref_metrics["global_step"] == 4 and metrics["train_samples"] == 8
     assert_same_adapter(tmp_path / "two", tmp_path / "one")
-    for (step, loss, lr), (ref_step, ref_loss, ref_lr) in zip(metrics["loss_curve"], ref_metrics["loss_curve"], strict=True):
-        assert (step, lr) == (ref_step, ref_lr) and loss == pytest.approx(ref_loss, abs=1e-6)  # reported in float64 vs 32
+    for (step, loss, lr), (ref_step, ref_loss, ref_lr) in zip(
+        metrics["loss_curve"], ref_metrics["loss_curve"], strict=True
+    ):
+        assert (step, lr) == (ref_step, ref_lr) and loss == pytest.approx(
+            ref_loss, abs=1e-6
+        )  # reported in float64 vs 32
     # Only rank 0 wrote checkpoints, into the one state folder.
     assert [p.name for p in (tmp_path / "two" / "checkpoints").iterdir()] == ["checkpoint-00000002"]
 
@@ -60,9 +66,12 @@ def test_two_ranks_train_the_adapter_of_one_process_with_the_same_global_batch(t
 def test_one_forward_over_the_global_batch_matches_to_float_rounding(tiny_config, rendered, tmp_path):
     """The loss is the token mean over the global batch however it is split; only rounding differs."""
     common = dict(num_epochs=2, lora_dropout=0.0, learning_rate=1e-3)
-    split, _ = DeepSynthLoRATrainer(tiny_config(batch_size=1, gradient_accumulation_steps=2,
-                                                output_dir=str(tmp_path / "split"), **common)).train(rendered)
-    whole, _ = DeepSynthLoRATrainer(tiny_config(batch_size=2, output_dir=str(tmp_path / "whole"), **common)).train(rendered)
+    split, _ = DeepSynthLoRATrainer(
+        tiny_config(batch_size=1, gradient_accumulation_steps=2, output_dir=str(tmp_path / "split"), **common)
+    ).train(rendered)
+    whole, _ = DeepSynthLoRATrainer(tiny_config(batch_size=2, output_dir=str(tmp_path / "whole"), **common)).train(
+        rendered
+    )
     for (_, loss, _), (_, ref, _) in zip(split["loss_curve"], whole["loss_curve"], strict=True):
         assert loss == pytest.approx(ref, rel=1e-5)
     assert_same_adapter(tmp_path / "split", tmp_path / "whole", atol=1e-4)  # AdamW amplifies rounding in tiny gradients

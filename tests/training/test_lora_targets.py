@@ -1,4 +1,5 @@
 import pytest
+import torch
 from peft import get_peft_model
 
 from deepsynth.models.loading import load_base_model
@@ -6,16 +7,15 @@ from deepsynth.training.config import TrainerConfig
 from deepsynth.training.lora_config import build_lora_config
 from deepsynth.training.model_setup import build_training_model, count_parameters
 
-import torch
-
 
 def lora_params(r, fan_in, fan_out):
     return r * (fan_in + fan_out)
 
 
 def test_default_targets_are_decoder_attention_and_mlp_with_a_hand_computed_count(deepsynth_home):
-    model, _, _ = build_training_model(TrainerConfig(model_name="tiny", deepsynth_home=str(deepsynth_home)),
-                                       torch.device("cpu"))
+    model, _, _ = build_training_model(
+        TrainerConfig(model_name="tiny", deepsynth_home=str(deepsynth_home)), torch.device("cpu")
+    )
     r, h = 16, 64
     attention = 4 * lora_params(r, h, h)  # q, k, v, o: 64 -> 64 in both layers
     dense_mlp = 2 * lora_params(r, h, 128) + lora_params(r, 128, h)  # layer 0: gate/up 64->128, down 128->64
@@ -44,5 +44,8 @@ def test_vision_tower_frozen_and_projector_optional(deepsynth_home, train_projec
     model, _, _ = build_training_model(config, torch.device("cpu"))
     grads = {n: p.requires_grad for n, p in model.named_parameters()}
     assert not any(v for n, v in grads.items() if "vision_tower" in n)
-    assert all(v == train_projector for n, v in grads.items()
-               if "multi_modal_projector" in n or n.endswith(("image_newline", "view_separator")))
+    assert all(
+        v == train_projector
+        for n, v in grads.items()
+        if "multi_modal_projector" in n or n.endswith(("image_newline", "view_separator"))
+    )

@@ -34,7 +34,11 @@ def test_logs_params_curve_throughput_system_and_adapter(tiny_config, rendered, 
         assert data.metrics[key] == pytest.approx(float(metrics[key]))
     assert data.tags["system.torch"] and data.tags["system.device"] == "cpu"
     artifacts = {a.path for a in mlflow_store.list_artifacts(run.info.run_id, "adapter")}
-    assert {"adapter/adapter_model.safetensors", "adapter/adapter_config.json", "adapter/trainer_config.json"} <= artifacts
+    assert {
+        "adapter/adapter_model.safetensors",
+        "adapter/adapter_config.json",
+        "adapter/trainer_config.json",
+    } <= artifacts
     assert "adapter/checkpoints" not in artifacts
 
 

@@ -17,8 +17,14 @@ from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
     [(4, "nf4", bnb.nn.Linear4bit), (4, "fp4", bnb.nn.Linear4bit), (8, "nf4", bnb.nn.Linear8bitLt)],
 )
 def test_qlora_quantizes_the_decoder_only_and_trains(tiny_config, rendered, tmp_path, bits, quant_type, layer_type):
-    config = tiny_config(use_qlora=True, qlora_bits=bits, qlora_type=quant_type, qlora_double_quant=True,
-                         num_epochs=4, output_dir=str(tmp_path / f"q{bits}{quant_type}"))
+    config = tiny_config(
+        use_qlora=True,
+        qlora_bits=bits,
+        qlora_type=quant_type,
+        qlora_double_quant=True,
+        num_epochs=4,
+        output_dir=str(tmp_path / f"q{bits}{quant_type}"),
+    )
     trainer = DeepSynthLoRATrainer(config)
     metrics, _ = trainer.train(rendered)
     core = ocr_core(trainer.model)
@@ -60,10 +66,24 @@ def qlora_expert_adapter(request, deepsynth_home, tmp_path_factory, make_rendere
 
     out = tmp_path_factory.mktemp(f"qlora{request.param}")
     data = make_rendered(out / "data")
-    config = TrainerConfig(model_name="tiny", deepsynth_home=str(deepsynth_home), output_dir=str(out / "adapter"),
-                           batch_size=2, num_epochs=3, learning_rate=1e-2, lora_rank=8, lora_alpha=16,
-                           lora_dropout=0.0, lora_target_experts=True, use_qlora=True, qlora_bits=request.param,
-                           max_length=256, max_summary_tokens=32, progress_bar=False, device="cpu")
+    config = TrainerConfig(
+        model_name="tiny",
+        deepsynth_home=str(deepsynth_home),
+        output_dir=str(out / "adapter"),
+        batch_size=2,
+        num_epochs=3,
+        learning_rate=1e-2,
+        lora_rank=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        lora_target_experts=True,
+        use_qlora=True,
+        qlora_bits=request.param,
+        max_length=256,
+        max_summary_tokens=32,
+        progress_bar=False,
+        device="cpu",
+    )
     trainer = DeepSynthLoRATrainer(config)
     metrics, _ = trainer.train(data)
     assert metrics["final_loss"] < metrics["initial_loss"]
@@ -89,8 +109,9 @@ def test_qlora_expert_adapter_reloads_exactly_on_the_quantized_base(qlora_expert
     assert out.token_ids == ([] if expected == quantized.tokenizer.eos_token_id else [expected])
 
 
-def test_qlora_expert_adapter_loads_on_the_full_precision_base_and_merges(qlora_expert_adapter, deepsynth_home,
-                                                                         tmp_path):
+def test_qlora_expert_adapter_loads_on_the_full_precision_base_and_merges(
+    qlora_expert_adapter, deepsynth_home, tmp_path
+):
     adapter, data = qlora_expert_adapter
     full = load_adapter_model(adapter, home=deepsynth_home)  # verifies every tensor
     assert not isinstance(_experts(full.model), QuantizedExperts)
@@ -99,8 +120,14 @@ def test_qlora_expert_adapter_loads_on_the_full_precision_base_and_merges(qlora_
     quantized, _ = prompt_logits(load_adapter_model(adapter, home=deepsynth_home, quantized=True), doc)
     assert not torch.equal(with_adapter, quantized)  # really a different (unquantized) base
 
-    result = export_adapter(adapter, tmp_path / "merged", create_package=False, include_base_model=True,
-                            dataset=data.path, home=deepsynth_home)
+    result = export_adapter(
+        adapter,
+        tmp_path / "merged",
+        create_package=False,
+        include_base_model=True,
+        dataset=data.path,
+        home=deepsynth_home,
+    )
     merged = load_adapter_model(result.output_dir, home=deepsynth_home)
     merged_logits, _ = prompt_logits(merged, doc)
     torch.testing.assert_close(merged_logits, with_adapter, atol=1e-4, rtol=1e-4)

@@ -18,8 +18,11 @@ WORKER = Path(__file__).with_name("train_worker.py")
 def launch(config, dataset, result, delay=0.0):
     path = Path(result).with_suffix(".config.json")
     path.write_text(json.dumps(config.to_dict()))
-    return subprocess.Popen([sys.executable, str(WORKER), str(path), str(dataset), str(result), str(delay)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(path), str(dataset), str(result), str(delay)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow
@@ -69,8 +72,14 @@ def test_checkpoints_are_complete_safetensors_and_pruned(tiny_config, rendered, 
     assert [Path(c).name for c in checkpoints] == ["checkpoint-00000004", "checkpoint-00000005"]
     for checkpoint in checkpoints:
         files = {p.name for p in Path(checkpoint).iterdir()}
-        assert files == {"trainable.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors",
-                         "trainer_state.json", "checkpoint_index.json"}
+        assert files == {
+            "trainable.safetensors",
+            "optimizer.safetensors",
+            "optimizer.json",
+            "rng.safetensors",
+            "trainer_state.json",
+            "checkpoint_index.json",
+        }
         state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
         assert state["global_step"] == int(Path(checkpoint).name.split("-")[1])
         trainable = load_file(str(Path(checkpoint) / "trainable.safetensors"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from deepsynth.errors import ConfigError
-from deepsynth.training.checkpointing import INDEX, list_checkpoints, read_index
+from deepsynth.training.checkpointing import list_checkpoints, read_index
 from deepsynth.training.signals import TrainingInterrupted
 
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -63,7 +63,9 @@ def test_sigterm_subprocess_exits_143_with_a_checkpoint_and_the_retry_resumes_fr
     cfg_path = tmp_path / "config.json"
     cfg_path.write_text(json.dumps(config.to_dict()))
     command = [sys.executable, "-c", EXITS_LIKE_THE_CLI, str(WORKER), str(cfg_path), str(rendered.path)]
-    victim = subprocess.Popen(command + [str(tmp_path / "v.json"), "0.5"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    victim = subprocess.Popen(
+        command + [str(tmp_path / "v.json"), "0.5"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 180
     while not list_checkpoints(out):  # step 3's periodic checkpoint: training is under way
         assert victim.poll() is None, victim.stderr.read().decode()[-2000:]
@@ -85,7 +87,9 @@ def test_sigterm_subprocess_exits_143_with_a_checkpoint_and_the_retry_resumes_fr
     assert stopped_at in (3, 4, 5)
     assert not (out / "adapter_model.safetensors").exists()
 
-    retry = subprocess.run(command + [str(tmp_path / "r.json")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=240)
+    retry = subprocess.run(
+        command + [str(tmp_path / "r.json")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=240
+    )
     assert retry.returncode == 0, retry.stderr.decode()[-2000:]
     metrics = json.loads((tmp_path / "r.rank0.json").read_text())["metrics"]
     assert metrics["resumed_from_step"] == stopped_at and metrics["global_step"] == 12
@@ -97,7 +101,9 @@ def test_resume_after_a_config_or_dataset_change_is_refused_unless_forced(tiny_c
     from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
 
     out = str(tmp_path / "out")
-    common = dict(output_dir=out, num_epochs=1, save_steps=1, resume_from_checkpoint="latest")  # 2 steps, checkpoint at 1
+    common = dict(
+        output_dir=out, num_epochs=1, save_steps=1, resume_from_checkpoint="latest"
+    )  # 2 steps, checkpoint at 1
     DeepSynthLoRATrainer(tiny_config(**common)).train(rendered)
     (checkpoint,) = list_checkpoints(out)
     assert read_index(checkpoint)["fingerprint"]["config"]["optimizer.learning_rate"] == 1e-2
@@ -124,14 +130,16 @@ def test_the_train_lora_step_keeps_checkpoints_where_a_rerun_of_the_same_trainin
     tiny_config, rendered, deepsynth_home, monkeypatch
 ):
     """ZenML deletes a failed step's outputs, so the step checkpoints under <home>/training-state."""
-    from deepsynth.training.fingerprints import resumable_state_dir
     from deepsynth.adapter_files import TRAINING_METRICS as METRICS_FILE
     from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
+    from deepsynth.training.fingerprints import resumable_state_dir
     from steps.train_lora import train_lora
 
     config = tiny_config(num_epochs=3)
     state_dir = resumable_state_dir(deepsynth_home, config, rendered.path)
-    assert state_dir != resumable_state_dir(deepsynth_home, dataclasses.replace(config, learning_rate=2e-2), rendered.path)
+    assert state_dir != resumable_state_dir(
+        deepsynth_home, dataclasses.replace(config, learning_rate=2e-2), rendered.path
+    )
     step, calls = DeepSynthLoRATrainer._step, []
 
     def step_then_sigterm(self, *args, **kwargs):

@@ -3,8 +3,7 @@ import json
 import pytest
 
 from deepsynth.errors import ConfigError
-from deepsynth.training.config import TrainerConfig
-from deepsynth.training.config import PRESETS, get_lora_preset
+from deepsynth.training.config import PRESETS, TrainerConfig, get_lora_preset
 
 SEED_JOB = """{
   "model_name": "deepseek-ai/DeepSeek-OCR",

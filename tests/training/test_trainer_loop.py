@@ -21,9 +21,21 @@ def trained(tmp_path_factory, deepsynth_home, rendered):
     from deepsynth.training.config import TrainerConfig
 
     out = tmp_path_factory.mktemp("trained") / "adapter"
-    config = TrainerConfig(model_name="tiny", deepsynth_home=str(deepsynth_home), output_dir=str(out), batch_size=2,
-                           num_epochs=8, learning_rate=1e-2, lora_rank=8, lora_alpha=16, lora_dropout=0.0,
-                           max_length=256, max_summary_tokens=32, progress_bar=False, device="cpu")
+    config = TrainerConfig(
+        model_name="tiny",
+        deepsynth_home=str(deepsynth_home),
+        output_dir=str(out),
+        batch_size=2,
+        num_epochs=8,
+        learning_rate=1e-2,
+        lora_rank=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        max_length=256,
+        max_summary_tokens=32,
+        progress_bar=False,
+        device="cpu",
+    )
     trainer = DeepSynthLoRATrainer(config)
     metrics, checkpoints = trainer.train(rendered.path)  # a path works as well as the object
     return config, trainer, metrics, checkpoints
@@ -44,7 +56,9 @@ def test_adapter_is_written_and_differs_from_its_initialisation(trained, deepsyn
     assert checkpoints == []  # no save_steps
     names = {p.name for p in __import__("pathlib").Path(out).iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "trainer_config.json"} <= names
-    saved = {native_key(k): v for k, v in load_file(f"{out}/adapter_model.safetensors").items()}  # saved under original names
+    saved = {
+        native_key(k): v for k, v in load_file(f"{out}/adapter_model.safetensors").items()
+    }  # saved under original names
     fresh, _, _ = build_training_model(config, torch.device("cpu"))  # same seed: the untrained adapter
     initial = {n.replace(".default", ""): p for n, p in fresh.named_parameters() if p.requires_grad}
     assert set(saved) == set(initial)
@@ -101,8 +115,9 @@ def test_feature_cache_on_disk_is_keyed_by_image_and_encoder(tiny_config, render
     assert len(list(encoder_dir.glob("*.safetensors"))) == 4
     other = FeatureCache("another-encoder", cache_dir)
     assert other.key(b"png", "tiny") != FeatureCache(encoder_dir.name).key(b"png", "tiny")
-    metrics, _ = DeepSynthLoRATrainer(tiny_config(feature_cache_dir=str(cache_dir), num_epochs=1,
-                                                  output_dir=str(tmp_path / "again"))).train(rendered)
+    metrics, _ = DeepSynthLoRATrainer(
+        tiny_config(feature_cache_dir=str(cache_dir), num_epochs=1, output_dir=str(tmp_path / "again"))
+    ).train(rendered)
     assert metrics["feature_cache_misses"] == 0  # a new process reads the disk copies
 
 
@@ -116,8 +131,9 @@ def test_supervised_loss_equals_the_models_own_label_loss(trained, rendered):
     batch = build_batch(trainer.model, items, feats, None, trainer.tokenizer.pad_token_id, torch.device("cpu"))
     trainer.model.eval()
     with torch.no_grad():
-        reference = trainer.model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
-                                  labels=batch.labels).loss
+        reference = trainer.model(
+            inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, labels=batch.labels
+        ).loss
         torch.testing.assert_close(supervised_loss(trainer.model, batch), reference)
 
 
@@ -128,10 +144,13 @@ def test_multi_page_gundam_documents_train(tiny_config, tmp_path, make_rendered)
     assert all(torch.isfinite(torch.tensor(loss)) for _, loss, _ in metrics["loss_curve"])
 
 
-@pytest.mark.parametrize("overrides", [
-    {"mixed_precision": "bf16", "gradient_checkpointing": True},
-    {"use_lora": False, "num_epochs": 1},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"mixed_precision": "bf16", "gradient_checkpointing": True},
+        {"use_lora": False, "num_epochs": 1},
+    ],
+)
 def test_bf16_checkpointing_and_full_decoder_fine_tuning(tiny_config, rendered, tmp_path, overrides):
     config = tiny_config(output_dir=str(tmp_path / "out"), **overrides)
     metrics, _ = DeepSynthLoRATrainer(config).train(rendered)

@@ -66,7 +66,9 @@ def main() -> None:
 
     save_file(trained, result.replace(".json", f".rank{rank}.safetensors"))
     with open(result.replace(".json", f".rank{rank}.json"), "w") as handle:
-        json.dump({"metrics": metrics, "checkpoints": checkpoints, "calls": calls, "logged": logged}, handle, default=str)
+        json.dump(
+            {"metrics": metrics, "checkpoints": checkpoints, "calls": calls, "logged": logged}, handle, default=str
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from rendered_builder import png_bytes, write_dataset
+from test_validation_rules import bomb_png, flipped
 
 from deepsynth.errors import DataValidationError
 from deepsynth.validation import (
@@ -14,9 +16,6 @@ from deepsynth.validation import (
     render_report_html,
     validate_dataset,
 )
-
-from rendered_builder import png_bytes, write_dataset
-from test_validation_rules import bomb_png, flipped
 
 
 def _good(row, n=3, **kw):
@@ -45,7 +44,11 @@ def test_clean_dataset_passes_and_is_copied(row, dataset, tmp_path):
     assert outcome.valid.manifest["validation"]["ingested"] == 4
     assert [r["id"] for r in outcome.valid.iter_rows(columns=["id"])] == [r["id"] for r in rows]
     assert {c.name for c in report.checks if c.level == "dataset"} == {
-        "min_valid_documents", "valid_ids_unique", "missing_glyph_fraction", "truncated_fraction"}
+        "min_valid_documents",
+        "valid_ids_unique",
+        "missing_glyph_fraction",
+        "truncated_fraction",
+    }
     assert all(c.success for c in report.checks)
 
 
@@ -54,15 +57,31 @@ BAD_ROWS = {
     "whitespace text": (dict(text=" \n\t "), "empty_text", "text", "empty or whitespace-only text"),
     "empty summary": (dict(summary=""), "empty_summary", "summary", "empty or missing summary"),
     "missing summary": (dict(summary=None), "empty_summary", "summary", "empty or missing summary"),
-    "long summary": (dict(text="short text", summary="a summary longer than the text"), "summary_ratio", "summary",
-                     "summary not shorter than text by the configured ratio"),
-    "truncated png": (dict(pages=[png_bytes(512, 512, noisy=True)[:30_000]]), "page_decode", "pages",
-                      "page 1 (tiny): does not decode as an image"),
-    "corrupt png": (dict(pages=[png_bytes(512, 512), flipped(png_bytes(512, 512, noisy=True))]), "page_decode",
-                    "pages", "page 2 (tiny): does not decode as an image"),
+    "long summary": (
+        dict(text="short text", summary="a summary longer than the text"),
+        "summary_ratio",
+        "summary",
+        "summary not shorter than text by the configured ratio",
+    ),
+    "truncated png": (
+        dict(pages=[png_bytes(512, 512, noisy=True)[:30_000]]),
+        "page_decode",
+        "pages",
+        "page 1 (tiny): does not decode as an image",
+    ),
+    "corrupt png": (
+        dict(pages=[png_bytes(512, 512), flipped(png_bytes(512, 512, noisy=True))]),
+        "page_decode",
+        "pages",
+        "page 2 (tiny): does not decode as an image",
+    ),
     "decompression bomb": (dict(pages=[bomb_png()]), "page_decode", "pages", "decompression bomb"),
-    "wrong image size": (dict(pages=[png_bytes(640, 640)]), "page_size", "pages",
-                         "page 1 (tiny): image is 640x640, expected 512x512"),
+    "wrong image size": (
+        dict(pages=[png_bytes(640, 640)]),
+        "page_size",
+        "pages",
+        "page 1 (tiny): image is 640x640, expected 512x512",
+    ),
     "wrong recorded size": (dict(page_width=640), "page_size", "page_width", "recorded page size 640x512"),
     "unknown mode": (dict(mode="huge"), "unknown_mode", "mode", "unknown mode 'huge'"),
 }
@@ -95,8 +114,11 @@ def test_one_bad_rendering_quarantines_the_whole_document(row, dataset, tmp_path
 
 
 def test_duplicate_id_keeps_the_first(row, dataset, tmp_path):
-    rows = [row(id="dup", text="first text of the duplicated id"), row(id="other"),
-            row(id="dup", split="test", text="second, different text with the same id")]
+    rows = [
+        row(id="dup", text="first text of the duplicated id"),
+        row(id="other"),
+        row(id="dup", split="test", text="second, different text with the same id"),
+    ]
     outcome = _run(dataset, rows, tmp_path)
     (entry,) = outcome.quarantine
     assert entry["rule"] == "duplicate_id" and entry["split"] == "test"
@@ -127,8 +149,10 @@ def test_exact_leakage_quarantines_the_held_out_copy(split, row, dataset, tmp_pa
 
 
 def test_normalized_leakage_can_be_switched_off(row, dataset, tmp_path):
-    rows = [row(id="tr", text="Hello, World! This is   the text."),
-            row(id="te", split="test", text="hello world this is the TEXT")]
+    rows = [
+        row(id="tr", text="Hello, World! This is   the text."),
+        row(id="te", split="test", text="hello world this is the TEXT"),
+    ]
     outcome = _run(dataset, rows, tmp_path)
     (entry,) = outcome.quarantine
     assert entry["id"] == "te"
@@ -144,14 +168,24 @@ def test_same_text_within_train_is_not_leakage(row, dataset, tmp_path):
 
 
 def test_prior_rejects_count_as_ingested_and_quarantined(row, dataset, tmp_path):
-    prior = [{"row": 7, "file": "data.jsonl", "field": "text", "reason": "invalid UTF-8"},
-             {"id": "x9", "field": "summary", "reason": "missing column 'summary'"}]
+    prior = [
+        {"row": 7, "file": "data.jsonl", "field": "text", "reason": "invalid UTF-8"},
+        {"id": "x9", "field": "summary", "reason": "missing column 'summary'"},
+    ]
     outcome = _run(dataset, _good(row, 2) + [row(text="")], tmp_path, prior_rejects=prior)
     report = outcome.report
     assert (report.ingested, report.valid, report.quarantined) == (5, 2, 3)
-    assert outcome.quarantine[0] == {"id": None, "split": None, "mode": None, "reason": "invalid UTF-8",
-                                     "field": "text", "rule": "ingest", "stage": "ingest", "row": 7,
-                                     "file": "data.jsonl"}
+    assert outcome.quarantine[0] == {
+        "id": None,
+        "split": None,
+        "mode": None,
+        "reason": "invalid UTF-8",
+        "field": "text",
+        "rule": "ingest",
+        "stage": "ingest",
+        "row": 7,
+        "file": "data.jsonl",
+    }
     assert "data.jsonl row 7" in render_report_html(report)
 
 
@@ -174,7 +208,8 @@ def test_missing_glyph_fraction_fails_and_lists_code_points(row, dataset, tmp_pa
     outcome = _run(dataset, rows, tmp_path)
     assert not outcome.report.success
     assert outcome.report.missing_glyphs == [
-        {"id": "cjk", "split": "train", "code_points": ["U+4E2D", "U+6587"], "characters": "中文"}]
+        {"id": "cjk", "split": "train", "code_points": ["U+4E2D", "U+6587"], "characters": "中文"}
+    ]
     assert "missing_glyph_fraction: observed 0.2500, required <= 0.02" in outcome.report.failures[0]
     relaxed = _run(dataset, rows, tmp_path, ValidationConfig(max_missing_glyph_fraction=0.25))
     assert relaxed.report.success
@@ -185,8 +220,7 @@ def test_too_few_valid_documents_fails(row, dataset, tmp_path):
     assert (outcome.report.valid, outcome.report.quarantined) == (0, 2)
     assert len(outcome.valid) == 0
     assert not outcome.report.success
-    assert outcome.report.failures == [
-        "min_valid_documents: observed 0, required >= 1 (enough valid documents remain)"]
+    assert outcome.report.failures == ["min_valid_documents: observed 0, required >= 1 (enough valid documents remain)"]
 
 
 def test_html_report_shows_failing_check_and_quarantine(row, dataset, tmp_path):
@@ -215,9 +249,16 @@ def test_report_round_trips_through_json(row, dataset, tmp_path):
 
 def test_valid_manifest_keeps_render_metadata_for_valid_documents(row, tmp_path):
     rows = [row(id="ok", truncated=True), row(id="bad", text="", truncated=True, missing_glyphs=[0x4E2D])]
-    ds = write_dataset(tmp_path / "rendered", rows, settings={"modes": ["tiny"]},
-                       extra={"font": {"name": "Noto Sans"}, "truncated": ["ok", "bad"],
-                              "missing_glyph_documents": [{"id": "bad", "code_points": [0x4E2D]}]})
+    ds = write_dataset(
+        tmp_path / "rendered",
+        rows,
+        settings={"modes": ["tiny"]},
+        extra={
+            "font": {"name": "Noto Sans"},
+            "truncated": ["ok", "bad"],
+            "missing_glyph_documents": [{"id": "bad", "code_points": [0x4E2D]}],
+        },
+    )
     manifest = validate_dataset(ds, ValidationConfig(), tmp_path / "out").valid.manifest
     assert manifest["settings"] == {"modes": ["tiny"]} and manifest["font"] == {"name": "Noto Sans"}
     assert manifest["truncated"] == ["ok"] and manifest["missing_glyph_documents"] == []

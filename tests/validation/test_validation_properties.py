@@ -7,11 +7,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rendered_builder import make_row, png_bytes, write_dataset
+from test_validation_rules import bomb_png, flipped
 
 from deepsynth.validation import ValidationConfig, validate_dataset
-
-from test_validation_rules import bomb_png, flipped
-from rendered_builder import make_row, png_bytes, write_dataset
 
 # kind -> rows it produces; each bad kind produces exactly one document to quarantine.
 BAD_KINDS = {

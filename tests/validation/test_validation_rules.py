@@ -6,13 +6,11 @@ import struct
 import zlib
 
 import pytest
+from rendered_builder import png_bytes
 
 from deepsynth.configuration import describe, from_dict
 from deepsynth.errors import ConfigError
-from deepsynth.validation import ValidationConfig
-from deepsynth.validation import rules
-
-from rendered_builder import png_bytes
+from deepsynth.validation import ValidationConfig, rules
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -137,6 +135,8 @@ def test_validation_never_imports_zenml_or_gx_eagerly():
     from pathlib import Path
 
     script = Path(__file__).parents[1] / "support" / "loaded_modules.py"
-    out = subprocess.run([sys.executable, str(script), "deepsynth.validation"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(script), "deepsynth.validation"], capture_output=True, text=True, check=True
+    ).stdout
     modules = json.loads(out.splitlines()[-1])["modules"]
     assert "zenml" not in modules and "great_expectations" not in modules
