@@ -1,7 +1,7 @@
 """Test-wide environment: an isolated ZenML store and project home, quiet telemetry, 1 torch thread.
 
 Environment variables are set here once, at import time, before anything imports ZenML or
-MLflow. The shared tiny-profile adapter fixtures come from the ``adapter_support`` plugin.
+MLflow. The shared tiny-profile adapter fixtures come from the ``support.adapters`` plugin.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["adapter_support"]
+pytest_plugins = ["support.adapters"]
 
 try:
     import torch
@@ -43,7 +43,7 @@ def _restore_mlflow_environment():
     """Keep tests apart: ZenML's MLflow tracker and the CLI's in-process commands leave MLFLOW_* variables
     and mlflow's process-wide tracking/registry URIs and experiment behind (a registry URI left pinned
     sends a later test's registration to another store)."""
-    from adapter_support import mlflow_state, restore_mlflow_state
+    from support.adapters import mlflow_state, restore_mlflow_state
 
     before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
     state = mlflow_state()

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.tamper import flip_file_byte
 
 ROOT = Path(__file__).parents[1]
 HEAVY = {"torch", "transformers", "peft", "zenml", "mlflow"}
@@ -112,8 +113,8 @@ def test_compare_of_a_model_name_asks_for_a_version(registry_home):
 
 def test_the_library_names_what_exists_too_through_any_mlflow_store(tmp_path):
     """Without the SQLite shortcut (a remote registry), MLflow's own "not found" becomes the same message."""
-    from adapter_support import mlflow_store_at
     from mlflow import MlflowClient
+    from support.adapters import mlflow_store_at
 
     from deepsynth.errors import ConfigError
     from deepsynth.registry import download, promote, show
@@ -236,10 +237,7 @@ def damaged_copy(package: Path, tmp_path: Path, damage: str) -> Path:
     copy = tmp_path / "package"
     shutil.copytree(package, copy)
     if damage == "tampered":
-        weights = copy / "adapter_model.safetensors"
-        data = bytearray(weights.read_bytes())
-        data[-1] ^= 0xFF
-        weights.write_bytes(bytes(data))
+        flip_file_byte(copy / "adapter_model.safetensors", -1)
     elif damage == "incomplete":
         (copy / "adapter_config.json").unlink()
     return copy

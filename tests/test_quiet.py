@@ -101,7 +101,7 @@ def test_mlflow_registration_prints_reach_stderr_only_from_v_and_always_the_log(
     fresh_logging, tmp_path, capsys, verbosity, shown
 ):
     import mlflow
-    from adapter_support import mlflow_store_at
+    from support.adapters import mlflow_store_at
 
     log_file = logs.configure(verbosity=verbosity, home=tmp_path / "home")
     logs.import_zenml()

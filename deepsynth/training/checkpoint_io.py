@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from deepsynth.integrity import IntegrityError, atomic_directory, check_tree, hash_tree
@@ -144,18 +145,24 @@ def load_checkpoint(
         ``(trainable_tensors, state)``; the caller copies the tensors into its parameters.
 
     Raises:
-        CheckpointError: The checkpoint is incomplete or a file does not match the index.
+        CheckpointError: The checkpoint is incomplete, a file does not match the index, or a tensor file
+            is not valid safetensors.
     """
     path = Path(path)
     problem = verify_checkpoint(path)
     if problem:
         raise CheckpointError(f"{path}: not a complete checkpoint: {problem}")
     state = json.loads((path / STATE).read_text())
-    optimizer.load_state_dict(
-        optimizer_from_safe(load_file(str(path / OPTIMIZER_TENSORS)), json.loads((path / OPTIMIZER_META).read_text()))
-    )
+    # every tensor file is read before any state is restored: a bad one changes nothing
+    try:
+        weights, optimizer_tensors, rng_tensors = (
+            load_file(str(path / name)) for name in (WEIGHTS, OPTIMIZER_TENSORS, RNG_TENSORS)
+        )
+    except SafetensorError as exc:
+        raise CheckpointError(f"{path}: a tensor file is not valid safetensors: {exc}") from exc
+    optimizer.load_state_dict(optimizer_from_safe(optimizer_tensors, json.loads((path / OPTIMIZER_META).read_text())))
     sched = scheduler.state_dict()
     sched.update(state["scheduler"])
     scheduler.load_state_dict(sched)
-    set_rng_state(load_file(str(path / RNG_TENSORS)), state["rng"])
-    return load_file(str(path / WEIGHTS)), state
+    set_rng_state(rng_tensors, state["rng"])
+    return weights, state

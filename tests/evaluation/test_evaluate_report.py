@@ -7,8 +7,8 @@ import json
 from html.parser import HTMLParser
 
 import pytest
-from adapter_support import loss_curve
 from PIL import Image
+from support.adapters import loss_curve
 
 from deepsynth.evaluation import EvaluationResult, assert_finite, evaluate, render_html
 from deepsynth.inference import GenerationConfig, generate_with_stats

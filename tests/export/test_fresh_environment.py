@@ -9,7 +9,7 @@ is installed. The pip cache is used; nothing is loaded from a hub.
 import os
 
 import pytest
-from fresh_venv import fresh_python, run
+from support.fresh_venv import fresh_python, run
 
 from deepsynth.export import export_adapter, verify_directory
 from deepsynth.inference import GenerationConfig, Summarizer

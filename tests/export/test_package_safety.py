@@ -78,7 +78,7 @@ def test_pickle_disguised_as_safetensors_is_not_executed(package, tmp_path, shar
     marker = tmp_path / "pwned"
     (package / "adapter_model.safetensors").write_bytes(pickle.dumps(Payload(marker)))
     _relist(package, "adapter_model.safetensors")
-    with pytest.raises(Exception):  # safetensors rejects the header; nothing unpickles it
+    with pytest.raises(PackageError, match="is not the adapter_sha256"):  # refused before safetensors reads it
         Summarizer.load(package, home=shared_home)
     assert not marker.exists()
 

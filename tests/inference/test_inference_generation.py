@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 import torch
-from adapter_support import prompt_logits
 from peft import PeftModel
+from support.adapters import prompt_logits
 
 from deepsynth.adapter_layout import native_key
 from deepsynth.errors import DeepSynthError

@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 import torch
+from support.tamper import flip_file_byte
 
 from deepsynth.models.feature_cache import FeatureCache
 from deepsynth.models.vision import PageFeatures
@@ -44,10 +45,7 @@ def test_an_entry_written_by_one_process_is_read_back_by_another(tmp_path):
 
 
 def flip_a_data_byte(cache):
-    path = entry_path(cache, b"page-1")
-    data = bytearray(path.read_bytes())
-    data[-5] ^= 0xFF  # inside the last tensor's values; the header still parses
-    path.write_bytes(bytes(data))
+    flip_file_byte(entry_path(cache, b"page-1"), -5)  # inside the last tensor's values; the header still parses
 
 
 def truncate(cache):

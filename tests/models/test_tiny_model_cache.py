@@ -8,15 +8,13 @@ import logging
 
 import pytest
 import torch
+from support.tamper import flip_file_byte
 
 from deepsynth.models.loading import PROFILE_FILE, build_tiny_model, load_base_model, tiny_model_dir
 
 
 def flip_a_weight_byte(path):
-    weights = path / "model.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    flip_file_byte(path / "model.safetensors")
 
 
 def truncate_the_weights(path):

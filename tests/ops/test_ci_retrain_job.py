@@ -13,7 +13,7 @@ Deliberate differences from a GitHub runner, each printed when applied:
 
 * :data:`SUBSTITUTIONS`: the PyTorch index (unreachable here) is dropped from the torch line; this
   machine's pip configuration finds the same CPU wheel, ``torch==2.13.0``, locally.
-* ``PIP_NO_COMPILE=1``: installs skip byte-compiling every file (speed only; as tests/fresh_venv.py).
+* ``PIP_NO_COMPILE=1``: installs skip byte-compiling every file (speed only; as tests/support/fresh_venv.py).
 * ``uses:`` steps are emulated as described in :data:`ACTIONS`; an unknown action fails the test.
 
 The job runs twice on the same runner and workspace. The first run passes (exit 0: the first

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from adapter_support import assert_same_adapter
+from support.adapters import assert_same_adapter
 
 from deepsynth.adapters import TrainedAdapter
 from deepsynth.data.generator import render_dataset

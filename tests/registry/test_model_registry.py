@@ -15,9 +15,9 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from adapter_support import mlflow_store_at
-from fresh_venv import fresh_python, run
 from safetensors.torch import load_file, save_file
+from support.adapters import mlflow_store_at
+from support.fresh_venv import fresh_python, run
 
 from deepsynth.errors import ConfigError
 from deepsynth.export import export_adapter

@@ -6,8 +6,8 @@ import json
 
 import mlflow
 import pytest
-from adapter_support import mlflow_store_at
 from safetensors.torch import load_file, save_file
+from support.adapters import mlflow_store_at
 
 from deepsynth.export import PackageError, export_adapter
 from deepsynth.inference import GenerationConfig, Summarizer

@@ -8,6 +8,7 @@ import sqlite3
 from contextlib import closing
 
 import pytest
+from support.tamper import flipped
 
 from deepsynth.data.generator import render_dataset
 from deepsynth.rendering.config import RenderSettings
@@ -47,9 +48,7 @@ def entries(db):
 def flip_a_page_byte(db):
     columns, rows = entries(db)
     key, values = next(iter(rows.items()))
-    blob = bytearray(values[columns.index("pages")])
-    blob[len(blob) // 2] ^= 0xFF
-    db.execute("UPDATE pages SET pages = ? WHERE doc_hash = ?", (bytes(blob), key))
+    db.execute("UPDATE pages SET pages = ? WHERE doc_hash = ?", (flipped(values[columns.index("pages")]), key))
 
 
 def file_under_another_document(db):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from adapter_support import mlflow_store_at
-from serving_http import start_http
+from support.adapters import mlflow_store_at
+from support.serving_client import start_http
 
 
 @pytest.fixture(scope="session")

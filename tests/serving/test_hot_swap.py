@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from serving_http import OTHER, TEXT, call
+from support.serving_client import OTHER, TEXT, call
 
 from deepsynth.registry import promote, register_package
 from deepsynth.serving.config import ServeConfig

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 import torch
-from adapter_support import prompt_logits
-from serving_http import TEXT
+from support.adapters import prompt_logits
+from support.serving_client import TEXT
 
 from deepsynth.errors import ConfigError
 from deepsynth.inference import load_adapter_model

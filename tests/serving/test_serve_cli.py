@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from serving_http import TEXT, call
+from support.serving_client import TEXT, call
 
 from deepsynth.errors import ConfigError
 from deepsynth.serving.config import ServeConfig

@@ -10,8 +10,9 @@ import time
 
 import pytest
 from PIL import Image
-from rendered_builder import draw_page
-from serving_http import OTHER, TEXT, b64, call, start_http
+from support.rendered import draw_page
+from support.serving_client import OTHER, TEXT, b64, call, start_http
+from support.tamper import flip_file_byte
 
 from deepsynth.rendering.modes import MODES
 from deepsynth.serving.config import TOKEN_ENV, ServeConfig
@@ -147,10 +148,7 @@ def test_load_and_unload_an_adapter_from_a_zip_package(url, packages, alone):
 
 def _tampered(src, dst):
     shutil.copytree(src, dst)
-    weights = dst / "adapter_model.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    flip_file_byte(dst / "adapter_model.safetensors", -1)
 
 
 def _with_pickle(src, dst):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.tamper import flip_file_byte
 
 from deepsynth.errors import ConfigError
 from deepsynth.training import checkpoint_io, fingerprints
@@ -84,9 +85,7 @@ def test_damaged_latest_falls_back_to_previous_complete_with_a_warning(tmp_path,
     if damage == "truncate":
         target.write_bytes(target.read_bytes()[:-7])
     elif damage == "flip_byte":
-        data = bytearray(target.read_bytes())
-        data[-1] ^= 0xFF
-        target.write_bytes(bytes(data))
+        flip_file_byte(target, -1)
     else:
         target.unlink()
     with caplog.at_level(logging.WARNING, logger="deepsynth.training.checkpointing"):
@@ -247,7 +246,7 @@ def test_planted_pickle_in_a_checkpoint_is_never_executed(tmp_path):
     }
     (path / ck.INDEX).write_text(json.dumps(index))
     _, optimizer, scheduler = _optim()
-    with pytest.raises(Exception):
+    with pytest.raises(ck.CheckpointError, match="not valid safetensors"):
         ck.load_checkpoint(path, optimizer, scheduler)
     assert not marker.exists()
 

@@ -6,7 +6,7 @@ import contextlib
 
 import pytest
 import torch
-from adapter_support import assert_same_adapter
+from support.adapters import assert_same_adapter
 
 from deepsynth.errors import ConfigError
 from deepsynth.training.checkpointing import list_checkpoints

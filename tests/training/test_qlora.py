@@ -3,7 +3,7 @@
 import bitsandbytes as bnb
 import pytest
 import torch
-from adapter_support import prompt_logits
+from support.adapters import prompt_logits
 
 from deepsynth.export.exporter import export_adapter
 from deepsynth.inference import GenerationConfig, generate_with_stats, load_adapter_model

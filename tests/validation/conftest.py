@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from rendered_builder import make_row, write_dataset
+from support.rendered import make_row, write_dataset
 
 
 @pytest.fixture

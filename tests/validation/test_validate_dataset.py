@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from rendered_builder import png_bytes, write_dataset
-from test_validation_rules import bomb_png, flipped
+from support.rendered import bomb_png, png_bytes, write_dataset
+from support.tamper import flipped
 
 from deepsynth.errors import DataValidationError
 from deepsynth.validation import (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rendered_builder import make_row, png_bytes, write_dataset
-from test_validation_rules import bomb_png, flipped
+from support.rendered import bomb_png, make_row, png_bytes, write_dataset
+from support.tamper import flipped
 
 from deepsynth.validation import ValidationConfig, validate_dataset
 

@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import pytest
-from rendered_builder import png_bytes
+from support.rendered import bomb_png, png_bytes
+from support.tamper import flipped
 
 from deepsynth.configuration import describe, from_dict
 from deepsynth.errors import ConfigError
 from deepsynth.validation import ValidationConfig, rules
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def bomb_png(width=100_000, height=100_000) -> bytes:
-    """A tiny PNG whose header claims a huge 1-bit image."""
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    body = _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
-    return b"\x89PNG\r\n\x1a\n" + body
-
-
-def flipped(data: bytes) -> bytes:
-    bad = bytearray(data)
-    bad[len(bad) // 2] ^= 0xFF
-    return bytes(bad)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """The one builder of rendered datasets for tests: real PNG pages, rows of the full schema, a writer.
 
-A uniquely named module at the root of tests/ (not a conftest), so test files in any folder can
-import it without clashing with other folders' conftest modules. Datasets rendered by the real
-renderer come from the ``rendered_dataset`` fixture of ``adapter_support``.
+Shared test helpers live in tests/support/ and are imported as ``support.<module>`` from any test
+folder. Datasets rendered by the real
+renderer come from the ``rendered_dataset`` fixture of ``support.adapters``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import functools
 import io
 import itertools
 import os
+import struct
+import zlib
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -115,3 +117,14 @@ def write_drawn_dataset(path, n_docs=4, mode="tiny", size=(512, 512), pages=1, i
             )
         )
     return write_dataset(path, rows, rows_per_shard=64, settings={"mode": mode, "test": True})
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(width=100_000, height=100_000) -> bytes:
+    """A tiny PNG whose header claims a huge 1-bit image."""
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    body = _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body

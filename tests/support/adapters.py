@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
-from rendered_builder import SUMMARIES, write_drawn_dataset
+from support.rendered import SUMMARIES, write_drawn_dataset
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +61,7 @@ def rendered_dataset(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def make_rendered():
-    """:func:`rendered_builder.write_drawn_dataset`: a small training split with drawn pages."""
+    """:func:`support.rendered.write_drawn_dataset`: a small training split with drawn pages."""
     return write_drawn_dataset
 
 
