@@ -69,3 +69,8 @@ def world_size() -> int:
 def local_rank() -> int:
     """This process's rank on its machine (``LOCAL_RANK``, else the global rank)."""
     return int(os.environ.get("LOCAL_RANK", rank()))
+
+
+def local_world_size() -> int:
+    """How many processes of this run the launcher started on this machine (``LOCAL_WORLD_SIZE``, else 1)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))

@@ -19,6 +19,8 @@ import os
 import time
 from pathlib import Path
 
+from deepsynth.env import local_world_size
+
 #: cgroup v2 CPU quota of a container ("max 100000" means none).
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 #: Seconds between two re-evaluations of the policy during training.
@@ -83,7 +85,7 @@ class ThreadPolicy:
 
     def __init__(self, local_processes: int | None = None, environ: dict[str, str] | None = None):
         if local_processes is None:
-            local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            local_processes = local_world_size()
         self.local_processes = local_processes
         self.environ = environ
         self.threads = 0
