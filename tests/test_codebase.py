@@ -166,3 +166,28 @@ def test_data_modules_load_without_the_renderer(module, absent):
     loaded = json.loads(out.stdout.splitlines()[-1])["modules"]
     assert module in loaded
     assert not [name for name in loaded if name in absent or name.startswith(tuple(f"{a}." for a in absent))]
+
+
+def _test_files() -> list[Path]:
+    return [p for p in (ROOT / "tests").rglob("*.py") if "support" not in p.relative_to(ROOT / "tests").parts]
+
+
+def test_shared_test_helpers_live_in_tests_support_only():
+    """A test file imports shared helpers as ``support.<module>``, never from another test file or a loose helper."""
+    local = {p.stem for p in _test_files()}
+    offenders = []
+    for path in _test_files():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in local]
+    assert not offenders, offenders
+
+
+def test_one_copy_of_the_byte_tamper_helper():
+    """Stored bytes are corrupted by ``support.tamper`` only: one way to flip a byte, not one per test file."""
+    copies = [
+        str(p.relative_to(ROOT)) for p in _test_files() if "^= 0xFF" in p.read_text() or "^= 0xff" in p.read_text()
+    ]
+    assert not copies, copies
