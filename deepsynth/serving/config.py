@@ -31,6 +31,16 @@ class ServeConfig(Section):
     max_pages: int = knob(16, "most page images per request (413 beyond)")
     max_page_pixels: int = knob(4096 * 4096, "most pixels per page image (413 beyond)")
     max_body_bytes: int = knob(64 * 1024 * 1024, "largest request body (413 beyond)")
+    # Hostile-client limits (deepsynth.serving.inputs / guard / http).
+    max_instruction_chars: int = knob(2000, "longest instruction in characters (413 beyond)")
+    max_instruction_tokens: int = knob(512, "longest instruction in tokens (413 beyond)")
+    max_request_pixels: int = knob(16 * 1024 * 1024, "most pixels of all a request's page images together (413)")
+    max_connections: int = knob(256, "open connections at most (more are refused; kept below the fd limit)")
+    header_timeout_s: float = knob(10.0, "a connection must send a request's headers within this (else closed)")
+    body_timeout_s: float = knob(60.0, "a request's body must arrive within this after its headers (else 408)")
+    send_timeout_s: float = knob(30.0, "a client not reading the response for this long is disconnected")
+    keep_alive_timeout_s: float = knob(5.0, "an idle keep-alive connection is closed after this")
+    allowed_hosts: list[str] = knob([], "Host names accepted besides IP literals and localhost (without a token)")
     max_new_tokens: int = knob(512, "upper bound of a request's max_new_tokens")
     default_max_new_tokens: int = knob(128, "max_new_tokens of a request that gives none")
     poll_interval_s: float = knob(30.0, "seconds between checks of the registry aliases served (0: no polling)")
@@ -51,6 +61,12 @@ class ServeConfig(Section):
         )
         for name in positive:
             if getattr(self, name) <= 0:
+                raise ValueError(f"serve.{name}: must be > 0")
+        for name in ("max_instruction_chars", "max_instruction_tokens", "max_request_pixels", "max_connections"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"serve.{name}: must be > 0")
+        for name in ("header_timeout_s", "body_timeout_s", "send_timeout_s", "keep_alive_timeout_s"):
+            if not getattr(self, name) > 0:  # NaN too
                 raise ValueError(f"serve.{name}: must be > 0")
         if self.max_wait_ms < 0 or self.poll_interval_s < 0 or not 0 <= self.port < 65536:
             raise ValueError("serve: max_wait_ms and poll_interval_s must be >= 0, port within 0-65535")
