@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from deepsynth.code_points import code_points
+from deepsynth.code_points import code_point, code_points
 from deepsynth.data.arrow_rows import table_from_rows
 from deepsynth.data.config import IngestConfig
 from deepsynth.data.documents import SCHEMA, SPLIT_ALIASES, SPLITS, DocumentDataset
@@ -20,6 +20,8 @@ from deepsynth.integrity import sha256_file
 # C0/C1 controls except tab and newline (carriage returns become newlines first), and the bidi
 # embeddings/overrides/isolates, which can make rendered text differ from its logical order.
 _STRIPPED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# UTF-16 surrogates: in a Python str only as an unpaired JSON escape ("\ud800"), which UTF-8 cannot encode.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Letters and symbols that draw nothing: Hangul fillers and the blank Braille pattern.
 _BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
@@ -84,12 +86,28 @@ def source_revision(config: IngestConfig) -> str:
 # ---- mapping raw records to documents --------------------------------------------------------
 
 
+def check_unicode(value: str, where: Location) -> None:
+    """Refuse a text holding a lone surrogate (JSON's ``"\\ud800"``): it is not Unicode and no UTF-8 encoder takes it.
+
+    Raises:
+        InputError: Naming the field, the code point and its position.
+    """
+    lone = _SURROGATE.search(value)
+    if lone is not None:
+        raise InputError(
+            where,
+            f"lone surrogate {code_point(lone.group())} at character {lone.start() + 1} "
+            "(an unpaired \\uD800-\\uDFFF escape): not valid Unicode text",
+        )
+
+
 def _field(record: dict[str, Any], column: str, where: Location) -> str:
     value = record.get(column)
     if value is None:
         return ""
     if not isinstance(value, str):
         raise InputError(Location(where.file, where.row, column), f"expected text, got {type(value).__name__}")
+    check_unicode(value, Location(where.file, where.row, column))
     return value
 
 
@@ -101,7 +119,11 @@ def _to_document(
     text = _field(record, config.text_column, where)
     summary = _field(record, config.summary_column, where)
     raw_id = record.get(config.id_column) if config.id_column else None
-    doc_id = str(raw_id).strip() if raw_id not in (None, "") else content_id(text, summary)
+    if raw_id not in (None, ""):
+        doc_id = str(raw_id).strip()
+        check_unicode(doc_id, Location(where.file, where.row, config.id_column))
+    else:
+        doc_id = content_id(text, summary)
     instruction = config.instruction_prompt
     clean = {}
     for name, value in (("text", text), ("summary", summary)):

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from deepsynth.configuration import bounded
 from deepsynth.data.config import IngestConfig
 from deepsynth.data.documents import SPLIT_ALIASES
 from deepsynth.errors import ConfigError, InputError, Location
@@ -95,15 +96,26 @@ def _read_csv(path: Path) -> Iterator[RawRow]:
                 yield number, record
 
 
+def _unreadable_parquet(path: Path, exc: Exception, after: int | None = None) -> InputError:
+    """A Parquet file pyarrow cannot read (not Parquet, truncated, a corrupt page), named with the rows read so far."""
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    where = f" after row {after}" if after else ""
+    return InputError(Location(str(path)), f"cannot read this Parquet file{where}: {bounded(detail, 200)}")
+
+
 def _read_parquet(path: Path) -> Iterator[RawRow]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     number = 0
-    with pq.ParquetFile(path) as pf:
-        for batch in pf.iter_batches(batch_size=512):
-            for record in batch.to_pylist():
-                number += 1
-                yield number, record
+    try:
+        with pq.ParquetFile(path) as pf:
+            for batch in pf.iter_batches(batch_size=512):
+                for record in batch.to_pylist():
+                    number += 1
+                    yield number, record
+    except (pa.ArrowException, OSError) as exc:  # ArrowInvalid is a ValueError, ArrowIOError an OSError
+        raise _unreadable_parquet(path, exc, number) from None
 
 
 def columns_of(path: Path) -> list[str] | None:
@@ -113,9 +125,13 @@ def columns_of(path: Path) -> list[str] | None:
         with _open_csv(path) as handle:
             return next(csv.reader(handle), [])
     if suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_schema(path).names
+        try:
+            return pq.read_schema(path).names
+        except (pa.ArrowException, OSError) as exc:
+            raise _unreadable_parquet(path, exc) from None
     return None
 
 
