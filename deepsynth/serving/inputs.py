@@ -1,4 +1,9 @@
-"""Request inputs checked before they reach the model: sizes (413) and decodable pages (400)."""
+"""Request inputs checked before they reach the model: text that encodes (422), sizes and cost (413),
+decodable pages (400).
+
+Every check here runs before a request is queued, so a bad request is refused alone and never fails
+the batch it would have joined: :func:`check_request` is the one call for a request's text fields.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import base64
 import binascii
 import io
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 from PIL import Image
 
@@ -20,12 +27,88 @@ class RequestError(Exception):
         self.status = status
 
 
+def check_unicode(fields: Mapping[str, Any]) -> None:
+    """Refuse (422) any string, however deeply nested in ``fields``, that is not valid Unicode.
+
+    JSON may carry lone surrogates (``"\\ud800"``), which Python keeps in a ``str`` but no tokenizer,
+    renderer or UTF-8 encoder accepts. The message names the field (``messages[0].content``) and the
+    character's position.
+    """
+    stack: list[tuple[str, Any]] = list(fields.items())
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise RequestError(
+                    422,
+                    f"{where}: not valid Unicode (lone surrogate U+{ord(value[exc.start]):04X} at character "
+                    f"{exc.start}); send UTF-8 text",
+                ) from None
+        elif isinstance(value, Mapping):
+            stack.extend((f"{where}.{key}", item) for key, item in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+
+
 def check_text(text: str, config: ServeConfig) -> None:
-    """Refuse an empty text (400) or one over ``max_text_chars`` (413)."""
+    """Refuse an empty text (400), one over ``max_text_chars`` (413) or one that is not valid Unicode (422)."""
     if not text.strip():
         raise RequestError(400, "text: is empty")
     if len(text) > config.max_text_chars:
-        raise RequestError(413, f"text: {len(text)} characters, the limit is {config.max_text_chars}")
+        raise RequestError(413, f"text: {len(text)} characters, the limit is max_text_chars={config.max_text_chars}")
+    check_unicode({"text": text})
+
+
+def check_instruction(instruction: str | None, config: ServeConfig, tokenizer: Any = None) -> None:
+    """Refuse an instruction over ``max_instruction_chars`` or, given the tokenizer, ``max_instruction_tokens`` (413).
+
+    Attention grows with the square of the prompt, so the instruction is bounded like the text. The
+    character bound is checked first: it also bounds the tokenizer's work.
+    """
+    if instruction is None:
+        return
+    if len(instruction) > config.max_instruction_chars:
+        raise RequestError(
+            413,
+            f"instruction: {len(instruction)} characters, "
+            f"the limit is max_instruction_chars={config.max_instruction_chars}",
+        )
+    check_unicode({"instruction": instruction})
+    if tokenizer is not None:
+        tokens = len(tokenizer(instruction, add_special_tokens=False)["input_ids"])
+        if tokens > config.max_instruction_tokens:
+            raise RequestError(
+                413,
+                f"instruction: {tokens} tokens, the limit is max_instruction_tokens={config.max_instruction_tokens}",
+            )
+
+
+def check_request(
+    config: ServeConfig,
+    tokenizer: Any = None,
+    *,
+    text: str | None = None,
+    instruction: str | None = None,
+    **other: Any,
+) -> None:
+    """Every check of a request's text fields, before it is queued: call it for each request.
+
+    Args:
+        config: The limits.
+        tokenizer: The served model's tokenizer (counts the instruction's tokens; ``None`` skips that count).
+        text: The document text, if the request has one (empty/size/Unicode checks).
+        instruction: The instruction, if any (size in characters and tokens, Unicode).
+        **other: Any other string fields, nested lists/dicts included (Unicode only), by field name.
+
+    Raises:
+        RequestError: 400, 413 or 422 naming the field and the limit.
+    """
+    if text is not None:
+        check_text(text, config)
+    check_instruction(instruction, config, tokenizer)
+    check_unicode(other)
 
 
 def decode_pages(encoded: list[str], config: ServeConfig) -> list[bytes]:
@@ -39,13 +122,14 @@ def decode_pages(encoded: list[str], config: ServeConfig) -> list[bytes]:
         PNG bytes per page.
 
     Raises:
-        RequestError: 400 for no pages, bad base64 or an undecodable image; 413 for too many pages or pixels.
+        RequestError: 400 for no pages, bad base64 or an undecodable image; 413 for too many pages, or too
+            many pixels in a page or in all pages together (``max_request_pixels``: the request's cost bound).
     """
     if not encoded:
         raise RequestError(400, "pages: give at least one page image")
     if len(encoded) > config.max_pages:
-        raise RequestError(413, f"pages: {len(encoded)} pages, the limit is {config.max_pages}")
-    pages = []
+        raise RequestError(413, f"pages: {len(encoded)} pages, the limit is max_pages={config.max_pages}")
+    pages, total_pixels = [], 0
     for i, text in enumerate(encoded):
         try:
             raw = base64.b64decode(text, validate=True)
@@ -55,9 +139,19 @@ def decode_pages(encoded: list[str], config: ServeConfig) -> list[bytes]:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image = Image.open(io.BytesIO(raw))  # reads the header only
-                if image.width * image.height > config.max_page_pixels:
+                pixels = image.width * image.height
+                if pixels > config.max_page_pixels:
                     raise RequestError(
-                        413, f"pages[{i}]: {image.width}x{image.height} pixels, the limit is {config.max_page_pixels}"
+                        413,
+                        f"pages[{i}]: {image.width}x{image.height} pixels, "
+                        f"the limit is max_page_pixels={config.max_page_pixels}",
+                    )
+                total_pixels += pixels
+                if total_pixels > config.max_request_pixels:  # checked before this page is decoded
+                    raise RequestError(
+                        413,
+                        f"pages: {total_pixels} pixels up to pages[{i}], the limit for a request's pages together "
+                        f"is max_request_pixels={config.max_request_pixels}",
                     )
                 image.load()
         except RequestError:
