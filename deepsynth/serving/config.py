@@ -42,7 +42,15 @@ class ServeConfig(Section):
     keep_alive_timeout_s: float = knob(5.0, "an idle keep-alive connection is closed after this")
     allowed_hosts: list[str] = knob([], "Host names accepted besides IP literals and localhost (without a token)")
     max_new_tokens: int = knob(512, "upper bound of a request's max_new_tokens")
-    default_max_new_tokens: int = knob(128, "max_new_tokens of a request that gives none")
+    default_max_new_tokens: int = knob(
+        128, "max_new_tokens of a request that gives none, when its package records none"
+    )
+    # Adapter residency, runtime updates and docs (deepsynth.serving.holder / app).
+    max_loras: int = knob(8, "adapters resident at once; a new one evicts the least recently used unpinned one")
+    allow_model: list[str] = knob([], "registered model names a request may load on demand (model: NAME@ALIAS)")
+    allow_runtime_lora_updates: bool = knob(False, "enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter")
+    adapter_root: str | None = knob(None, "folder whose packages load_lora_adapter may load (no .., no symlinks out)")
+    docs: bool = knob(True, "serve /docs (Swagger UI from bundled files, no CDN) and /openapi.json")
     poll_interval_s: float = knob(30.0, "seconds between checks of the registry aliases served (0: no polling)")
     retry_after_s: int = knob(1, "Retry-After seconds sent with 429 and 503")
 
@@ -58,6 +66,7 @@ class ServeConfig(Section):
             "max_new_tokens",
             "default_max_new_tokens",
             "retry_after_s",
+            "max_loras",
         )
         for name in positive:
             if getattr(self, name) <= 0:
