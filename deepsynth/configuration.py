@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import functools
 import json
+import math
 import os
 import re
 import reprlib
@@ -115,12 +116,44 @@ def _choices_refused(hint: Any, value: Any) -> list[Any] | None:
     return choices
 
 
+# UTF-16 surrogates: in a Python str only from an unpaired escape ("\ud800" in YAML or JSON); UTF-8 cannot encode one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unusable_value(value: Any) -> tuple[str, str] | None:
+    """``(where, problem)`` for the first value inside ``value`` no setting can use, else None.
+
+    Refused anywhere in a configuration, whatever the key's type: a NaN or infinite float (YAML
+    ``.nan``/``.inf``, JSON ``NaN``), which passes every ``<``/``>`` bound, and a string holding a lone
+    surrogate, which no file, database or tokenizer can encode. ``where`` is the path inside ``value``
+    (``.train`` or ``[2]``; empty for ``value`` itself). Nested lists and mappings are walked without recursion.
+    """
+    stack = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return where, f"{item} is not a finite number (NaN and infinity are refused)"
+        if isinstance(item, str):
+            lone = _SURROGATE.search(item)
+            if lone is not None:
+                return (
+                    where,
+                    f"lone surrogate U+{ord(lone.group()):04X} at character {lone.start() + 1}: not valid Unicode",
+                )
+        elif isinstance(item, Mapping):
+            stack.extend((f"{where}.{k}", v) for k, v in reversed(list(item.items())))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(item))))
+    return None
+
+
 class Section:
     """Base of the config dataclasses: assignment is checked like a key in a file.
 
     ``config.lora_rnak = 3`` raises :class:`UnknownSettingError` (with a did-you-mean);
     ``config.mixed_precision = "fp8"`` raises :class:`SettingValueError` listing the allowed values,
-    on construction as on later assignment. Names starting with ``_`` are not checked.
+    on construction as on later assignment; so does a NaN or infinite number, or a lone surrogate
+    (:func:`unusable_value`), whatever the field's type. Names starting with ``_`` are not checked.
     """
 
     #: How messages name the section (``train``, ``train.optimizer``); set by each subclass.
@@ -149,6 +182,10 @@ class Section:
                 f"{cls.__name__} has no setting {brief(name)}{hint}; its settings: {', '.join(cls.settable())}",
                 key=f"{label}.{name}",
             )
+        unusable = unusable_value(value)
+        if unusable is not None:
+            where, problem = unusable
+            raise SettingValueError(f"{label}.{name}{where}: {problem}", key=f"{label}.{name}{where}")
         refused = _choices_refused(hints[name], value)
         if refused is not None:
             raise SettingValueError(f"{label}.{name}: {brief(value)} is not one of {refused}", key=f"{label}.{name}")
@@ -254,6 +291,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
     kwargs = {}
     for name, value in data.items():
         dotted = f"{prefix}.{name}" if prefix else name
+        unusable = unusable_value(value)
+        if unusable is not None:  # named as written (train.learning_rate), before any shorthand moves it
+            raise _error(source, dotted + unusable[0], unusable[1])
         kwargs[name] = _coerce(value, hints[name], source, dotted)
     try:
         obj = cls(**kwargs)

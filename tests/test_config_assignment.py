@@ -110,3 +110,32 @@ def test_other_sections_check_their_choices_on_assignment(section, name, value):
         target = getattr(target, part)
     with pytest.raises(SettingValueError, match=rf"{section or 'run'}.{name}: '{value}' is not one of"):
         setattr(target, name, value)
+
+
+def _float_fields(cls: type) -> list[str]:
+    hints = typing.get_type_hints(cls)
+    return [f.name for f in dataclasses.fields(cls) if float in (hints[f.name], *typing.get_args(hints[f.name]))]
+
+
+FLOAT_FIELDS = [(cls, name) for cls in SECTIONS for name in _float_fields(cls)]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("cls, name", FLOAT_FIELDS, ids=[f"{c.__name__}.{n}" for c, n in FLOAT_FIELDS])
+def test_nan_and_infinity_are_refused_on_assignment_and_construction_of_every_float_field(cls, name, value):
+    assert len(FLOAT_FIELDS) >= 5
+    label = cls._section or cls.__name__
+    with pytest.raises(SettingValueError, match=rf"^{re.escape(label)}\.{name}: .* is not a finite number") as refused:
+        setattr(cls(), name, value)
+    assert refused.value.key == f"{label}.{name}" and refused.value.exit_code == 2
+    with pytest.raises(ValueError, match="is not a finite number"):
+        cls(**{name: value})
+
+
+def test_the_learning_rate_shorthand_and_nested_values_are_checked_too():
+    config = TrainerConfig()
+    with pytest.raises(SettingValueError, match=r"train\.optimizer\.learning_rate: nan is not a finite number"):
+        config.learning_rate = float("nan")
+    assert config.learning_rate == OptimizerConfig().learning_rate  # unchanged
+    with pytest.raises(SettingValueError, match=r"^train\.lora_target_modules\[0\]: lone surrogate U\+D800"):
+        config.lora_target_modules = ["\ud800"]

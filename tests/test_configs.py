@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,60 @@ def test_a_stack_recipe_is_read_within_the_same_bounds(tmp_path):
     path.write_text(f"name: bomb\ncomponents:\n  orchestrator: {{flavor: local, configuration: {{x: {_laughs()}}}}}\n")
     with pytest.raises(ConfigError, match=r"bomb-stack\.yaml: expands to more than 20,000 values"):
         load_recipe(path)
+
+
+def _float_keys() -> list[str]:
+    from deepsynth.configuration import key_docs
+
+    return [doc.key for doc in key_docs(RunConfig) if "float" in doc.type.split(" | ")]
+
+
+FLOAT_KEYS = _float_keys()
+
+
+def test_the_run_configuration_has_float_keys_to_check():
+    assert {"train.learning_rate", "train.optimizer.learning_rate", "register.margin"} <= set(FLOAT_KEYS)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_nan_and_infinity_are_refused_for_every_float_key_naming_it(key, value):
+    """A NaN passes every `<`/`>` bound (`nan <= 0` is False): `train.learning_rate=.nan` used to fail the run
+    later, `register.margin=.nan` made the gate never promote."""
+    with pytest.raises(ConfigError) as refused:
+        load_run_config(None, [f"{key}={value}"], check=False)
+    assert refused.value.key == key and refused.value.exit_code == 2
+    assert str(refused.value).startswith(f"--set {key}: ") and "is not a finite number" in str(refused.value)
+
+
+def test_nan_inside_a_mapping_or_a_file_is_refused_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="is not a finite number") as refused:
+        load_run_config(None, ["ingest.split_ratios={train: .nan, validation: 0.5, test: 0.5}"], check=False)
+    assert refused.value.key == "ingest.split_ratios.train"  # nan + 1.0 - 1 > 1e-6 is False: the sum check missed it
+    path = tmp_path / "run.yaml"
+    path.write_text("register:\n  margin: .nan  # the gate\n")
+    with pytest.raises(ConfigError, match=r"run\.yaml: register\.margin: nan is not a finite number"):
+        load_run_config(path, check=False)
+
+
+@pytest.mark.parametrize("override", ["train.learning_rate=.nan", "register.margin=.nan"])
+def test_run_with_a_nan_setting_exits_2_before_anything_runs(override, capsys):
+    from deepsynth_cli import main
+
+    config = Path(__file__).parents[1] / "configs" / "quickstart.yaml"
+    assert main(["run", "--config", str(config), "--set", override, "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)
+    key = override.split("=")[0]
+    assert error == {"error": f"--set {key}: nan is not a finite number (NaN and infinity are refused)", "exit_code": 2}
+
+
+def test_a_json_job_config_with_nan_or_a_lone_surrogate_is_refused(tmp_path):
+    from deepsynth.training.config import TrainerConfig
+
+    job = tmp_path / "job.json"
+    job.write_text('{"learning_rate": NaN}')  # Python's json reads NaN and Infinity
+    with pytest.raises(ConfigError, match=r"job\.json: learning_rate: nan is not a finite number"):
+        TrainerConfig.from_json(job)
+    job.write_text('{"lora_target_modules": ["q_proj", "\\udc00"]}')
+    with pytest.raises(ConfigError, match=r"lora_target_modules\[1\]: lone surrogate U\+DC00 at character 1"):
+        TrainerConfig.from_json(job)
