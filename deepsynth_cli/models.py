@@ -60,6 +60,28 @@ def point_mlflow_at_registry(*refs: str) -> None:
         point_mlflow_at_stack(*refs)
 
 
+def local_records(*refs: str) -> dict | None:
+    """The active stack's registry read straight from its SQLite file (``refs`` checked against it), if it is one.
+
+    ``None`` when the registry is not a local SQLite file MLflow's schema can be read from: MLflow is then
+    pointed at the stack's tracker (see :func:`point_mlflow_at_stack`) and asked. Browsing a local registry
+    this way imports neither MLflow nor ZenML.
+    """
+    from deepsynth.registry.catalog import check_ref, index_of, sqlite_records
+    from deepsynth.registry.refs import ModelRef
+    from pipelines.local_stack import recorded_tracking_uri
+    from pipelines.stores import sqlite_path
+
+    database = sqlite_path(recorded_tracking_uri())
+    records = sqlite_records(database) if database else None
+    if records is None:
+        point_mlflow_at_stack(*refs)
+        return None
+    for ref in refs:
+        check_ref(ModelRef.registry(ref), index_of(records))
+    return records
+
+
 def _registry(*refs: str):
     """:mod:`deepsynth.registry`, with MLflow pointed at the active stack's tracker (``refs`` checked first)."""
     point_mlflow_at_stack(*refs)
@@ -69,8 +91,11 @@ def _registry(*refs: str):
 
 
 @contextlib.contextmanager
-def known_model(ref: str) -> Iterator[None]:
+def known_model(ref: str, through_mlflow: bool = True) -> Iterator[None]:
     """Turn MLflow's "does not exist" (a long message, exit 1) into one line with exit code 2."""
+    if not through_mlflow:
+        yield
+        return
     from mlflow.exceptions import MlflowException
 
     try:
@@ -85,7 +110,9 @@ def known_model(ref: str) -> Iterator[None]:
 @json_option
 def models_list(as_json: bool) -> None:
     """List registered models with their versions, aliases, key metrics and creation time."""
-    found = _registry().list_models()
+    from deepsynth.registry.browse import list_models
+
+    found = list_models(local_records())
     if as_json:
         echo_json(found)
         return
@@ -105,9 +132,11 @@ def models_list(as_json: bool) -> None:
 @json_option
 def models_show(ref: str, as_json: bool) -> None:
     """Show a model, a version or an aliased version as JSON (always JSON; --json is accepted)."""
-    registry = _registry(ref)
-    with known_model(ref):
-        echo_json(registry.show(ref))
+    from deepsynth.registry.browse import show
+
+    records = local_records(ref)
+    with known_model(ref, records is None):
+        echo_json(show(ref, records))
 
 
 @models.command("promote")

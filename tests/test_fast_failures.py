@@ -47,9 +47,9 @@ def assert_fast_usage_error(result: tuple, message: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def registry_home(tmp_path_factory):
+def registry(tmp_path_factory):
     """A home set up by the real set-up code, whose MLflow registry holds two models: one with
-    versions 1 and 2 and @champion on 1, one with no version."""
+    versions 1 and 2 (tagged, a third one deleted) and @champion on 1, one with no version; and its URI."""
     from mlflow import MlflowClient
 
     home = tmp_path_factory.mktemp("fast-failures") / "home"
@@ -63,13 +63,24 @@ def registry_home(tmp_path_factory):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(json.loads(proc.stdout.strip().splitlines()[-1])["tracking_uri"])
-    client.create_registered_model(NAME)
-    for _ in range(2):
-        client.create_model_version(NAME, source=str(home / "no-package"))
+    uri = json.loads(proc.stdout.strip().splitlines()[-1])["tracking_uri"]
+    client = MlflowClient(uri)
+    client.create_registered_model(NAME, description="the summarizer")
+    for i in range(3):
+        client.create_model_version(
+            NAME, source=str(home / "no-package"), tags={"metric.rouge_l": str(0.25 + i / 10), "adapter_sha256": "ab"}
+        )
+    client.delete_model_version(NAME, "3")
+    client.set_model_version_tag(NAME, "2", "note", "second")
     client.set_registered_model_alias(NAME, "champion", "1")
+    client.set_registered_model_alias(NAME, "candidate", "1")
     client.create_registered_model("other-model")
-    return home
+    return home, uri
+
+
+@pytest.fixture(scope="module")
+def registry_home(registry):
+    return registry[0]
 
 
 NO_SUCH = f"no registered model named 'nosuch'; registered models: {NAME}, other-model"
@@ -77,7 +88,7 @@ REGISTRY_CASES = [
     (["models", "show", "nosuch@champion"], NO_SUCH),
     (["models", "show", "nosuch"], NO_SUCH),
     (["models", "show", f"{NAME}/9"], f"{NAME} has no version 9; its versions: 1, 2"),
-    (["models", "show", f"{NAME}@nope"], f"{NAME} has no alias @nope; its aliases: @champion (v1)"),
+    (["models", "show", f"{NAME}@nope"], f"{NAME} has no alias @nope; its aliases: @candidate (v1), @champion (v1)"),
     (["models", "show", "other-model@champion"], "other-model has no alias @champion; its aliases: none"),
     (["models", "promote", NAME, "7"], f"{NAME} has no version 7; its versions: 1, 2"),
     (["models", "download", f"{NAME}@nope", "--out", "{tmp}/out"], f"{NAME} has no alias @nope"),
@@ -99,9 +110,44 @@ def test_an_unknown_model_version_or_alias_fails_at_once_naming_what_exists(regi
 
 @pytest.mark.slow
 def test_a_known_reference_still_goes_through_to_mlflow(registry_home):
-    proc, imported, stderr = deepsynth(registry_home, "models", "show", f"{NAME}@champion")
+    proc, imported, stderr = deepsynth(registry_home, "models", "promote", NAME, "1")
     assert proc.returncode == 0, "\n".join(stderr[-20:])
     assert json.loads(proc.stdout)["version"] == "1" and "mlflow" in imported
+
+
+BROWSE = [
+    ["models", "list"],
+    ["models", "show", NAME],
+    ["models", "show", f"{NAME}@champion"],
+    ["models", "show", f"{NAME}/2"],
+    ["models", "show", "other-model"],
+]
+
+
+@pytest.mark.slow
+def test_browsing_a_local_registry_reads_its_sqlite_file_and_says_what_mlflow_says(registry):
+    """`models list/show` on the local stack's registry import neither MLflow nor ZenML (which costs 2-3 s per
+    command) and print exactly what the same views print through MLflow's client (a deleted version left out)."""
+    import mlflow
+    from support.adapters import mlflow_state, restore_mlflow_state
+
+    from deepsynth.registry.browse import list_models, show
+
+    home, uri = registry
+    previous = mlflow_state()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        through_mlflow = [list_models()] + [show(argv[2]) for argv in BROWSE[1:]]
+    finally:
+        restore_mlflow_state(previous)
+    assert [v["version"] for v in through_mlflow[1]["versions"]] == ["1", "2"]
+    assert through_mlflow[2]["aliases"] == ["candidate", "champion"] and through_mlflow[3]["tags"]["note"] == "second"
+    for argv, expected in zip(BROWSE, through_mlflow, strict=True):
+        proc, imported, stderr = deepsynth(home, *argv)
+        assert proc.returncode == 0, "\n".join(stderr[-20:])
+        assert not imported & HEAVY, (argv, sorted(imported & HEAVY))
+        assert json.loads(proc.stdout) == expected, argv
 
 
 @pytest.mark.slow
