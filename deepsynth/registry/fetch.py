@@ -65,13 +65,13 @@ def verify_registered(package_dir: str | Path, mv: Any) -> dict[str, Any]:
 
 
 def _package_root(local: Path, where: str) -> Path:
-    """The export package inside a downloaded version: the pyfunc's package artifact.
+    """The export package inside a downloaded version: the pyfunc's data folder.
 
-    Older layouts: the folder of the shallowest manifest.
+    Older layouts: the pyfunc's package artifact, else the folder of the shallowest manifest.
     """
-    logged = local / "artifacts" / PACKAGE_ARTIFACT
-    if (logged / MANIFEST).is_file():
-        return logged
+    for logged in (local / "data" / PACKAGE_ARTIFACT, local / "artifacts" / PACKAGE_ARTIFACT):
+        if (logged / MANIFEST).is_file():
+            return logged
     manifests = sorted(local.rglob(MANIFEST), key=lambda p: len(p.parts))
     if not manifests:
         raise DeepSynthError(f"{where} holds no export package (no {MANIFEST})")

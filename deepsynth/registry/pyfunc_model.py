@@ -1,6 +1,8 @@
-"""The MLflow pyfunc wrapper of an export package: ``predict`` summarizes texts with :class:`Summarizer`.
+"""The pyfunc view of an export package: ``predict`` summarizes texts with :class:`Summarizer`.
 
-It is logged as "models from code" (``pyfunc_entry.py``), so nothing about it is pickled.
+Registered versions are loaded by :mod:`deepsynth.registry.pyfunc_loader` (verified against the
+registry first); :class:`DeepSynthSummarizerModel` is the same behaviour as an ``mlflow.pyfunc.PythonModel``
+over a package path the caller has already verified.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ import pandas as pd
 from deepsynth.registry.fetch import PACKAGE_ARTIFACT
 from deepsynth.registry.refs import ModelRef
 
-__all__ = ["PACKAGE_ARTIFACT", "DeepSynthSummarizerModel"]
+__all__ = ["PACKAGE_ARTIFACT", "DeepSynthSummarizerModel", "texts_of"]
+
+
+def texts_of(model_input: Any) -> list[str]:
+    """The texts of a pyfunc input: a DataFrame's ``text`` column (else its first), a list of strings, one string."""
+    if isinstance(model_input, str):
+        return [model_input]
+    if hasattr(model_input, "columns"):
+        column = "text" if "text" in model_input.columns else model_input.columns[0]
+        return [str(t) for t in model_input[column].tolist()]
+    return [str(t) for t in model_input]
 
 
 class DeepSynthSummarizerModel(mlflow.pyfunc.PythonModel):
@@ -41,11 +53,4 @@ class DeepSynthSummarizerModel(mlflow.pyfunc.PythonModel):
         Returns:
             One summary per text.
         """
-        if isinstance(model_input, str):
-            texts = [model_input]
-        elif hasattr(model_input, "columns"):
-            column = "text" if "text" in model_input.columns else model_input.columns[0]
-            texts = [str(t) for t in model_input[column].tolist()]
-        else:
-            texts = [str(t) for t in model_input]
-        return self.summarizer.summarize_texts(texts)
+        return self.summarizer.summarize_texts(texts_of(model_input))

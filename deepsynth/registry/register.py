@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from deepsynth.export.runtime import LIBRARY
 from deepsynth.integrity import sha256_file
 from deepsynth.package import MANIFEST, verify_directory
 from deepsynth.registry.fetch import PACKAGE_ARTIFACT
@@ -19,7 +18,8 @@ from deepsynth.registry.git_info import git_commit
 from deepsynth.registry.promotion import CHALLENGER
 from deepsynth.registry.versions import ADAPTER_SHA_TAG, MANIFEST_SHA_TAG, METRIC_PREFIX, client, set_alias
 
-ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+#: The installed module MLflow's own loaders import to open a version (it verifies before loading).
+LOADER_MODULE = "deepsynth.registry.pyfunc_loader"
 DESCRIPTION = "DeepSynth summarizer (DeepSeek-OCR + LoRA) export packages"
 
 
@@ -48,10 +48,11 @@ def register_package(
 ) -> dict[str, Any]:
     """Register an export package as a new model version (or return the one holding the same adapter).
 
-    The version is a pyfunc model whose artifacts are the package; ``predict`` summarizes texts. Its
-    requirements are the package's (public packages only) and its code the ``deepsynth`` library the
-    package carries, so MLflow's own loaders (``mlflow.pyfunc.load_model``, ``mlflow models serve``)
-    run it in an environment made from those requirements.
+    The version is a pyfunc model whose data is the package and whose loader is
+    :mod:`deepsynth.registry.pyfunc_loader` from the installed library (no code is logged with it),
+    so MLflow's own loaders (``mlflow.pyfunc.load_model``, ``mlflow models serve``) check the package
+    against this version's tags before loading it; ``predict`` summarizes texts. Its requirements are
+    the package's (public packages only); the loading environment also needs ``deepsynth`` installed.
     It is logged into the active MLflow run, or a new run when none is active.
 
     Args:
@@ -104,13 +105,14 @@ def register_package(
         MANIFEST_SHA_TAG: sha256_file(export_dir / MANIFEST),
     }
     clean = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    # The package's public pins; the deepsynth library it carries goes in as the model's code.
+    # The package's public pins. No code is logged: what MLflow would import from the artifact store
+    # could not be checked before it ran (the verifying loader is the installed deepsynth's).
     requirements = [
         ln for ln in (export_dir / "requirements.txt").read_text().splitlines() if ln.strip() and not ln.startswith("#")
     ]
     signature = ModelSignature(Schema([ColSpec("string", "text")]), Schema([ColSpec("string")]))
     with tempfile.TemporaryDirectory(prefix="deepsynth-register-") as tmp:
-        staged = Path(tmp) / "package"  # the zip beside the files would double the artifact size
+        staged = Path(tmp) / PACKAGE_ARTIFACT  # the zip beside the files would double the artifact size
         package_name = manifest.get("package_name")
         shutil.copytree(export_dir, staged, ignore=lambda d, names: [n for n in names if n == package_name])
         own_run = mlflow.active_run() is None
@@ -118,11 +120,10 @@ def register_package(
         try:
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=str(ENTRY),
-                artifacts={PACKAGE_ARTIFACT: str(staged)},
+                loader_module=LOADER_MODULE,
+                data_path=str(staged),
                 pip_requirements=requirements,
                 signature=signature,
-                code_paths=[str(staged / LIBRARY)],
                 metadata={"adapter_sha256": sha},
             )
             finite = {k: v for k, v in clean.items() if math.isfinite(v)}

@@ -21,6 +21,7 @@ from support.fresh_venv import fresh_python, run
 
 from deepsynth.errors import ConfigError
 from deepsynth.export import export_adapter
+from deepsynth.export.runtime import copy_library
 from deepsynth.inference import GenerationConfig, Summarizer
 from deepsynth.registry import (
     ModelRef,
@@ -188,14 +189,18 @@ def expected(exports, shared_home):
     return Summarizer.load(exports[0].output_dir, home=shared_home).summarize_texts([TEXT, OTHER])
 
 
-def test_logged_requirements_are_the_packages_public_pins_and_the_code_is_carried(champion, exports):
+def test_logged_requirements_are_the_packages_public_pins_and_no_code_is_logged(champion, exports):
+    """The version's loader is the installed library's verifying module; nothing importable is logged with it."""
     logged = Path(mlflow.pyfunc.get_model_dependencies(champion)).read_text().splitlines()
     package = (exports[0].output_dir / "requirements.txt").read_text().splitlines()
     assert {ln for ln in package if ln and not ln.startswith("#")} <= set(logged)
     names = {re.split(r"[=<>!~;\[ ]", ln, maxsplit=1)[0].lower() for ln in logged if ln.strip()}
     assert not names & {"deepsynth-pipelines", "zenml", "great-expectations", "datasets"}
     local = Path(mlflow.artifacts.download_artifacts(champion))
-    assert (local / "code" / "deepsynth" / "inference" / "summarizer.py").is_file()
+    flavor = mlflow.models.Model.load(str(local / "MLmodel")).flavors["python_function"]
+    assert flavor["loader_module"] == "deepsynth.registry.pyfunc_loader" and not flavor.get("code")
+    assert flavor["data"] == "data/package" and (local / "data" / "package" / "manifest.json").is_file()
+    assert not (local / "code").exists() and not list(local.glob("*.py"))
 
 
 def test_pyfunc_load_model_at_champion_predicts_summaries(champion, expected):
@@ -213,12 +218,15 @@ print(json.dumps(list(model.predict(pandas.DataFrame({"text": sys.argv[2:]})))))
 
 
 def test_a_fresh_environment_from_the_logged_requirements_loads_and_predicts(champion, expected, tmp_path):
-    """What a user of the registry does: a virtualenv from the model's logged requirements, then pyfunc."""
+    """What a user of the registry does: a virtualenv from the model's logged requirements and the deepsynth
+    library (the trusted loader: here a copy of the installed one on PYTHONPATH), then pyfunc."""
     requirements = Path(mlflow.pyfunc.get_model_dependencies(champion))
     python = fresh_python(tmp_path / "venv", requirements)
     installed = {line.split("==")[0].lower() for line in run([python, "-m", "pip", "freeze"]).splitlines()}
     assert "mlflow" in installed and not installed & {"zenml", "great-expectations", "deepsynth-pipelines"}
+    library = copy_library(tmp_path / "library").parent
     env = {
+        "PYTHONPATH": str(library),
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path / "home"),
         "HF_HUB_OFFLINE": "1",
