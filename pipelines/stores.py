@@ -9,6 +9,12 @@ has no record: the next run moves what it left aside and starts again.
 
 The record also lets read-only commands (``deepsynth models``, ``summarize``) find MLflow without
 importing ZenML, while the local stack is the active one.
+
+A home is relocatable: the record names its databases relative to ZenML's folder and remembers that
+folder (``root``). ZenML's ``config.yaml`` and both databases hold absolute paths (the store URL,
+artifact URIs, MLflow's artifact locations), so the first use of a copied or moved home rewrites
+every path under the old folder to the new one, under the set-up lock, and says so on stderr: a
+copy never reads or writes the original's stores.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from deepsynth.errors import ConfigError, DeepSynthError
 logger = logging.getLogger(__name__)
 RECORD = "deepsynth-store.json"
 LOCK = ".deepsynth-setup.lock"
+#: The record's database paths (stored relative to ZenML's folder) and the key of that folder itself.
+PATH_KEYS, ROOT = ("zenml_db", "mlflow_db"), "root"
+ZENML_DB = ("local_stores", "default_zen_store", "zenml.db")
 
 
 class StoreError(DeepSynthError):
@@ -70,17 +79,143 @@ def check_database(path: Path, what: str, recovery: str) -> None:
         raise StoreError(f"{what} database {path} {problem}. {recovery}")
 
 
-def read_record() -> dict[str, Any] | None:
-    """The set-up record of this home's ZenML folder, or ``None`` before the first complete set-up."""
+def _read_raw() -> dict[str, Any] | None:
+    """The record as stored (paths relative to ZenML's folder), or ``None`` before the first set-up."""
     path = zenml_dir() / RECORD
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
+        raw = exc
+    if not isinstance(raw, dict):
         raise StoreError(
-            f"{path} is unreadable ({exc}); delete it to let the next run check and re-record the stores"
+            f"{path} is unreadable ({raw}); delete it to let the next run check and re-record the stores"
         ) from None
+    return raw
+
+
+def _resolved(raw: dict[str, Any]) -> dict[str, Any]:
+    """The record with absolute database paths and the MLflow tracking URI (derived when not stored)."""
+    folder, record = zenml_dir(), {k: v for k, v in raw.items() if k != ROOT}
+    for key in PATH_KEYS:
+        if record.get(key) and not os.path.isabs(record[key]):
+            record[key] = str(folder / record[key])
+    if not record.get("tracking_uri") and record.get("mlflow_db"):
+        record["tracking_uri"] = f"sqlite:///{record['mlflow_db']}"
+    return record
+
+
+def _stored(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` as written: databases inside ZenML's folder relative to it, the folder itself as ``root``."""
+    folder, raw = zenml_dir(), dict(record)
+    derived = record.get("mlflow_db") and record.get("tracking_uri") == f"sqlite:///{record['mlflow_db']}"
+    for key in PATH_KEYS:
+        if raw.get(key) and Path(raw[key]).is_relative_to(folder):
+            raw[key] = str(Path(raw[key]).relative_to(folder))
+    if derived:
+        raw.pop("tracking_uri")
+    return {**raw, ROOT: str(folder)}
+
+
+def _write_record(record: dict[str, Any]) -> None:
+    temp = zenml_dir() / f".{RECORD}.tmp"
+    temp.write_text(json.dumps(_stored(record), indent=2))
+    temp.replace(zenml_dir() / RECORD)
+
+
+def read_record() -> dict[str, Any] | None:
+    """The set-up record of this home's ZenML folder (absolute paths), or ``None`` before the first complete set-up."""
+    raw = _read_raw()
+    return None if raw is None else _resolved(raw)
+
+
+def _recorded_root(raw: dict[str, Any]) -> str | None:
+    """The ZenML folder the stores were last used in (records from before ``root`` existed: from ``zenml_db``)."""
+    if raw.get(ROOT):
+        return str(raw[ROOT])
+    database = Path(str(raw.get("zenml_db") or ""))
+    if database.is_absolute() and database.parts[-3:] == ZENML_DB:
+        return str(database.parents[2])
+    return None
+
+
+def relocate_if_moved() -> bool:
+    """Point a copied or moved home's stores at itself (see the module docstring); ``True`` when it did.
+
+    Runs under the set-up lock, so two first uses of a copy rewrite it once.
+    """
+    raw = _read_raw()
+    if raw is None or _recorded_root(raw) in (None, str(zenml_dir())):
+        return False
+    with setup_lock():
+        raw = _read_raw()
+        old, new = _recorded_root(raw or {}), str(zenml_dir())
+        if raw is None or old in (None, new):
+            return False
+        moved = {k: str(Path(new) / Path(raw[k]).relative_to(old)) for k in PATH_KEYS if _under(raw.get(k), old)}
+        record = _resolved({**raw, **moved, "tracking_uri": _rebased(raw.get("tracking_uri"), old, new)})
+        counts = {"config.yaml": _rebase_yaml(zenml_dir() / "config.yaml", old, new)}
+        for key in PATH_KEYS:
+            if record.get(key) and Path(record[key]).is_file():
+                counts[Path(record[key]).name] = rebase_sqlite(Path(record[key]), old, new)
+        _write_record(record)
+    done = ", ".join(f"{n} in {where}" for where, n in counts.items())
+    logger.warning("this home's stores were moved or copied from %s to %s: rewrote their paths (%s)", old, new, done)
+    return True
+
+
+def _under(value: Any, folder: str) -> bool:
+    return isinstance(value, str) and os.path.isabs(value) and Path(value).is_relative_to(folder)
+
+
+def _rebased(value: Any, old: str, new: str) -> Any:
+    """``value`` with every path under ``old`` moved under ``new`` (strings inside lists and mappings too)."""
+    if isinstance(value, str):
+        return new if value == old else value.replace(old + "/", new + "/")
+    if isinstance(value, dict):
+        return {k: _rebased(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rebased(v, old, new) for v in value]
+    return value
+
+
+def _rebase_yaml(path: Path, old: str, new: str) -> int:
+    """Rewrite ZenML's ``config.yaml`` with paths under ``old`` moved to ``new``; 1 when it changed, else 0."""
+    import yaml
+
+    if not path.is_file():
+        return 0
+    data = yaml.safe_load(path.read_text())
+    moved = _rebased(data, old, new)
+    if moved == data:
+        return 0
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(yaml.safe_dump(moved, sort_keys=False))
+    temp.replace(path)
+    return 1
+
+
+def rebase_sqlite(path: Path, old: str, new: str) -> int:
+    """Move every path under ``old`` to ``new`` in every text value of the SQLite database at ``path``.
+
+    Returns:
+        The number of values rewritten.
+    """
+    count = 0
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in (t for t in tables if not t.startswith("sqlite_")):
+            quoted = '"' + table.replace('"', '""') + '"'
+            for column in [r[1] for r in db.execute(f"PRAGMA table_info({quoted})")]:
+                col = '"' + column.replace('"', '""') + '"'
+                count += db.execute(
+                    f"UPDATE {quoted} SET {col} = CASE WHEN {col} = ? THEN ? ELSE replace({col}, ?, ?) END "
+                    f"WHERE typeof({col}) = 'text' AND ({col} = ? OR instr({col}, ?) > 0)",
+                    (old, new, old + "/", new + "/", old, old + "/"),
+                ).rowcount
+        db.commit()
+    return count
 
 
 def check_record(record: dict[str, Any]) -> None:
@@ -153,19 +288,18 @@ def ensure_ready(setup: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
     """
     if _remote_zenml():
         return None
+    relocate_if_moved()
     record = read_record()
     if record is None:
         with setup_lock():
             record = read_record()
             if record is None:
-                database = zenml_dir() / "local_stores" / "default_zen_store" / "zenml.db"
+                database = zenml_dir().joinpath(*ZENML_DB)
                 if not _adoptable(database):
                     _move_aside_unfinished()
                 record = {**setup(), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-                temp = zenml_dir() / f".{RECORD}.tmp"
-                temp.write_text(json.dumps(record, indent=2))
-                temp.replace(zenml_dir() / RECORD)
-                return record
+                _write_record(record)
+                return read_record()
     check_record(record)
     return record
 
@@ -174,9 +308,10 @@ def require_ready() -> dict[str, Any] | None:
     """The checked record, for commands that only read: a home never set up is an error, not a new store."""
     if _remote_zenml():
         return None
+    relocate_if_moved()
     record = read_record()
     if record is None:
-        database = zenml_dir() / "local_stores" / "default_zen_store" / "zenml.db"
+        database = zenml_dir().joinpath(*ZENML_DB)
         if database.is_file():
             return None  # set up before records existed: ZenML checks it
         raise StoreError(no_store_message())

@@ -64,9 +64,16 @@ def home(tmp_path_factory):
     return home
 
 
+def recorded(home: Path, which: str) -> Path:
+    """A database the home's set-up record names (stored relative to ZenML's folder)."""
+    return home / "zenml" / json.loads((home / "zenml" / "deepsynth-store.json").read_text())[which]
+
+
 def test_two_first_runs_at_once_share_one_set_up(home):
     record = json.loads((home / "zenml" / "deepsynth-store.json").read_text())
-    assert Path(record["zenml_db"]).is_file() and Path(record["mlflow_db"]).is_file()
+    assert record["root"] == str((home / "zenml").resolve())
+    assert not Path(record["zenml_db"]).is_absolute() and not Path(record["mlflow_db"]).is_absolute()
+    assert recorded(home, "zenml_db").is_file() and recorded(home, "mlflow_db").is_file()
     assert "analytics_opt_in: false" in (home / "zenml" / "config.yaml").read_text()  # stored, not only the env
     listed = deepsynth(home, "models", "list", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
@@ -82,7 +89,7 @@ def test_a_home_that_never_ran_is_an_error_and_stays_empty(tmp_path):
 @pytest.mark.parametrize("which", ["zenml_db", "mlflow_db"])
 @pytest.mark.parametrize("damage", ["missing", "empty", "garbage"])
 def test_a_damaged_database_is_an_error_naming_the_file(home, which, damage):
-    path = Path(json.loads((home / "zenml" / "deepsynth-store.json").read_text())[which])
+    path = recorded(home, which)
     backup = path.with_name(path.name + ".test-backup")
     shutil.copy2(path, backup)
     try:
@@ -120,3 +127,54 @@ def test_a_set_up_that_hit_a_full_disk_works_once_space_is_free(tmp_path, zenml_
     moved_aside = list((home / "zenml").glob("unfinished-setup-*/local_stores/default_zen_store/zenml.db"))
     assert len(moved_aside) == int(zenml_db_half_written)  # a broken database is kept aside, never deleted
     assert deepsynth(home, "models", "list", "--json").returncode == 0
+
+
+def registry_of(home: Path):
+    """An MLflow client on ``home``'s own database (the global tracking URI is left alone)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{recorded(home, 'mlflow_db')}")
+
+
+def test_a_copied_or_moved_home_uses_its_own_stores_never_the_originals(home, tmp_path):
+    """``cp -a home copy``: the copy's first use rewrites its paths (with a message); ``models list`` reads the copy's
+    registry and ``models promote`` writes it, the original untouched; moved again, it follows again."""
+    import sqlite3
+
+    original = registry_of(home)
+    artifacts = recorded(home, "mlflow_db").parent / "mlflow_artifacts"  # where ZenML's tracker puts them
+    experiment = original.create_experiment("relocation", artifact_location=f"file:{artifacts}")
+    run = original.create_run(experiment)
+    model = original.create_registered_model("relocated-model")
+    original.create_model_version(model.name, f"{run.info.artifact_uri}/model", run.info.run_id)
+    try:
+        copy = tmp_path / "copy"
+        subprocess.run(["cp", "-a", str(home), str(copy)], check=True)
+        listed = deepsynth(copy, "models", "list", "--json")
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        assert "relocated-model" in [m["name"] for m in json.loads(listed.stdout)]
+        assert f"moved or copied from {(home / 'zenml').resolve()} to {(copy / 'zenml').resolve()}" in listed.stderr
+        texts = [(copy / "zenml" / "config.yaml").read_text(), (copy / "zenml" / "deepsynth-store.json").read_text()]
+        with sqlite3.connect(recorded(copy, "mlflow_db")) as db:
+            texts += [str(row) for row in db.execute("SELECT artifact_location FROM experiments")]
+            texts += [str(row) for row in db.execute("SELECT artifact_uri FROM runs")]
+        with sqlite3.connect(recorded(copy, "zenml_db")) as db:
+            texts += [
+                str(row) for table in ("stack_component", "stack") for row in db.execute(f"SELECT * FROM {table}")
+            ]
+        assert all(str(home) not in text for text in texts)  # nothing points back at the original any more
+        assert str(copy / "zenml" / "local_stores") in (copy / "zenml" / "config.yaml").read_text()
+
+        promoted = deepsynth(copy, "models", "promote", "relocated-model", "1", "--alias", "copied", "--json")
+        assert promoted.returncode == 0, promoted.stderr[-2000:]
+        assert "moved or copied" not in promoted.stderr  # rewritten once
+        assert "copied" in registry_of(copy).get_registered_model("relocated-model").aliases
+        assert "copied" not in original.get_registered_model("relocated-model").aliases
+
+        moved = tmp_path / "moved"
+        copy.rename(moved)
+        again = deepsynth(moved, "models", "show", "relocated-model@copied", "--json")
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert json.loads(again.stdout)["version"] == "1" and "moved or copied" in again.stderr
+    finally:
+        original.delete_registered_model("relocated-model")
