@@ -12,12 +12,13 @@ import dataclasses
 import io
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from PIL import Image
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from deepsynth.data.rendered import RenderedDocument
 from deepsynth.errors import ConfigError
@@ -119,6 +120,16 @@ def left_padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return embeds, mask
 
 
+class _EachStep(StoppingCriteria):
+    """A stopping criterion that hands each step's ids to a callback, which says per row whether it is done."""
+
+    def __init__(self, on_step: Callable[[torch.Tensor], torch.Tensor]):
+        self.on_step = on_step
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        return self.on_step(input_ids).to(input_ids.device)
+
+
 @torch.no_grad()
 def decode(
     model: Any,
@@ -128,6 +139,7 @@ def decode(
     *,
     limits: Sequence[int] | None = None,
     adapter_names: Sequence[str] | None = None,
+    on_step: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> list[list[int]]:
     """Decode prompts together (left-padded) and return each row's generated ids, EOS and padding removed.
 
@@ -141,6 +153,8 @@ def decode(
         config: Decoding settings (``max_new_tokens`` for the whole batch; ``batch_size`` is not used here).
         limits: Per row, the most tokens kept (a greedy run with that limit gives exactly these ids).
         adapter_names: Per row, the peft adapter to decode it with (peft's mixed-adapter batches).
+        on_step: Called after every decoding step with the ids generated so far ``(rows, steps)``;
+            returns a bool per row, true where that row is done (it stops; the others go on).
 
     Returns:
         Generated token ids per row, in order.
@@ -153,6 +167,8 @@ def decode(
         kwargs["no_repeat_ngram_size"] = config.no_repeat_ngram_size
     if adapter_names is not None:
         kwargs["adapter_names"] = list(adapter_names)
+    if on_step is not None:
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_EachStep(on_step)])
     with warnings.catch_warnings():
         # The prompt is image embeddings: n-grams are meant to be checked on the summary only.
         warnings.filterwarnings("ignore", message="Passing `no_repeat_ngram_size` with `inputs_embeds`")

@@ -115,24 +115,32 @@ def attach_adapter(model: nn.Module, adapter_dir: str | os.PathLike, adapter_nam
         The ``PeftModel`` in eval mode.
 
     Raises:
-        DeepSynthError: No safetensors adapter, or a saved tensor did not land exactly on its parameter
-            (an adapter added beside others is removed again).
+        DeepSynthError: No safetensors adapter, an adapter that does not fit the base (rank or target
+            modules), or a saved tensor did not land exactly on its parameter (an adapter added beside
+            others is removed again).
     """
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / ADAPTER_WEIGHTS).is_file():
         raise DeepSynthError(f"{adapter_dir}: no {ADAPTER_WEIGHTS} (only safetensors adapters are loaded)")
     with safe_open(str(adapter_dir / ADAPTER_WEIGHTS), framework="pt") as handle:
         legacy = has_native_decoder_keys(handle.keys())
-    if not isinstance(model, PeftModel):
-        mapping = {"key_mapping": KEY_MAPPING} if legacy else {}
-        model = PeftModel.from_pretrained(
-            model, str(adapter_dir), adapter_name=adapter_name, is_trainable=False, **mapping
-        )
-    else:
-        # from_pretrained falls back to the model's own key conversion; load_adapter does not, so pass it.
-        base = model.get_base_model()
-        key_mapping = KEY_MAPPING if legacy else getattr(base, "_checkpoint_conversion_mapping", None) or None
-        model.load_adapter(str(adapter_dir), adapter_name=adapter_name, is_trainable=False, key_mapping=key_mapping)
+    try:
+        if not isinstance(model, PeftModel):
+            mapping = {"key_mapping": KEY_MAPPING} if legacy else {}
+            model = PeftModel.from_pretrained(
+                model, str(adapter_dir), adapter_name=adapter_name, is_trainable=False, **mapping
+            )
+        else:
+            # from_pretrained falls back to the model's own key conversion; load_adapter does not, so pass it.
+            base = model.get_base_model()
+            key_mapping = KEY_MAPPING if legacy else getattr(base, "_checkpoint_conversion_mapping", None) or None
+            model.load_adapter(str(adapter_dir), adapter_name=adapter_name, is_trainable=False, key_mapping=key_mapping)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        # A rank that differs from the weights' shapes, or target_modules that match nothing in the base.
+        if isinstance(model, PeftModel) and adapter_name in model.peft_config and len(model.peft_config) > 1:
+            model.delete_adapter(adapter_name)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise DeepSynthError(f"{adapter_dir}: the adapter does not fit its base model ({first})") from None
     try:
         verify_adapter_loaded(model, adapter_dir, adapter_name)
     except DeepSynthError:

@@ -5,27 +5,49 @@ what :func:`~deepsynth.serving.sources.fetch_adapter` verified, under the names 
 :class:`~deepsynth.serving.slots.SlotTable`. Everything that touches the model (attaching,
 detaching, generating) holds :attr:`AdapterHolder.lock`: a swap attaches the new adapter, reroutes
 the name and deletes the old adapter between two batches.
+
+Residency: at most ``max_loras`` adapters are attached; a new one first evicts the least recently
+used adapter that is neither pinned nor named by a queued request. What a package records beside its
+weights (render settings, decoding settings) is read right after it is verified, never later.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
+import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from deepsynth.errors import ConfigError
+from deepsynth.errors import ConfigError, DeepSynthError
+from deepsynth.inference.config import GenerationConfig
 from deepsynth.inference.loading import LoadedModel, attach_adapter
+from deepsynth.inference.summarizer import render_settings_for
 from deepsynth.models.dtypes import DTYPES
 from deepsynth.models.loading import load_base_model
+from deepsynth.package import MANIFEST
+from deepsynth.serving.scratch import scratch_dir, scratch_root
 from deepsynth.serving.slots import AdapterSlot, SlotTable
 from deepsynth.serving.sources import fetch_adapter
+
+
+class AdapterCapacityError(DeepSynthError):
+    """All ``max_loras`` adapter slots hold pinned adapters or adapters that queued requests name (HTTP 503)."""
+
+
+def recorded_generation(directory: os.PathLike) -> GenerationConfig | None:
+    """The decoding settings the package's manifest records (its evaluation's), or ``None`` when it records none."""
+    manifest = Path(directory) / MANIFEST
+    values = json.loads(manifest.read_text(encoding="utf-8")).get("generation")
+    return GenerationConfig.from_recorded(values, source=str(manifest)) if values else None
+
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +57,16 @@ class AdapterHolder:
 
     Args:
         device: ``cpu`` or ``cuda``.
-        home: DeepSynth cache root (for the ``tiny`` base profile).
+        home: DeepSynth cache root (for the ``tiny`` base profile; downloads go under its ``serve-tmp``).
+        max_loras: Most adapters attached at once.
     """
 
-    def __init__(self, device: str = "cpu", home: str | os.PathLike | None = None):
+    def __init__(self, device: str = "cpu", home: str | os.PathLike | None = None, max_loras: int = 8):
         self.device = device
         self.home = home
+        self.max_loras = max_loras
+        self.evictions = 0
+        self._scratch = scratch_root(home)
         self.lock = threading.RLock()
         self.model: Any = None
         self.tokenizer: Any = None
@@ -57,22 +83,31 @@ class AdapterHolder:
         """The slot a request names (see :meth:`SlotTable.resolve`)."""
         return self.table.resolve(key)
 
-    def load(self, ref: str, name: str | None = None) -> AdapterSlot:
+    def load(self, ref: str, name: str | None = None, pinned: bool = False) -> AdapterSlot:
         """Verify and attach the adapter at ``ref`` under ``name``, replacing a slot of that name atomically.
 
         Args:
             ref: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, an export directory or a zip package.
             name: Served name (default: ``ref``).
+            pinned: Never evict this adapter to make room for another.
 
         Returns:
             The new slot (the previous one of that name, if any, is detached).
+
+        Raises:
+            AdapterCapacityError: A new name, and every resident adapter is pinned or in use.
         """
         name = name or ref
-        work_dir = tempfile.mkdtemp(prefix="deepsynth-serve-")
+        work_dir = scratch_dir(self._scratch)
         try:
             source = fetch_adapter(ref, work_dir)
+            render = render_settings_for(source.directory, source.trainer_config.get("mode"))
+            generation = recorded_generation(source.directory)
             with self.lock:
                 self._ensure_base(source.trainer_config, ref)
+                old = self.table.get(name)
+                if old is None:
+                    self._make_room(name)
                 peft_name = f"adapter_{next(self._ids)}"
                 try:
                     self.model = attach_adapter(self.model, source.directory, peft_name)
@@ -94,6 +129,9 @@ class AdapterHolder:
                     source.version,
                     source.alias,
                     work_dir=work_dir,
+                    render_settings=render,
+                    generation=generation,
+                    pinned=pinned or bool(old and old.pinned),
                 )
                 old = self.table.put(slot)
                 if old is not None:
@@ -110,6 +148,22 @@ class AdapterHolder:
             slot = self.table.pop(name)
             self._detach(slot)
         return slot
+
+    def _make_room(self, name: str) -> None:
+        """Evict least recently used adapters until a new one fits (callers hold the lock)."""
+        while len(self.table.all()) >= self.max_loras:
+            victims = [s for s in self.table.all() if not s.pinned and s.in_flight == 0]
+            if not victims:
+                raise AdapterCapacityError(
+                    f"cannot load {name!r}: all max_loras={self.max_loras} adapters are pinned or in use; "
+                    "retry later, or raise --max-loras"
+                )
+            victim = min(victims, key=lambda s: s.last_used)
+            self.table.pop(victim.name)
+            self._detach(victim)
+            self.evictions += 1
+            idle = time.monotonic() - victim.last_used
+            logger.info("evicted %r (least recently used, idle %.1f s) to load %r", victim.name, idle, name)
 
     def _detach(self, slot: AdapterSlot) -> None:
         with warnings.catch_warnings():  # peft names a new "active" adapter; requests name theirs anyway

@@ -17,7 +17,9 @@ from deepsynth.errors import DeepSynthError
 from deepsynth.inference.documents import render_text
 
 if TYPE_CHECKING:
+    from deepsynth.inference.config import GenerationConfig
     from deepsynth.inference.loading import LoadedModel
+    from deepsynth.rendering.config import RenderSettings
     from deepsynth.rendering.renderer import DocumentRenderer
 
 
@@ -31,6 +33,14 @@ def parse_model_option(value: str) -> tuple[str | None, str]:
 
 class UnknownAdapterError(DeepSynthError):
     """A request named no adapter that is served."""
+
+
+class AmbiguousAdapterError(DeepSynthError):
+    """A request's adapter reference matches several served adapters (HTTP 409); ``candidates`` names them."""
+
+    def __init__(self, key: str, candidates: list[str]):
+        super().__init__(f"adapter {key!r} is ambiguous: it matches {', '.join(candidates)}; name one of them")
+        self.candidates = candidates
 
 
 @dataclass
@@ -48,24 +58,26 @@ class AdapterSlot:
     alias: str | None = None
     loaded_at: float = field(default_factory=time.time)
     work_dir: str | None = None
+    render_settings: RenderSettings | None = None  # read right after verification, never later
+    generation: GenerationConfig | None = None  # the package's recorded decoding settings
+    pinned: bool = False  # never evicted to make room (see AdapterHolder's max_loras)
+    last_used: float = field(default_factory=time.monotonic)
+    in_flight: int = 0  # requests queued or decoding with this adapter (not evicted meanwhile)
     renderer: DocumentRenderer | None = None
     render_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def mode(self) -> str:
         """Rendering mode of the adapter's training data."""
-        from deepsynth.inference.summarizer import render_settings_for
-
-        return self.loaded.mode or render_settings_for(self.directory, None).modes[0]
+        return self.loaded.mode or (self.render_settings.modes[0] if self.render_settings else "base")
 
     def render(self, text: str, instruction: str | None) -> list[bytes]:
         """The PNG pages ``text`` renders to with the adapter's training render settings."""
-        from deepsynth.inference.summarizer import render_settings_for
         from deepsynth.rendering.renderer import DocumentRenderer
 
         with self.render_lock:  # one renderer per adapter; its caches are not shared between threads
             if self.renderer is None:
-                self.renderer = DocumentRenderer(render_settings_for(self.directory, self.loaded.mode))
+                self.renderer = DocumentRenderer(self.render_settings)
             return render_text(self.renderer, text, instruction)
 
     def info(self) -> dict[str, Any]:
@@ -78,6 +90,7 @@ class AdapterSlot:
             "alias": self.alias,
             "sha256": self.sha256,
             "mode": self.mode,
+            "pinned": self.pinned,
             "base_model": self.loaded.trainer_config.get("model_name"),
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
         }
@@ -123,8 +136,11 @@ class SlotTable:
         Args:
             key: What the request gave (``None``: the only adapter, or the first one loaded).
 
+        Also ``NAME@ALIAS`` and ``NAME/VERSION`` with NAME the served or the registered name.
+
         Raises:
-            UnknownAdapterError: Nothing served matches (or several do).
+            UnknownAdapterError: Nothing served matches.
+            AmbiguousAdapterError: Several served adapters match (the first rule that matches any decides).
         """
         slots = self.all()
         if not slots:
@@ -132,12 +148,25 @@ class SlotTable:
         if not key:
             return slots[0]
 
+        def by_alias(s: AdapterSlot) -> bool:
+            return bool(s.alias) and key in (
+                f"@{s.alias}",
+                s.alias,
+                f"{s.name}@{s.alias}",
+                f"{s.registry_name}@{s.alias}",
+            )
+
         def by_version(s: AdapterSlot) -> bool:
-            return key in (s.version, f"{s.registry_name}/{s.version}", f"models:/{s.registry_name}/{s.version}")
+            names = (
+                f"{s.registry_name}/{s.version}",
+                f"models:/{s.registry_name}/{s.version}",
+                f"{s.name}/{s.version}",
+            )
+            return bool(s.version) and key in (s.version, *names)
 
         for match in (
-            lambda s: key in (s.name, s.ref),
-            lambda s: key.removeprefix("@") == s.alias,
+            lambda s: key in (s.name, s.ref, s.ref.removeprefix("models:/")),
+            by_alias,
             by_version,
             lambda s: len(key) >= 8 and s.sha256.startswith(key),
         ):
@@ -145,5 +174,5 @@ class SlotTable:
             if len(found) == 1:
                 return found[0]
             if len(found) > 1:
-                raise UnknownAdapterError(f"adapter {key!r} is ambiguous: {', '.join(s.name for s in found)}")
-        raise UnknownAdapterError(f"adapter {key!r} is not served (see GET /v1/adapters)")
+                raise AmbiguousAdapterError(key, [s.name for s in found])
+        raise UnknownAdapterError(f"adapter {key!r} is not served (see GET /v1/models)")

@@ -6,6 +6,9 @@ import pytest
 from support.adapters import mlflow_store_at
 from support.serving_client import start_http
 
+# The decoding settings the packages record (as an evaluation would): what the server uses by default.
+RECORDED = {"max_new_tokens": 6, "no_repeat_ngram_size": 0}
+
 
 @pytest.fixture(scope="session")
 def second_adapter(shared_home, rendered_dataset, tmp_path_factory):
@@ -44,7 +47,13 @@ def packages(trained_adapter, second_adapter, rendered_dataset, tmp_path_factory
 
     root = tmp_path_factory.mktemp("serving_packages")
     return [
-        export_adapter(adapter, root / name, dataset=rendered_dataset.path, metrics={"rouge_l": 0.1 * (i + 1)})
+        export_adapter(
+            adapter,
+            root / name,
+            dataset=rendered_dataset.path,
+            metrics={"rouge_l": 0.1 * (i + 1)},
+            generation=RECORDED,
+        )
         for i, (adapter, name) in enumerate([(trained_adapter, "first"), (second_adapter, "second")])
     ]
 

@@ -36,7 +36,14 @@ def versions(mlflow_store, packages):
 @pytest.fixture(scope="module")
 def server(versions, shared_home):
     served = ModelServer(
-        ServeConfig(poll_interval_s=0.2, max_batch_size=4, max_wait_ms=5, default_max_new_tokens=6), home=shared_home
+        ServeConfig(
+            poll_interval_s=0.2,
+            max_batch_size=4,
+            max_wait_ms=5,
+            default_max_new_tokens=6,
+            allow_runtime_lora_updates=True,
+        ),
+        home=shared_home,
     ).start([CHAMPION])
     yield served
     served.stop()

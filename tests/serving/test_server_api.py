@@ -29,13 +29,16 @@ LIMITS = dict(
     max_new_tokens=16,
     default_max_new_tokens=6,
     poll_interval_s=0,
+    allow_runtime_lora_updates=True,
 )
 
 
 @pytest.fixture(scope="module")
-def server(packages, shared_home):
-    """One server for the module: the first package as a directory, the second as its zip."""
-    served = ModelServer(ServeConfig(**LIMITS), home=shared_home).start(
+def server(packages, shared_home, tmp_path_factory):
+    """One server for the module: the first package as a directory, the second as its zip; runtime updates
+    on, for packages under the session's temp folder."""
+    config = ServeConfig(**LIMITS, adapter_root=str(tmp_path_factory.getbasetemp()))
+    served = ModelServer(config, home=shared_home).start(
         [f"first={packages[0].output_dir}", f"second={packages[1].package_path}"]
     )
     yield served
@@ -188,7 +191,9 @@ def _png_of(size) -> bytes:
         ({"pages": [b64(_png_of((900, 900)))]}, None, 413, "900x900 pixels"),
         ({"pages": ["@@not base64@@"]}, None, 400, "pages[0]: not valid base64"),
         ({"pages": [b64(b"certainly not an image")]}, None, 400, "pages[0]: not a decodable image"),
-        ({"text": TEXT, "temperature": 2}, None, 422, "temperature"),
+        ({"text": TEXT, "temprature": 0.5}, None, 422, "temprature"),
+        ({"text": TEXT, "max_new_tokens": 0}, None, 400, "max_new_tokens: must be within 1-16 (got 0)"),
+        ({"text": TEXT, "instruction": "\ud83d"}, None, 400, "instruction: not valid Unicode"),
         ({"text": TEXT, "pages": []}, None, 400, "exactly one of text or pages"),
         ({}, None, 400, "exactly one of text or pages"),
         ({"text": "   "}, None, 400, "text: is empty"),
@@ -204,6 +209,8 @@ def _png_of(size) -> bytes:
         "bad-base64",
         "bad-image",
         "unknown-field",
+        "zero-tokens",
+        "lone-surrogate",
         "text-and-pages",
         "empty-body",
         "blank-text",
@@ -272,7 +279,7 @@ def test_a_server_without_adapters_is_not_ready(shared_home):
         assert status == 503 and headers["retry-after"] == "1"
         status, headers, body = call(f"{http.url}/v1/summarize", "POST", {"text": TEXT})
         assert status == 503 and headers["retry-after"] == "1" and "no adapter" in body["error"]
-        assert call(f"{http.url}/v1/adapters")[::2] == (200, {"adapters": []})
+        assert call(f"{http.url}/v1/adapters")[::2] == (200, {"adapters": [], "max_loras": 8})
     finally:
         http.stop()
         empty.stop()
