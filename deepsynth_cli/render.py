@@ -11,15 +11,11 @@ from deepsynth_cli.output import Command, emit, json_option
 from deepsynth_cli.runs import config_options, file_source_config, file_source_options
 
 
-def write_pngs(rendered, png_dir: Path) -> None:
-    """Write every page of ``rendered`` as ``png_dir/<id>-<mode>-<page>.png`` (replacing earlier pages)."""
-    png_dir.mkdir(parents=True, exist_ok=True)
-    for stale in png_dir.glob("*.png"):
-        stale.unlink()
-    for row in rendered.iter_rows(columns=["id", "mode", "pages"]):
-        for i, page in enumerate(row["pages"]):
-            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in row["id"])
-            (png_dir / f"{safe}-{row['mode']}-{i}.png").write_bytes(page)
+def write_pngs(rendered, png_dir: Path) -> Path:
+    """Write every page of ``rendered`` under ``png_dir`` with safe, unique names; return the index's path."""
+    from deepsynth.data.page_files import write_page_pngs
+
+    return write_page_pngs(rendered.iter_rows(columns=["id", "mode", "pages"]), png_dir)
 
 
 @click.command(cls=Command)
@@ -37,7 +33,13 @@ def write_pngs(rendered, png_dir: Path) -> None:
 @click.option(
     "--max-pages", type=int, default=None, help="Pages per document before truncation (recorded) [default: 4]."
 )
-@click.option("--png", "write_png", is_flag=True, help="Also write every page as OUT/png/<id>-<mode>-<page>.png.")
+@click.option(
+    "--png",
+    "write_png",
+    is_flag=True,
+    help="Also write every page as OUT/png/<id>-<mode>-<page>.png (an id that is no safe file name gets a "
+    "sanitized stem and a hash of the id); OUT/png/index.json maps each file to its id, mode and page.",
+)
 @json_option
 def render(
     input_path: str,
@@ -71,12 +73,12 @@ def render(
             Location(input_path), f"no document could be read ({len(documents.rejects)} rejected: {reasons})"
         )
     rendered = render_dataset(documents.rows(), config.render, out_dir, total=documents.table.num_rows)
-    if write_png:
-        write_pngs(rendered, Path(out_dir) / "png")
+    png_index = write_pngs(rendered, Path(out_dir) / "png") if write_png else None
     manifest = rendered.manifest
     emit(
         {
             "out": str(rendered.path),
+            **({"png_index": str(png_index)} if png_index else {}),
             "documents": documents.table.num_rows,
             "rejected_rows": documents.rejects,
             "pages": manifest["pages"],

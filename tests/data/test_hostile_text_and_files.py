@@ -8,6 +8,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support.tamper import flipped
 
 from deepsynth.data.config import IngestConfig
 from deepsynth.data.documents import DocumentDataset
@@ -80,10 +81,11 @@ def _corrupt(tmp_path, kind):
     elif kind == "truncated":
         path.write_bytes(good[: len(good) // 2])
     else:  # damaged pages in the middle, footer intact: the schema reads, a later row group fails
-        damaged = bytearray(good)
-        for i in range(len(good) // 2, len(good) // 2 + 3000):
-            damaged[i] ^= 0xFF
-        path.write_bytes(bytes(damaged))
+        middle, span = len(good) // 2, 3000
+        chunk = good[middle : middle + span]
+        for i in range(span):
+            chunk = flipped(chunk, i)
+        path.write_bytes(good[:middle] + chunk + good[middle + span :])
     return path
 
 
