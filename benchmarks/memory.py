@@ -4,8 +4,9 @@
 
 Builds the full DeepSeek-OCR v1 architecture (3.3B parameters, random bf16 weights) on the CPU for
 each variant and sets it up the way training does on a GPU: the same ``quantize_decoder`` (fused
-experts included) and the same peft LoRA config. Then it counts the bytes every weight, buffer and
-quantization constant actually stores, by part (experts, vision, other decoder, LM head, LoRA) and
+experts included) and the same peft LoRA config, through ``deepsynth.models.memory_estimate`` (whose
+``estimate`` computes the same table on the meta device for the Studio). Then it counts the bytes every
+weight, buffer and quantization constant actually stores, by part (experts, vision, other decoder, LM head, LoRA) and
 dtype — what the model occupies on the device before activations and optimizer state. Writes
 benchmarks/results/memory.json. No GPU needed; about 2 minutes and 8 GB of RAM on 2 cores.
 """
@@ -19,12 +20,11 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from peft import get_peft_model  # noqa: E402
-from transformers import UnlimitedOcrForConditionalGeneration  # noqa: E402
 
 from benchmarks.common import write_result  # noqa: E402
-from deepsynth.models.architecture import deepseek_ocr_config  # noqa: E402
-from deepsynth.models.quantization import QuantizationSpec, quantize_decoder, weight_bytes  # noqa: E402
+from deepsynth.models.architecture import DEEPSEEK_OCR  # noqa: E402
+from deepsynth.models.memory_estimate import PARTS, make_trainable, measured_bytes, random_model, table  # noqa: E402
+from deepsynth.models.quantization import QuantizationSpec, quantize_decoder  # noqa: E402
 from deepsynth.models.vision import ocr_core  # noqa: E402
 from deepsynth.training.config import TrainerConfig  # noqa: E402
 from deepsynth.training.lora_config import build_lora_config  # noqa: E402
@@ -35,49 +35,21 @@ VARIANTS = {
     "qlora_8bit": {"lora_rank": 16, "lora_alpha": 32, "use_qlora": True, "qlora_bits": 8},
     "qlora_4bit": {"lora_rank": 16, "lora_alpha": 32, "use_qlora": True, "qlora_bits": 4},
 }
-PARTS = ("experts", "vision", "decoder", "lm_head", "lora")
-GB = 1e9
-
-
-def random_full_size_model() -> torch.nn.Module:
-    """The full architecture in bf16 with N(0, 0.02) weights (allocated without the slow default init)."""
-    with torch.device("meta"):
-        model = UnlimitedOcrForConditionalGeneration(deepseek_ocr_config())
-    model = model.to_empty(device="cpu").to(torch.bfloat16)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for tensor in [*model.parameters(), *model.buffers()]:
-            if tensor.is_floating_point():
-                tensor.normal_(0.0, 0.02, generator=generator)
-    return model
 
 
 def measure(variant: str) -> dict:
-    """Set up one variant as training would and count its stored bytes by part and dtype."""
+    """Set up one variant as training would and count its stored bytes by part and dtype.
+
+    The setup is :mod:`deepsynth.models.memory_estimate`'s, the one the Studio's estimate computes on the
+    meta device; here the weights are real and the decoder really quantized.
+    """
     config = TrainerConfig(model_name="memory-benchmark", model_dtype="bfloat16", lora_dropout=0.0, **VARIANTS[variant])
-    model = random_full_size_model()
-    model.requires_grad_(False)
+    model = random_model(DEEPSEEK_OCR, torch.bfloat16)
     if config.use_qlora:
         spec = QuantizationSpec(config.qlora_bits, config.qlora_type, config.qlora_double_quant, torch.bfloat16)
         quantize_decoder(model, ocr_core(model).language_model, spec, torch.device("cpu"))
-    if config.use_lora:
-        model = get_peft_model(model, build_lora_config(config))
-    else:
-        ocr_core(model).language_model.requires_grad_(True)
-        model.lm_head.requires_grad_(True)
-    by_part: dict[str, dict[str, float]] = {}
-    for (part, dtype), n in sorted(weight_bytes(model).items()):
-        by_part.setdefault(part, {})[dtype] = round(n / GB, 4)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(sum(d.values()) for d in by_part.values())
-    frozen_fp32 = sum(d.get("float32", 0.0) for part, d in by_part.items() if part != "lora")
-    return {
-        "gb_by_part_and_dtype": by_part,
-        "total_gb": round(total, 3),
-        "trainable_params": trainable,
-        "frozen_float32_gb": round(frozen_fp32, 4),
-        "adamw_state_gb_fp32": round(8 * trainable / GB, 3),
-    }
+    model = make_trainable(model, build_lora_config(config) if config.use_lora else None)
+    return table(measured_bytes(model), sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
 def main() -> None:
