@@ -2,7 +2,8 @@
 
 One module per command group (:mod:`~deepsynth_cli.runs`, :mod:`~deepsynth_cli.render`,
 :mod:`~deepsynth_cli.models`, :mod:`~deepsynth_cli.summarize`, :mod:`~deepsynth_cli.stack`,
-:mod:`~deepsynth_cli.schedule`), attached to the group in :mod:`~deepsynth_cli.app`; printing
+:mod:`~deepsynth_cli.schedule`), named in :mod:`~deepsynth_cli.app` and imported when their command
+runs (a command loads its own module only); printing
 lives in :mod:`~deepsynth_cli.output`. Heavy libraries are imported inside commands so
 ``--help`` is instant. Run it as ``deepsynth`` or ``python -m deepsynth_cli``.
 """

@@ -16,26 +16,30 @@ import click
 
 from deepsynth.errors import ConfigError, DeepSynthError, Interrupted, exit_codes
 from deepsynth_cli import output
-from deepsynth_cli.adapters import adapters
-from deepsynth_cli.browse import runs
-from deepsynth_cli.compare import compare
-from deepsynth_cli.config_cmd import config
-from deepsynth_cli.logs import current_log_file, log_to_file
-from deepsynth_cli.models import models
-from deepsynth_cli.render import render
-from deepsynth_cli.runs import data, register, run
-from deepsynth_cli.schedule import schedule
-from deepsynth_cli.serve import serve
-from deepsynth_cli.stack import stack
-from deepsynth_cli.summarize import summarize
-from deepsynth_cli.ui import ui
 
 #: Exit code → meaning, as ``--help`` lists them (from the error classes).
 EXIT_CODES = exit_codes()
+#: Every command, by the module that defines it: a command imports its own module only (see output.Group).
+COMMANDS = {
+    "adapters": "deepsynth_cli.adapters:adapters",
+    "config": "deepsynth_cli.config_cmd:config",
+    "data": "deepsynth_cli.runs:data",
+    "models": "deepsynth_cli.models:models",
+    "register": "deepsynth_cli.runs:register",
+    "render": "deepsynth_cli.render:render",
+    "run": "deepsynth_cli.runs:run",
+    "runs": "deepsynth_cli.browse:runs",
+    "schedule": "deepsynth_cli.schedule:schedule",
+    "serve": "deepsynth_cli.serve:serve",
+    "stack": "deepsynth_cli.stack:stack",
+    "summarize": "deepsynth_cli.summarize:summarize",
+    "ui": "deepsynth_cli.ui:ui",
+}
 
 
 @click.group(
     cls=output.Group,
+    lazy_commands=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items()),
 )
@@ -50,14 +54,10 @@ def cli() -> None:
     """
 
 
-for _command in (run, data, render, register, models, summarize, serve, adapters, ui, stack, schedule, config):
-    cli.add_command(_command)
-cli.add_command(runs)
-models.add_command(compare)
-
-
 def report_failure(message: str, exit_code: int, exc: BaseException) -> int:
     """Print one error block on stderr (and the JSON error document with --json); return ``exit_code``."""
+    from deepsynth_cli.logs import current_log_file, log_to_file
+
     log_to_file(f"exit {exit_code}: {message}", exc)
     if output.debug_requested():
         traceback.print_exception(exc, file=sys.stderr)

@@ -13,7 +13,7 @@ from deepsynth.paths import is_empty_folder
 from deepsynth_cli.output import Group, echo, echo_json, json_option
 
 
-@click.group(cls=Group)
+@click.group(cls=Group, lazy_commands={"compare": "deepsynth_cli.compare:compare"})
 def models() -> None:
     """Browse and manage registered model versions (MLflow model registry of the active stack)."""
 

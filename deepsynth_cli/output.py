@@ -9,6 +9,7 @@ does that and takes ``-v``/``--debug`` after the command name too.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -140,10 +141,30 @@ class Command(click.Command):
 
 
 class Group(click.Group):
-    """A command group whose commands are :class:`Command` and whose subgroups are :class:`Group`."""
+    """A command group whose commands are :class:`Command` and whose subgroups are :class:`Group`.
+
+    ``lazy_commands`` maps a command name to ``"module:attribute"``: the module is imported when the
+    command is looked up (it runs, or ``--help`` lists it), so a command imports only its own module
+    (click's lazily loaded subcommands pattern).
+    """
 
     command_class = Command
     group_class = type  # subgroups are this same class
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Loaded and lazy command names, sorted."""
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, its module imported first if it is a lazy one."""
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            module, _, attribute = self.lazy_commands[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
 
 def echo(text: str = "") -> None:

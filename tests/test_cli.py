@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from deepsynth_cli import cli, main
@@ -39,10 +40,23 @@ def test_python_dash_m_runs_the_same_command():
     assert out.returncode == 0 and "Usage: deepsynth" in out.stdout
 
 
-@pytest.mark.parametrize("command", sorted(cli.commands))
+COMMAND_NAMES = cli.list_commands(click.Context(cli))
+
+
+@pytest.mark.parametrize("command", COMMAND_NAMES)
 def test_every_subcommand_has_help(command, capsys):
     assert main([command, "--help"]) == 0
     assert "Usage: deepsynth " + command in capsys.readouterr().out
+    assert cli.get_command(click.Context(cli), command).name == command  # the lazy entry names the right command
+
+
+def test_a_command_imports_its_own_module_only():
+    """Commands load lazily: `models list` imports deepsynth_cli.models and none of the other command modules."""
+    modules = loaded_after("--", "models", "list", "--help")["modules"]
+    own = {m for m in modules if m.startswith("deepsynth_cli.")}
+    assert own == {"deepsynth_cli.app", "deepsynth_cli.models", "deepsynth_cli.output"}, own
+    listing = loaded_after("--", "--help")
+    assert listing["exit_code"] == 0 and "deepsynth_cli.compare" not in listing["modules"]
 
 
 def test_bad_usage_exits_2(capsys, tmp_path):
