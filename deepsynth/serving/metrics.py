@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-if TYPE_CHECKING:
-    from deepsynth.serving.server import ModelServer
 
 #: The ``Content-Type`` of :meth:`ServerMetrics.render` (Prometheus' text format 0.0.4).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -30,7 +27,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 class _AdapterCollector:
     """Scrape-time figures read from the server: adapters running, waiting, resident, evicted."""
 
-    def __init__(self, server: ModelServer):
+    def __init__(self, server: Any):
         self.server = server
 
     def collect(self) -> Iterator[Any]:
@@ -58,7 +55,7 @@ class _AdapterCollector:
 class ServerMetrics:
     """The metrics of ``server``; :meth:`render` is the ``/metrics`` body."""
 
-    def __init__(self, server: ModelServer):
+    def __init__(self, server: Any):
         self.registry = registry = CollectorRegistry()
         adapter = ["adapter"]
         self.requests = Counter("deepsynth_requests", "Generation requests answered", adapter, registry=registry)
