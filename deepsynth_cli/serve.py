@@ -6,7 +6,17 @@ import click
 
 from deepsynth_cli.output import Command, echo, echo_json, json_option
 
-_OVERRIDES = ("host", "port", "device", "max_batch_size", "max_wait_ms", "poll_interval_s")
+_OVERRIDES = (
+    "host",
+    "port",
+    "device",
+    "max_batch_size",
+    "max_wait_ms",
+    "poll_interval_s",
+    "max_loras",
+    "adapter_root",
+    "docs",
+)
 
 
 @click.command(cls=Command)
@@ -32,12 +42,44 @@ _OVERRIDES = ("host", "port", "device", "max_batch_size", "max_wait_ms", "poll_i
 @click.option("--max-batch-size", type=int, default=None, help="Requests decoded together.")
 @click.option("--max-wait-ms", type=float, default=None, help="How long a batch waits to fill.")
 @click.option("--poll-interval-s", type=float, default=None, help="Seconds between registry alias checks (0: off).")
+@click.option("--max-loras", type=int, default=None, help="Adapters resident at once (least recently used evicted).")
+@click.option(
+    "--allow-model",
+    "allow_model",
+    multiple=True,
+    metavar="NAME",
+    help="A registered model name requests may load on demand (model: NAME@ALIAS or NAME/VERSION); repeatable.",
+)
+@click.option(
+    "--allow-runtime-lora-updates",
+    "allow_runtime_lora_updates",
+    is_flag=True,
+    default=None,
+    help="Enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter (off by default).",
+)
+@click.option(
+    "--adapter-root",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder whose packages load_lora_adapter may load (else registry references only).",
+)
+@click.option("--docs/--no-docs", "docs", default=None, help="Serve /docs and /openapi.json (on by default).")
 @click.option("--access-log", is_flag=True, help="Log one line per HTTP request on stderr (off by default).")
 @json_option
-def serve(models: tuple[str, ...], config_path: str | None, access_log: bool, as_json: bool, **options: object) -> None:
+def serve(
+    models: tuple[str, ...],
+    config_path: str | None,
+    access_log: bool,
+    as_json: bool,
+    allow_model: tuple[str, ...],
+    allow_runtime_lora_updates: bool | None,
+    **options: object,
+) -> None:
     """Serve registered or packaged adapters over HTTP until interrupted (Ctrl-C / SIGTERM).
 
     Prints the URL and the adapters once the server accepts requests (one JSON document with --json).
+    The --model adapters are pinned (never evicted). Besides /v1/summarize it speaks OpenAI's API
+    (/v1/models, /v1/completions, /v1/chat/completions; model = adapter) and exports /metrics.
     Set DEEPSYNTH_API_TOKEN to require "Authorization: Bearer <token>" on every /v1 endpoint. Registry
     URIs resolve through MLFLOW_TRACKING_URI when set, else through the active ZenML stack's tracker.
     """
@@ -47,14 +89,19 @@ def serve(models: tuple[str, ...], config_path: str | None, access_log: bool, as
     from deepsynth.serving.config import ServeConfig, api_token
 
     config = ServeConfig.from_yaml(config_path) if config_path else ServeConfig()
+    overrides = {k: v for k, v in options.items() if k in _OVERRIDES and v is not None}
+    if allow_model:
+        overrides["allow_model"] = [*config.allow_model, *allow_model]
+    if allow_runtime_lora_updates:
+        overrides["allow_runtime_lora_updates"] = True
     try:
-        config = dataclasses.replace(config, **{k: v for k, v in options.items() if k in _OVERRIDES and v is not None})
+        config = dataclasses.replace(config, **overrides)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     from deepsynth.serving.slots import parse_model_option
 
     registry_refs = [ref for _name, ref in map(parse_model_option, models) if ref.startswith("models:/")]
-    if registry_refs:
+    if registry_refs or config.allow_model:
         from deepsynth_cli.models import point_mlflow_at_registry
 
         point_mlflow_at_registry(*registry_refs)  # MLFLOW_*_URI when set, else the active stack's; refs checked first
@@ -73,11 +120,16 @@ def serve(models: tuple[str, ...], config_path: str | None, access_log: bool, as
         )
     server = ModelServer(config).start(models)
     http = HttpServer(server, sock, log_level="info", access_log=access_log)
-    summary = {"url": http.url, "docs": f"{http.url}/docs", "adapters": [s.info() for s in server.holder.slots()]}
+    summary = {
+        "url": http.url,
+        "docs": f"{http.url}/docs" if config.docs else None,
+        "metrics": f"{http.url}/metrics",
+        "adapters": [s.info() for s in server.holder.slots()],
+    }
     if as_json:
         echo_json(summary)
     else:
-        echo(f"serving on {summary['url']} (OpenAPI docs: {summary['docs']})")
+        echo(f"serving on {summary['url']} (OpenAPI docs: {summary['docs'] or 'off'}; metrics: {summary['metrics']})")
         for info in summary["adapters"]:
             echo(f"  {info['name']}: version {info['version'] or '-'}  sha256 {info['sha256'][:12]}")
     stopped = _stop_on_signals()
