@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from deepsynth.configuration import Section, from_dict, from_json, knob, to_dict
 from deepsynth.errors import ConfigError
+from deepsynth.training.variants import check_multi_adapter, expand_variants
 
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -190,6 +191,21 @@ class TrainerConfig(Section):
     distributed_timeout_s: int = knob(
         600, "seconds a rank waits in a collective before the run fails (a dead or hung rank)"
     )
+    # --- several adapters in one run (docs/multi-adapter.md) ---
+    adapters: list[dict[str, Any]] = knob(
+        [],
+        "named adapters trained together on the one base: each {name, data (optional selector), any per-adapter "
+        "key (lora_*, optimizer settings, num_epochs, seed, ...)}; [] = one adapter",
+    )
+    sweep: dict[str, list[Any]] = knob(
+        {},
+        "key -> list of values; their product expands into adapters named after their values (crossed with adapters)",
+    )
+    adapters_mode: Literal["sequential", "mixed"] = knob(
+        "sequential",
+        "sequential: each adapter's steps in turn (equal to training it alone); mixed: rows of every adapter in one "
+        "forward, each through its own LoRA weights",
+    )
     # --- checkpoints and logging ---
     save_steps: int = knob(0, "write an atomic checkpoint every N optimizer steps (0: none)")
     save_total_limit: int = knob(2, "checkpoints kept (oldest deleted first)")
@@ -243,6 +259,7 @@ class TrainerConfig(Section):
             raise ValueError(f"num_processes must be 0 (one per GPU) or more, got {self.num_processes}")
         if self.distributed_timeout_s < 1:
             raise ValueError(f"distributed_timeout_s must be at least 1, got {self.distributed_timeout_s}")
+        check_multi_adapter(self, expand_variants(self))
 
     def _take_optimizer_settings(self, shorthands: dict[str, Any]) -> None:
         """Make ``optimizer`` a section of its own and move the top-level shorthands into it.
@@ -289,6 +306,10 @@ class TrainerConfig(Section):
     def from_json(cls, path_or_text: str | os.PathLike) -> TrainerConfig:
         """Build from a JSON file path or a JSON string (a training job configuration)."""
         return from_json(cls, path_or_text, "training config")
+
+    def variants(self) -> list[Any]:
+        """The adapters this run trains (:class:`deepsynth.training.variants.Variant`); ``[]``: one plain adapter."""
+        return expand_variants(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (round-trips through :meth:`from_dict`)."""

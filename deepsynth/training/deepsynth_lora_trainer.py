@@ -110,6 +110,8 @@ class DeepSynthLoRATrainer:
         self._flops_per_position = (0.0, 0.0)  # decoder training FLOPs per input and per predicted position
         self._model_flops = 0.0  # decoder training FLOPs this process has run
         self._ctx = dist_utils.DistContext()  # this process's place among the ranks, set by train()
+        self._adapter_name = "default"  # the peft adapter being trained
+        self._selector = None  # a DataSelector: train on part of the split (one adapter of several)
 
     # ----- public API -----
     def train(self, dataset: Any) -> tuple[dict[str, Any], list[str]]:
@@ -137,7 +139,7 @@ class DeepSynthLoRATrainer:
     # ----- setup -----
     def _setup(self, device: torch.device) -> None:
         cfg, ctx = self.config, self._ctx
-        self.model, self.tokenizer, self.source = build_training_model(cfg, device)
+        self.model, self.tokenizer, self.source = build_training_model(cfg, device, self._adapter_name)
         if cfg.use_text_encoder:
             hidden = ocr_core(self.model).config.text_config.hidden_size
             with torch.random.fork_rng(devices=[]):
@@ -167,6 +169,8 @@ class DeepSynthLoRATrainer:
         sam_size = ocr_core(self.model).config.vision_config.sam_config.image_size
         docs = []
         for doc in data.iter_documents(split=cfg.train_split, mode=cfg.mode):
+            if self._selector is not None and not self._selector.matches(doc):
+                continue
             docs.append(
                 prepare_document(
                     doc,
@@ -182,6 +186,7 @@ class DeepSynthLoRATrainer:
             raise DeepSynthError(
                 f"dataset {data.path}: no documents in split {cfg.train_split!r}"
                 + (f" and mode {cfg.mode!r}" if cfg.mode else "")
+                + (f" where {self._selector.describe()}" if self._selector is not None else "")
             )
         self.trained_instruction = Counter(d.instruction for d in docs).most_common(1)[0][0]
         return docs
@@ -205,9 +210,17 @@ class DeepSynthLoRATrainer:
         torch.manual_seed(self.config.seed + ctx.rank)
         self._ctx = ctx
         self._setup(device)
+        return self._train_adapter(data, device, ctx)
+
+    def _train_adapter(self, data: RenderedDataset, device: torch.device, ctx: dist_utils.DistContext):
+        """Train the model's active adapter under ``self.config`` and write it; ``(metrics, checkpoints)``."""
         docs = self._prepare(data)
         named = self._trainable_parameters(ctx)
         optimizer, scheduler, total_steps = self._optimizer_and_schedule([p for _, p in named], len(docs), ctx)
+        # Data order and dropout draw from a stream that starts at the seed whatever setup consumed, so an
+        # adapter trained beside others (deepsynth.training.multi_adapter) trains exactly as it would alone.
+        torch.manual_seed(self.config.seed + ctx.rank)
+        self._model_flops = 0.0
         state, resumed_from = self._resume(data, named, optimizer, scheduler)
         progress = self._loop(docs, named, optimizer, scheduler, state, total_steps, device, ctx)
         self._check_finite(named)
@@ -443,12 +456,16 @@ class DeepSynthLoRATrainer:
                 f"non-finite trained weights in {bad[:3]} (+{max(0, len(bad) - 3)} more); nothing written"
             )
 
+    def _save_adapter_weights(self, out: Path) -> None:
+        """Write the trained LoRA adapter (``adapter_model.safetensors`` + ``adapter_config.json``)."""
+        save_adapter(self.model, out)
+
     def _save_output(self, metrics: dict[str, Any], device: torch.device) -> None:
         cfg = self.config
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         if cfg.use_lora:
-            save_adapter(self.model, out)
+            self._save_adapter_weights(out)
         else:
             unwrap_model(self.model).save_pretrained(out, safe_serialization=True)
         if cfg.train_projector:

@@ -38,7 +38,9 @@ def count_parameters(*modules: nn.Module | None) -> tuple[int, int]:
     return trainable, total
 
 
-def build_training_model(config: TrainerConfig, device: torch.device) -> tuple[nn.Module, object, ModelSource]:
+def build_training_model(
+    config: TrainerConfig, device: torch.device, adapter_name: str = "default"
+) -> tuple[nn.Module, object, ModelSource]:
     """Load the base model and make exactly the configured parts trainable.
 
     The vision tower is always frozen; the projector only with ``train_projector``; LoRA adapters
@@ -48,6 +50,7 @@ def build_training_model(config: TrainerConfig, device: torch.device) -> tuple[n
     Args:
         config: The trainer config.
         device: Target device.
+        adapter_name: The peft name of the LoRA adapter attached.
 
     Returns:
         ``(model, tokenizer, source)``.
@@ -69,7 +72,7 @@ def build_training_model(config: TrainerConfig, device: torch.device) -> tuple[n
     if config.use_lora:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # identical adapter init on every rank and every resume
-            model = get_peft_model(model, build_lora_config(config))
+            model = get_peft_model(model, build_lora_config(config), adapter_name=adapter_name)
     else:
         core = ocr_core(model)
         core.language_model.requires_grad_(True)
