@@ -72,7 +72,8 @@ def check_source(config: RunConfig, source: ConfigSource) -> None:
     readable_now = config.ingest.source == "file" or (needed and config.ingest.source == "aclsum")
     if not readable_now:
         return
-    counts = read_documents(config, source).rows_per_split
+    documents = read_documents(config, source)
+    counts = documents.rows_per_split
     for split, key in needed.items():
         if counts.get(split, 0) > 0:
             continue
@@ -83,6 +84,23 @@ def check_source(config: RunConfig, source: ConfigSource) -> None:
             f"{config.ingest.max_documents}). Add documents or a split column to the source, give {split!r} a larger "
             f"share ({source.fix('ingest.split_ratios', '{train: 0.7, validation: 0.1, test: 0.2}')}), or read another "
             f"split ({source.fix(key, 'SPLIT')})",
+            key=key,
+        )
+    check_adapter_data(config, source, documents)
+
+
+def check_adapter_data(config: RunConfig, source: ConfigSource, documents: DocumentDataset) -> None:
+    """Every adapter's data selector matches at least one document of the training split."""
+    split = config.train.train_split
+    rows = [row for row in documents.table.to_pylist() if row["split"] == split]
+    for variant in config.train.variants():
+        if variant.data is None or any(variant.data.matches(row) for row in rows):
+            continue
+        key = "train.adapters"
+        raise ConfigError(
+            f"{source.where(key)}: adapter {variant.name!r} ({variant.key}.data) selects no document of split "
+            f"{split!r}: none has {variant.data.describe()} ({len(rows)} documents in that split). Fix the "
+            "selector's column or value, or drop its data key to train on the whole split",
             key=key,
         )
 

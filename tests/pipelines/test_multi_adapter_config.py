@@ -1,0 +1,118 @@
+"""train.adapters and train.sweep in a run configuration: expanded, and refused before anything runs (exit 2)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deepsynth.errors import ConfigError
+from pipelines.config_loading import load_run_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def source(tmp_path):
+    """A JSONL source whose ids name the document's domain (legal-*, news-*), with fixed splits."""
+    path = tmp_path / "docs.jsonl"
+    rows = [
+        {
+            "id": f"{domain}-{i}",
+            "split": split,
+            "text": f"A {domain} text number {i}. It goes on.",
+            "summary": "A text.",
+        }
+        for domain in ("legal", "news")
+        for i, split in enumerate(["train", "train", "test"])
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def write_config(tmp_path, source, train):
+    config = {
+        "pipeline": "training",
+        "ingest": {"source": "file", "path": str(source)},
+        "render": {"modes": ["tiny"]},
+        "train": {"model_name": "tiny", "mode": "tiny", **train},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_adapters_with_data_selectors_and_a_sweep_expand_into_named_variants(tmp_path, source):
+    path = write_config(
+        tmp_path,
+        source,
+        {
+            "lora_rank": 16,
+            "adapters": [
+                {"name": "legal", "data": {"column": "id", "prefix": "legal-"}, "lora_alpha": 8},
+                {"name": "news", "data": {"column": "id", "prefix": "news-"}, "num_epochs": 1},
+            ],
+            "sweep": {"learning_rate": [0.01, 0.001]},
+        },
+    )
+    config = load_run_config(path)
+    variants = {v.name: v for v in config.train.variants()}
+    assert list(variants) == [
+        "legal-learning_rate_0.01",
+        "legal-learning_rate_0.001",
+        "news-learning_rate_0.01",
+        "news-learning_rate_0.001",
+    ]
+    legal = variants["legal-learning_rate_0.001"].config
+    assert (legal.lora_rank, legal.lora_alpha, legal.learning_rate, legal.num_epochs) == (16, 8, 0.001, 3)
+    assert variants["news-learning_rate_0.01"].config.num_epochs == 1
+    assert variants["news-learning_rate_0.01"].data.matches({"id": "news-0"})
+    assert not variants["news-learning_rate_0.01"].data.matches({"id": "legal-0"})
+
+
+@pytest.mark.parametrize(
+    "train, says",
+    [
+        ({"adapters": [{"name": "a1"}, {"name": "a1"}]}, "train.adapters[1].name: duplicate adapter name 'a1'"),
+        ({"adapters": [{"name": "a1", "lora_rnk": 4}]}, "train.adapters[0].lora_rnk: unknown key"),
+        ({"adapters": [{"name": "a1", "use_qlora": True}]}, "train.adapters[0].use_qlora: one setting per run"),
+        ({"adapters": [{"name": "a1", "lora_rank": 0}]}, "train.adapters[0]: lora_rank must be at least 1"),
+        ({"sweep": {"lora_rank": 8}}, "train.sweep.lora_rank: expected a non-empty list"),
+        ({"sweep": {"model_name": ["tiny"]}}, "train.sweep.model_name: one setting per run"),
+        (
+            {"adapters": [{"name": "a1", "data": {"column": "task", "equals": "legal"}}]},
+            "train.adapters[0].data.column: 'task' is not one of",
+        ),
+        (
+            {"adapters": [{"name": "papers", "data": {"column": "id", "prefix": "paper-"}}]},
+            "adapter 'papers' (train.adapters[0].data) selects no document of split 'train': none has id starts "
+            "with 'paper-'",
+        ),
+        (
+            {"adapters_mode": "mixed", "adapters": [{"name": "a1", "lora_target_experts": True, "lora_dropout": 0.0}]},
+            "train.adapters[0]: adapters_mode mixed",
+        ),
+    ],
+)
+def test_bad_adapter_configurations_are_refused_naming_the_key(tmp_path, source, train, says):
+    with pytest.raises(ConfigError) as caught:
+        load_run_config(write_config(tmp_path, source, train))
+    assert says in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+def test_the_command_line_exits_2_with_one_line_before_any_model_code(tmp_path, source):
+    path = write_config(tmp_path, source, {"adapters": [{"name": "papers", "data": {"column": "id", "equals": "x"}}]})
+    code = (
+        "import sys; from deepsynth_cli import main; rc = main(sys.argv[1:]); "
+        "print('torch' in sys.modules, 'zenml' in sys.modules); sys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "run", "--config", str(path)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout.split() == ["False", "False"]
+    assert "selects no document of split 'train'" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("error:") == 1
