@@ -127,6 +127,8 @@ class Batcher:
         self.dropped = 0  # jobs whose caller gave up before their batch started
         self.last_steps = 0  # decoding steps of the last batch
         self.running_adapters: list[str] = []
+        self._running: list[Job] = []
+        self._gathered: list[Job] = []  # taken from the queue, waiting for the model (e.g. during a swap)
         self.on_batch: Callable[[int], None] | None = None  # called with each batch's size (metrics)
 
     def pending(self) -> int:
@@ -182,7 +184,7 @@ class Batcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            jobs = self._gather()
+            jobs = self._gathered = self._gather()
             groups: dict[tuple[Any, ...], list[Job]] = {}
             for job in jobs:
                 groups.setdefault(job.batch_key(), []).append(job)
@@ -193,11 +195,15 @@ class Batcher:
                     logger.exception("batch of %d failed", len(group))
                     for job in group:
                         _fail(job, exc)
+            self._gathered = []
 
     def waiting_adapters(self) -> list[str]:
-        """Adapter names of the jobs waiting in the queue (for metrics)."""
+        """Adapter names of the jobs waiting for the model: queued, or gathered for a batch not started (metrics)."""
         with self._queue.mutex:
-            return [job.adapter or "" for job in self._queue.queue]
+            queued = [job.adapter or "" for job in self._queue.queue]
+        return queued + [
+            job.adapter or "" for job in self._gathered if not job.future.done() and job not in self._running
+        ]
 
     def _decode(self, jobs: list[Job]) -> None:
         with self.holder.lock:  # a swap waits for this batch; this batch waits for a swap in progress
@@ -218,10 +224,11 @@ class Batcher:
                     _fail(job, exc)
             if ready:
                 self.running_adapters = sorted({slot.name for _job, slot, _row in ready})
+                self._running = [job for job, _slot, _row in ready]
                 try:
                     self._decode_rows(ready)
                 finally:
-                    self.running_adapters = []
+                    self.running_adapters, self._running = [], []
 
     def _decode_rows(self, ready: list[tuple[Job, AdapterSlot, torch.Tensor]]) -> None:
         began = time.perf_counter()
