@@ -1,7 +1,8 @@
 """One answer per question: every way of running a package decodes with the settings and instruction it records.
 
-``deepsynth summarize``, the package's ``inference.py``, the registered pyfunc model and the evaluation
-step's generation must print the same summary of the same text.
+``deepsynth summarize``, the package's ``inference.py``, the registered pyfunc model, the evaluation
+step's generation and ``deepsynth serve`` (a request with no settings, over real HTTP) must give the same
+summary of the same text.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def test_the_package_records_generation_settings_and_instruction(package, traine
 
 
 @pytest.mark.slow
-def test_summarize_inference_py_pyfunc_and_evaluation_print_the_same_summary(package, shared_home, tmp_path):
+def test_summarize_inference_py_pyfunc_evaluation_and_the_server_give_the_same_summary(package, shared_home, tmp_path):
     library = Summarizer.load(package, home=shared_home)
     assert library.generation == EVALUATED_WITH
     expected = library.summarize_text(TEXT)
@@ -83,4 +84,26 @@ def test_summarize_inference_py_pyfunc_and_evaluation_print_the_same_summary(pac
     )
     assert script.returncode == 0, script.stderr[-2000:]
     assert cli.returncode == 0, cli.stderr[-2000:]
+    served = _served(package, shared_home)
     assert evaluation == registered == script.stdout.strip() == json.loads(cli.stdout)[str(text_file)] == expected
+    assert served == [expected, expected]
+
+
+def _served(package, home) -> list[str]:
+    """What ``deepsynth serve`` answers for TEXT with no settings in the request: /v1/summarize and /v1/completions."""
+    from support.serving_client import call, start_http
+
+    from deepsynth.serving.config import ServeConfig
+    from deepsynth.serving.server import ModelServer
+
+    server = ModelServer(ServeConfig(poll_interval_s=0), home=home).start([f"one={package}"])
+    http = start_http(server)
+    try:
+        status, _, summary = call(f"{http.url}/v1/summarize", "POST", {"text": TEXT})
+        assert status == 200, summary
+        status, _, completion = call(f"{http.url}/v1/completions", "POST", {"model": "one", "prompt": TEXT})
+        assert status == 200, completion
+        return [summary["summary"], completion["choices"][0]["text"]]
+    finally:
+        http.stop()
+        server.stop()
