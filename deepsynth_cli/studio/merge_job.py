@@ -11,6 +11,7 @@ package is registered (:func:`deepsynth.registry.register_package`) with its met
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,10 +74,22 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":
+def main(spec_json: str) -> int:
+    """Run the job; stdout holds only its JSON result (libraries that print go to stderr meanwhile)."""
     from deepsynth_cli.app import report_failure
 
+    result_fd = os.dup(1)
+    os.dup2(2, 1)
     try:
-        print(json.dumps(run(json.loads(sys.argv[1])), default=str))
+        result = run(json.loads(spec_json))
     except ConfigError as exc:
-        sys.exit(report_failure(str(exc), exc.exit_code, exc))
+        return report_failure(str(exc), exc.exit_code, exc)
+    finally:
+        sys.stdout.flush()
+        os.dup2(result_fd, 1)
+    print(json.dumps(result, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
