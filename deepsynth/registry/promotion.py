@@ -7,7 +7,7 @@ from typing import Any
 
 from deepsynth.evaluation.metrics import NonFiniteMetricError, assert_finite
 from deepsynth.registry.refs import ModelRef
-from deepsynth.registry.versions import client, metrics_from_tags, set_alias, version_dict
+from deepsynth.registry.versions import check_alias, client, metrics_from_tags, set_alias, version_dict
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -72,7 +72,12 @@ def promote_if_better(
 
 
 def promote(name: str, version: str | int, alias: str = CHAMPION) -> dict[str, Any]:
-    """Point ``alias`` at ``version`` unconditionally (a person's decision; the CLI's ``models promote``)."""
+    """Point ``alias`` at ``version`` unconditionally (a person's decision; the CLI's ``models promote``).
+
+    Raises:
+        ConfigError: ``alias`` is not one MLflow accepts, or no such model or version (exit code 2).
+    """
+    check_alias(alias)
     mlflow_client = client()
     # An unknown model or version: a ConfigError naming what exists.
     ModelRef.registry(f"{name}/{version}").version_record()

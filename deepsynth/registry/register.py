@@ -16,7 +16,15 @@ from deepsynth.package import MANIFEST, verify_directory
 from deepsynth.registry.fetch import PACKAGE_ARTIFACT
 from deepsynth.registry.git_info import git_commit
 from deepsynth.registry.promotion import CHALLENGER
-from deepsynth.registry.versions import ADAPTER_SHA_TAG, MANIFEST_SHA_TAG, METRIC_PREFIX, client, set_alias
+from deepsynth.registry.versions import (
+    ADAPTER_SHA_TAG,
+    MANIFEST_SHA_TAG,
+    METRIC_PREFIX,
+    check_model_name,
+    client,
+    search_versions,
+    set_alias,
+)
 
 #: The installed module MLflow's own loaders import to open a version (it verifies before loading).
 LOADER_MODULE = "deepsynth.registry.pyfunc_loader"
@@ -26,7 +34,7 @@ DESCRIPTION = "DeepSynth summarizer (DeepSeek-OCR + LoRA) export packages"
 def _versions(name: str) -> list[Any]:
     mlflow_client = client()
     # search_model_versions leaves aliases empty: fetch each version for them.
-    found = mlflow_client.search_model_versions(f"name = '{name}'")
+    found = search_versions(mlflow_client, name)
     return sorted((mlflow_client.get_model_version(name, mv.version) for mv in found), key=lambda mv: int(mv.version))
 
 
@@ -35,6 +43,27 @@ def _find_by_sha(name: str, sha: str) -> Any | None:
         if (mv.tags or {}).get(ADAPTER_SHA_TAG) == sha:
             return mv
     return None
+
+
+def _already_registered(mlflow_client: Any, mv: Any, sha: str) -> dict[str, Any]:
+    """The result for an adapter registered before; a version left without any alias gets ``challenger``.
+
+    A registration killed between creating its version and setting the alias leaves exactly that
+    state: registering again finishes the job (idempotent). A version that holds an alias (it was
+    challenger, or was promoted) keeps what it has.
+    """
+    aliases = sorted(mv.aliases or [])
+    if not aliases:
+        set_alias(mlflow_client, mv.name, CHALLENGER, str(mv.version))
+        aliases = [CHALLENGER]
+    return {
+        "name": mv.name,
+        "version": str(mv.version),
+        "created": False,
+        "adapter_sha256": sha,
+        "run_id": mv.run_id,
+        "aliases": aliases,
+    }
 
 
 def register_package(
@@ -63,14 +92,19 @@ def register_package(
         pipeline_run_id: The ZenML pipeline run id (tag ``zenml_pipeline_run_id``).
         commit: Git commit (default: ``git rev-parse HEAD`` of the working directory).
 
+    Raises:
+        ConfigError: ``name`` is not a usable registered model name (nothing is created).
+
     Returns:
         ``{"name", "version", "created", "adapter_sha256", "run_id", "aliases"}``; ``created`` is false
-        when a version with the same adapter sha256 already existed (no new version is made).
+        when a version with the same adapter sha256 already existed (no new version is made; one
+        without any alias, as a killed registration leaves it, gets ``challenger`` now).
     """
     import mlflow
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
+    check_model_name(name)  # before anything is created: a name no filter can hold leaves nothing behind
     export_dir = Path(export_dir)
     manifest = verify_directory(export_dir)
     sha = manifest["adapter_sha256"]
@@ -84,14 +118,7 @@ def register_package(
             mlflow_client.get_registered_model(name)  # anything else (an outage) raises here
     existing = _find_by_sha(name, sha)
     if existing is not None:
-        return {
-            "name": name,
-            "version": str(existing.version),
-            "created": False,
-            "adapter_sha256": sha,
-            "run_id": existing.run_id,
-            "aliases": sorted(existing.aliases or []),
-        }
+        return _already_registered(mlflow_client, existing, sha)
 
     all_tags = {
         "base_model": str(manifest.get("base_model")),
@@ -141,14 +168,7 @@ def register_package(
     if first is not None and str(first.version) != version:
         # Another process registered the same adapter meanwhile: the older version stands, ours goes.
         mlflow_client.delete_model_version(name, version)
-        return {
-            "name": name,
-            "version": str(first.version),
-            "created": False,
-            "adapter_sha256": sha,
-            "run_id": first.run_id,
-            "aliases": sorted(first.aliases or []),
-        }
+        return _already_registered(mlflow_client, first, sha)
     set_alias(mlflow_client, name, CHALLENGER, version)
     return {
         "name": name,

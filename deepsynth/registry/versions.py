@@ -8,13 +8,19 @@ the store. Aliases, not stages.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from deepsynth.errors import ConfigError
 from deepsynth.registry.catalog import Index, check_ref
 
 METRIC_PREFIX = "metric."
+#: Registered model names DeepSynth creates: safe in any filter, URI or file name without quoting.
+MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+#: Alias names MLflow accepts ("latest" and "v<number>" are reserved for versions).
+ALIAS_PATTERN = r"[A-Za-z0-9_-]{1,255}"
 #: Version tags a downloaded package must match: the adapter's identity and the manifest's own bytes.
 ADAPTER_SHA_TAG, MANIFEST_SHA_TAG = "adapter_sha256", "manifest_sha256"
 
@@ -34,6 +40,55 @@ def iso(ms: int | None) -> str | None:
 def metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
     """The ``metric.<name>`` version tags as ``{name: value}``."""
     return {k.removeprefix(METRIC_PREFIX): float(v) for k, v in tags.items() if k.startswith(METRIC_PREFIX)}
+
+
+def model_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a registered model name DeepSynth creates, else ``None``."""
+    if re.fullmatch(MODEL_NAME_PATTERN, name or ""):
+        return None
+    return (
+        f"{name[:80]!r} is not a usable registered model name: use 1-128 letters, digits, '.', '_' or '-', "
+        f"starting with a letter or digit (pattern {MODEL_NAME_PATTERN})"
+    )
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`ConfigError` (exit code 2) unless ``name`` matches :data:`MODEL_NAME_PATTERN`."""
+    problem = model_name_problem(name)
+    if problem:
+        raise ConfigError(problem)
+
+
+def check_alias(alias: str) -> None:
+    """Raise :class:`ConfigError` (exit code 2) naming the rule unless MLflow would accept ``alias``."""
+    if not re.fullmatch(ALIAS_PATTERN, alias or ""):
+        raise ConfigError(
+            f"alias {alias[:80]!r}: use 1-255 letters, digits, '_' or '-' (pattern {ALIAS_PATTERN}), e.g. champion"
+        )
+    if alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
+        raise ConfigError(f"alias {alias!r} is reserved by MLflow (latest, v<number> name versions)")
+
+
+def name_filter(name: str) -> str | None:
+    """An MLflow search filter for registered model ``name``, quoted so the name cannot break it.
+
+    MLflow's filter strings have no escape character: a name with a ``'`` is quoted with ``"``;
+    ``None`` when it holds both quote characters (filter the results by name instead, see
+    :func:`search_versions`).
+    """
+    if "'" not in name:
+        return f"name = '{name}'"
+    if '"' not in name:
+        return f'name = "{name}"'
+    return None
+
+
+def search_versions(mlflow_client: Any, name: str) -> list[Any]:
+    """Every version of registered model ``name`` (whatever characters it holds), as MLflow's search returns them."""
+    query = name_filter(name)
+    if query is not None:
+        return list(mlflow_client.search_model_versions(query))
+    return [mv for mv in mlflow_client.search_model_versions(max_results=100_000) if mv.name == name]
 
 
 def version_dict(mv: Any) -> dict[str, Any]:
@@ -74,7 +129,7 @@ def registry_index(mlflow_client: Any = None) -> Index:
     mlflow_client = mlflow_client or client()
     index: Index = {}
     for rm in mlflow_client.search_registered_models():
-        found = mlflow_client.search_model_versions(f"name = '{rm.name}'")
+        found = search_versions(mlflow_client, rm.name)
         versions = sorted((str(mv.version) for mv in found), key=int)
         index[rm.name] = {"versions": versions, "aliases": {a: str(v) for a, v in (rm.aliases or {}).items()}}
     return index

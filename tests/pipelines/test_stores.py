@@ -133,7 +133,8 @@ def registry_of(home: Path):
     """An MLflow client on ``home``'s own database (the global tracking URI is left alone)."""
     from mlflow import MlflowClient
 
-    return MlflowClient(f"sqlite:///{recorded(home, 'mlflow_db')}")
+    uri = f"sqlite:///{recorded(home, 'mlflow_db')}"
+    return MlflowClient(uri, uri)
 
 
 def test_a_copied_or_moved_home_uses_its_own_stores_never_the_originals(home, tmp_path):

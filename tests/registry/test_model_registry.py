@@ -114,6 +114,23 @@ def test_a_registration_racing_another_of_the_same_adapter_keeps_the_older_versi
     assert [v["version"] for v in show(name)["versions"]] == ["1"]
 
 
+def test_a_registration_killed_before_its_alias_is_finished_by_the_rerun(store, exports):
+    """A run killed right after creating its version leaves it without ``challenger``: the rerun (same adapter)
+    sets it; a version that holds an alias (here promoted to champion) keeps what it has."""
+    name = f"{NAME}-killed"
+    first = register_package(exports[0].output_dir, name)
+    client = mlflow.MlflowClient()
+    client.delete_registered_model_alias(name, "challenger")  # the state the killed run left
+    assert client.get_model_version(name, first["version"]).aliases == []
+    rerun = register_package(exports[0].output_dir, name)
+    assert (rerun["created"], rerun["version"], rerun["aliases"]) == (False, first["version"], ["challenger"])
+    assert show(f"{name}@challenger")["version"] == first["version"]
+    promote(name, first["version"])
+    client.delete_registered_model_alias(name, "challenger")
+    kept = register_package(exports[0].output_dir, name)
+    assert kept["aliases"] == ["champion"] and sorted(show(name)["versions"][0]["aliases"]) == ["champion"]
+
+
 def test_versions_load_back_by_number_and_alias(first_version, exports, shared_home):
     gen = GenerationConfig(max_new_tokens=10)
     local = Summarizer.load(exports[0].output_dir, home=shared_home, generation=gen).summarize_text(TEXT)
