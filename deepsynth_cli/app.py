@@ -32,6 +32,7 @@ COMMANDS = {
     "schedule": "deepsynth_cli.schedule:schedule",
     "serve": "deepsynth_cli.serve:serve",
     "stack": "deepsynth_cli.stack:stack",
+    "studio": "deepsynth_cli.studio:studio",
     "summarize": "deepsynth_cli.summarize:summarize",
     "ui": "deepsynth_cli.ui:ui",
 }
