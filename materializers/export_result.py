@@ -10,6 +10,7 @@ from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
 from deepsynth.export.exporter import ExportResult
+from deepsynth.training.adapter_set import ExportSet
 from materializers.files import local_dir, upload_dir
 
 
@@ -41,3 +42,19 @@ class ExportResultMaterializer(BaseMaterializer):
             with fileio.open(path, "w") as handle:
                 handle.write(card.read_text())
         return {path: VisualizationType.MARKDOWN}
+
+
+class ExportSetMaterializer(BaseMaterializer):
+    """Stores one verified export package per adapter of a multi-adapter run."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (ExportSet,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
+
+    def load(self, data_type: type[Any]) -> ExportSet:
+        return ExportSet(local_dir(self.uri))
+
+    def save(self, data: ExportSet) -> None:
+        upload_dir(data.path, self.uri)
+
+    def extract_metadata(self, data: ExportSet) -> dict[str, Any]:
+        return {"packages": ", ".join(data.packages())}

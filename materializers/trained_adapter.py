@@ -11,6 +11,7 @@ from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
 from deepsynth.adapters import TrainedAdapter
+from deepsynth.training.adapter_set import TrainedAdapterSet
 from materializers.files import local_dir, upload_dir
 
 
@@ -61,3 +62,19 @@ class TrainedAdapterMaterializer(BaseMaterializer):
         with fileio.open(path, "wb") as handle:
             handle.write(png)
         return {path: VisualizationType.IMAGE}
+
+
+class TrainedAdapterSetMaterializer(BaseMaterializer):
+    """Stores a multi-adapter run's folder (``adapters.json`` + one adapter folder per variant)."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (TrainedAdapterSet,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
+
+    def load(self, data_type: type[Any]) -> TrainedAdapterSet:
+        return TrainedAdapterSet(local_dir(self.uri))
+
+    def save(self, data: TrainedAdapterSet) -> None:
+        upload_dir(data.path, self.uri)
+
+    def extract_metadata(self, data: TrainedAdapterSet) -> dict[str, Any]:
+        return data.summary()

@@ -12,9 +12,9 @@ from deepsynth.rendering.config import RenderSettings
 from deepsynth.training.config import TrainerConfig
 from deepsynth.validation import ValidationConfig
 from pipelines.data_pipeline import prepare_data
-from steps.evaluate_adapter import evaluate_adapter
-from steps.export_and_register import check_promotion, export_and_register
-from steps.train_lora import train_lora
+from steps.evaluate_adapter import evaluate_adapter, evaluate_adapters
+from steps.export_and_register import check_promotion, export_and_register, export_and_register_adapters
+from steps.train_lora import train_adapters, train_lora
 
 
 @pipeline
@@ -31,6 +31,18 @@ def training_pipeline(
 ) -> None:
     """Documents in; a fine-tuned, evaluated, registered (and maybe promoted) summarizer out."""
     valid = prepare_data(ingest, source_revision, render, validate, tracker)
+    if train.adapters or train.sweep:  # several adapters on one base: the same step names, one output per variant
+        adapters = train_adapters.with_options(experiment_tracker=tracker)(
+            valid, train, id="train_lora", after="check_data_quality"
+        )
+        evaluation, _report = evaluate_adapters.with_options(experiment_tracker=tracker)(
+            valid, adapters, evaluate, id="evaluate_adapter"
+        )
+        _exports, registration = export_and_register_adapters.with_options(experiment_tracker=tracker)(
+            adapters, evaluation, valid, export, register, id="export_and_register"
+        )
+        check_promotion(registration, register.require_promotion)
+        return
     # Training waits for the data-quality gate: a failed validation never costs a training run.
     adapter = train_lora.with_options(experiment_tracker=tracker)(valid, train, after="check_data_quality")
     evaluation, _report = evaluate_adapter.with_options(experiment_tracker=tracker)(valid, adapter, evaluate)

@@ -10,11 +10,13 @@ from zenml.types import HTMLString
 from deepsynth.adapters import TrainedAdapter
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.errors import DataValidationError
+from deepsynth.evaluation.adapter_set import evaluate_adapter_set
 from deepsynth.evaluation.config import EvaluateConfig
 from deepsynth.evaluation.metrics import assert_finite
 from deepsynth.evaluation.report import render_html
 from deepsynth.evaluation.scoring import EvaluationResult, evaluate
 from deepsynth.inference.loading import load_adapter_model
+from deepsynth.training.adapter_set import TrainedAdapterSet
 from steps.common import active_mlflow_run, report_context
 
 
@@ -24,31 +26,59 @@ def evaluate_adapter(
 ) -> tuple[Annotated[EvaluationResult, "evaluation"], Annotated[HTMLString, "evaluation_report"]]:
     """Generate summaries for the held-out split and compute ROUGE, length, empty and repetition rates."""
     mode = adapter.trainer_config.get("mode")
+    documents = _documents(dataset, cfg, mode)
+    loaded = load_adapter_model(adapter.path)
+    result = evaluate(
+        loaded, documents, generation=cfg.generation, k=cfg.lead_k, include_base=cfg.include_base, progress=True
+    )
+    context = {"adapter sha256": adapter.sha256()}
+    # ZenML reads a step's outputs from its return statement: a tuple literal for two outputs.
+    result, report = _finish(result, dataset, documents, cfg, mode, context, adapter.metrics.get("loss_curve"))
+    return result, report
+
+
+@step(enable_cache=False)
+def evaluate_adapters(
+    dataset: RenderedDataset, adapters: TrainedAdapterSet, cfg: EvaluateConfig
+) -> tuple[Annotated[EvaluationResult, "evaluation"], Annotated[HTMLString, "evaluation_report"]]:
+    """Score every adapter of a multi-adapter run (systems ``adapter/<name>``); the base and lead-k once.
+
+    Runs as the pipeline's ``evaluate_adapter`` step; the report's metric table puts the adapters side by side.
+    """
+    members = adapters.members()
+    mode = next(iter(members.values())).trainer_config.get("mode")
+    documents = _documents(dataset, cfg, mode)
+    result = evaluate_adapter_set(
+        {name: adapter.path for name, adapter in members.items()},
+        documents,
+        generation=cfg.generation,
+        k=cfg.lead_k,
+        include_base=cfg.include_base,
+        progress=True,
+    )
+    context = {"adapters": ", ".join(members)}
+    result, report = _finish(result, dataset, documents, cfg, mode, context, None)
+    return result, report
+
+
+def _documents(dataset: RenderedDataset, cfg: EvaluateConfig, mode: str | None) -> list:
     documents = dataset.documents(split=cfg.split, mode=mode)[: cfg.max_documents]
     if not documents:
         raise DataValidationError(
             f"evaluate.split: no valid documents in split {cfg.split!r}" + (f" (mode {mode})" if mode else "")
         )
-    loaded = load_adapter_model(adapter.path)
-    result = evaluate(
-        loaded, documents, generation=cfg.generation, k=cfg.lead_k, include_base=cfg.include_base, progress=True
-    )
+    return documents
+
+
+def _finish(result, dataset, documents, cfg, mode, about, loss_curve) -> tuple[EvaluationResult, HTMLString]:
+    """Check every metric is finite, render the report, log both to MLflow."""
     for system, metrics in result.systems.items():
         assert_finite(metrics, f"evaluation of {system}")
     context = report_context(
-        **{
-            "data source": dataset.manifest.get("source"),
-            "mode": mode,
-            "adapter sha256": adapter.sha256(),
-            "split": cfg.split,
-        }
+        **{"data source": dataset.manifest.get("source"), "mode": mode, **about, "split": cfg.split}
     )
     report = render_html(
-        result,
-        loss_curve=adapter.metrics.get("loss_curve"),
-        documents=documents,
-        max_samples=cfg.report_samples,
-        context=context,
+        result, loss_curve=loss_curve, documents=documents, max_samples=cfg.report_samples, context=context
     )
     if active_mlflow_run():
         import mlflow

@@ -14,14 +14,32 @@ from deepsynth.adapters import TrainedAdapter
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.retry import is_transient, retry_transient
 from deepsynth.threads import apply_thread_policy
+from deepsynth.training.adapter_set import TrainedAdapterSet
 from deepsynth.training.config import TrainerConfig
-from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
 from deepsynth.training.fingerprints import with_resumable_state
 from deepsynth.training.launch import launch_training, resolve_num_processes
-from deepsynth.training.mlflow_logging import log_training_to_mlflow
+from deepsynth.training.mlflow_logging import log_adapters_to_mlflow, log_training_to_mlflow
+from deepsynth.training.multi_adapter import make_trainer
 from steps.common import active_mlflow_run, output_dir
 
 logger = logging.getLogger(__name__)
+
+
+def _train(config: TrainerConfig, dataset: RenderedDataset, out: str) -> dict:
+    """Train into ``out`` in this process or in torchrun ranks; checkpoints kept where a retried run finds them."""
+    trainer_config = dataclasses.replace(config, output_dir=out)
+    own_state_dir = trainer_config.state_dir is None
+    if own_state_dir:  # ZenML deletes a failed step's outputs: keep checkpoints where a retry finds them
+        trainer_config = with_resumable_state(trainer_config, dataset.path)
+    processes = resolve_num_processes(trainer_config)
+    if processes > 1:
+        metrics = launch_training(trainer_config, dataset.path, processes)
+    else:
+        policy = apply_thread_policy(1)
+        metrics, _checkpoints = make_trainer(trainer_config, on_step=policy.refresh).train(dataset)
+    if own_state_dir:
+        shutil.rmtree(trainer_config.state_dir, ignore_errors=True)
+    return metrics
 
 
 @step(enable_cache=False)
@@ -38,17 +56,7 @@ def train_lora(
         config: The ``train`` section; its ``output_dir`` is replaced by the artifact's folder.
     """
     trainer_config = dataclasses.replace(config, output_dir=output_dir("adapter"))
-    own_state_dir = trainer_config.state_dir is None
-    if own_state_dir:  # ZenML deletes a failed step's outputs: keep checkpoints where a retry finds them
-        trainer_config = with_resumable_state(trainer_config, dataset.path)
-    processes = resolve_num_processes(trainer_config)
-    if processes > 1:
-        metrics = launch_training(trainer_config, dataset.path, processes)
-    else:
-        policy = apply_thread_policy(1)
-        metrics, _checkpoints = DeepSynthLoRATrainer(trainer_config, on_step=policy.refresh).train(dataset)
-    if own_state_dir:
-        shutil.rmtree(trainer_config.state_dir, ignore_errors=True)
+    metrics = _train(config, dataset, trainer_config.output_dir)
     if active_mlflow_run():
         try:  # an MLflow outage must not throw away a finished training: ZenML deletes a failed step's outputs
             retry_transient(lambda: log_training_to_mlflow(trainer_config, metrics), what="MLflow training log")
@@ -61,3 +69,26 @@ def train_lora(
                 exc,
             )
     return TrainedAdapter(metrics["adapter_dir"])
+
+
+@step(enable_cache=False)
+def train_adapters(
+    dataset: RenderedDataset, config: TrainerConfig
+) -> Annotated[TrainedAdapterSet, ArtifactConfig(name="adapters", artifact_type=ArtifactType.MODEL)]:
+    """Train every adapter of ``train.adapters``/``train.sweep`` on one base model (one subfolder each).
+
+    Runs as the pipeline's ``train_lora`` step; the base is loaded once, each page encoded once.
+
+    Args:
+        dataset: The valid rendered dataset.
+        config: The ``train`` section with its adapters or sweep.
+    """
+    metrics = _train(config, dataset, output_dir("adapters"))
+    if active_mlflow_run():
+        try:
+            retry_transient(lambda: log_adapters_to_mlflow(config, metrics), what="MLflow training log")
+        except Exception as exc:  # noqa: BLE001
+            if not is_transient(exc):
+                raise
+            logger.warning("MLflow unavailable (%s): training metrics not logged there", exc)
+    return TrainedAdapterSet(metrics["adapter_dir"])

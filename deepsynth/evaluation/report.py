@@ -17,7 +17,7 @@ from typing import Any
 
 from deepsynth.data.rendered import RenderedDocument
 from deepsynth.evaluation.metrics import SYSTEM_METRICS
-from deepsynth.evaluation.result import ADAPTER, BASE, EvaluationResult
+from deepsynth.evaluation.result import ADAPTER, BASE, VARIANT_PREFIX, EvaluationResult
 from deepsynth.report_header import header_html
 
 THUMB_WIDTH = 240
@@ -92,7 +92,7 @@ def _table(result: EvaluationResult) -> str:
     head = "".join(f"<th>{html.escape(m)}</th>" for m in SYSTEM_METRICS)
     body = []
     for system, metrics in result.systems.items():
-        cls = ' class="adapter"' if system == ADAPTER else ""
+        cls = ' class="adapter"' if system == ADAPTER or system.startswith(VARIANT_PREFIX) else ""
         cells = "".join(f"<td>{_fmt(metrics.get(m, float('nan')))}</td>" for m in SYSTEM_METRICS)
         body.append(f"<tr{cls}><th>{html.escape(system)}</th>{cells}</tr>")
     return f"<table><tr><th>system</th>{head}</tr>{''.join(body)}</table>"
@@ -122,7 +122,12 @@ def _samples(result: EvaluationResult, documents: Sequence[RenderedDocument], ma
 
 
 def verdict(result: EvaluationResult, metric: str = "rouge_l") -> tuple[bool, str]:
-    """Whether the adapter beats every other system on ``metric``, and that said in one plain sentence."""
+    """Whether the adapter beats every other system on ``metric``, and that said in one plain sentence.
+
+    For several adapters: whether each beats every baseline, and which one scores best.
+    """
+    if result.variants:
+        return _variants_verdict(result, metric)
     ours = result.systems[ADAPTER].get(metric, float("nan"))
     names = {BASE: "the untrained base model"}
     ahead = [
@@ -134,6 +139,21 @@ def verdict(result: EvaluationResult, metric: str = "rouge_l") -> tuple[bool, st
         return True, f"The adapter beats every baseline on {metric} ({ours:.4f})."
     others = " and ".join(f"{name} ({score:.4f})" for name, score in ahead)
     return False, f"The adapter scores below {others} on {metric} ({ours:.4f}): it is not yet worth deploying."
+
+
+def _variants_verdict(result: EvaluationResult, metric: str) -> tuple[bool, str]:
+    scores = {name: result.variant_metrics(name).get(metric, float("nan")) for name in result.variants}
+    baselines = {
+        system: metrics[metric]
+        for system, metrics in result.systems.items()
+        if not system.startswith(VARIANT_PREFIX) and metric in metrics
+    }
+    best = max(scores, key=lambda name: scores[name] if math.isfinite(scores[name]) else float("-inf"))
+    behind = [name for name, score in scores.items() if not all(score > b for b in baselines.values())]
+    lead = f"Best of {len(scores)} adapters on {metric}: {best} ({scores[best]:.4f})."
+    if not behind:
+        return True, f"{lead} Every adapter beats every baseline."
+    return False, f"{lead} Below a baseline ({', '.join(baselines)}): {', '.join(behind)}; not yet worth deploying."
 
 
 def render_html(

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ADAPTER, BASE = "adapter", "base"
+#: Systems of a multi-adapter evaluation are ``adapter/<variant name>`` (ZenML metadata keys may not hold a colon).
+VARIANT_PREFIX = "adapter/"
 
 
 @dataclass
@@ -26,6 +28,15 @@ class EvaluationResult:
     def adapter_metrics(self) -> dict[str, float]:
         """The adapter's metrics."""
         return self.systems[ADAPTER]
+
+    @property
+    def variants(self) -> list[str]:
+        """Names of the adapters of a multi-adapter evaluation (``[]`` for one adapter)."""
+        return [s[len(VARIANT_PREFIX) :] for s in self.systems if s.startswith(VARIANT_PREFIX)]
+
+    def variant_metrics(self, name: str) -> dict[str, float]:
+        """The metrics of variant ``name`` of a multi-adapter evaluation."""
+        return self.systems[VARIANT_PREFIX + name]
 
     def rows_for(self, system: str) -> list[dict[str, Any]]:
         """Per-document rows of one system, in document order."""

@@ -138,14 +138,14 @@ def launch_training(config: TrainerConfig, dataset: str | os.PathLike, num_proce
 def main(argv: list[str] | None = None) -> int:
     """Run one rank (torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE); rank 0 writes the result."""
     from deepsynth.threads import apply_thread_policy
-    from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
+    from deepsynth.training.multi_adapter import make_trainer
 
     config_path, dataset, result, threads = argv if argv is not None else sys.argv[1:5]
     policy = apply_thread_policy(environ={} if threads == "auto" else {"OMP_NUM_THREADS": threads})
     rank = launched_rank()
     logger.info("rank %d: %d intra-op thread(s)", rank, policy.threads)
     try:
-        trainer = DeepSynthLoRATrainer(TrainerConfig.from_json(config_path), on_step=policy.refresh)
+        trainer = make_trainer(TrainerConfig.from_json(config_path), on_step=policy.refresh)
         metrics, checkpoints = trainer.train(dataset)
     except DeepSynthError as exc:
         print(f"rank {rank}: {exc}", file=sys.stderr)

@@ -87,3 +87,28 @@ def log_training_to_mlflow(
             else:
                 mlflow.log_artifact(str(item), artifact_path=artifact_path)
     return True
+
+
+def log_adapters_to_mlflow(config: TrainerConfig, metrics: dict[str, Any]) -> bool:
+    """A multi-adapter run: the run's params, each adapter's loss curve and scalars under ``<name>.``, the folder.
+
+    Args:
+        config: The run's :class:`TrainerConfig` (with its adapters or sweep).
+        metrics: What :meth:`MultiAdapterTrainer.train` returned (``adapters``: name → metrics).
+    """
+    if int(metrics.get("rank", 0)) != 0:
+        return False
+    import mlflow
+
+    if mlflow.active_run() is None:
+        raise DeepSynthError("no active MLflow run: open one (the ZenML experiment tracker does) before logging")
+    params = flatten({k: v for k, v in config.to_dict().items() if k not in ("adapters", "sweep")})
+    params["adapters"] = ",".join(metrics["adapters"])
+    mlflow.log_params({k: ("" if v is None else str(v))[:500] for k, v in params.items()})
+    for name, adapter in metrics["adapters"].items():
+        for step, loss, _lr in adapter.get("loss_curve", []):
+            mlflow.log_metric(f"train_loss.{name}", float(loss), step=int(step))
+        mlflow.log_metrics({f"{name}.{k}": float(adapter[k]) for k in SCALAR_METRICS if adapter.get(k) is not None})
+    mlflow.log_metrics({k: float(metrics[k]) for k in ("train_runtime_s", "tokens_per_second", "peak_rss_mb")})
+    mlflow.log_artifacts(str(metrics["adapter_dir"]), artifact_path="adapters")
+    return True

@@ -60,6 +60,13 @@ logger = logging.getLogger(__name__)
 ADAPTER_INDEX = "adapters.json"
 
 
+def make_trainer(config: TrainerConfig, on_step: Callable[[int], None] | None = None) -> DeepSynthLoRATrainer:
+    """A :class:`MultiAdapterTrainer` when ``config`` has adapters or a sweep, else the one-adapter trainer."""
+    if config.adapters or config.sweep:
+        return MultiAdapterTrainer(config, on_step)
+    return DeepSynthLoRATrainer(config, on_step)
+
+
 def read_adapter_index(output_dir: str | Path) -> dict[str, Any] | None:
     """``adapters.json`` of a multi-adapter output folder (each entry's ``dir`` made absolute); None if absent."""
     path = Path(output_dir) / ADAPTER_INDEX
@@ -200,6 +207,7 @@ class MultiAdapterTrainer(DeepSynthLoRATrainer):
             "tokens_per_second": sum(m["tokens_per_second"] * m["train_runtime_s"] for m in per_adapter.values())
             / max(seconds, 1e-9),
             "peak_rss_mb": peak_rss_mb(),
+            "rank": self._ctx.rank,
             **self.feature_cache.stats(),
         }
 
