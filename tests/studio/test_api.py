@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from studio_support import ROOT, Studio, make_project
+
+ROOT = Path(__file__).parents[2]
 
 QUICKSTART = {"config": "quickstart"}
 
@@ -167,10 +168,8 @@ def test_requests_name_versions_not_paths(studio):
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory):
-    started = Studio(make_project(tmp_path_factory.mktemp("guarded")), env={"DEEPSYNTH_API_TOKEN": "s3cret"})
-    yield started
-    started.stop()
+def guarded(start_studio):
+    return start_studio("guarded", token="s3cret")
 
 
 def test_every_mutation_needs_the_token_when_one_is_set(guarded):

@@ -11,15 +11,15 @@ from __future__ import annotations
 import io
 import re
 import shutil
+from pathlib import Path
 
 import pytest
-from studio_support import ROOT, Studio, make_project
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (make install installs it)"),
 ]
-IMAGES = ROOT / "docs" / "images"
+IMAGES = Path(__file__).parents[2] / "docs" / "images"
 #: A tiny run: few documents, one page each, two epochs, two evaluated documents, short summaries.
 TINY_RUN = {
     "ingest.max_documents": "4",
@@ -70,11 +70,9 @@ def launch_tiny_run(page, studio, learning_rate: str) -> str:
 
 
 @pytest.fixture
-def studio(tmp_path, zenml_client):
+def studio(start_studio, zenml_client):
     """A Studio with a token, on the session's store (the ``zenml_client`` fixture sets it up)."""
-    started = Studio(make_project(tmp_path / "project"), env={"DEEPSYNTH_API_TOKEN": "flow-token"})
-    yield started
-    started.stop()
+    return start_studio("flow", token="flow-token")
 
 
 def test_main_flow_in_the_browser(studio):
@@ -98,11 +96,12 @@ def test_main_flow_in_the_browser(studio):
         page.dispatch_event("#token", "change")
 
         # the editor: preset, rank, estimate, a bad value refused with its message
+        rank16 = wait_for_estimate_other_than(page, 0)  # the config as saved: rank 16
         page.select_option("#preset-picker", "minimal")
-        page.wait_for_function("document.querySelector('[name=\"train.lora_rank\"]').value == '4'")
-        base = wait_for_estimate_other_than(page, 0)
+        assert page.input_value('[name="train.lora_rank"]') == "4"
+        rank4 = wait_for_estimate_other_than(page, rank16)
         page.fill('[name="train.lora_rank"]', "8")
-        assert wait_for_estimate_other_than(page, base) == 2 * base
+        assert wait_for_estimate_other_than(page, rank4) == 2 * rank4 and 4 * rank4 == rank16
         page.fill('[name="train.lora_rank"]', "0")
         error = page.locator('.knob[data-key="train.lora_rank"] .error')
         error.wait_for(state="visible", timeout=120_000)

@@ -48,13 +48,14 @@ function showEstimate(e) {
     <table><tr><th>variant</th><th>weights</th><th>trainable</th><th>by part and dtype</th></tr>${rows}</table>
     <ul class="muted">${e.estimated.map((s) => `<li>estimate: ${esc(s)}</li>`).join("")}</ul>`;
 }
-let checkTimer = null;
+let checkTimer = null, checkSeq = 0;
 async function check() {
-  const values = changedValues(), config = pageData.config;
+  const values = changedValues(), config = pageData.config, seq = ++checkSeq;
   document.querySelectorAll(".knob.bad").forEach((k) => { k.classList.remove("bad"); k.querySelector(".error").hidden = true; });
   const status = $("#validation");
   try {
     const result = await api("POST", "/api/configs/validate", { config, values });
+    if (seq !== checkSeq) return; // a newer edit is being checked
     status.className = "status " + (result.ok ? "ok" : "bad");
     status.textContent = result.ok ? "valid: the same checks as deepsynth run" : "invalid";
     for (const error of result.errors) {
@@ -62,7 +63,9 @@ async function check() {
       if (knob) { knob.classList.add("bad"); const p = knob.querySelector(".error"); p.textContent = error.message; p.hidden = false; knob.closest("details").open = true; }
       else status.textContent = "invalid: " + error.message;
     }
-    if (result.ok) showEstimate(await api("POST", "/api/configs/estimate", { config, values }));
+    if (!result.ok) return;
+    const estimate = await api("POST", "/api/configs/estimate", { config, values });
+    if (seq === checkSeq) showEstimate(estimate);
   } catch (err) { status.className = "status bad"; status.textContent = err.message; }
 }
 function scheduleCheck() { clearTimeout(checkTimer); checkTimer = setTimeout(check, 300); }
