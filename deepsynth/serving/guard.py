@@ -10,8 +10,8 @@
   as the bound is passed, nothing past it buffered;
 - a body still incomplete ``body_timeout_s`` after the headers: 408.
 
-A response the client does not read for ``send_timeout_s`` ends the connection. Header timeouts and
-the connection cap live in the protocol (:mod:`deepsynth.serving.http`), below ASGI.
+Header and send timeouts and the connection cap live in the protocol (:mod:`deepsynth.serving.http`),
+below ASGI.
 """
 
 from __future__ import annotations
@@ -39,10 +39,6 @@ DRAIN_BYTES = 4 * 1024 * 1024
 
 class _Refused(Exception):
     """The guard answered the request itself; the app's work on it stops here."""
-
-
-class _SendTimeout(Exception):
-    """The client did not take the response for ``send_timeout_s``."""
 
 
 def json_message(status: int, message: str) -> tuple[Message, Message]:
@@ -97,13 +93,12 @@ def _split_host(host: str) -> tuple[str, str | None]:
 
 
 class Guard:
-    """ASGI middleware: Host check, bounded and timed request bodies, timed sends (see the module docstring).
+    """ASGI middleware: Host check, bounded and timed request bodies (see the module docstring).
 
     Args:
         app: The ASGI app to guard.
         max_body_bytes: Largest request body.
         body_timeout_s: Time from the headers to the end of the body.
-        send_timeout_s: Longest wait for the client to take one piece of the response.
         hosts: The Host check, or ``None`` to accept any Host (a token is set).
     """
 
@@ -113,13 +108,11 @@ class Guard:
         *,
         max_body_bytes: int,
         body_timeout_s: float,
-        send_timeout_s: float,
         hosts: HostCheck | None,
     ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
-        self.send_timeout_s = send_timeout_s
         self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -159,7 +152,7 @@ class _Exchange:
                 return await self._refuse(413, self._too_large(int(self.declared)))
         try:
             await self.guard.app(scope, self.receive, self.send)
-        except (_Refused, _SendTimeout):
+        except _Refused:
             pass
         except Exception:
             if not self.answered:
@@ -213,15 +206,11 @@ class _Exchange:
         return message
 
     async def send(self, message: Message) -> None:
-        """The app's ``send``, dropped once the guard answered, bounded by ``send_timeout_s``."""
+        """The app's ``send``, dropped once the guard answered."""
         if self.answered:
             return
         self.started = self.started or message["type"] == "http.response.start"
-        try:
-            await asyncio.wait_for(self._send(message), self.guard.send_timeout_s)
-        except TimeoutError:
-            logger.warning("client did not read the response for send_timeout_s=%s: dropped", self.guard.send_timeout_s)
-            raise _SendTimeout from None
+        await self._send(message)
 
     async def _refuse(self, status: int, message: str) -> None:
         if self.answered:
@@ -229,8 +218,5 @@ class _Exchange:
         self.answered = True
         if self.started:
             return  # the app's response is under way: ending the request is all that is left
-        try:
-            for part in json_message(status, message):
-                await asyncio.wait_for(self._send(part), self.guard.send_timeout_s)
-        except TimeoutError:
-            logger.warning("client did not read the %d answer for send_timeout_s=%s", status, self.guard.send_timeout_s)
+        for part in json_message(status, message):
+            await self._send(part)

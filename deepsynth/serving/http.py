@@ -3,9 +3,10 @@
 Below the app, against hostile clients (the ``serve`` config's knobs): at most ``max_connections``
 open connections, kept below the process's file-descriptor limit so the event loop never meets
 EMFILE (more are answered 503 and closed at once); a connection that has not sent a request's headers
-``header_timeout_s`` after it opened or after its last response is closed (slowloris);
+``header_timeout_s`` after it opened or after its last response is closed (slowloris); one that
+stops reading its response is dropped after ``send_timeout_s``;
 ``keep_alive_timeout_s`` for idle keep-alive connections; request heads of 16 KiB at most (400). Above
-it, :class:`~deepsynth.serving.guard.Guard` bounds bodies, body time and send time and checks ``Host``.
+it, :class:`~deepsynth.serving.guard.Guard` bounds bodies and body time and checks ``Host``.
 """
 
 from __future__ import annotations
@@ -66,14 +67,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def protocol_class(cap: int, header_timeout_s: float) -> type:
-    """uvicorn's h11 protocol with a connection cap and a header timeout (see the module docstring)."""
+def protocol_class(cap: int, header_timeout_s: float, send_timeout_s: float) -> type:
+    """uvicorn's h11 protocol with a connection cap, a header timeout and a send timeout (module docstring)."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11Protocol(H11Protocol):
         refused = False
         header_timer: Any = None
+        send_timer: Any = None
 
         def connection_made(self, transport: Any) -> None:
             if len(self.connections) >= cap:
@@ -85,8 +87,9 @@ def protocol_class(cap: int, header_timeout_s: float) -> type:
             self._arm_header_timer()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self.header_timer is not None:
-                self.header_timer.cancel()
+            for timer in (self.header_timer, self.send_timer):
+                if timer is not None:
+                    timer.cancel()
             if not self.refused:
                 super().connection_lost(exc)
 
@@ -94,6 +97,22 @@ def protocol_class(cap: int, header_timeout_s: float) -> type:
             super().on_response_complete()
             if not self.transport.is_closing():
                 self._arm_header_timer()  # the next request's headers are due as the first one's were
+
+        def pause_writing(self) -> None:
+            super().pause_writing()  # the client stopped taking the response: it has send_timeout_s to resume
+            if self.send_timer is None:
+                self.send_timer = self.loop.call_later(send_timeout_s, self._send_timeout)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if self.send_timer is not None:
+                self.send_timer.cancel()
+                self.send_timer = None
+
+        def _send_timeout(self) -> None:
+            self.send_timer = None
+            logger.warning("client did not read the response for send_timeout_s=%s: connection dropped", send_timeout_s)
+            self.transport.abort()  # close() would wait for the unread buffer to drain
 
         def _arm_header_timer(self) -> None:
             if self.header_timer is not None:
@@ -117,7 +136,6 @@ def guarded_app(app: Any, config: ServeConfig, bound_host: str) -> Guard:
         app,
         max_body_bytes=config.max_body_bytes,
         body_timeout_s=config.body_timeout_s,
-        send_timeout_s=config.send_timeout_s,
         hosts=hosts,
     )
 
@@ -143,7 +161,9 @@ class HttpServer:
                 log_level=log_level,
                 access_log=access_log,
                 timeout_graceful_shutdown=5,
-                http=protocol_class(connection_cap(config.max_connections), config.header_timeout_s),
+                http=protocol_class(
+                    connection_cap(config.max_connections), config.header_timeout_s, config.send_timeout_s
+                ),
                 backlog=ACCEPT_BATCH,
                 timeout_keep_alive=config.keep_alive_timeout_s,
                 h11_max_incomplete_event_size=MAX_HEAD_BYTES,
