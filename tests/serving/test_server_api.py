@@ -3,6 +3,7 @@ verification of handed-in packages, and the protections (limits, queue, timeout,
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import shutil
 import threading
@@ -287,3 +288,87 @@ def test_a_server_without_adapters_is_not_ready(shared_home):
 
 def test_the_server_binds_127_0_0_1_unless_told_otherwise():
     assert ServeConfig().host == "127.0.0.1"
+
+
+def _job(server, instruction=None, **generation):
+    from deepsynth.inference.config import GenerationConfig
+    from deepsynth.serving.batcher import Job
+
+    slot = server.holder.resolve("first")
+    settings = GenerationConfig(**{"max_new_tokens": 6, **generation})
+    return Job("first", slot.render(TEXT, None), slot.mode, instruction, settings)
+
+
+def test_one_bad_request_never_fails_the_others_in_its_batch(url, server, alone):
+    """The tokenizer refuses a lone surrogate inside the worker: that request fails alone (issue 27, case 3)."""
+    good, bad = _job(server), _job(server, instruction="\ud83d")
+    with server.holder.lock:  # both wait for the same batch
+        server.batcher.submit(good)
+        server.batcher.submit(bad)
+    assert good.future.result(timeout=120).text == alone(0, text=TEXT)
+    with pytest.raises(Exception, match="TextEncodeInput"):
+        bad.future.result(timeout=120)
+    # Over HTTP the bad one never reaches a batch: 400 naming the field, the good one 200.
+    answers = {}
+    threads = [
+        threading.Thread(target=lambda k=k, b=b: answers.__setitem__(k, call(f"{url}/v1/summarize", "POST", b)))
+        for k, b in [("good", {"text": TEXT, "adapter": "first"}), ("bad", {"text": TEXT, "instruction": "\ud83d"})]
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert answers["good"][0] == 200 and answers["good"][2]["summary"] == alone(0, text=TEXT)
+    assert answers["bad"][0] == 400 and "instruction: not valid Unicode" in answers["bad"][2]["error"]
+
+
+def test_a_request_past_its_deadline_is_dropped_before_its_batch(server):
+    from deepsynth.serving.batcher import DeadlineExceeded
+
+    job = _job(server)
+    job.deadline = time.perf_counter() + 0.2
+    batches, dropped = server.batcher.batches, server.batcher.dropped
+    with server.holder.lock:
+        server.batcher.submit(job)
+        time.sleep(0.5)
+    with pytest.raises(DeadlineExceeded):
+        job.future.result(timeout=60)
+    assert server.batcher.dropped == dropped + 1 and server.batcher.batches == batches  # nothing was decoded
+
+
+def test_work_whose_caller_gave_up_stops_mid_decode(server):
+    from deepsynth.serving.batcher import DeadlineExceeded
+
+    full = _job(server, max_new_tokens=16)
+    server.batcher.submit(full)
+    result = full.future.result(timeout=120)
+    full_steps = server.batcher.last_steps
+    assert full_steps >= 4 and len(result.token_ids) >= 4, result  # so that stopping early is observable
+
+    job = _job(server, max_new_tokens=16)
+    job.on_text = lambda _piece: job.abandon()  # the (streaming) client leaves after its first piece of text
+    server.batcher.submit(job)
+    with pytest.raises((DeadlineExceeded, concurrent.futures.CancelledError)):
+        job.future.result(timeout=120)
+    assert server.batcher.last_steps < full_steps
+
+
+def test_deep_nesting_and_unknown_routes_answer_in_the_error_shape(url):
+    for raw in (b'{"text": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", b"[" * 50_000):
+        status, _, body = call(f"{url}/v1/summarize", "POST", raw=raw)
+        assert 400 <= status < 500 and isinstance(body, dict) and set(body) == {"error"}, (status, body)
+    status, _, body = call(f"{url}/v1/nothing-here")
+    assert status == 404 and set(body) == {"error"}
+
+
+def test_docs_load_their_assets_locally_or_are_off(url, shared_home):
+    status, _, page = call(f"{url}/docs")
+    assert status == 200 and "/docs/assets/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
+    assert call(f"{url}/docs/assets/swagger-ui-bundle.js")[0] == 200
+    off = ModelServer(ServeConfig(poll_interval_s=0, docs=False), home=shared_home)
+    http = start_http(off)
+    try:
+        assert call(f"{http.url}/docs")[0] == 404 and call(f"{http.url}/openapi.json")[0] == 404
+    finally:
+        http.stop()
+        off.stop()
