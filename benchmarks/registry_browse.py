@@ -6,7 +6,9 @@ Sets up a fresh home (the embedded local stack, MLflow on SQLite), registers one
 ``--versions`` versions (metric tags, a champion alias), then times each command as a user runs
 it (a new process, ``--json``) and a new Python process doing the same look-up with a bare
 ``MlflowClient``, interleaved: the median wall and CPU time of ``--repeats`` runs each (CPU time
-is the steadier figure on a shared machine). Goal: at most 1.5x.
+is the steadier figure on a shared machine). Goals: at most 1.5 s wall (issue 28) and 1.5x the
+bare client's. On the local stack the commands read the registry's SQLite file without MLflow
+(:func:`deepsynth.registry.catalog.sqlite_records`), which is why they can beat the bare client.
 Writes benchmarks/results/registry_browse.json.
 """
 
@@ -25,6 +27,7 @@ from pathlib import Path
 from benchmarks.common import write_result
 
 NAME = "bench-summarizer"
+GOAL_WALL_S = 1.5
 # The same look-ups as the commands, with nothing else: a new interpreter, mlflow, one client.
 BARE = {
     "list": "c.search_registered_models(); c.search_model_versions(\"name = '{name}'\")",
@@ -100,13 +103,39 @@ def main() -> None:
             print(
                 f"{what:<20} deepsynth {row['deepsynth_wall_s']:5.2f} s wall, {row['deepsynth_cpu_s']:5.2f} s CPU;  "
                 f"bare MlflowClient {row['bare_wall_s']:5.2f} s wall, {row['bare_cpu_s']:5.2f} s CPU;  "
-                f"ratio {row['wall_ratio']:.2f}x wall, {row['cpu_ratio']:.2f}x CPU (goal <= 1.5x)",
+                f"ratio {row['wall_ratio']:.2f}x wall, {row['cpu_ratio']:.2f}x CPU (goals <= {GOAL_WALL_S} s, <= 1.5x)",
                 file=sys.stderr,
             )
     path = write_result(
-        "registry_browse", {"versions": args.versions, "repeats": args.repeats, "goal_ratio": 1.5, "commands": rows}
+        "registry_browse",
+        {
+            "versions": args.versions,
+            "repeats": args.repeats,
+            "goal_ratio": 1.5,
+            "goal_wall_s": GOAL_WALL_S,
+            "commands": rows,
+        },
     )
     print(path)
+
+
+def report_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """BENCHMARKS.md rows (what, command, baseline, result) of a result of this benchmark."""
+    rows = []
+    for what, x in r["commands"].items():
+        goal = r.get("goal_wall_s")
+        met = x["wall_ratio"] <= r["goal_ratio"] and (goal is None or x["deepsynth_wall_s"] <= goal)
+        rows.append(
+            (
+                f"`deepsynth models {what}` ({r['versions']} versions), new process each",
+                "python -m benchmarks.registry_browse",
+                f"bare MlflowClient, same look-up: {x['bare_wall_s']} s wall, {x['bare_cpu_s']} s CPU",
+                f"{x['deepsynth_wall_s']} s wall, {x['deepsynth_cpu_s']} s CPU: **{x['wall_ratio']}x** wall, "
+                f"**{x['cpu_ratio']}x** CPU (goals ≤ {goal} s wall and ≤ {r['goal_ratio']}x: "
+                f"{'met' if met else 'not met'})",
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":
