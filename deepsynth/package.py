@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -21,7 +22,14 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from deepsynth.adapter_files import ADAPTER_WEIGHTS
+from deepsynth.adapter_files import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    TEXT_ENCODER_DIR,
+    TEXT_ENCODER_META,
+    TRAINER_CONFIG,
+    safetensors_tensor_count,
+)
 from deepsynth.errors import DeepSynthError
 from deepsynth.integrity import check_tree, hash_tree, tree_files
 
@@ -33,6 +41,8 @@ PACKAGE_VERSION = 1
 ALLOWED_SUFFIXES = {".safetensors", ".json", ".txt", ".md", ".py", ".jinja"}
 DEFAULT_MAX_TOTAL_BYTES = 32 * 1024**3  # a merged full-size DeepSeek-OCR is ~7 GB in float32... x4 margin
 MAX_ENTRIES = 10_000
+#: How a package may name a model it does not carry: a profile or hub id (``tiny``, ``owner/name``), never a path.
+LOGICAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
 _CHUNK = 1 << 20
 
 
@@ -144,11 +154,54 @@ def verify_directory(directory: str | os.PathLike) -> dict[str, Any]:
         if rel in changed:
             raise PackageError(f"{directory}: {rel} does not match its sha256 in {MANIFEST} (modified or corrupt)")
     _check_adapter_identity(directory, manifest)
+    _check_self_contained(directory, manifest)
     return manifest
 
 
+def _named_model(directory: Path, rel: str, key: str, value: Any) -> None:
+    """Refuse a model a package names by a path: weights come from the package or a named profile/hub model."""
+    if value is None or (isinstance(value, str) and LOGICAL_NAME.fullmatch(value) and ".." not in value):
+        return
+    raise PackageError(
+        f"{directory}: {rel} {key} is {str(value)[:200]!r}, a path outside the package: a verified package "
+        "loads weights only from itself or a profile/hub name (tiny, owner/name); to use a local base, "
+        "pass base_model= (--base-model) yourself"
+    )
+
+
+def _json_file(directory: Path, rel: str) -> dict[str, Any]:
+    try:
+        data = json.loads((directory / rel).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PackageError(f"{directory}: {rel} is not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise PackageError(f"{directory}: {rel} is not a JSON object")
+    return data
+
+
+def _check_self_contained(directory: Path, manifest: dict[str, Any]) -> None:
+    """The base model and the text encoder a package names are not paths on the loading machine.
+
+    Checked: ``trainer_config.json``'s ``model_name`` (else ``adapter_config.json``'s
+    ``base_model_name_or_path``, which loading falls back to), and the text encoder's ``source``
+    when its weights are not in the package. Read after every hash matched.
+    """
+    files = manifest["files"]
+    trainer = _json_file(directory, TRAINER_CONFIG) if TRAINER_CONFIG in files else {}
+    if trainer.get("model_name") is not None:
+        _named_model(directory, TRAINER_CONFIG, "model_name", trainer["model_name"])
+    elif ADAPTER_CONFIG in files:
+        base = _json_file(directory, ADAPTER_CONFIG).get("base_model_name_or_path")
+        _named_model(directory, ADAPTER_CONFIG, "base_model_name_or_path", base)
+    encoder = f"{TEXT_ENCODER_DIR}/{TEXT_ENCODER_META}"
+    if encoder in files:
+        meta = _json_file(directory, encoder)
+        if meta.get("weights_included") is not True:
+            _named_model(directory, encoder, "source (weights_included: false)", meta.get("source"))
+
+
 def _check_adapter_identity(directory: Path, manifest: dict[str, Any]) -> None:
-    """Adapter weights, wherever a package holds them, are the adapter named by ``adapter_sha256``.
+    """Adapter weights, wherever a package holds them, are the adapter named by ``adapter_sha256`` (and not empty).
 
     Only a merged export (``merged: true`` and no adapter file) has no adapter to compare.
     """
@@ -162,6 +215,15 @@ def _check_adapter_identity(directory: Path, manifest: dict[str, Any]) -> None:
         raise PackageError(
             f"{directory}: {ADAPTER_WEIGHTS} (sha256 {entry.get('sha256')}) is not the adapter_sha256 "
             f"{str(expected)[:64]} the manifest records (weights replaced after export)"
+        )
+    try:
+        count = safetensors_tensor_count(directory / ADAPTER_WEIGHTS)
+    except ValueError as exc:
+        raise PackageError(str(exc)) from None
+    if count == 0:
+        raise PackageError(
+            f"{directory}: {ADAPTER_WEIGHTS} holds no tensors: an empty adapter would run as the base model "
+            "unchanged (refused)"
         )
 
 

@@ -25,10 +25,12 @@ from deepsynth.adapter_files import (
     TEXT_ENCODER_DIR,
     TRAINER_CONFIG,
     TRAINING_METRICS,
+    safetensors_tensor_count,
 )
 from deepsynth.errors import DeepSynthError
 from deepsynth.export.config import ExportConfig
 from deepsynth.export.model_card import model_card
+from deepsynth.export.portable import write_portable_configs
 from deepsynth.export.runtime import copy_library, requirements
 from deepsynth.inference.config import GenerationConfig
 from deepsynth.integrity import atomic_directory, sha256_file
@@ -176,6 +178,12 @@ def export_adapter(
             )
     if output_dir.exists() and any(output_dir.iterdir()) and not (output_dir / MANIFEST).is_file():
         raise DeepSynthError(f"{output_dir}: exists and is not an earlier export; refusing to overwrite it")
+    try:
+        empty = safetensors_tensor_count(model_path / ADAPTER_WEIGHTS) == 0
+    except ValueError as exc:
+        raise DeepSynthError(str(exc)) from None
+    if empty:
+        raise DeepSynthError(f"{model_path / ADAPTER_WEIGHTS}: holds no tensors; an empty adapter is not exported")
     adapter_sha = sha256_file(model_path / ADAPTER_WEIGHTS)
     trainer_config = (
         json.loads((model_path / TRAINER_CONFIG).read_text()) if (model_path / TRAINER_CONFIG).is_file() else {}
@@ -201,11 +209,15 @@ def export_adapter(
         for name in SIDE_FILES:
             if (model_path / name).is_file():
                 shutil.copy2(model_path / name, tmp / name)
+        named_base = write_portable_configs(tmp, trainer_config)  # no path of this machine goes into the package
+        trainer_config = json.loads((tmp / TRAINER_CONFIG).read_text()) if (tmp / TRAINER_CONFIG).is_file() else {}
         clean_metrics = _finite_metrics(metrics)
         (tmp / "metrics.json").write_text(json.dumps(clean_metrics, indent=2, sort_keys=True))
         if render_settings:
             (tmp / "render_settings.json").write_text(json.dumps(render_settings, indent=2, sort_keys=True))
-        base = trainer_config.get("model_name", "unknown")
+        base = named_base or (
+            "local folder (give base_model= when loading)" if "model_name" in trainer_config else "unknown"
+        )
         revision = trainer_config.get("model_revision")
         (tmp / "README.md").write_text(
             model_card(

