@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from deepsynth.data.arrow_rows import write_table
@@ -30,6 +30,10 @@ SCHEMA = pa.schema(
 )
 TEXT_COLUMNS = ("text", "summary", "instruction")
 TABLE_FILE = "documents.parquet"
+#: Rows and bytes per Parquet row group at most: the writer holds one group at a time (its default, 1Mi rows,
+#: held the whole table of a million tiny rows).
+ROW_GROUP_ROWS = 65_536
+ROW_GROUP_BYTES = 64 << 20
 META_FILE = "meta.json"
 
 
@@ -58,7 +62,7 @@ class DocumentDataset:
 
     @property
     def rows_per_split(self) -> dict[str, int]:
-        counts = Counter(self.table.column("split").to_pylist())
+        counts = {c["values"].as_py(): c["counts"].as_py() for c in pc.value_counts(self.table.column("split"))}
         return {split: counts.get(split, 0) for split in SPLITS}
 
     @property
@@ -96,7 +100,9 @@ class DocumentDataset:
         """Write ``documents.parquet`` and ``meta.json`` into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        write_table(self.table, directory / TABLE_FILE, TEXT_COLUMNS)
+        rows, size = self.table.num_rows, max(1, self.table.nbytes)
+        group = max(1, min(ROW_GROUP_ROWS, ROW_GROUP_BYTES * rows // size))
+        write_table(self.table, directory / TABLE_FILE, TEXT_COLUMNS, row_group_size=group)
         meta = {"source": self.source, "revision": self.revision, "rejects": self.rejects, "sanitized": self.sanitized}
         (directory / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2))
 
