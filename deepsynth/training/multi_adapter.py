@@ -273,11 +273,10 @@ class MultiAdapterTrainer(DeepSynthLoRATrainer):
                 self._apply_step(lane, step, loss, samples, tokens)
             unfinished = [lane for lane in lanes if step + 1 < len(lane["plan"])]
             save_steps = self.run_config.save_steps
-            due = save_steps and (step + 1) % save_steps == 0
             stop = dist_utils.mean_scalar(ctx, float(bool(self._stop.requested))) > 0
-            if unfinished and (due or stop):
-                for lane in unfinished:
-                    self._use(lane["variant"])
+            for lane in unfinished:
+                if stop or (save_steps and lane["progress"].global_step % save_steps == 0):
+                    self._use(lane["variant"], activate=False)
                     self._fingerprint = lane["fingerprint"]
                     lane_step = lane["progress"].global_step
                     self._checkpoint(lane_step, lane["named"], lane["optimizer"], lane["scheduler"], lane["state"], ctx)

@@ -17,22 +17,25 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 from deepsynth.training.config import TrainerConfig  # noqa: E402
-from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer  # noqa: E402
+from deepsynth.training.multi_adapter import make_trainer  # noqa: E402
 
 
 def main() -> None:
     config_path, dataset, result = sys.argv[1:4]
     delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     config = TrainerConfig.from_json(config_path)
-    trainer = DeepSynthLoRATrainer(config)
+    trainer = make_trainer(config)  # several adapters when the config has adapters or a sweep
     if delay:  # slow each step down so the parent can kill the process mid-run
-        step = trainer._step
+        for name in ("_step", "_mixed_step"):
+            step = getattr(trainer, name, None)
+            if step is None:
+                continue
 
-        def slow_step(*args, **kwargs):
-            time.sleep(delay)
-            return step(*args, **kwargs)
+            def slow_step(*args, _step=step, **kwargs):
+                time.sleep(delay)
+                return _step(*args, **kwargs)
 
-        trainer._step = slow_step
+            setattr(trainer, name, slow_step)
     calls = {"save_output": 0, "checkpoint_writes": 0}
     save_output = trainer._save_output
 
