@@ -128,3 +128,22 @@ def test_the_serve_config_documents_every_knob_and_matches_the_defaults(tmp_path
     typo.write_text("serve:\n  max_queue: 0\n")
     with pytest.raises(ConfigError, match="serve.max_queue: must be > 0"):
         ServeConfig.from_yaml(typo)
+
+
+@pytest.mark.slow
+def test_a_killed_server_leaves_no_extracted_packages_behind(packages, shared_home):
+    """Packages are extracted under <home>/serve-tmp/<pid>-*; after kill -9 the next server removes them."""
+    from deepsynth.serving.scratch import SCRATCH_DIR, scratch_root
+
+    served = Served(
+        *deepsynth("serve", "--model", f"first={packages[0].package_path}", "--port", "0", "--json", home=shared_home)
+    )
+    served.document()
+    pid = served.proc.pid
+    left = list((Path(shared_home) / SCRATCH_DIR).glob(f"{pid}-*"))
+    assert left and any(f for d in left for f in d.rglob("adapter_model.safetensors"))  # the extracted zip
+    served.proc.kill()  # SIGKILL: no clean-up of its own runs
+    served.proc.wait(timeout=60)
+    assert all(d.exists() for d in left)
+    scratch_root(shared_home)  # what every server does as it starts
+    assert not any(d.exists() for d in left)
