@@ -120,6 +120,12 @@ def _choices_refused(hint: Any, value: Any) -> list[Any] | None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def lone_surrogate(text: str) -> str | None:
+    """``lone surrogate U+D800 at character 8`` for the first unpaired surrogate in ``text``, else None."""
+    lone = _SURROGATE.search(text)
+    return None if lone is None else f"lone surrogate U+{ord(lone.group()):04X} at character {lone.start() + 1}"
+
+
 def unusable_value(value: Any) -> tuple[str, str] | None:
     """``(where, problem)`` for the first value inside ``value`` no setting can use, else None.
 
@@ -134,12 +140,9 @@ def unusable_value(value: Any) -> tuple[str, str] | None:
         if isinstance(item, float) and not math.isfinite(item):
             return where, f"{item} is not a finite number (NaN and infinity are refused)"
         if isinstance(item, str):
-            lone = _SURROGATE.search(item)
-            if lone is not None:
-                return (
-                    where,
-                    f"lone surrogate U+{ord(lone.group()):04X} at character {lone.start() + 1}: not valid Unicode",
-                )
+            problem = lone_surrogate(item)
+            if problem is not None:
+                return where, f"{problem}: not valid Unicode"
         elif isinstance(item, Mapping):
             stack.extend((f"{where}.{k}", v) for k, v in reversed(list(item.items())))
         elif isinstance(item, (list, tuple)):

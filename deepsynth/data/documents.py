@@ -37,6 +37,16 @@ ROW_GROUP_BYTES = 64 << 20
 META_FILE = "meta.json"
 
 
+def _values_in_place(column: pa.Array) -> tuple[list[int], memoryview, list[bool] | None]:
+    """A string array's value offsets (one more than its length), its data buffer, and which values are valid
+    (None: all), without a Python object per value."""
+    _, offsets, data = column.buffers()
+    start = column.offset
+    bounds = memoryview(offsets).cast("i")[start : start + len(column) + 1].tolist()
+    valid = column.is_valid().to_pylist() if column.null_count else None
+    return bounds, memoryview(data) if data is not None else memoryview(b""), valid
+
+
 @dataclass
 class DocumentDataset:
     """Documents read from one source, with provenance and every row ingest had to reject.
@@ -71,12 +81,15 @@ class DocumentDataset:
         digest = hashlib.sha256()
         columns = self.table.select(["id", "split", "text", "summary", "instruction"])
         for batch in columns.to_batches():
+            values = [_values_in_place(column) for column in batch.columns]
             for i in range(batch.num_rows):
-                for column in batch.columns:  # each value's UTF-8 bytes, length-prefixed, read in place
-                    value = column[i]
-                    data = value.as_buffer() if value.is_valid else None
-                    digest.update(b"-" if data is None else b"%d:" % data.size)
-                    digest.update(data if data is not None else b"")
+                for offsets, data, valid in values:  # each value's UTF-8 bytes, length-prefixed, read in place
+                    if valid is not None and not valid[i]:
+                        digest.update(b"-")
+                        continue
+                    start, end = offsets[i], offsets[i + 1]
+                    digest.update(b"%d:" % (end - start))
+                    digest.update(data[start:end])
         return digest.hexdigest()
 
     def rows(self) -> Iterator[dict[str, Any]]:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from deepsynth.code_points import code_point, code_points
+from deepsynth.code_points import code_points
+from deepsynth.configuration import lone_surrogate
 from deepsynth.data.arrow_rows import table_from_rows
 from deepsynth.data.config import IngestConfig
 from deepsynth.data.documents import SCHEMA, SPLIT_ALIASES, SPLITS, DocumentDataset
@@ -26,8 +27,6 @@ BATCH_CHARS = 32 << 20
 # C0/C1 controls except tab and newline (carriage returns become newlines first), and the bidi
 # embeddings/overrides/isolates, which can make rendered text differ from its logical order.
 _STRIPPED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-# UTF-16 surrogates: in a Python str only as an unpaired JSON escape ("\ud800"), which UTF-8 cannot encode.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # Letters and symbols that draw nothing: Hangul fillers and the blank Braille pattern.
 _BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
@@ -46,14 +45,19 @@ def _visible(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LNPS" and ch not in _BLANK_GLYPHS
 
 
-def check_visible(value: str, where: Location) -> None:
+def check_visible(value: str, where: Location | tuple[str, int, str]) -> None:
     """Refuse a text that is not blank yet has no visible character (zero-width or format characters only).
+
+    Args:
+        value: The text.
+        where: Its location, or (file, row, field) to build one only when the text is refused.
 
     Raises:
         InputError: Naming the field and the first few code points it holds.
     """
     if not value.strip() or any(map(_visible, value)):
         return
+    where = where if isinstance(where, Location) else Location(*where)
     hidden = code_points(ch for ch in value if not ch.isspace())
     shown = ", ".join(hidden[:5]) + (", ..." if len(hidden) > 5 else "")
     raise InputError(where, f"no visible characters (only zero-width, format or blank characters: {shown})")
@@ -92,19 +96,20 @@ def source_revision(config: IngestConfig) -> str:
 # ---- mapping raw records to documents --------------------------------------------------------
 
 
-def check_unicode(value: str, where: Location) -> None:
+def check_unicode(value: str, where: Location | tuple[str, int, str]) -> None:
     """Refuse a text holding a lone surrogate (JSON's ``"\\ud800"``): it is not Unicode and no UTF-8 encoder takes it.
+
+    Args:
+        value: The text.
+        where: Its location, or (file, row, field) to build one only when the text is refused.
 
     Raises:
         InputError: Naming the field, the code point and its position.
     """
-    lone = _SURROGATE.search(value)
-    if lone is not None:
-        raise InputError(
-            where,
-            f"lone surrogate {code_point(lone.group())} at character {lone.start() + 1} "
-            "(an unpaired \\uD800-\\uDFFF escape): not valid Unicode text",
-        )
+    problem = lone_surrogate(value)
+    if problem is not None:
+        where = where if isinstance(where, Location) else Location(*where)
+        raise InputError(where, f"{problem} (an unpaired \\uD800-\\uDFFF escape): not valid Unicode text")
 
 
 def _field(record: dict[str, Any], column: str, where: Location) -> str:
@@ -113,7 +118,7 @@ def _field(record: dict[str, Any], column: str, where: Location) -> str:
         return ""
     if not isinstance(value, str):
         raise InputError(Location(where.file, where.row, column), f"expected text, got {type(value).__name__}")
-    check_unicode(value, Location(where.file, where.row, column))
+    check_unicode(value, (where.file, where.row, column))
     return value
 
 
@@ -127,7 +132,7 @@ def _to_document(
     raw_id = record.get(config.id_column) if config.id_column else None
     if raw_id not in (None, ""):
         doc_id = str(raw_id).strip()
-        check_unicode(doc_id, Location(where.file, where.row, config.id_column))
+        check_unicode(doc_id, (where.file, where.row, config.id_column))
     else:
         doc_id = content_id(text, summary)
     instruction = config.instruction_prompt
@@ -136,7 +141,7 @@ def _to_document(
         clean[name], removed = sanitize(value)
         if removed:
             sanitized.append({"id": doc_id, "row": where.row, "field": name, "removed": code_points(removed)})
-        check_visible(clean[name], Location(where.file, where.row, name))
+        check_visible(clean[name], (where.file, where.row, name))
     text, summary = clean["text"], clean["summary"]
     raw_split = record.get(config.split_column) if config.split_column else None
     split = SPLIT_ALIASES.get(str(raw_split).strip().lower()) if raw_split not in (None, "") else None
