@@ -193,3 +193,33 @@ def test_save_load_round_trip(tmp_path, write_jsonl, make_docs):
     docs.save(tmp_path / "out")
     back = DocumentDataset.load(tmp_path / "out")
     assert back.table.equals(docs.table) and back.rejects == docs.rejects and back.content_hash == docs.content_hash
+
+
+def test_content_hash_is_the_same_as_before_it_read_buffers_in_place():
+    """The hash keys caches and resume checks: computed from offsets and data buffers now (sliced chunks, nulls,
+    empty strings, non-ASCII, a long text in its own array), it must equal the value-by-value hash it replaced."""
+    from deepsynth.data.arrow_rows import table_from_rows
+    from deepsynth.data.documents import SCHEMA
+
+    rows = [
+        {
+            "id": f"d{i}",
+            "split": "train" if i % 3 else "test",
+            "text": "é漢\U0001f600 " * (i % 4),
+            "summary": "" if i % 2 else f"S{i}",
+            "instruction": None if i % 5 else "Summarize:",
+            "source_row": i + 1,
+        }
+        for i in range(40)
+    ]
+    long = [{**rows[0], "id": "long", "text": "x" * (1 << 20) + "y"}, {**rows[1], "id": "none", "text": None}]
+    table = pa.concat_tables(
+        [
+            table_from_rows(rows[:25], SCHEMA).slice(3, 20),
+            table_from_rows(rows[25:], SCHEMA),
+            table_from_rows(long, SCHEMA),
+        ]
+    )
+    # value of the earlier implementation (scalar by scalar, `value.as_buffer()`), computed on this table
+    expected = "3c02779c98b61773de16e4f43ae333e1ef7404398a84ecab0aa4a5d93086834d"
+    assert DocumentDataset(table, "s", "r").content_hash == expected
