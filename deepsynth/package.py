@@ -1,10 +1,11 @@
 """Export packages on disk: the sha256 manifest, and a safe way to open a package someone hands you.
 
 :func:`open_package` accepts a directory or a zip. A zip is checked entry by entry before anything
-is written (no absolute paths, no ``..``, no links or devices, a cap on the uncompressed total, and
-the bytes actually inflated are counted too, so lying headers cannot exceed it; two entries that
-would land on one path are refused). Every file is then checked against ``manifest.json``: listed,
-same size and sha256, and of a type that is only ever read as data (safetensors, JSON, text).
+is written (no absolute paths, no ``..``, no links or devices, a cap on the uncompressed total; two
+entries that would land on one path are refused), and against its own manifest, read first: every
+entry must be a listed file declaring its listed size, and the bytes actually inflated are counted
+per entry and in total, so lying headers cannot exceed either. Every file is then checked against
+``manifest.json``: listed, same size and sha256, and of a type that is only ever read as data (safetensors, JSON, text).
 Pickle-capable formats (``.bin``, ``.pt``, ``.pkl``...) are refused outright, never opened. The one
 file a manifest may leave out is the package's own zip (a top-level ``*.zip``, never read when
 loading), and the adapter weights must be the adapter the manifest names (``adapter_sha256``).
@@ -39,7 +40,10 @@ PACKAGE_VERSION = 1
 # Data-only formats: weights as safetensors, configs as JSON, and text (model card, requirements,
 # the standalone script, which is shipped for users and never executed when a package is opened).
 ALLOWED_SUFFIXES = {".safetensors", ".json", ".txt", ".md", ".py", ".jinja"}
-DEFAULT_MAX_TOTAL_BYTES = 32 * 1024**3  # a merged full-size DeepSeek-OCR is ~7 GB in float32... x4 margin
+# A merged full-size DeepSeek-OCR (3.3B parameters) is 13.2 GB in float32; an adapter package is megabytes.
+DEFAULT_MAX_TOTAL_BYTES = 16 * 1024**3
+#: A manifest lists files, never holds data: a bigger one is refused before it is parsed.
+MAX_MANIFEST_BYTES = 16 * 1024**2
 MAX_ENTRIES = 10_000
 #: How a package may name a model it does not carry: a profile or hub id (``tiny``, ``owner/name``), never a path.
 LOGICAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
@@ -92,23 +96,32 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     """
     directory = Path(directory)
     try:
-        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
+        text = (directory / MANIFEST).read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
         raise PackageError(f"{directory}: no readable {MANIFEST} ({exc})") from None
+    return parse_manifest(text, directory)
+
+
+def parse_manifest(text: str | bytes, where: str | os.PathLike) -> dict[str, Any]:
+    """Parse a manifest's text (from a folder or a zip entry) as :func:`read_manifest` does; ``where`` names it."""
+    try:
+        manifest = json.loads(text, object_pairs_hook=_unique_keys)
+    except ValueError as exc:
+        raise PackageError(f"{where}: no readable {MANIFEST} ({exc})") from None
     except _DuplicateKey as exc:
         raise PackageError(
-            f"{directory}: {MANIFEST} has a duplicate key {str(exc.args[0])[:200]!r} (ambiguous; refused)"
+            f"{where}: {MANIFEST} has a duplicate key {str(exc.args[0])[:200]!r} (ambiguous; refused)"
         ) from None
     if (
         not isinstance(manifest, dict)
         or manifest.get("format") != PACKAGE_FORMAT
         or not isinstance(manifest.get("files"), dict)
     ):
-        raise PackageError(f"{directory}: {MANIFEST} is not a DeepSynth export manifest")
+        raise PackageError(f"{where}: {MANIFEST} is not a DeepSynth export manifest")
     return manifest
 
 
-def _own_zip(directory: Path, manifest: dict[str, Any]) -> str | None:
+def _own_zip(directory: Path | str, manifest: dict[str, Any]) -> str | None:
     """The package's own zip, the one file the manifest does not list; it must be a top-level ``*.zip``."""
     name = manifest.get("package_name")
     if name is None:
@@ -270,7 +283,7 @@ def extract_zip(
         ``dest``.
 
     Raises:
-        PackageError: An unsafe entry or too many bytes.
+        PackageError: An unsafe entry, too many bytes, no manifest, or an entry it does not list at that size.
     """
     dest = Path(dest)
     try:
@@ -286,20 +299,63 @@ def extract_zip(
         declared = sum(i.file_size for i in infos)
         if declared > max_total_bytes:
             raise PackageError(f"{path}: uncompressed size {declared} bytes exceeds the limit of {max_total_bytes}")
+        limits = _entry_limits(path, archive, infos, names)
         dest.mkdir(parents=True, exist_ok=True)
         written = 0
         for info, name in zip(infos, names):
-            if not name or info.is_dir():
-                continue
-            target = dest / name
+            if name not in limits:
+                continue  # a folder, or the package's own zip (never read): not written
+            target, entry_bytes = dest / name, 0
             target.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(info) as src, open(target, "xb") as out:
                 while chunk := src.read(_CHUNK):
-                    written += len(chunk)
+                    written, entry_bytes = written + len(chunk), entry_bytes + len(chunk)
                     if written > max_total_bytes:
                         raise PackageError(f"{path}: inflates past the limit of {max_total_bytes} bytes")
+                    if entry_bytes > limits[name]:
+                        raise PackageError(f"{path}: {name[:200]} inflates past its {limits[name]} listed bytes")
                     out.write(chunk)
     return dest
+
+
+def _entry_limits(
+    path: str | os.PathLike, archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], names: list[str]
+) -> dict[str, int]:
+    """``{entry: bytes it may inflate to}`` from the zip's manifest, read (bounded) before anything is written.
+
+    Every file entry must be the manifest or a file it lists, declaring the size it lists; the
+    package's own zip is left out (skipped, never written).
+
+    Raises:
+        PackageError: No manifest, an unlisted entry, or an entry declaring another size than listed.
+    """
+    entries = {name: info for info, name in zip(infos, names) if name and not info.is_dir()}
+    if MANIFEST not in entries:
+        raise PackageError(f"{path}: no {MANIFEST} in the zip (nothing was extracted)")
+    if entries[MANIFEST].file_size > MAX_MANIFEST_BYTES:
+        raise PackageError(
+            f"{path}: {MANIFEST} declares {entries[MANIFEST].file_size} bytes (limit {MAX_MANIFEST_BYTES})"
+        )
+    with archive.open(entries[MANIFEST]) as src:
+        text = src.read(MAX_MANIFEST_BYTES + 1)
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise PackageError(f"{path}: {MANIFEST} inflates past {MAX_MANIFEST_BYTES} bytes")
+    manifest = parse_manifest(text, path)
+    listed, own_zip = manifest["files"], _own_zip(path, manifest)
+    limits = {MANIFEST: MAX_MANIFEST_BYTES}
+    for name, info in entries.items():
+        if name == MANIFEST or name == own_zip:
+            continue
+        size = listed[name].get("size") if isinstance(listed.get(name), dict) else None
+        if name not in listed:
+            raise PackageError(f"{path}: {name[:200]} is not listed in {MANIFEST} (nothing was extracted)")
+        if not isinstance(size, int) or isinstance(size, bool) or info.file_size != size:
+            raise PackageError(
+                f"{path}: {name[:200]} declares {info.file_size} bytes, {MANIFEST} lists {size!r} "
+                "(nothing was extracted)"
+            )
+        limits[name] = size
+    return limits
 
 
 def create_zip(directory: str | os.PathLike, zip_path: str | os.PathLike) -> Path:

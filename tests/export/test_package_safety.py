@@ -116,3 +116,49 @@ def test_uncompressed_size_limit(package, tmp_path):
     opened = open_package(zipped, dest=tmp_path / "opened")
     assert sorted(p.name for p in opened.iterdir()) == sorted(p.name for p in package.iterdir())
     shutil.rmtree(opened)
+
+
+def _zip_of(package, path, extra=(), replace=None):
+    """``package`` zipped as ``create_zip`` does, plus ``extra`` (name, bytes) entries, ``replace`` {name: bytes}."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(p for p in package.rglob("*") if p.is_file()):
+            rel = file.relative_to(package).as_posix()
+            archive.writestr(rel, (replace or {}).get(rel, file.read_bytes()))
+        for name, data in extra:
+            archive.writestr(name, data)
+    return path
+
+
+def test_a_zip_bomb_entry_the_manifest_does_not_list_is_refused_before_anything_is_written(package, tmp_path):
+    """Issue 27 item 10: 256 MiB of zeros (a few hundred KB zipped) beside a valid package: refused from the
+    manifest read first, nothing extracted."""
+    bomb = _zip_of(package, tmp_path / "bomb.zip", extra=[("weights/big.json", bytes(256 * 1024**2))])
+    assert bomb.stat().st_size < 8 * 1024**2  # the package and the deflated zeros
+    dest = tmp_path / "dest"
+    with pytest.raises(
+        PackageError, match=r"weights/big\.json is not listed in manifest\.json \(nothing was extracted"
+    ):
+        open_package(bomb, dest=dest)
+    assert not dest.exists()
+
+
+def test_an_entry_declaring_more_than_its_listed_size_is_refused_before_extraction(package, tmp_path):
+    grown = _zip_of(package, tmp_path / "grown.zip", replace={"README.md": b"#" * (64 * 1024**2)})
+    dest = tmp_path / "dest"
+    with pytest.raises(PackageError, match=r"README\.md declares 67108864 bytes, manifest\.json lists \d+"):
+        open_package(grown, dest=dest)
+    assert not dest.exists()
+
+
+def test_a_zip_without_a_manifest_is_refused_before_extraction(tmp_path):
+    archive = _zip_with(tmp_path / "plain.zip", "adapter_config.json", b"{}")
+    with pytest.raises(PackageError, match="no manifest.json in the zip"):
+        open_package(archive, dest=tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_the_default_cap_is_sane():
+    from deepsynth.package import DEFAULT_MAX_TOTAL_BYTES, MAX_MANIFEST_BYTES
+
+    assert 13.2e9 < DEFAULT_MAX_TOTAL_BYTES <= 16 * 1024**3  # a merged full-size model in float32 fits, no more
+    assert MAX_MANIFEST_BYTES <= 16 * 1024**2
