@@ -30,13 +30,13 @@ GOAL_MB = 500
 BAD_EVERY = 100_000
 
 
-def write_rows(path: Path, rows: int) -> None:
-    """``rows`` tiny JSONL documents; every :data:`BAD_EVERY`-th a lone surrogate, the next one invalid JSON."""
+def write_rows(path: Path, rows: int, bad_every: int = BAD_EVERY) -> None:
+    """``rows`` tiny JSONL documents; every ``bad_every``-th a lone surrogate, the next one invalid JSON."""
     with open(path, "w", encoding="ascii") as handle:
         for i in range(1, rows + 1):
-            if i % BAD_EVERY == 0:
+            if i % bad_every == 0:
                 handle.write(f'{{"id": "d{i}", "text": "Lone \\ud800 surrogate.", "summary": "S{i}."}}\n')
-            elif i % BAD_EVERY == 1 and i > 1:
+            elif i % bad_every == 1 and i > 1:
                 handle.write(f'{{"id": "d{i}", "text": "Unclosed\n')
             else:
                 handle.write(f'{{"id": "d{i}", "text": "Doc {i} text.", "summary": "S{i}."}}\n')
@@ -74,10 +74,10 @@ def measure(source: Path, batch_rows: str, out: Path) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(rows: int, batch_rows: int, tmp: Path) -> dict[str, Any]:
+def run(rows: int, batch_rows: int, tmp: Path, bad_every: int = BAD_EVERY) -> dict[str, Any]:
     """Both sides and the imports-only figure on one generated file of ``rows`` rows."""
     source, one = tmp / "rows.jsonl", tmp / "one.jsonl"
-    write_rows(source, rows)
+    write_rows(source, rows, bad_every)
     write_rows(one, 1)
     imports = measure(one, str(batch_rows), tmp / "out-one")
     print(f"imports and one row: {imports['peak_rss_mb']} MiB", file=sys.stderr)
@@ -91,7 +91,7 @@ def run(rows: int, batch_rows: int, tmp: Path) -> dict[str, Any]:
     return {
         "rows": rows,
         "input_mb": round(source.stat().st_size / 1e6, 1),
-        "bad_rows": rows // BAD_EVERY + max(0, (rows - 1) // BAD_EVERY),
+        "bad_rows": rows // bad_every + max(0, (rows - 1) // bad_every),
         "batch_rows": batch_rows,
         "goal_mb": GOAL_MB,
         "goal_met": streamed["peak_rss_mb"] <= GOAL_MB and lost == 0,
