@@ -193,7 +193,7 @@ def create_app(settings: Settings) -> FastAPI:
         argv = [sys.executable, "-m", "deepsynth_cli", "run", "--config", str(path.relative_to(settings.project))]
         for item in [*items, f"run_name={run_name}"]:
             argv += ["--set", item]
-        argv.append("--json")
+        argv += ["--json", "-vv"]  # -vv: progress messages on stderr, the job's log
         return jobs.submit(
             job_id, "run", f"run {edit.config}", argv, config=edit.config, overrides=items, run_name=run_name
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ TINY_RUN = {
     "validate.min_valid_rows": "3",
     "render.max_pages": "1",
     "train.num_epochs": "2",
+    "train.lora_rank": "8",  # both runs: a linear merge needs one rank
     "evaluate.max_documents": "2",
     "evaluate.generation.max_new_tokens": "8",
     "register.model_name": "studio-e2e",
@@ -57,16 +59,27 @@ def wait_for_estimate_other_than(page, previous: int) -> int:
     return trainable(page)
 
 
+def wait_for_job(page) -> None:
+    """Wait on the runs page until the shown job has finished; it must have succeeded and registered a version."""
+    done = "#run-detail .state:is(.state-succeeded, .state-failed, .state-cancelled)"
+    page.wait_for_selector(done, timeout=RUN_TIMEOUT_MS)
+    assert page.inner_text("#run-detail .state") == "succeeded", page.inner_text("#run-detail")
+    page.wait_for_selector("#run-detail .registered", timeout=60_000)
+
+
 def launch_tiny_run(page, studio, learning_rate: str) -> str:
     """Fill in the tiny run's values, launch it from the editor, wait for it to succeed; the registered version."""
+    for section in ("ingest", "render", "validate", "evaluate", "register"):
+        summary = page.locator("details.section > summary", has_text=re.compile(f"^{section} "))
+        if summary.locator("xpath=..").get_attribute("open") is None:
+            summary.click()  # open the section as a reader would
     for key, value in {**TINY_RUN, "train.learning_rate": learning_rate}.items():
         page.fill(f'[name="{key}"]', value)
     page.wait_for_selector("#validation.ok", timeout=120_000)
     page.click("#launch")
     page.wait_for_url(re.compile(r"/runs#"), timeout=60_000)
-    page.wait_for_selector("#run-detail .state-succeeded", timeout=RUN_TIMEOUT_MS)
-    page.wait_for_selector("#run-detail .registered", timeout=60_000)
-    return page.inner_text(".registered")
+    wait_for_job(page)
+    return page.inner_text("#run-detail .registered")
 
 
 @pytest.fixture
@@ -138,11 +151,22 @@ def test_main_flow_in_the_browser(studio):
         screenshot(page, "merge")
         page.click("#merge")
         page.wait_for_url(re.compile(r"/runs#"), timeout=60_000)
-        page.wait_for_selector("#run-detail .state-succeeded", timeout=RUN_TIMEOUT_MS)
-        page.wait_for_selector("#run-detail .registered", timeout=60_000)
-        assert page.inner_text(".registered") == "studio-e2e v3"
+        wait_for_job(page)
+        assert page.inner_text("#run-detail .registered") == "studio-e2e v3"
         page.goto(studio.url + "/registry")
         page.wait_for_selector("text=merge.parent.1=models:/studio-e2e/1")
+
+        # promote the merged version with a reason (recorded on it), and download its package
+        page.check('.pick[value="studio-e2e/3"]')
+        page.fill("#reason", "merged adapter reviewed")
+        page.click("#promote")
+        page.wait_for_selector("text=promotion_reason=merged adapter reviewed")
+        row = page.locator("tr", has=page.locator('.pick[value="studio-e2e/3"]'))
+        assert "champion" in row.inner_text()
+        package = page.request.get(studio.url + "/api/models/studio-e2e/versions/3/download")
+        assert package.status == 200
+        with zipfile.ZipFile(io.BytesIO(package.body())) as archive:
+            assert "manifest.json" in archive.namelist() and "inference.py" in archive.namelist()
 
         # the playground: the merged version beside the first
         page.goto(studio.url + "/playground")

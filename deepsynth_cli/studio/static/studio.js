@@ -18,6 +18,7 @@ async function api(method, path, body) {
   return data;
 }
 const pageData = JSON.parse($("#page-data").textContent);
+const num = (n) => (n == null ? "" : Number.isInteger(n) ? String(n) : Number(n).toPrecision(4));
 const fmt = (n) => (n == null ? "" : Number(n).toLocaleString("en-US"));
 
 // ---- configure ----
@@ -149,7 +150,7 @@ async function initRegistry() {
     const [a, b] = picked();
     try { const c = await api("GET", `/api/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`);
       $("#compare-result").innerHTML = `<h3>${esc(a)} vs ${esc(b)}</h3><table><tr><th>metric</th><th>A</th><th>B</th><th>B − A</th></tr>${Object.entries(c.metrics).map(([k, m]) =>
-        `<tr><td>${esc(k)}</td><td>${m.a ?? ""}</td><td>${m.b ?? ""}</td><td>${m.difference ?? ""}</td></tr>`).join("")}</table>`;
+        `<tr><td>${esc(k)}</td><td>${num(m.a)}</td><td>${num(m.b)}</td><td>${num(m.difference)}</td></tr>`).join("")}</table>`;
     } catch (err) { $("#compare-result").textContent = err.message; }
   });
   $("#promote").addEventListener("click", async () => {
