@@ -1,5 +1,5 @@
-"""Serving throughput and latency: sequential (batch size 1) vs batched, at several concurrencies, and
-during a hot swap.
+"""Serving throughput and latency: sequential (batch size 1) vs batched, at several concurrencies; streaming
+time to first token; least-recently-used adapter churn; and a hot swap under load.
 
     python -m benchmarks.serve [--device cpu|cuda] [--model tiny] [--requests 32] [--concurrency 1,4,16]
 
@@ -10,7 +10,12 @@ the renderer's (``benchmarks.render`` measures that). For each
 concurrency the same number of requests is sent by that many clients; requests/s and p50/p99
 latency are measured on the client side. Then, under load from 4 clients, the first adapter is
 swapped for another package through ``POST /v1/load_lora_adapter``: the swap's duration and the
-latency of requests that overlapped it. Writes benchmarks/results/serve.json (serve_gpu.json on CUDA).
+latency of requests that overlapped it. Streaming: OpenAI chat completions with ``stream: true`` (a page
+image each) from 1 and from the highest concurrency's clients: time to the first text chunk vs to
+``[DONE]``. Churn: four registered versions requested in turn (``model: NAME/VERSION``, loaded on
+demand) with ``max_loras`` room for two of them: throughput, p99, evictions and failed requests.
+Goal (issue 24): batched ≥ 4x sequential at 16 clients. Writes benchmarks/results/serve.json
+(serve_gpu.json on CUDA).
 """
 
 from __future__ import annotations
@@ -137,7 +142,8 @@ def figures(samples: list[tuple[float, float, int]]) -> dict[str, Any]:
 def serve_side(
     home: Path, packages: list[Path], device: str, batch: int, args: argparse.Namespace, pages: list[str]
 ) -> dict[str, Any]:
-    """Start a server with ``max_batch_size=batch`` and measure every concurrency level."""
+    """Start a server with ``max_batch_size=batch`` and measure every concurrency level (and, batched,
+    streaming and the hot swap)."""
     from deepsynth.serving.config import ServeConfig
     from deepsynth.serving.http import HttpServer, bind_socket
     from deepsynth.serving.server import ModelServer
@@ -145,11 +151,13 @@ def serve_side(
     config = ServeConfig(
         device=device,
         max_batch_size=batch,
-        max_wait_ms=10,
+        max_wait_ms=args.max_wait_ms,
         max_queue=256,
         poll_interval_s=0,
         max_new_tokens=max(args.max_new_tokens, 1),
         default_max_new_tokens=1,
+        allow_runtime_lora_updates=True,
+        adapter_root=str(packages[0].parent.parent),
     )
     server = ModelServer(config, home=home).start([f"a={packages[0]}", f"b={packages[1]}"])
     http = HttpServer(server, bind_socket("127.0.0.1", 0)).start()
@@ -158,11 +166,144 @@ def serve_side(
         levels = {
             str(c): figures(load(http.url, pages, args.requests, c, args.max_new_tokens)) for c in args.concurrency
         }
-        swap = hot_swap(http.url, packages, pages, args) if batch > 1 else None
+        extra = {}
+        if batch > 1:
+            extra["streaming"] = {
+                str(c): streaming(http.url, pages, args.requests, c, args.max_new_tokens)
+                for c in sorted({1, max(args.concurrency)})
+            }
+            extra["hot_swap"] = hot_swap(http.url, packages, pages, args)
     finally:
         http.stop()
         server.stop()
-    return {"max_batch_size": batch, "levels": levels, **({"hot_swap": swap} if swap else {})}
+    return {"max_batch_size": batch, "levels": levels, **extra}
+
+
+def streaming(url: str, pages: list[str], requests: int, clients: int, max_new_tokens: int) -> dict[str, Any]:
+    """``requests`` streamed chat completions (one page image each) from ``clients`` threads: time to the first
+    text chunk and to ``[DONE]`` (ms, p50 and p99), and failures."""
+    counter, lock = iter(range(requests)), threading.Lock()
+    first: list[float] = []
+    whole: list[float] = []
+    failed = [0]
+
+    def client() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            image = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{pages[i % len(pages)]}"}}
+            body = {
+                "model": "ab"[i % 2],
+                "messages": [{"role": "user", "content": [image]}],
+                "max_tokens": max_new_tokens,
+                "stream": True,
+            }
+            request = urllib.request.Request(
+                f"{url}/v1/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
+            )
+            began, seen = time.perf_counter(), None
+            try:
+                with urllib.request.urlopen(request, timeout=600) as response:
+                    for line in response:
+                        if seen is None and b'"content"' in line:
+                            seen = time.perf_counter()
+                        if line.startswith(b"data: [DONE]"):
+                            break
+            except OSError:
+                failed[0] += 1
+                continue
+            end = time.perf_counter()
+            first.append(1000 * ((seen or end) - began))
+            whole.append(1000 * (end - began))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        "requests": requests,
+        "failed": failed[0],
+        "first_token_p50_ms": round(statistics.median(first), 1) if first else None,
+        "first_token_p99_ms": round(_p99(first), 1) if first else None,
+        "complete_p50_ms": round(statistics.median(whole), 1) if whole else None,
+    }
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+
+
+def churn(home: Path, packages: list[Path], device: str, args: argparse.Namespace, pages: list[str]) -> dict[str, Any]:
+    """Four registered versions, room for two beside a pinned one: every request names a version in turn."""
+    import mlflow
+
+    from deepsynth.registry import register_package
+    from deepsynth.serving.config import ServeConfig
+    from deepsynth.serving.http import HttpServer, bind_socket
+    from deepsynth.serving.server import ModelServer
+
+    store = packages[0].parent.parent / "mlflow"
+    store.mkdir()
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("bench", artifact_location=str(store / "art")))
+    name = "bench-churn"
+    versions = [register_package(packages[i % len(packages)], name, commit="bench")["version"] for i in range(4)]
+    config = ServeConfig(
+        device=device,
+        max_batch_size=16,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=256,
+        poll_interval_s=0,
+        max_new_tokens=max(args.max_new_tokens, 1),
+        max_loras=3,
+        allow_model=[name],
+    )
+    server = ModelServer(config, home=home).start([f"pinned={packages[0]}"])
+    http = HttpServer(server, bind_socket("127.0.0.1", 0)).start()
+    counter, lock = iter(range(args.requests)), threading.Lock()
+    samples: list[tuple[float, float, int]] = []
+
+    def client() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            began = time.perf_counter()
+            status, _ = post(
+                f"{http.url}/v1/summarize",
+                {
+                    "pages": [pages[i % len(pages)]],
+                    "model": f"{name}/{versions[i % 4]}",
+                    "max_new_tokens": args.max_new_tokens,
+                },
+            )
+            samples.append((began, time.perf_counter(), status))
+
+    try:
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        result = {
+            "versions": len(versions),
+            "max_loras": config.max_loras,
+            "clients": 4,
+            **figures(samples),
+            "evictions": server.holder.evictions,
+            "loads_on_demand": int(server.metrics.on_demand_loads._value.get()),
+        }
+    finally:
+        http.stop()
+        server.stop()
+    return result
 
 
 def hot_swap(url: str, packages: list[Path], pages: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -194,6 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=32, help="requests per concurrency level")
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--max-wait-ms", type=float, default=10, help="how long a batch waits to fill")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1: 2 threads on 2 shared cores can be 10x slower)"
     )
@@ -215,6 +357,7 @@ def main(argv: list[str] | None = None) -> None:
             "sequential": serve_side(home, packages, args.device, 1, args, pages),
             "batched": serve_side(home, packages, args.device, 16, args, pages),
         }
+        lru = churn(home, packages, args.device, args, pages)
     ratios = {
         c: round(
             sides["batched"]["levels"][c]["requests_per_s"] / sides["sequential"]["levels"][c]["requests_per_s"], 2
@@ -229,12 +372,81 @@ def main(argv: list[str] | None = None) -> None:
         "requests_per_level": args.requests,
         "sides": sides,
         "batched_vs_sequential": ratios,
+        "goal_ratio_at_16": 4.0,
+        "churn": lru,
     }
     if args.device == "cuda":
         payload["machine_device"] = torch.cuda.get_device_name(0)
     path = write_result(args.out or ("serve_gpu" if args.device == "cuda" else "serve"), payload)
-    print(json.dumps({"batched_vs_sequential": ratios, "hot_swap": sides["batched"].get("hot_swap")}, indent=2))
+    summary = {
+        "batched_vs_sequential": ratios,
+        "streaming": sides["batched"].get("streaming"),
+        "churn": lru,
+        "hot_swap": sides["batched"].get("hot_swap"),
+    }
+    print(json.dumps(summary, indent=2))
     print(f"wrote {path}")
+
+
+def report_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """BENCHMARKS.md rows (what, command, baseline, result): throughput per concurrency against the sequential
+    side (goal at 16 clients: 4x), streaming time to first token, LRU churn, and the hot swap."""
+    seq, bat = r["sides"]["sequential"]["levels"], r["sides"]["batched"]["levels"]
+    command = "python -m benchmarks.serve"
+
+    def fig(x: dict[str, Any]) -> str:
+        return f"{x['requests_per_s']:.2f} req/s, p50 {x['p50_ms']:.0f} ms, p99 {x['p99_ms']:.0f} ms"
+
+    rows = []
+    for c in bat:
+        ratio = r["batched_vs_sequential"][c]
+        goal, target = "", r.get("goal_ratio_at_16", 4.0)
+        if c == "16":
+            goal = f" (goal ≥ {target}x: {'met' if ratio >= target else 'not met'})"
+        rows.append(
+            (
+                f"Serving, {r['model']} profile on {r['device']}, {c} concurrent client(s), 2 adapters mixed, "
+                f"{r['max_new_tokens']} new tokens",
+                command,
+                f"sequential (batch 1): {fig(seq[c])}",
+                f"batched (≤ {r['sides']['batched']['max_batch_size']}): {fig(bat[c])}: **{ratio}x**{goal}",
+            )
+        )
+    for c, x in (r["sides"]["batched"].get("streaming") or {}).items():
+        rows.append(
+            (
+                f"Streaming (OpenAI chat, SSE), {c} client(s), {r['device']}",
+                command,
+                f"whole answer p50 {x['complete_p50_ms']:.0f} ms",
+                f"first token p50 {x['first_token_p50_ms']:.0f} ms, p99 {x['first_token_p99_ms']:.0f} ms; "
+                f"failed {x['failed']}",
+            )
+        )
+    lru = r.get("churn")
+    if lru:
+        rows.append(
+            (
+                f"LRU churn: {lru['versions']} registered versions loaded on demand, max_loras {lru['max_loras']} "
+                f"(one pinned), {lru['clients']} clients, {r['device']}",
+                command,
+                f"batched, all resident: {fig(bat[max(bat, key=int)])}",
+                f"{fig(lru)}; {lru['evictions']} evictions, {lru['loads_on_demand']} on-demand loads, "
+                f"failed {lru['failed']}",
+            )
+        )
+    swap = r["sides"]["batched"].get("hot_swap")
+    if swap:
+        during = swap["overlapping_swap"] or {"requests": 0, "p50_ms": 0, "p99_ms": 0}
+        rows.append(
+            (
+                f"Hot swap under load (4 clients, batched, {r['device']})",
+                command,
+                f"requests outside the swap: {fig(swap['outside_swap'])}" if swap.get("outside_swap") else "—",
+                f"swap {swap['swap_s']:.2f} s; {during['requests']} requests overlapping it: p50 "
+                f"{during['p50_ms']:.0f} ms, p99 {during['p99_ms']:.0f} ms; failed **{swap['all']['failed']}**",
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":

@@ -171,7 +171,8 @@ class Batcher:
             first = self._queue.get(timeout=0.1)
         except queue.Empty:
             return []
-        jobs, deadline = [first], time.perf_counter() + self.max_wait_s
+        jobs = self._gathered = [first]  # visible to waiting_adapters() while the batch fills
+        deadline = time.perf_counter() + self.max_wait_s
         while len(jobs) < self.max_batch_size:
             left = deadline - time.perf_counter()
             try:

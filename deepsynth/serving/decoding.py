@@ -78,22 +78,24 @@ class StepWatch:
         self.rows = [RowState(job, job.generation.max_new_tokens) for job in jobs]
         self.tokenizer = tokenizer
         self.steps = 0
+        self._tokens: list[list[int]] = [[] for _ in jobs]  # per row, ids kept so far (one new column per step)
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         self.steps += 1
         now = time.perf_counter()
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
-        for row, generated in zip(self.rows, ids.tolist()):
+        for row, tokens, token in zip(self.rows, self._tokens, ids[:, -1].tolist()):
             if row.done:
                 continue
             job = row.job
             if job.abandoned or now > job.deadline:
                 row.done, row.reason = True, "abandoned"
                 continue
-            tokens = kept_ids(generated, eos, pad)
-            if eos in generated:
+            if token == eos:
                 row.done, row.reason = True, "eos"
-            elif len(tokens) >= row.limit:
+            elif token != pad:
+                tokens.append(token)
+            if not row.done and len(tokens) >= row.limit:
                 row.done, row.reason = True, "length"
             if job.stop or job.on_text is not None:
                 text, hit = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), job.stop)

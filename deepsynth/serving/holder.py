@@ -68,6 +68,7 @@ class AdapterHolder:
         self.evictions = 0
         self._scratch = scratch_root(home)
         self.lock = threading.RLock()
+        self.claims = threading.Lock()  # short: claiming a slot for a request vs choosing one to evict
         self.model: Any = None
         self.tokenizer: Any = None
         self.base_key: tuple[Any, ...] | None = None
@@ -83,13 +84,27 @@ class AdapterHolder:
         """The slot a request names (see :meth:`SlotTable.resolve`)."""
         return self.table.resolve(key)
 
-    def load(self, ref: str, name: str | None = None, pinned: bool = False) -> AdapterSlot:
+    def claim(self, key: str | None) -> AdapterSlot:
+        """:meth:`resolve`, and mark the slot in use by one more request (never evicted until :meth:`release`)."""
+        with self.claims:
+            slot = self.table.resolve(key)
+            slot.in_flight += 1
+            slot.last_used = time.monotonic()
+            return slot
+
+    def release(self, slot: AdapterSlot) -> None:
+        """One request using ``slot`` is done."""
+        with self.claims:
+            slot.in_flight -= 1
+
+    def load(self, ref: str, name: str | None = None, pinned: bool = False, claim: bool = False) -> AdapterSlot:
         """Verify and attach the adapter at ``ref`` under ``name``, replacing a slot of that name atomically.
 
         Args:
             ref: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, an export directory or a zip package.
             name: Served name (default: ``ref``).
             pinned: Never evict this adapter to make room for another.
+            claim: Return the slot claimed for one request (see :meth:`claim`).
 
         Returns:
             The new slot (the previous one of that name, if any, is detached).
@@ -98,6 +113,11 @@ class AdapterHolder:
             AdapterCapacityError: A new name, and every resident adapter is pinned or in use.
         """
         name = name or ref
+        if self.table.get(name) is None and not self._room_possible():
+            raise AdapterCapacityError(
+                f"cannot load {name!r}: all max_loras={self.max_loras} adapters are pinned or in use; "
+                "retry later, or raise --max-loras"
+            )
         work_dir = scratch_dir(self._scratch)
         try:
             source = fetch_adapter(ref, work_dir)
@@ -133,7 +153,10 @@ class AdapterHolder:
                     generation=generation,
                     pinned=pinned or bool(old and old.pinned),
                 )
-                old = self.table.put(slot)
+                with self.claims:
+                    old = self.table.put(slot)
+                    if claim:
+                        slot.in_flight += 1
                 if old is not None:
                     self._detach(old)
         except BaseException:
@@ -149,17 +172,22 @@ class AdapterHolder:
             self._detach(slot)
         return slot
 
+    def _room_possible(self) -> bool:
+        slots = self.table.all()
+        return len(slots) < self.max_loras or any(not s.pinned and s.in_flight == 0 for s in slots)
+
     def _make_room(self, name: str) -> None:
         """Evict least recently used adapters until a new one fits (callers hold the lock)."""
         while len(self.table.all()) >= self.max_loras:
-            victims = [s for s in self.table.all() if not s.pinned and s.in_flight == 0]
-            if not victims:
-                raise AdapterCapacityError(
-                    f"cannot load {name!r}: all max_loras={self.max_loras} adapters are pinned or in use; "
-                    "retry later, or raise --max-loras"
-                )
-            victim = min(victims, key=lambda s: s.last_used)
-            self.table.pop(victim.name)
+            with self.claims:
+                victims = [s for s in self.table.all() if not s.pinned and s.in_flight == 0]
+                if not victims:
+                    raise AdapterCapacityError(
+                        f"cannot load {name!r}: all max_loras={self.max_loras} adapters are pinned or in use; "
+                        "retry later, or raise --max-loras"
+                    )
+                victim = min(victims, key=lambda s: s.last_used)
+                self.table.pop(victim.name)
             self._detach(victim)
             self.evictions += 1
             idle = time.monotonic() - victim.last_used

@@ -77,13 +77,14 @@ class ModelServer:
     # -- adapters ---------------------------------------------------------------------------------
 
     def slot_for(self, model: str | None) -> AdapterSlot:
-        """The adapter a request names; a registered model in ``allow_model`` that is not resident is loaded now.
+        """The adapter a request names, claimed for it (release with ``holder.release``); a registered model in
+        ``allow_model`` that is not resident is loaded now (waiting, up to the timeout, for a slot to free up).
 
         Raises:
             RequestError: 404 nothing served or allowed matches, 409 several match, 503 no room.
         """
         try:
-            return self.holder.resolve(model)
+            return self.holder.claim(model)
         except AmbiguousAdapterError as exc:
             raise RequestError(409, str(exc)) from None
         except UnknownAdapterError as exc:
@@ -92,15 +93,20 @@ class ModelServer:
                 raise RequestError(404, str(exc)) from None
         with self._load_lock(model or ""):
             try:
-                return self.holder.resolve(model)
+                return self.holder.claim(model)
             except UnknownAdapterError:
                 pass
-            try:
-                slot = self.holder.load(ref, model)
-            except AdapterCapacityError as exc:
-                raise RequestError(503, str(exc)) from None
-            except ConfigError as exc:
-                raise RequestError(404, f"model {model!r}: {exc}") from None
+            deadline = time.monotonic() + self.config.request_timeout_s
+            while True:
+                try:
+                    slot = self.holder.load(ref, model, claim=True)
+                    break
+                except AdapterCapacityError as exc:  # every slot busy: wait for one to free up, up to the timeout
+                    if time.monotonic() > deadline:
+                        raise RequestError(503, str(exc)) from None
+                    time.sleep(0.02)
+                except ConfigError as exc:
+                    raise RequestError(404, f"model {model!r}: {exc}") from None
             self.metrics.on_demand_loads.inc()
             return slot
 
@@ -155,13 +161,30 @@ class ModelServer:
         if not self.ready():
             raise RequestError(503, "no adapter is loaded yet")
         slot = self.slot_for(request.adapter)
+        try:
+            job = self._job(slot, request, began, on_text)
+        except BaseException:
+            self.holder.release(slot)
+            raise
+        job.future.add_done_callback(lambda _f: self.holder.release(slot))
+        try:
+            self.batcher.submit(job)
+        except QueueFullError as exc:
+            job.abandon()
+            raise RequestError(429, f"server busy: {exc}") from None
+        return job
+
+    def _job(
+        self, slot: AdapterSlot, request: DecodingRequest, began: float, on_text: Callable[[str], None] | None
+    ) -> Job:
+        """The queued form of ``request`` for ``slot``: its pages and decoding settings."""
         if request.text is not None:
             check_text(request.text, self.config)
             images = slot.render(request.text, request.instruction)
         else:
             images = decode_pages(request.pages or [], self.config)
         generation, seeded = self._settings(slot, request)
-        job = Job(
+        return Job(
             slot.name,
             images,
             slot.mode,
@@ -173,15 +196,6 @@ class ModelServer:
             on_text=on_text,
             received=began,
         )
-        slot.last_used = time.monotonic()
-        slot.in_flight += 1
-        job.future.add_done_callback(lambda _f: setattr(slot, "in_flight", slot.in_flight - 1))
-        try:
-            self.batcher.submit(job)
-        except QueueFullError as exc:
-            job.abandon()
-            raise RequestError(429, f"server busy: {exc}") from None
-        return job
 
     def _settings(self, slot: AdapterSlot, request: DecodingRequest) -> tuple[GenerationConfig, bool]:
         """The package's recorded decoding settings with what the request sets on top; and whether seeded."""

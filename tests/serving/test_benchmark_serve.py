@@ -1,4 +1,5 @@
-"""``python -m benchmarks.serve`` runs every path (both sides, the hot swap) on the tiny profile."""
+"""``python -m benchmarks.serve`` runs every path (both sides, streaming, LRU churn, the hot swap) on the tiny
+profile, and its report rows render."""
 
 from __future__ import annotations
 
@@ -42,3 +43,13 @@ def test_the_serving_benchmark_runs_end_to_end_on_the_tiny_profile():
     swap = result["sides"]["batched"]["hot_swap"]
     assert swap["swap_s"] > 0 and swap["all"]["failed"] == 0
     assert set(result["batched_vs_sequential"]) == {"1", "2"}
+    streaming = result["sides"]["batched"]["streaming"]
+    assert set(streaming) == {"1", "2"} and all(x["failed"] == 0 for x in streaming.values())
+    assert all(0 < x["first_token_p50_ms"] <= x["complete_p50_ms"] for x in streaming.values())
+    churn = result["churn"]
+    assert churn["failed"] == 0 and churn["requests"] == 4 and churn["loads_on_demand"] == 4 and churn["evictions"] >= 2
+
+    from benchmarks.serve import report_rows
+
+    rows = report_rows(result)
+    assert len(rows) == 2 + 2 + 1 + 1 and all(len(row) == 4 and all(row) for row in rows)
