@@ -11,7 +11,7 @@ import base64
 import binascii
 import io
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from PIL import Image
@@ -129,38 +129,42 @@ def decode_pages(encoded: list[str], config: ServeConfig) -> list[bytes]:
         raise RequestError(400, "pages: give at least one page image")
     if len(encoded) > config.max_pages:
         raise RequestError(413, f"pages: {len(encoded)} pages, the limit is max_pages={config.max_pages}")
-    pages, total_pixels = [], 0
-    for i, text in enumerate(encoded):
+    raws, total_pixels = [], 0
+    for i, text in enumerate(encoded):  # every page's size from its header before any page is decoded
         try:
             raw = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
             raise RequestError(400, f"pages[{i}]: not valid base64") from None
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(raw))  # reads the header only
-                pixels = image.width * image.height
-                if pixels > config.max_page_pixels:
-                    raise RequestError(
-                        413,
-                        f"pages[{i}]: {image.width}x{image.height} pixels, "
-                        f"the limit is max_page_pixels={config.max_page_pixels}",
-                    )
-                total_pixels += pixels
-                if total_pixels > config.max_request_pixels:  # checked before this page is decoded
-                    raise RequestError(
-                        413,
-                        f"pages: {total_pixels} pixels up to pages[{i}], the limit for a request's pages together "
-                        f"is max_request_pixels={config.max_request_pixels}",
-                    )
-                image.load()
-        except RequestError:
-            raise
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-            raise RequestError(413, f"pages[{i}]: image too large to decode") from None
-        except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for broken files
-            raise RequestError(400, f"pages[{i}]: not a decodable image ({type(exc).__name__}: {exc})") from None
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="PNG", compress_level=1)
-        pages.append(buffer.getvalue())
-    return pages
+        width, height = _opened(i, raw, lambda image: image.size)
+        if width * height > config.max_page_pixels:
+            raise RequestError(
+                413, f"pages[{i}]: {width}x{height} pixels, the limit is max_page_pixels={config.max_page_pixels}"
+            )
+        total_pixels += width * height
+        if total_pixels > config.max_request_pixels:
+            raise RequestError(
+                413,
+                f"pages: {total_pixels} pixels up to pages[{i}], the limit for a request's pages together "
+                f"is max_request_pixels={config.max_request_pixels}",
+            )
+        raws.append(raw)
+    return [_opened(i, raw, _as_png) for i, raw in enumerate(raws)]
+
+
+def _as_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _opened(index: int, raw: bytes, use: Callable[[Image.Image], Any]) -> Any:
+    """``use(image)`` of page ``index``'s image; Pillow's failures become 400, decompression bombs 413."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as image:  # reads the header only; ``use`` may decode
+                return use(image)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise RequestError(413, f"pages[{index}]: image too large to decode") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for broken files
+        raise RequestError(400, f"pages[{index}]: not a decodable image ({type(exc).__name__}: {exc})") from None
