@@ -36,6 +36,7 @@ class ServeConfig(Section):
     max_instruction_tokens: int = knob(512, "longest instruction in tokens (413 beyond)")
     max_request_pixels: int = knob(16 * 1024 * 1024, "most pixels of all a request's page images together (413)")
     max_connections: int = knob(256, "open connections at most (more are refused; kept below the fd limit)")
+    max_bodies_bytes: int = knob(256 * 1024 * 1024, "request bodies held at once, all connections together (503)")
     header_timeout_s: float = knob(10.0, "a connection must send a request's headers within this (else closed)")
     body_timeout_s: float = knob(60.0, "a request's body must arrive within this after its headers (else 408)")
     send_timeout_s: float = knob(30.0, "a client not reading the response for this long is disconnected")
@@ -74,6 +75,8 @@ class ServeConfig(Section):
         for name in ("max_instruction_chars", "max_instruction_tokens", "max_request_pixels", "max_connections"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"serve.{name}: must be > 0")
+        if self.max_bodies_bytes < self.max_body_bytes:
+            raise ValueError("serve.max_bodies_bytes: must be >= max_body_bytes")
         for name in ("header_timeout_s", "body_timeout_s", "send_timeout_s", "keep_alive_timeout_s"):
             if not getattr(self, name) > 0:  # NaN too
                 raise ValueError(f"serve.{name}: must be > 0")
