@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from deepsynth.code_points import code_points
 from deepsynth.configuration import from_dict
 from deepsynth.data.config import IngestConfig
+from deepsynth.data.file_names import file_stem
 from deepsynth.data.ingest import ingest
 from deepsynth.data.rendered import (
     FORMAT_VERSION,
@@ -120,7 +121,8 @@ class StateManager:
         self.state_dir.mkdir(parents=True, exist_ok=True)
 
     def _path(self, job_id: str) -> Path:
-        return self.state_dir / f"{job_id}.json"
+        # A job id with '/', '..' or hundreds of characters still names one file inside state_dir.
+        return self.state_dir / f"{file_stem(job_id)}.json"
 
     def load(self, job_id: str) -> dict[str, Any] | None:
         """The saved state of ``job_id``, or None for a new job."""

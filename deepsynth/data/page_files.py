@@ -2,35 +2,23 @@
 
 A document id is data: it may hold ``/``, be ``..``, differ from another id only in characters a file
 name cannot hold (``a/b`` and ``a_b``), repeat (``1`` and ``"1"`` both read as ``1``), or be longer than
-any file system allows. An id made only of ASCII letters, digits, ``-``, ``_`` and ``.`` (not starting
-with ``.`` or ``-``) and at most :data:`MAX_STEM` characters long keeps its name; any other gets a
-sanitized, shortened stem plus a short hash of the exact id; a name already taken (a repeated id, or
-one differing only in letter case) gets a counter. ``index.json`` beside the pages maps every file back to
-its id, mode, page and document.
+any file system allows. Each id gets its :func:`~deepsynth.data.file_names.file_stem` (a safe id keeps
+its name; any other gets a sanitized, shortened stem plus a short hash of the exact id); a name already
+taken (a repeated id, or one differing only in letter case) gets a counter. ``index.json`` beside the
+pages maps every file back to its id, mode, page and occurrence.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-#: Characters of an id kept in a file name; the rest of a longer id is represented by its hash.
-MAX_STEM = 64
+from deepsynth.data.file_names import file_stem
+
 INDEX_FILE = "index.json"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def file_stem(doc_id: str) -> str:
-    """The id itself when it is a safe file name, else a sanitized, shortened stem + ``-`` + 10 hex of its sha256."""
-    stem = _UNSAFE.sub("_", doc_id[:MAX_STEM])
-    stem = re.sub(r"^[.-]", "_", stem) or "doc"
-    if stem == doc_id:
-        return stem
-    return f"{stem}-{hashlib.sha256(doc_id.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
 
 
 class PageNames:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 
-from deepsynth.data.page_files import MAX_STEM, file_stem, write_page_pngs
+from deepsynth.data.file_names import MAX_STEM, file_stem
+from deepsynth.data.page_files import write_page_pngs
 from deepsynth_cli import main
 
 
@@ -75,3 +76,16 @@ def test_render_png_with_colliding_and_100k_character_ids_writes_every_document(
     assert all(len(f.encode()) < 120 for f in files)
     pages = [(out / "png" / f).read_bytes() for f in files]
     assert len(set(pages)) == 5  # five different documents, five different images
+
+
+def test_a_generation_job_id_names_one_file_inside_the_state_folder(tmp_path):
+    from deepsynth.data import StateManager
+
+    state = StateManager(tmp_path / "state")
+    for job_id in ["job-1", "../escaped", "/etc/passwd-like", "a/b", "a_b", "J" * 10_000]:
+        state.save(job_id, {"status": job_id[:20]})
+    files = sorted(p.name for p in (tmp_path / "state").iterdir())
+    assert len(files) == 6 and "job-1.json" in files  # a safe id keeps its file (and older state files)
+    assert list(tmp_path.iterdir()) == [tmp_path / "state"]  # nothing written beside the folder
+    assert state.load("../escaped") == {"status": "../escaped"} and state.load("a_b") == {"status": "a_b"}
+    assert state.load("J" * 10_000) == {"status": "J" * 20} and state.load("a\\b") is None
