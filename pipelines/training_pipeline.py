@@ -50,3 +50,31 @@ def training_pipeline(
         adapter, evaluation, valid, export, register
     )
     check_promotion(registration, register.require_promotion)
+
+
+def adapters_of_run(run: str) -> list[tuple[str, str]]:
+    """``(adapter name, models:/NAME/VERSION)`` of every adapter a training run registered.
+
+    For ``deepsynth serve --run RUN``: a multi-adapter run gives each variant's version, a
+    one-adapter run its one version (named after the registered model).
+
+    Args:
+        run: A pipeline run's name or id in the project's ZenML store.
+
+    Raises:
+        ConfigError: No such run, or the run registered nothing (exit code 2).
+    """
+    from zenml.client import Client
+
+    from deepsynth.errors import ConfigError
+    from deepsynth.training.adapter_set import run_adapters
+    from pipelines.outcome import step_output
+
+    try:
+        pipeline_run = Client().get_pipeline_run(run)
+    except KeyError:
+        raise ConfigError(f"--run {run}: no such pipeline run (deepsynth runs list shows them)") from None
+    artifact = step_output(pipeline_run, "export_and_register", "registration")
+    if artifact is None:
+        raise ConfigError(f"--run {run}: the run registered no model (its export_and_register step did not finish)")
+    return run_adapters(artifact.load())

@@ -326,24 +326,10 @@ class MultiAdapterTrainer(DeepSynthLoRATrainer):
                 items += chosen
                 names += [lane["variant"].name] * len(chosen)
             feats = [page_features(self.model, it, self.feature_cache) for it in items]
-            with autocast:
-                batch = build_batch(self.model, items, feats, None, self.tokenizer.pad_token_id, device)
-                with rows_through_adapters(self.model, names):
-                    hidden = ocr_core(self.model)(
-                        inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, use_cache=False
-                    ).last_hidden_state
-                row_of_target = batch.target_index // (batch.labels.shape[1] - 1)
-                total = hidden.new_zeros(())
-                for k, first, last in spans:
-                    inside = (row_of_target >= first) & (row_of_target < last)
-                    target_index = batch.target_index[inside]
-                    loss = _head_loss(self.model, hidden, batch.labels, target_index)
-                    weight = target_index.numel() * ctx.world_size / max(1, lanes[k]["plan"][step][3])
-                    total = total + loss * weight
-                    results[k][0] += loss.detach().float() * weight
-                    results[k][1] += last - first
-                    results[k][2] += int(batch.attention_mask[first:last].sum())
-            total.backward()
+            # The routing hooks stay on through backward: activation checkpointing reruns the layers there.
+            with rows_through_adapters(self.model, names):
+                total = self._mixed_loss(lanes, step, items, feats, spans, results, device, autocast, ctx)
+                total.backward()
         out = []
         for lane, (loss, samples, tokens) in zip(lanes, results):
             dist_utils.average_gradients(ctx, [p for _, p in lane["named"]])
@@ -355,6 +341,26 @@ class MultiAdapterTrainer(DeepSynthLoRATrainer):
                 )
             )
         return out
+
+    def _mixed_loss(self, lanes, step, items, feats, spans, results, device, autocast, ctx) -> torch.Tensor:
+        """Sum over adapters of each one's mean loss on its rows, weighted by its share of its step's targets."""
+        with autocast:
+            batch = build_batch(self.model, items, feats, None, self.tokenizer.pad_token_id, device)
+            hidden = ocr_core(self.model)(
+                inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, use_cache=False
+            ).last_hidden_state
+            row_of_target = batch.target_index // (batch.labels.shape[1] - 1)
+            total = hidden.new_zeros(())
+            for k, first, last in spans:
+                inside = (row_of_target >= first) & (row_of_target < last)
+                target_index = batch.target_index[inside]
+                loss = _head_loss(self.model, hidden, batch.labels, target_index)
+                weight = target_index.numel() * ctx.world_size / max(1, lanes[k]["plan"][step][3])
+                total = total + loss * weight
+                results[k][0] += loss.detach().float() * weight
+                results[k][1] += last - first
+                results[k][2] += int(batch.attention_mask[first:last].sum())
+        return total
 
     def _apply_step(self, lane, step, loss, samples, tokens) -> None:
         """Clip, update and record one adapter's step (the one-adapter loop's bookkeeping)."""

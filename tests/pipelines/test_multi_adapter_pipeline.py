@@ -63,3 +63,9 @@ def test_a_sweep_trains_evaluates_registers_all_and_makes_the_best_the_challenge
     assert registration["promotion"]["promoted"] is True
     code, champion = cli_json(capsys, "models", "show", "sweep-summarizer@champion")
     assert champion["version"] == variants[best]["version"]
+
+    # What `deepsynth serve --run RUN` serves: every adapter of the run, by its registry ref.
+    from pipelines.training_pipeline import adapters_of_run
+
+    served = dict(adapters_of_run(summary["run_id"]))
+    assert served == {n: f"models:/sweep-summarizer/{variants[n]['version']}" for n in names}

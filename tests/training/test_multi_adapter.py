@@ -106,3 +106,15 @@ def test_a_selector_matching_no_training_document_stops_the_adapter(base_config,
     )
     with pytest.raises(DeepSynthError, match="where id starts with 'legal-'"):
         MultiAdapterTrainer(config).train(rendered)
+
+
+def test_mixed_mode_routes_rows_through_backward_recomputation_too(base_config, sequential, rendered, tmp_path):
+    """With activation checkpointing the layers run again in backward: each row must meet its own adapter there."""
+    mixed = dataclasses.replace(
+        base_config, output_dir=str(tmp_path / "gc"), adapters_mode="mixed", gradient_checkpointing=True
+    )
+    MultiAdapterTrainer(mixed).train(rendered)
+    for name in ("news", "legal"):
+        got, expected = _tensors(tmp_path / "gc" / name), _tensors(Path(base_config.output_dir) / name)
+        worst = max((got[k] - expected[k]).abs().max().item() for k in expected)
+        assert worst <= MIXED_ATOL, (name, worst)
