@@ -114,7 +114,7 @@ def quantized_linear_bytes(weight_shape: torch.Size, spec: QuantizationSpec) -> 
     n = math.prod(weight_shape)
     if spec.bits == 8:
         return {"int8": n, "float32": 4 * weight_shape[0]}  # one absmax scale (SCB) per output row
-    return _four_bit(n, spec)
+    return _four_bit(n, spec, offset=False)
 
 
 def quantized_experts_bytes(weight_shape: torch.Size, spec: QuantizationSpec) -> dict[str, int]:
@@ -122,14 +122,20 @@ def quantized_experts_bytes(weight_shape: torch.Size, spec: QuantizationSpec) ->
     n = math.prod(weight_shape)
     if spec.bits == 8:
         return {"int8": n, "float32": 4 * (n // weight_shape[-1])}  # one scale per row of each expert
-    return _four_bit(n, spec)
+    return _four_bit(n, spec, offset=True)
 
 
-def _four_bit(n: int, spec: QuantizationSpec) -> dict[str, int]:
+def _four_bit(n: int, spec: QuantizationSpec, offset: bool) -> dict[str, int]:
+    """Packed values, block scales and the tensor's own code tables (16 float32 values; 256 more when nested).
+
+    A nested state's float32 offset is stored per tensor for the experts; ``Linear4bit`` keeps it as a
+    Python float.
+    """
     blocks = math.ceil(n / BLOCK_4BIT)
     if spec.double_quant:  # the block scales are quantized to 8 bits, with a float32 scale per 256 of them
-        return {"uint8": math.ceil(n / 2) + blocks, "float32": 4 * math.ceil(blocks / BLOCKS_PER_NESTED)}
-    return {"uint8": math.ceil(n / 2), "float32": 4 * blocks}
+        tables = 4 * (16 + 256) + (4 if offset else 0)
+        return {"uint8": math.ceil(n / 2) + blocks, "float32": 4 * math.ceil(blocks / BLOCKS_PER_NESTED) + tables}
+    return {"uint8": math.ceil(n / 2), "float32": 4 * blocks + 4 * 16}
 
 
 def _quantized_tensors(model: nn.Module, spec: QuantizationSpec) -> dict[int, dict[str, int]]:
