@@ -253,7 +253,7 @@ def churn(home: Path, packages: list[Path], device: str, args: argparse.Namespac
     mlflow.set_registry_uri(uri)
     mlflow.set_experiment(experiment_id=mlflow.create_experiment("bench", artifact_location=str(store / "art")))
     name = "bench-churn"
-    versions = [register_package(packages[i % len(packages)], name, commit="bench")["version"] for i in range(4)]
+    versions = [register_package(package, name, commit="bench")["version"] for package in packages[:4]]
     config = ServeConfig(
         device=device,
         max_batch_size=16,
@@ -261,6 +261,7 @@ def churn(home: Path, packages: list[Path], device: str, args: argparse.Namespac
         max_queue=256,
         poll_interval_s=0,
         max_new_tokens=max(args.max_new_tokens, 1),
+        default_max_new_tokens=1,
         max_loras=3,
         allow_model=[name],
     )
@@ -352,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
             from deepsynth.models.loading import build_tiny_model, tiny_model_dir
 
             build_tiny_model(tiny_model_dir(home))
-        packages = [make_package(home, Path(tmp) / f"p{seed}", seed, args.model) for seed in (1, 2, 3)]
+        packages = [make_package(home, Path(tmp) / f"p{seed}", seed, args.model) for seed in (1, 2, 3, 4)]
         sides = {
             "sequential": serve_side(home, packages, args.device, 1, args, pages),
             "batched": serve_side(home, packages, args.device, 16, args, pages),
