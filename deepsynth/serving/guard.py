@@ -8,6 +8,8 @@
   400 without a Host, 421 with another one;
 - a body over ``max_body_bytes``, counted while it streams (``Content-Length`` or chunked): 413 as soon
   as the bound is passed, nothing past it buffered;
+- a body that would take the bodies held at once, all connections together, past ``max_bodies_bytes``:
+  503 with ``Retry-After`` (so ``max_connections`` bodies of ``max_body_bytes`` cannot pile up);
 - a body still incomplete ``body_timeout_s`` after the headers: 408.
 
 Header and send timeouts and the connection cap live in the protocol (:mod:`deepsynth.serving.http`),
@@ -32,19 +34,23 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: After the bound is passed, this much more of the body is read and dropped before the 413 goes out, so a
-#: client that sends its whole body before reading sees the answer rather than a reset connection.
+#: After the bound is passed, this much more of the body (and for at most DRAIN_S seconds) is read and dropped
+#: before the refusal goes out, so a client that sends its whole body before reading sees the answer rather
+#: than a reset connection.
 DRAIN_BYTES = 4 * 1024 * 1024
+DRAIN_S = 1.0
 
 
 class _Refused(Exception):
     """The guard answered the request itself; the app's work on it stops here."""
 
 
-def json_message(status: int, message: str) -> tuple[Message, Message]:
+def json_message(status: int, message: str, retry_after: int | None = None) -> tuple[Message, Message]:
     """``http.response.start`` and ``http.response.body`` of ``{"error": message}``; the connection closes."""
     body = json.dumps({"error": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     start = {"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]}
     return start, {"type": "http.response.body", "body": body, "more_body": False}
 
@@ -98,6 +104,7 @@ class Guard:
     Args:
         app: The ASGI app to guard.
         max_body_bytes: Largest request body.
+        max_bodies_bytes: Most body bytes held by all requests in progress together.
         body_timeout_s: Time from the headers to the end of the body.
         hosts: The Host check, or ``None`` to accept any Host (a token is set).
     """
@@ -107,11 +114,16 @@ class Guard:
         app: App,
         *,
         max_body_bytes: int,
+        max_bodies_bytes: int,
         body_timeout_s: float,
         hosts: HostCheck | None,
+        retry_after_s: int = 1,
     ):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_bodies_bytes = max_bodies_bytes
+        self.retry_after_s = retry_after_s
+        self.held = 0  # body bytes handed to the app by requests still in progress
         self.body_timeout_s = body_timeout_s
         self.hosts = hosts
 
@@ -138,6 +150,7 @@ class _Exchange:
         self._send = send
         self.declared = content_length
         self.received = 0
+        self.held = 0  # of which handed to the app (counted in ``guard.held`` until the request ends)
         self.body_done = False
         self.deadline = time.monotonic() + guard.body_timeout_s
         self.answered = False  # the guard sent the response; whatever the app sends is dropped
@@ -158,6 +171,8 @@ class _Exchange:
             if not self.answered:
                 raise
             logger.debug("the app failed after the guard answered", exc_info=True)
+        finally:
+            self.guard.held -= self.held
         return None
 
     def _too_large(self, size: int, more: bool = False) -> str:
@@ -178,21 +193,28 @@ class _Exchange:
                 f"request body: incomplete after body_timeout_s={self.guard.body_timeout_s} ({self.received} bytes)",
             )
             raise _Refused from None
+        self._count(message)
+        return message
+
+    def _count(self, message: Message) -> None:
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             self.body_done = not message.get("more_body", False)
         else:
             self.body_done = True
-        return message
 
     async def _drain(self) -> None:
-        """Read and drop up to :data:`DRAIN_BYTES` more of the body (never held), within the deadline."""
-        stop = self.received + DRAIN_BYTES
-        while not self.body_done and self.received < stop and time.monotonic() < self.deadline:
-            try:
-                await self._next()
-            except _Refused:
+        """Read and drop up to :data:`DRAIN_BYTES` more of the body (never held), for :data:`DRAIN_S` at most."""
+        stop, until = self.received + DRAIN_BYTES, min(self.deadline, time.monotonic() + DRAIN_S)
+        while not self.body_done and self.received < stop:
+            left = until - time.monotonic()
+            if left <= 0:
                 return
+            try:
+                message = await asyncio.wait_for(self._receive(), left)
+            except TimeoutError:
+                return
+            self._count(message)
 
     async def receive(self) -> Message:
         """The app's ``receive``: body messages counted against the bound and the deadline."""
@@ -203,6 +225,17 @@ class _Exchange:
             await self._drain()
             await self._refuse(413, self._too_large(self.received, more=not self.body_done))
             raise _Refused
+        size = len(message.get("body", b""))
+        if self.guard.held + size > self.guard.max_bodies_bytes:
+            await self._drain()
+            await self._refuse(
+                503,
+                f"server busy: request bodies in progress would pass max_bodies_bytes={self.guard.max_bodies_bytes}",
+                self.guard.retry_after_s,
+            )
+            raise _Refused
+        self.held += size
+        self.guard.held += size
         return message
 
     async def send(self, message: Message) -> None:
@@ -212,11 +245,11 @@ class _Exchange:
         self.started = self.started or message["type"] == "http.response.start"
         await self._send(message)
 
-    async def _refuse(self, status: int, message: str) -> None:
+    async def _refuse(self, status: int, message: str, retry_after: int | None = None) -> None:
         if self.answered:
             return
         self.answered = True
         if self.started:
             return  # the app's response is under way: ending the request is all that is left
-        for part in json_message(status, message):
+        for part in json_message(status, message, retry_after):
             await self._send(part)

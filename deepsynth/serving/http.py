@@ -135,8 +135,10 @@ def guarded_app(app: Any, config: ServeConfig, bound_host: str) -> Guard:
     return Guard(
         app,
         max_body_bytes=config.max_body_bytes,
+        max_bodies_bytes=config.max_bodies_bytes,
         body_timeout_s=config.body_timeout_s,
         hosts=hosts,
+        retry_after_s=config.retry_after_s,
     )
 
 

@@ -29,6 +29,7 @@ LIMITS = dict(
     max_batch_size=4,
     max_wait_ms=200,  # requests sent together share a batch
     max_body_bytes=12 * MB,
+    max_bodies_bytes=64 * MB,
     max_new_tokens=8,
     default_max_new_tokens=6,
     poll_interval_s=0,
@@ -162,6 +163,36 @@ def test_a_chunked_body_past_max_body_bytes_gets_413_while_it_streams_and_memory
     assert sent < limit + DRAIN_BYTES + 16 * MB  # answered at the bound, not at the end of the body
     assert rss.growth < 2 * limit + 16 * MB, f"server memory grew by {rss.growth / MB:.0f} MiB"
     assert call(f"{http.url}/healthz")[0] == 200
+
+
+def test_bodies_held_at_once_are_bounded_across_connections():
+    """``max_connections`` bodies of ``max_body_bytes`` each cannot pile up: past ``max_bodies_bytes``, 503."""
+    config = ServeConfig(max_body_bytes=12 * MB, max_bodies_bytes=16 * MB, body_timeout_s=60, poll_interval_s=0)
+    http = start_http(ModelServer(config))  # the guard answers before any model is needed
+    head = b"POST /v1/summarize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    head += b"Transfer-Encoding: chunked\r\n\r\n"
+    ten_mb = b"%x\r\n%s\r\n" % (10 * MB, b"x" * 10 * MB)
+    try:
+        with socket.create_connection(address(http), timeout=30) as first:
+            first.sendall(head + ten_mb)  # held by the app, body not finished
+            time.sleep(0.5)
+            with socket.create_connection(address(http), timeout=30) as second:
+                try:
+                    second.sendall(head + ten_mb)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                reply = read_to_close(second)
+            assert parse(reply) == (
+                503,
+                {"error": f"server busy: request bodies in progress would pass max_bodies_bytes={16 * MB}"},
+            )
+            assert b"retry-after: 1" in reply.lower()
+            first.sendall(b"0\r\n\r\n")  # the first body ends: not JSON, 422 from the app
+            assert parse(read_to_close(first))[0] == 422
+        status, _body, _ = exchange(http, head + ten_mb + b"0\r\n\r\n")  # its bytes were released
+        assert status == 422
+    finally:
+        http.stop()
 
 
 def test_a_chunked_body_within_the_limit_is_served_as_usual(http, alone):
@@ -414,7 +445,7 @@ def test_a_client_that_stops_reading_the_response_is_dropped_after_send_timeout_
         finally:
             finished.set()
 
-    guarded = Guard(large_answer, max_body_bytes=MB, body_timeout_s=5, hosts=None)
+    guarded = Guard(large_answer, max_body_bytes=MB, max_bodies_bytes=MB, body_timeout_s=5, hosts=None)
     sock = bind_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(guarded, http=protocol_class(16, 5.0, 1.0), log_level="critical"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
