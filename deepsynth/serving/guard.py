@@ -1,7 +1,7 @@
-"""The ASGI middleware in front of the serving app: Host check, body bound and deadlines, send timeout.
+"""The ASGI middleware in front of the serving app: Host check, request bodies bounded in size and time.
 
-:class:`Guard` wraps the FastAPI app that :mod:`deepsynth.serving.http` serves and refuses, as JSON
-``{"error": ...}`` before the app sees anything:
+:class:`Guard` wraps the FastAPI app that :mod:`deepsynth.serving.http` serves and answers for it, as
+JSON ``{"error": ...}``, with the connection closed:
 
 - a ``Host`` the server is not reachable as, when no token is set (DNS rebinding: a page on
   ``evil.example`` whose name resolves to 127.0.0.1 would otherwise drive the server from a browser):
