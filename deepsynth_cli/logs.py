@@ -11,13 +11,18 @@ with ``--progress`` (:mod:`deepsynth.progress` decides, for every bar).
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from types import ModuleType
+from typing import Any, TextIO
 
 from deepsynth.env import logging_defaults, set_defaults
 
@@ -190,7 +195,8 @@ def adopt_library_logging() -> None:
     ZenML puts a console handler on the root logger (it writes to stdout, in colour) when it is
     first imported; MLflow, imported before ``MLFLOW_CONFIGURE_LOGGING=false`` was set, has its
     own stderr handler. Both are dropped; the root level is reset to this invocation's. What MLflow
-    prints for people (its ``eprint`` stream) becomes records of :data:`PRINTED_MESSAGES`.
+    prints for people (its ``eprint`` stream) becomes records of :data:`PRINTED_MESSAGES`, from now
+    on or from when MLflow is imported (:func:`route_mlflow_prints`).
     """
     if not _Setup.handlers:
         return
@@ -204,8 +210,7 @@ def adopt_library_logging() -> None:
             for handler in list(library.handlers):
                 library.removeHandler(handler)
             library.propagate = True
-    if "mlflow" in sys.modules:
-        _log_mlflow_prints()
+    route_mlflow_prints()
     root.setLevel(_Setup.root_level)
 
 
@@ -229,12 +234,48 @@ class _LinesToLog:
         """Nothing is buffered but an unfinished line."""
 
 
-def _log_mlflow_prints() -> None:
+def _log_mlflow_prints(logging_utils: Any = None) -> None:
     """Send MLflow's ``eprint`` messages (registration chatter) to the log instead of straight to stderr."""
-    from mlflow.utils import logging_utils
-
+    if logging_utils is None:
+        from mlflow.utils import logging_utils
     if not isinstance(logging_utils.MLFLOW_LOGGING_STREAM, _LinesToLog):
         logging_utils.MLFLOW_LOGGING_STREAM = _LinesToLog(PRINTED_MESSAGES)
+
+
+class _WhenImported(importlib.abc.MetaPathFinder):
+    """Calls ``callback(module)`` right after module ``name`` is first imported, then leaves ``sys.meta_path``."""
+
+    def __init__(self, name: str, callback: Callable[[ModuleType], None]):
+        self.name, self.callback = name, callback
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        """The regular spec of ``name``, its loader made to call back after running the module; None otherwise."""
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            exec_module = spec.loader.exec_module
+
+            def exec_then_call(module: ModuleType) -> None:
+                exec_module(module)
+                self.callback(module)
+
+            spec.loader.exec_module = exec_then_call  # type: ignore[method-assign]
+        return spec
+
+
+def route_mlflow_prints() -> None:
+    """Route MLflow's prints into the log now if MLflow is imported, else as soon as it is.
+
+    Importing MLflow only for this costs 2-3 s per command, and many commands (``runs``, ``models``)
+    never import it.
+    """
+    name = "mlflow.utils.logging_utils"
+    if name in sys.modules:
+        _log_mlflow_prints(sys.modules[name])
+    elif not any(isinstance(f, _WhenImported) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _WhenImported(name, _log_mlflow_prints))
 
 
 def log_to_file(message: str, exc: BaseException | None = None) -> None:
@@ -247,7 +288,6 @@ def import_zenml() -> None:
     from pipelines.local_stack import prepare_environment
 
     prepare_environment()
-    import mlflow.utils.logging_utils  # noqa: F401  (its print stream is routed into the log)
     import zenml  # noqa: F401  (its import installs its logging)
 
     adopt_library_logging()

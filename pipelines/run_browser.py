@@ -1,7 +1,8 @@
 """Pipeline runs of this home's ZenML store, for people: the recent runs, and one run in detail.
 
 The registered version of a run comes from MLflow's registry (the ``zenml_pipeline_run_id`` tag
-that registration puts on each version), so listing runs loads no artifact.
+that registration puts on each version), so listing runs loads no artifact (and, on the local stack,
+imports no MLflow).
 """
 
 from __future__ import annotations
@@ -24,13 +25,25 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def registered_versions(tracking_uri: str | None) -> dict[str, list[str]]:
-    """ZenML run id → the ``NAME/VERSION`` of each registry version that run registered."""
+    """ZenML run id → the ``NAME/VERSION`` of each registry version that run registered.
+
+    A local SQLite registry is read directly (:func:`deepsynth.registry.catalog.sqlite_records`: no MLflow import).
+    """
     if not tracking_uri:
         return {}
-    from mlflow import MlflowClient
+    from deepsynth.registry.catalog import sqlite_records
+    from pipelines.stores import sqlite_path
 
+    database = sqlite_path(tracking_uri)
+    records = sqlite_records(database) if database else None
+    if records is not None:
+        versions = [mv for model in records.values() for mv in model.versions]
+    else:
+        from mlflow import MlflowClient
+
+        versions = MlflowClient(tracking_uri).search_model_versions(max_results=10_000)
     found: dict[str, list[str]] = {}
-    for mv in MlflowClient(tracking_uri).search_model_versions(max_results=10_000):
+    for mv in versions:
         run_id = (mv.tags or {}).get("zenml_pipeline_run_id")
         if run_id:
             found.setdefault(run_id, []).append(f"{mv.name}/{mv.version}")

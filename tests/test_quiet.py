@@ -112,3 +112,33 @@ def test_mlflow_registration_prints_reach_stderr_only_from_v_and_always_the_log(
     err = capsys.readouterr().err
     assert (ALREADY_EXISTS in err) is shown and ("Created version '2' of model 'quiet-model'" in err) is shown
     assert ALREADY_EXISTS in log_file.read_text()
+
+
+def test_mlflow_imported_after_the_cli_set_up_logging_still_prints_into_the_log(tmp_path):
+    """ZenML is set up without importing MLflow (2-3 s); MLflow's prints are routed when something imports it."""
+    import json
+    import subprocess
+    import sys
+
+    code = f"""
+import json, sys
+from pathlib import Path
+from deepsynth_cli import logs
+log_file = logs.configure(verbosity=0, home=Path({str(tmp_path / "home")!r}))
+logs.import_zenml()
+imported_with_zenml = "mlflow" in sys.modules
+import mlflow
+from mlflow.utils import logging_utils
+mlflow.set_tracking_uri({f"sqlite:///{tmp_path / 'mlflow.db'}"!r})
+mlflow.set_registry_uri(mlflow.get_tracking_uri())
+for _ in range(2):
+    mlflow.register_model({f"file://{tmp_path / 'model'}"!r}, "quiet-model")
+print(json.dumps({{"imported_with_zenml": imported_with_zenml, "log": log_file.read_text(),
+    "stream": type(logging_utils.MLFLOW_LOGGING_STREAM).__name__}}))
+"""
+    (tmp_path / "model").mkdir()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["imported_with_zenml"] is False and result["stream"] == "_LinesToLog"
+    assert ALREADY_EXISTS in result["log"] and ALREADY_EXISTS not in proc.stderr
