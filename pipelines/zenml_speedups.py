@@ -8,7 +8,10 @@ every step is cached. ZenML has no setting to turn this off. The project's step 
 materializers (the ``materializers`` package) and ZenML's built-in ones, stack component flavors are
 looked up without activation and service connectors are registered on demand by ZenML's connector
 registry, so activation here is limited to the integrations of the active stack's components
-(``mlflow`` on the local stack; ``kubernetes``, ``s3``, ``gcp`` ... on the remote ones).
+(``mlflow`` on the local stack; ``kubernetes``, ``s3``, ``gcp`` ... on the remote ones). Upstream: the
+eager call in ``_compile`` came with zenml-io/zenml PR #1293 ("needed so that all the materializers
+from integrations get registered", review thread on ``_compile``); PR #420 notes activation was kept
+out of other paths to keep the CLI quick. No upstream issue or setting to limit it was found.
 
 The package list ZenML records with every run (``Environment.get_python_packages`` in
 ``zenml/environment.py``, shown in the dashboard) runs ``uv pip freeze``, then ``python -m uv``, then
