@@ -7,8 +7,8 @@ K adapters trained one after the other in K processes (each loads the base and e
 K adapters in one MultiAdapterTrainer, ``sequential`` and ``mixed``. The K adapters differ only in
 their seed, on the same data (rendered ACLSum text, tiny profile, CPU). Whole pipeline: K
 ``deepsynth run``s of the scaled-down quickstart (different seeds) against one run with
-``train.sweep={seed: [...]}``, in the same process tree and one fresh home (the data steps are
-cache hits after the first run, as they would be for a user). Writes
+``train.sweep={seed: [...]}``, in the same process tree and one fresh home, after one data-only run
+(so every measured run finds the data steps cached, as a user's second run would). Writes
 benchmarks/results/multi_adapter.json.
 """
 
@@ -54,7 +54,9 @@ def _worker(config_path: str, dataset: str, out: str) -> None:
     wall = time.perf_counter() - start
     per = metrics.get("adapters") or {"single": metrics}
     tokens = sum(m["tokens_per_second"] * m["train_runtime_s"] for m in per.values())
-    loop_s = sum(m["train_runtime_s"] for m in per.values())
+    runtimes = [m["train_runtime_s"] for m in per.values()]
+    # mixed: the adapters' steps share one loop, so each one's runtime is the whole loop's
+    loop_s = max(runtimes) if metrics.get("adapters_mode") == "mixed" else sum(runtimes)
     result = {"wall_s": round(wall, 2), "loop_s": round(loop_s, 2), "tokens": tokens, "peak_rss_mb": peak_rss_mb()}
     result["tokens_per_s"] = round(tokens / max(loop_s, 1e-9), 1)
     result["encoder_s"] = metrics.get("encoder_seconds")
@@ -141,10 +143,12 @@ def pipeline(adapters: int, tmp: Path) -> dict:
     """K ``deepsynth run``s (one seed each) vs one run of a K-variant sweep, in one fresh home."""
     home = str(tmp / "pipeline-home")
     seeds = list(range(1, adapters + 1))
+    warm_up = _pipeline_run(home, ["pipeline=data"])  # every measured run finds the data steps cached
     separate = [_pipeline_run(home, [f"train.seed={s}", f"register.model_name=bench-one-{s}"]) for s in seeds]
     sweep = "train.sweep={seed: [" + ", ".join(map(str, seeds)) + "]}"
     together = _pipeline_run(home, [sweep, "register.model_name=bench-sweep"])
     return {
+        "data_warm_up_s": warm_up,
         "separate_runs_s": separate,
         "separate_wall_s": round(sum(separate), 2),
         "one_run_wall_s": together,
@@ -178,20 +182,25 @@ def report_rows(r: dict) -> list[tuple[str, str, str, str]]:
     def met(ok: bool) -> str:
         return "met" if ok else "not met"
 
+    in_step = round(sum(run["wall_s"] for run in ts["separate"]["runs"]), 2)  # load base, encode, train
+    step_speedup = round(in_step / ts["sequential"]["wall_s"], 2)
     rows = [
         (
-            f"Train step, {k} adapters on the same data: one process (sequential) vs {k} one-adapter processes",
+            f"Train step alone (base load, encoding, training; imports excluded), {k} adapters on the same data: "
+            f"one trainer (sequential) vs {k} one-adapter trainers",
             command,
-            f"{k} processes: {ts['separate']['wall_s']} s",
-            f"{ts['sequential']['process_wall_s']} s: **{ts['speedup_sequential']}x** (goal ≥ "
-            f"{goals['train_step_speedup']}x: {met(ts['speedup_sequential'] >= goals['train_step_speedup'])})",
+            f"{k} trainers: {in_step} s",
+            f"{ts['sequential']['wall_s']} s: **{step_speedup}x** (goal ≥ {goals['train_step_speedup']}x: "
+            f"{met(step_speedup >= goals['train_step_speedup'])}); as whole processes (imports included) "
+            f"{ts['sequential']['process_wall_s']} s vs {ts['separate']['wall_s']} s: {ts['speedup_sequential']}x",
         ),
         (
             f"Train step, {k} adapters: mixed batches vs sequential, training tokens/s",
             command,
             f"sequential: {ts['sequential']['tokens_per_s']} tokens/s",
-            f"mixed: {ts['mixed']['tokens_per_s']} tokens/s (**{ts['mixed_vs_sequential_tokens_per_s']}x**); "
-            f"{ts['mixed']['process_wall_s']} s, **{ts['speedup_mixed']}x** vs {k} processes",
+            f"mixed: {ts['mixed']['tokens_per_s']} tokens/s "
+            f"(**{round(ts['mixed']['tokens_per_s'] / ts['sequential']['tokens_per_s'], 2)}x**); "
+            f"trainer {ts['mixed']['wall_s']} s vs sequential {ts['sequential']['wall_s']} s",
         ),
         (
             f"Peak RSS, {k} adapters in one process vs one adapter's run",
@@ -207,7 +216,8 @@ def report_rows(r: dict) -> list[tuple[str, str, str, str]]:
         rows.insert(
             0,
             (
-                f"Whole pipeline, {k} adapters: one `deepsynth run` with a {k}-variant sweep vs {k} runs (one home)",
+                f"Whole pipeline, {k} adapters: one `deepsynth run` with a {k}-variant sweep vs {k} runs (one home, "
+                "data steps cached)",
                 command,
                 f"{k} runs: {p['separate_wall_s']} s",
                 f"{p['one_run_wall_s']} s: **{p['speedup']}x** (goal ≥ {goals['pipeline_speedup']}x: "
