@@ -134,7 +134,10 @@ function initRuns() { refreshRuns(); setInterval(refreshRuns, 2000); window.addE
 // ---- registry, merge, playground ----
 async function versions() {
   const models = await api("GET", "/api/models").catch(() => []);
-  return models.flatMap((m) => m.versions.map((v) => ({ ...v, name: m.name, ref: `${m.name}/${v.version}` })));
+  const listed = models.flatMap((m) => m.versions.map((v) => ({ ...v, name: m.name, ref: `${m.name}/${v.version}` })));
+  // the list carries aliases and metrics; each version's tags (parents of a merge, promotion reason) come with it alone
+  return Promise.all(listed.map(async (v) => (v.tags ? v : { ...v, tags: (await api("GET",
+    `/api/models/${encodeURIComponent(v.name)}/versions/${v.version}`).catch(() => ({}))).tags || {} })));
 }
 function versionTable(rows, input) {
   return `<table><tr><th></th><th>version</th><th>aliases</th><th>rouge_l</th><th>tags</th><th></th></tr>${rows.map((v) =>
