@@ -1,4 +1,4 @@
-"""One generation request as the engine takes it, whichever endpoint it came through, and its text checks."""
+"""One generation request as the engine takes it, whichever endpoint it came through; what runtime loads may take."""
 
 from __future__ import annotations
 
@@ -36,19 +36,6 @@ class DecodingRequest:
     top_p: float | None = None
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
-
-
-def check_unicode(name: str, value: str | None) -> None:
-    """Refuse (400) text that is not valid Unicode, e.g. a lone surrogate from an escaped ``"\\ud83d"`` in JSON,
-    before it reaches the tokenizer inside a batch."""
-    if value is None:
-        return
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise RequestError(
-            400, f"{name}: not valid Unicode text (a lone surrogate {value[exc.start]!r} at character {exc.start})"
-        ) from None
 
 
 def runtime_ref(lora_path: str, adapter_root: str | os.PathLike | None) -> str:

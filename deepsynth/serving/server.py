@@ -25,9 +25,9 @@ from deepsynth.serving.batcher import Batcher, DeadlineExceeded, Job, JobResult,
 from deepsynth.serving.config import ServeConfig
 from deepsynth.serving.holder import AdapterCapacityError, AdapterHolder
 from deepsynth.serving.hot_swap import AliasPoller
-from deepsynth.serving.inputs import RequestError, check_text, decode_pages
+from deepsynth.serving.inputs import RequestError, check_request, decode_pages
 from deepsynth.serving.metrics import ServerMetrics
-from deepsynth.serving.requests import DecodingRequest, check_unicode
+from deepsynth.serving.requests import DecodingRequest
 from deepsynth.serving.slots import AdapterSlot, AmbiguousAdapterError, UnknownAdapterError, parse_model_option
 from deepsynth.serving.sources import pin
 
@@ -150,10 +150,11 @@ class ModelServer:
         began = time.perf_counter()
         if (request.text is None) == (request.pages is None):
             raise RequestError(400, "give exactly one of text or pages")
-        for name in ("text", "instruction"):
-            check_unicode(name, getattr(request, name))
-        for i, stop in enumerate(request.stop):
-            check_unicode(f"stop[{i}]", stop)
+        # Sizes and Unicode of every text field before anything is queued (a lone surrogate would make the
+        # tokenizer raise inside the batch; a huge instruction would make attention huge).
+        check_request(
+            self.config, self.holder.tokenizer, text=request.text, instruction=request.instruction, stop=request.stop
+        )
         if request.max_new_tokens is not None and not 1 <= request.max_new_tokens <= self.config.max_new_tokens:
             raise RequestError(
                 400, f"max_new_tokens: must be within 1-{self.config.max_new_tokens} (got {request.max_new_tokens})"
@@ -179,7 +180,6 @@ class ModelServer:
     ) -> Job:
         """The queued form of ``request`` for ``slot``: its pages and decoding settings."""
         if request.text is not None:
-            check_text(request.text, self.config)
             images = slot.render(request.text, request.instruction)
         else:
             images = decode_pages(request.pages or [], self.config)

@@ -194,7 +194,7 @@ def _png_of(size) -> bytes:
         ({"pages": [b64(b"certainly not an image")]}, None, 400, "pages[0]: not a decodable image"),
         ({"text": TEXT, "temprature": 0.5}, None, 422, "temprature"),
         ({"text": TEXT, "max_new_tokens": 0}, None, 400, "max_new_tokens: must be within 1-16 (got 0)"),
-        ({"text": TEXT, "instruction": "\ud83d"}, None, 400, "instruction: not valid Unicode"),
+        ({"text": TEXT, "instruction": "\ud83d"}, None, 422, "instruction: not valid Unicode"),
         ({"text": TEXT, "pages": []}, None, 400, "exactly one of text or pages"),
         ({}, None, 400, "exactly one of text or pages"),
         ({"text": "   "}, None, 400, "text: is empty"),
@@ -308,7 +308,7 @@ def test_one_bad_request_never_fails_the_others_in_its_batch(url, server, alone)
     assert good.future.result(timeout=120).text == alone(0, text=TEXT)
     with pytest.raises(Exception, match="TextEncodeInput"):
         bad.future.result(timeout=120)
-    # Over HTTP the bad one never reaches a batch: 400 naming the field, the good one 200.
+    # Over HTTP the bad one never reaches a batch: 422 naming the field, the good one 200.
     answers = {}
     threads = [
         threading.Thread(target=lambda k=k, b=b: answers.__setitem__(k, call(f"{url}/v1/summarize", "POST", b)))
@@ -319,7 +319,7 @@ def test_one_bad_request_never_fails_the_others_in_its_batch(url, server, alone)
     for thread in threads:
         thread.join(timeout=120)
     assert answers["good"][0] == 200 and answers["good"][2]["summary"] == alone(0, text=TEXT)
-    assert answers["bad"][0] == 400 and "instruction: not valid Unicode" in answers["bad"][2]["error"]
+    assert answers["bad"][0] == 422 and "instruction: not valid Unicode" in answers["bad"][2]["error"]
 
 
 def test_a_request_past_its_deadline_is_dropped_before_its_batch(server):
