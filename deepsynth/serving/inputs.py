@@ -16,6 +16,7 @@ from typing import Any
 
 from PIL import Image
 
+from deepsynth.configuration import lone_surrogate
 from deepsynth.serving.config import ServeConfig
 
 
@@ -38,14 +39,9 @@ def check_unicode(fields: Mapping[str, Any]) -> None:
     while stack:
         where, value = stack.pop()
         if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise RequestError(
-                    422,
-                    f"{where}: not valid Unicode (lone surrogate U+{ord(value[exc.start]):04X} at character "
-                    f"{exc.start}); send UTF-8 text",
-                ) from None
+            problem = lone_surrogate(value)
+            if problem is not None:
+                raise RequestError(422, f"{where}: not valid Unicode ({problem}); send UTF-8 text")
         elif isinstance(value, Mapping):
             stack.extend((f"{where}.{key}", item) for key, item in value.items())
         elif isinstance(value, (list, tuple)):

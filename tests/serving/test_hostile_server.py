@@ -252,11 +252,11 @@ def test_a_lone_surrogate_instruction_fails_alone_beside_a_normal_request(http, 
         refused = pool.submit(call, f"{http.url}/v1/summarize", "POST", raw=bad)
         (status, _, body), (bad_status, _, bad_body) = good.result(), refused.result()
     assert status == 200 and body["summary"] == alone(0, text=TEXT)
-    assert bad_status in (400, 422) and bad_body["error"].startswith("instruction: not valid Unicode")
-    assert "at character 0" in bad_body["error"]
+    assert bad_status == 422 and bad_body["error"].startswith("instruction: not valid Unicode")
+    assert "at character 1" in bad_body["error"]
     status, _, body = call(f"{http.url}/v1/summarize", "POST", raw=b'{"text": "a \\udfff b"}')
-    assert status in (400, 422) and body["error"].startswith("text: not valid Unicode")
-    assert "at character 2" in body["error"]
+    assert status == 422 and body["error"].startswith("text: not valid Unicode")
+    assert "at character 3" in body["error"]
 
 
 def test_check_request_bounds_the_instruction_and_names_the_field_and_limit(server):
@@ -268,8 +268,8 @@ def test_check_request_bounds_the_instruction_and_names_the_field_and_limit(serv
             "instruction: 10000000 characters, the limit is max_instruction_chars=2000",
         ),
         (dict(instruction=" ".join(f"word{i}" for i in range(200))), 413, "the limit is max_instruction_tokens=64"),
-        (dict(instruction="\ud83d"), 422, "instruction: not valid Unicode (lone surrogate U+D83D at character 0)"),
-        (dict(text="a \udfff"), 422, "text: not valid Unicode (lone surrogate U+DFFF at character 2)"),
+        (dict(instruction="\ud83d"), 422, "instruction: not valid Unicode (lone surrogate U+D83D at character 1)"),
+        (dict(text="a \udfff"), 422, "text: not valid Unicode (lone surrogate U+DFFF at character 3)"),
         (dict(stop=["ok", "\ud800"]), 422, "stop[1]: not valid Unicode"),
         (dict(messages=[{"content": [{"text": "\udc00"}]}]), 422, "messages[0].content[0].text: not valid Unicode"),
     ]
@@ -280,11 +280,6 @@ def test_check_request_bounds_the_instruction_and_names_the_field_and_limit(serv
     check_request(config, tokenizer, text=TEXT, instruction="Summarize this text: ✓ 😀", adapter="first", stop=["\n"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs check_request(self.config, self.holder.tokenizer, text=..., instruction=..., ...) called in "
-    "ModelServer.submit (deepsynth/serving/server.py, helper A's file; see helper F's report)",
-)
 def test_instructions_are_bounded_in_characters_and_tokens(http):
     wordy = " ".join(f"word{i}" for i in range(200))  # under 2000 characters, far over 64 tokens
     status, _, body = call(f"{http.url}/v1/summarize", "POST", {"text": TEXT, "instruction": wordy})
