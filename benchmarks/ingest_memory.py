@@ -61,7 +61,8 @@ print(json.dumps({
 
 def measure(source: Path, batch_rows: str, out: Path) -> dict[str, Any]:
     """Ingest ``source`` in a fresh process; its counts, content hash, wall time and peak RSS (MiB)."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    # a bare environment: nothing the caller's process set (a test session's variables) changes what loads
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parents[1])}
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(source), batch_rows, str(out)],
         capture_output=True,
