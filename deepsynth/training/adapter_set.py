@@ -14,10 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from deepsynth.adapters import TrainedAdapter
-from deepsynth.training.multi_adapter import ADAPTER_INDEX, read_adapter_index
 
 #: The export folder's index: ``{"adapters": [{"name", "dir", "adapter_sha256"}]}``.
 EXPORT_INDEX = "exports.json"
+
+#: The index a multi-adapter training output folder holds: every adapter's name, folder and variant.
+ADAPTER_INDEX = "adapters.json"
+
+
+def read_adapter_index(output_dir: str | Path) -> dict[str, Any] | None:
+    """``adapters.json`` of a multi-adapter output folder (each entry's ``dir`` made absolute); None if absent."""
+    path = Path(output_dir) / ADAPTER_INDEX
+    if not path.is_file():
+        return None
+    index = json.loads(path.read_text())
+    for entry in index["adapters"]:
+        entry["dir"] = str(Path(output_dir) / entry["dir"])
+    return index
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ frozen encoder's page features go through one :class:`~deepsynth.models.feature_
 so each page is encoded once for all adapters. Each adapter keeps its own optimizer, schedule, data
 order (its seed) and checkpoints (``<state_dir>/<name>/checkpoints``), and is written to
 ``<output_dir>/<name>/`` exactly as a one-adapter run writes its adapter; ``<output_dir>/adapters.json``
-lists them (:func:`read_adapter_index`).
+lists them (:func:`deepsynth.training.adapter_set.read_adapter_index`).
 
 Two modes (``train.adapters_mode``):
 
@@ -45,6 +45,7 @@ from deepsynth.models.batching import _fused_head_applies, _HeadCrossEntropy, bu
 from deepsynth.models.dtypes import DTYPES
 from deepsynth.models.vision import ocr_core, unwrap_model
 from deepsynth.training import distributed as dist_utils
+from deepsynth.training.adapter_set import ADAPTER_INDEX
 from deepsynth.training.checkpointing import list_checkpoints
 from deepsynth.training.config import TrainerConfig
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer, TrainingDivergedError, predicted_positions
@@ -56,26 +57,13 @@ from deepsynth.training.variants import Variant, with_variant_paths
 
 logger = logging.getLogger(__name__)
 
+
 #: The index of a multi-adapter run's output folder.
-ADAPTER_INDEX = "adapters.json"
-
-
 def make_trainer(config: TrainerConfig, on_step: Callable[[int], None] | None = None) -> DeepSynthLoRATrainer:
     """A :class:`MultiAdapterTrainer` when ``config`` has adapters or a sweep, else the one-adapter trainer."""
     if config.adapters or config.sweep:
         return MultiAdapterTrainer(config, on_step)
     return DeepSynthLoRATrainer(config, on_step)
-
-
-def read_adapter_index(output_dir: str | Path) -> dict[str, Any] | None:
-    """``adapters.json`` of a multi-adapter output folder (each entry's ``dir`` made absolute); None if absent."""
-    path = Path(output_dir) / ADAPTER_INDEX
-    if not path.is_file():
-        return None
-    index = json.loads(path.read_text())
-    for entry in index["adapters"]:
-        entry["dir"] = str(Path(output_dir) / entry["dir"])
-    return index
 
 
 def save_named_adapter(model: Any, name: str, out: Path) -> None:

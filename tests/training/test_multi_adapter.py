@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from deepsynth.errors import DeepSynthError
+from deepsynth.training.adapter_set import read_adapter_index
 from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
-from deepsynth.training.multi_adapter import MultiAdapterTrainer, read_adapter_index
+from deepsynth.training.multi_adapter import MultiAdapterTrainer
 
 #: Two variants that differ in rank, learning rate, seed and data (legal trains on two of the four documents).
 ADAPTERS = [
