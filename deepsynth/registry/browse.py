@@ -7,7 +7,7 @@ from typing import Any
 
 from deepsynth.registry.catalog import ModelRecord, check_ref, index_of
 from deepsynth.registry.refs import ModelRef
-from deepsynth.registry.versions import client, iso, named_if_missing, version_dict
+from deepsynth.registry.versions import client, iso, named_if_missing, search_versions, version_dict
 
 KEY_METRICS = ("rouge_1", "rouge_2", "rouge_l")
 
@@ -30,7 +30,7 @@ def _models_with_versions(records: dict[str, ModelRecord] | None) -> Iterator[tu
         return
     mlflow_client = client()
     for rm in mlflow_client.search_registered_models():
-        yield rm, mlflow_client.search_model_versions(f"name = '{rm.name}'")
+        yield rm, search_versions(mlflow_client, rm.name)
 
 
 def list_models(records: dict[str, ModelRecord] | None = None) -> list[dict[str, Any]]:
@@ -86,5 +86,5 @@ def show(ref: str, records: dict[str, ModelRecord] | None = None) -> dict[str, A
         mlflow_client = client()
         with named_if_missing(parsed, mlflow_client):
             rm = mlflow_client.get_registered_model(parsed.name)
-        return _model_detail(rm, mlflow_client.search_model_versions(f"name = '{parsed.name}'"))
+        return _model_detail(rm, search_versions(mlflow_client, parsed.name))
     return version_dict(parsed.version_record())  # get_model_version(_by_alias) carries the aliases
