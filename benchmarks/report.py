@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import ingest_memory, multi_adapter, pipeline, registry_browse, serve
 from benchmarks.common import RESULTS
 
 OUT = Path(__file__).parents[1] / "BENCHMARKS.md"
@@ -108,37 +109,6 @@ def _train(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def _pipeline(r: dict[str, Any]) -> list[Row]:
-    sc = r["scenarios"]
-    rows = [
-        (
-            f"Pipeline run ({r['documents_per_split']} docs/split): {name.replace('_', ' ')}",
-            "python -m benchmarks.pipeline",
-            f"cold run: {sc['cold']['wall_s']} s" if name != "cold" else "—",
-            f"{run['wall_s']} s wall, {run['overhead_s']} s outside steps; cached: "
-            f"{', '.join(k for k, v in run['statuses'].items() if v == 'cached') or 'none'}",
-        )
-        for name, run in sc.items()
-    ]
-    bare = r.get("bare_zenml")
-    if bare:
-        wall, ratio, goals = sc["data_pipeline_no_change"]["wall_s"], bare["data_pipeline_no_change_ratio"], r["goals"]
-        met = wall <= goals["data_pipeline_no_change_wall_s"] and ratio <= goals["ratio_to_bare"]
-        rows.append(
-            (
-                "Fixed cost of a run: data pipeline with nothing changed vs a bare one-step ZenML pipeline's cached "
-                "rerun "
-                "(best of 2 each)",
-                "python -m benchmarks.pipeline",
-                f"bare ZenML pipeline: {bare['cached_wall_s']} s",
-                f"{wall} s: **{ratio}x** (goals ≤ {goals['data_pipeline_no_change_wall_s']} s and ≤ "
-                f"{goals['ratio_to_bare']}x: "
-                f"{'met' if met else 'not met'})",
-            )
-        )
-    return rows
-
-
 def _gpu_memory(r: dict[str, Any]) -> list[Row]:
     goals = r.get("goals", {})
     return [
@@ -227,51 +197,6 @@ def _memory(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def _registry_browse(r: dict[str, Any]) -> list[Row]:
-    return [
-        (
-            f"`deepsynth models {what}` ({r['versions']} versions), new process each",
-            "python -m benchmarks.registry_browse",
-            f"bare MlflowClient, same look-up: {x['bare_wall_s']} s wall, {x['bare_cpu_s']} s CPU",
-            f"{x['deepsynth_wall_s']} s wall, {x['deepsynth_cpu_s']} s CPU: **{x['wall_ratio']}x** wall, "
-            f"**{x['cpu_ratio']}x** CPU (goal ≤ {r['goal_ratio']}x)",
-        )
-        for what, x in r["commands"].items()
-    ]
-
-
-def _serve(r: dict[str, Any]) -> list[Row]:
-    seq, bat = r["sides"]["sequential"]["levels"], r["sides"]["batched"]["levels"]
-
-    def fig(x: dict[str, Any]) -> str:
-        return f"{x['requests_per_s']:.2f} req/s, p50 {x['p50_ms']:.0f} ms, p99 {x['p99_ms']:.0f} ms"
-
-    rows = [
-        (
-            f"Serving, {r['model']} profile on {r['device']}, {c} concurrent client(s), 2 adapters mixed, "
-            f"{r['max_new_tokens']} new tokens",
-            "python -m benchmarks.serve",
-            f"sequential (batch 1): {fig(seq[c])}",
-            f"batched (≤ {r['sides']['batched']['max_batch_size']}): {fig(bat[c])}: "
-            f"**{r['batched_vs_sequential'][c]}x**",
-        )
-        for c in bat
-    ]
-    swap = r["sides"]["batched"].get("hot_swap")
-    if swap:
-        during = swap["overlapping_swap"]
-        rows.append(
-            (
-                f"Hot swap under load (4 clients, batched, {r['device']})",
-                "python -m benchmarks.serve",
-                f"requests outside the swap: {fig(swap['outside_swap'])}" if swap.get("outside_swap") else "—",
-                f"swap {swap['swap_s']:.2f} s; {during['requests']} requests overlapping it: p50 "
-                f"{during['p50_ms']:.0f} ms, p99 {during['p99_ms']:.0f} ms; failed {swap['all']['failed']}",
-            )
-        )
-    return rows
-
-
 def _large_document(r: dict[str, Any]) -> list[Row]:
     rows = []
     for name, label in (
@@ -306,17 +231,19 @@ def _large_document(r: dict[str, Any]) -> list[Row]:
 
 
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
-    "serve": _serve,
-    "serve_gpu": _serve,
+    "serve": serve.report_rows,
+    "serve_gpu": serve.report_rows,
     "render": _render,
     "scale": _scale,
     "incremental": _incremental,
     "train": _train,
-    "pipeline": _pipeline,
+    "pipeline": pipeline.report_rows,
     "gpu_memory": _gpu_memory,
     "memory": _memory,
     "gpu_train": _gpu_train,
-    "registry_browse": _registry_browse,
+    "registry_browse": registry_browse.report_rows,
+    "ingest_memory": ingest_memory.report_rows,
+    "multi_adapter": multi_adapter.report_rows,
     "large_document": _large_document,
     "data_parallel": _data_parallel,
 }
