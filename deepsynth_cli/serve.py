@@ -24,10 +24,17 @@ _OVERRIDES = (
     "--model",
     "models",
     multiple=True,
-    required=True,
     metavar="[NAME=]REF",
     help="An adapter to serve: models:/NAME@ALIAS, models:/NAME/VERSION, an export folder or zip; "
     "repeat for several (all on one base model). NAME= sets the name requests use.",
+)
+@click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    metavar="RUN",
+    help="Serve every adapter a training run registered (a multi-adapter run gives one per variant), "
+    "by pipeline run name or id; repeatable, and combines with --model.",
 )
 @click.option(
     "--config",
@@ -68,6 +75,7 @@ _OVERRIDES = (
 @json_option
 def serve(
     models: tuple[str, ...],
+    runs: tuple[str, ...],
     config_path: str | None,
     access_log: bool,
     as_json: bool,
@@ -98,6 +106,10 @@ def serve(
         config = dataclasses.replace(config, **overrides)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if runs:
+        models = (*models, *_registered_by(runs))
+    if not models:
+        raise ConfigError("nothing to serve: give --model REF or --run RUN")
     from deepsynth.serving.slots import parse_model_option
 
     registry_refs = [ref for _name, ref in map(parse_model_option, models) if ref.startswith("models:/")]
@@ -148,3 +160,17 @@ def _stop_on_signals() -> list[str]:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda number, _frame: received.append(signal.Signals(number).name))
     return received
+
+
+def _registered_by(runs: tuple[str, ...]) -> list[str]:
+    """``NAME=models:/MODEL/VERSION`` of every adapter the training runs ``runs`` registered."""
+    from deepsynth_cli.logs import import_zenml
+    from pipelines.local_stack import prepare_environment
+    from pipelines.stores import require_ready
+
+    prepare_environment()
+    require_ready()
+    import_zenml()
+    from pipelines.training_pipeline import adapters_of_run
+
+    return [f"{name}={ref}" for run in runs for name, ref in adapters_of_run(run)]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
+from support.serving_client import TEXT, Served, call
 
 from deepsynth_cli import main
 
@@ -69,3 +71,16 @@ def test_a_sweep_trains_evaluates_registers_all_and_makes_the_best_the_challenge
 
     served = dict(adapters_of_run(summary["run_id"]))
     assert served == {n: f"models:/sweep-summarizer/{variants[n]['version']}" for n in names}
+    server = Served(
+        [sys.executable, "-m", "deepsynth_cli", "serve", "--run", summary["run_id"], "--port", "0", "--json"]
+    )
+    try:
+        url = server.document()["url"]
+        status, _, listed = call(f"{url}/v1/models")
+        assert status == 200 and {m["id"] for m in listed["data"]} >= set(names), listed
+        for name in names:  # each variant answers under its own name, on the one base
+            status, _, body = call(f"{url}/v1/summarize", "POST", {"text": TEXT, "adapter": name, "max_new_tokens": 4})
+            assert status == 200 and body["adapter"]["version"] == variants[name]["version"], body
+    finally:
+        code, stderr = server.stop()
+    assert code == 0, stderr[-2000:]

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
-from support.serving_client import TEXT, call
+from support.serving_client import TEXT, Served, call
 
 from deepsynth.errors import ConfigError
 from deepsynth.serving.config import ServeConfig
@@ -23,32 +20,6 @@ CONFIG = Path(__file__).parents[2] / "configs" / "serving" / "serve.yaml"
 
 def deepsynth(*args, home):
     return [sys.executable, "-m", "deepsynth_cli", *args], {**os.environ, "DEEPSYNTH_HOME": str(home)}
-
-
-class Served:
-    """``deepsynth serve ... --json`` as a process: its one JSON document, and a clean stop by SIGTERM."""
-
-    def __init__(self, argv, env):
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
-        self.reader.start()
-
-    def document(self, limit_s=180.0):
-        deadline = time.monotonic() + limit_s
-        while True:
-            assert self.proc.poll() is None, self.proc.stderr.read()
-            assert time.monotonic() < deadline, "no JSON document on stdout"
-            try:
-                return json.loads("".join(self.lines))
-            except ValueError:
-                time.sleep(0.1)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=60)
-        self.reader.join(timeout=10)
-        return code, self.proc.stderr.read()
 
 
 @pytest.mark.slow

@@ -1,9 +1,14 @@
-"""Real HTTP for the serving tests: a uvicorn server on a free port of 127.0.0.1 and a urllib client."""
+"""Real HTTP for the serving tests: a uvicorn server on a free port of 127.0.0.1, a urllib client, and
+``deepsynth serve`` as a process."""
 
 from __future__ import annotations
 
 import base64
 import json
+import signal
+import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -41,3 +46,29 @@ def _parse(payload: bytes):
 def b64(data: bytes) -> str:
     """Base64 text of ``data``."""
     return base64.b64encode(data).decode()
+
+
+class Served:
+    """``deepsynth serve ... --json`` as a process: its one JSON document, and a clean stop by SIGTERM."""
+
+    def __init__(self, argv, env=None):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
+
+    def document(self, limit_s=180.0):
+        deadline = time.monotonic() + limit_s
+        while True:
+            assert self.proc.poll() is None, self.proc.stderr.read()
+            assert time.monotonic() < deadline, "no JSON document on stdout"
+            try:
+                return json.loads("".join(self.lines))
+            except ValueError:
+                time.sleep(0.1)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=60)
+        self.reader.join(timeout=10)
+        return code, self.proc.stderr.read()
