@@ -122,6 +122,9 @@ LONGEST = [
     "pipelines/test_runs_browse.py",
     "export/test_fresh_environment.py",
     "test_dashboards.py",
+    "studio/test_browser.py",
+    "training/test_multi_adapter_resume.py",
+    "registry/test_model_registry.py",
 ]
 
 
