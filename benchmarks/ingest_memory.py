@@ -43,8 +43,16 @@ def write_rows(path: Path, rows: int, bad_every: int = BAD_EVERY) -> None:
 
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
+
+
+def peak_kib():
+    # VmHWM belongs to this image; ru_maxrss survives exec and can be the forking parent's peak
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+
 from deepsynth.data.config import IngestConfig
 from deepsynth.data.ingest import ingest
 path, batch_rows, out = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -54,7 +62,7 @@ docs.save(out)
 print(json.dumps({
     "accepted": docs.table.num_rows, "rejected": len(docs.rejects), "content_hash": meta["content_hash"],
     "rows_per_split": meta["rows_per_split"], "wall_s": round(time.perf_counter() - start, 2),
-    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    "peak_rss_mb": round(peak_kib() / 1024, 1),
 }))
 """
 

@@ -29,7 +29,9 @@ from deepsynth.env import logging_defaults, set_defaults
 #: Loggers of this project: shown on stderr at default verbosity (warnings and worse).
 OWN_LOGGERS = ("deepsynth", "pipelines", "steps", "materializers", "deepsynth_cli")
 #: What libraries print for people rather than log (MLflow's ``eprint``): shown from ``-v``, always in the log file.
-PRINTED_MESSAGES = "mlflow.printed"
+#: Outside the ``mlflow`` hierarchy: MLflow's own handler writes into the stream that logs here, so a child of
+#: ``mlflow`` would send each line back to that handler without end.
+PRINTED_MESSAGES = "library_prints.mlflow"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

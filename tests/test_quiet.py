@@ -133,12 +133,16 @@ mlflow.set_tracking_uri({f"sqlite:///{tmp_path / 'mlflow.db'}"!r})
 mlflow.set_registry_uri(mlflow.get_tracking_uri())
 for _ in range(2):
     mlflow.register_model({f"file://{tmp_path / 'model'}"!r}, "quiet-model")
+import logging
+logging.getLogger("mlflow.tracking").warning("a warning of MLflow's own logger")  # its handler writes to the stream
 print(json.dumps({{"imported_with_zenml": imported_with_zenml, "log": log_file.read_text(),
     "stream": type(logging_utils.MLFLOW_LOGGING_STREAM).__name__}}))
 """
     (tmp_path / "model").mkdir()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "MLFLOW_LOGGING_LEVEL": "INFO"}  # MLflow then passes INFO records on to its handler
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["imported_with_zenml"] is False and result["stream"] == "_LinesToLog"
     assert ALREADY_EXISTS in result["log"] and ALREADY_EXISTS not in proc.stderr
+    assert "a warning of MLflow's own logger" in result["log"]  # logged once, not fed back to MLflow's handler

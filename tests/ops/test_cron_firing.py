@@ -61,7 +61,9 @@ def registered_versions(home: Path, model: str) -> list:
     from mlflow import MlflowClient
 
     record = json.loads((home / "zenml" / RECORD).read_text())
-    uri = record["tracking_uri"]  # the registry too: a registry URI another test left set must not be read instead
+    # the record names its databases relative to the home's ZenML folder (a copied home stays self-contained)
+    uri = record.get("tracking_uri") or f"sqlite:///{home / 'zenml' / record['mlflow_db']}"
+    # the registry too: a registry URI another test left set must not be read instead
     return MlflowClient(tracking_uri=uri, registry_uri=uri).search_model_versions(f"name='{model}'")
 
 
