@@ -74,3 +74,14 @@ def local_rank() -> int:
 def local_world_size() -> int:
     """How many processes of this run the launcher started on this machine (``LOCAL_WORLD_SIZE``, else 1)."""
     return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (another user's process counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from deepsynth.env import process_alive
 from deepsynth.paths import deepsynth_home
 
 logger = logging.getLogger(__name__)
@@ -51,16 +52,6 @@ def recorded_run(run_name: str) -> Iterator[None]:
         path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
 def _partial_outputs(artifact_store: Path, step_name: str, step_run_id: Any) -> list[Path]:
     """Folders a step run had begun writing: ``<store>/<step>/<output>/<step run id>`` (ZenML's layout)."""
     return sorted(p for p in (artifact_store / step_name).glob(f"*/{step_run_id}") if p.is_dir())
@@ -84,7 +75,7 @@ def close_interrupted_runs(client: Any) -> list[dict[str, Any]]:
     artifact_store = Path(store_path) if "://" not in store_path else None
     for path in sorted(runs_dir().glob("*.json")) if runs_dir().is_dir() else []:
         record = json.loads(path.read_text())
-        if record.get("host") != socket.gethostname() or _alive(int(record["pid"])):
+        if record.get("host") != socket.gethostname() or process_alive(int(record["pid"])):
             continue
         try:
             run = client.get_pipeline_run(record["run_name"])

@@ -9,21 +9,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from deepsynth.env import process_alive
 from deepsynth.paths import deepsynth_home
 
 SCRATCH_DIR = "serve-tmp"
 
 logger = logging.getLogger(__name__)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def scratch_root(home: str | os.PathLike | None = None) -> Path:
@@ -32,7 +23,7 @@ def scratch_root(home: str | os.PathLike | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for entry in root.iterdir():
         pid = entry.name.split("-", 1)[0]
-        if entry.is_dir() and pid.isdigit() and not _alive(int(pid)):
+        if entry.is_dir() and pid.isdigit() and not process_alive(int(pid)):
             logger.info("removing %s, left by server process %s that is gone", entry, pid)
             shutil.rmtree(entry, ignore_errors=True)
     return root

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from deepsynth.env import rank
+from deepsynth.env import process_alive, rank
 from deepsynth.errors import DeepSynthError
 
 logger = logging.getLogger(__name__)
@@ -81,18 +81,6 @@ def is_main_rank() -> bool:
     return rank() == 0
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def cleanup_torn(output_dir: str | os.PathLike) -> list[Path]:
     """Delete half-written ``.tmp-checkpoint-*`` folders whose writer is gone; returns what was deleted."""
     root = checkpoints_dir(output_dir)
@@ -101,7 +89,7 @@ def cleanup_torn(output_dir: str | os.PathLike) -> list[Path]:
         return removed
     for p in sorted(root.iterdir()):
         m = TMP_RE.match(p.name)
-        if m and not _pid_alive(int(m.group(2))):
+        if m and not process_alive(int(m.group(2))):
             logger.warning("removing torn checkpoint %s (its writer, pid %s, died while writing it)", p, m.group(2))
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
