@@ -20,22 +20,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from deepsynth.env import process_alive
 from deepsynth.errors import Terminated
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Jobs:
@@ -130,7 +119,7 @@ class Jobs:
             if job["state"] == QUEUED:
                 job.update(state=CANCELLED, finished=time.time())
                 self._write(job)
-            elif _alive(job["pid"]):
+            elif job["pid"] and process_alive(job["pid"]):
                 os.killpg(job["pid"], signal.SIGTERM)  # the runner ignores it; the command takes the SIGTERM path
                 job["cancel_requested"] = time.time()
                 self._write(job)
@@ -154,7 +143,9 @@ class Jobs:
                     job.update(state=state, exit_code=code, finished=time.time())
                     self._children.pop(job["id"], None)
                     self._write(job)
-                elif not _alive(job["pid"]) or (child is not None and child.returncode is not None):
+                elif (child is not None and child.returncode is not None) or not (
+                    job["pid"] and process_alive(job["pid"])
+                ):
                     job.update(
                         state=FAILED, finished=time.time(), error="the job's runner process ended without a code"
                     )

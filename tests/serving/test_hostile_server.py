@@ -379,7 +379,13 @@ def test_a_connection_flood_is_capped_below_the_fd_limit_and_sigterm_still_stops
 
         def open_half(n):
             for _ in range(n):
-                sock = socket.create_connection((host, int(port)), timeout=10)
+                try:
+                    sock = socket.create_connection((host, int(port)), timeout=10)
+                except OSError as exc:  # the server's own account of why it stopped listening
+                    raise AssertionError(
+                        f"connection {len(flood) + 1}: {exc}; server exit status {proc.poll()}; "
+                        f"its stderr ends:\n{log.read_text()[-3000:]}"
+                    ) from exc
                 sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never finished
                 flood.append(sock)
 
