@@ -1,6 +1,6 @@
 """Several adapters in one run vs one run per adapter: the train step alone and the whole pipeline.
 
-    python -m benchmarks.multi_adapter [--adapters 4] [--skip-pipeline]
+    python -m benchmarks.multi_adapter [--adapters 4] [--skip-pipeline | --pipeline-only]
 
 Train step alone (each measurement in a fresh process, so its peak RSS is its own): one adapter;
 K adapters trained one after the other in K processes (each loads the base and encodes every page);
@@ -9,7 +9,7 @@ their seed, on the same data (rendered ACLSum text, tiny profile, CPU). Whole pi
 ``deepsynth run``s of the scaled-down quickstart (different seeds) against one run with
 ``train.sweep={seed: [...]}``, in the same process tree and one fresh home, after one data-only run
 (so every measured run finds the data steps cached, as a user's second run would). Writes
-benchmarks/results/multi_adapter.json.
+benchmarks/results/multi_adapter.json (``--pipeline-only`` prints its figures and writes nothing).
 """
 
 from __future__ import annotations
@@ -160,10 +160,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adapters", type=int, default=4)
     parser.add_argument("--skip-pipeline", action="store_true", help="measure the train step only")
+    parser.add_argument(
+        "--pipeline-only", action="store_true", help="measure the whole pipeline only (prints; writes no result file)"
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(*args.worker)
+        return
+    if args.pipeline_only:
+        with tempfile.TemporaryDirectory(prefix="deepsynth-bench-multi-") as tmp:
+            print(json.dumps({"adapters": args.adapters, "pipeline": pipeline(args.adapters, Path(tmp))}, indent=1))
         return
     with tempfile.TemporaryDirectory(prefix="deepsynth-bench-multi-") as tmp:
         result = {"adapters": args.adapters, "goals": GOALS, "train_step": train_step(args.adapters, Path(tmp))}
