@@ -93,13 +93,25 @@ def check_adapter_data(config: RunConfig, source: ConfigSource, documents: Docum
     """Every adapter's data selector matches at least one document of the training split."""
     split = config.train.train_split
     rows = [row for row in documents.table.to_pylist() if row["split"] == split]
+    tasks = sorted({row["task"] for row in rows if row["task"] is not None})
     for variant in config.train.variants():
         if variant.data is None or any(variant.data.matches(row) for row in rows):
             continue
         key = "train.adapters"
+        if variant.data.column != "task":
+            found = ""
+        elif tasks:
+            found = f"; their tasks: {', '.join(tasks[:20])}" + (", ..." if len(tasks) > 20 else "")
+        else:
+            column = config.ingest.task_column
+            found = "; no document has a task: " + (
+                f"ingest.task_column {column!r} names no column of the source"
+                if column
+                else "ingest.task_column is off"
+            )
         raise ConfigError(
             f"{source.where(key)}: adapter {variant.name!r} ({variant.key}.data) selects no document of split "
-            f"{split!r}: none has {variant.data.describe()} ({len(rows)} documents in that split). Fix the "
+            f"{split!r}: none has {variant.data.describe()} ({len(rows)} documents in that split{found}). Fix the "
             "selector's column or value, or drop its data key to train on the whole split",
             key=key,
         )

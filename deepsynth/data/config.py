@@ -28,6 +28,9 @@ class IngestConfig(Section):
     summary_column: str = knob("summary", "Column holding the reference summary (cnn_dailymail: highlights)")
     id_column: str | None = knob("id", "Column with a stable document id; rows without one get a content hash")
     split_column: str | None = knob("split", "Column naming the split; absent values get a deterministic split")
+    task_column: str | None = knob(
+        "task", "Column naming each document's task or domain, which train.adapters[].data can select on"
+    )
     split_ratios: dict[str, float] = knob(
         {"train": 0.8, "validation": 0.1, "test": 0.1}, "Split fractions when the source has none"
     )

@@ -26,6 +26,7 @@ SCHEMA = pa.schema(
         ("summary", pa.string()),
         ("instruction", pa.string()),
         ("source_row", pa.int64()),  # 1-based row/line in the source, for error messages
+        ("task", pa.string()),  # the source's task or domain column (ingest.task_column); null without one
     ]
 )
 TEXT_COLUMNS = ("text", "summary", "instruction")
@@ -77,9 +78,16 @@ class DocumentDataset:
 
     @property
     def content_hash(self) -> str:
-        """sha256 over ids, splits, texts, summaries and instructions, in row order."""
+        """sha256 over ids, splits, texts, summaries, instructions and (when the source has them) tasks, in row order.
+
+        A dataset without tasks hashes as it did before the task column existed: the hash keys caches and
+        resume checks.
+        """
         digest = hashlib.sha256()
-        columns = self.table.select(["id", "split", "text", "summary", "instruction"])
+        names = ["id", "split", "text", "summary", "instruction"]
+        if self.table.column("task").null_count < self.table.num_rows:
+            names.append("task")
+        columns = self.table.select(names)
         for batch in columns.to_batches():
             values = [_values_in_place(column) for column in batch.columns]
             for i in range(batch.num_rows):

@@ -156,7 +156,20 @@ def _to_document(
         "summary": summary,
         "instruction": instruction,
         "source_row": where.row,
+        "task": _task(record, where, config.task_column),
     }
+
+
+def _task(record: dict[str, Any], where: Location, column: str | None) -> str | None:
+    """The row's task label (a string or number, trimmed), or None when the row has none."""
+    value = record.get(column) if column else None
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InputError(Location(where.file, where.row, column), f"expected a task name, got {type(value).__name__}")
+    value = str(value).strip()
+    check_unicode(value, (where.file, where.row, column))
+    return value or None
 
 
 class _Batches:

@@ -45,9 +45,12 @@ SCHEMA = pa.schema(
         ("truncated", pa.bool_()),
         ("missing_glyphs", pa.list_(pa.int32())),  # code points the font cannot draw
         ("doc_hash", pa.string()),  # hash of the document's text + render settings
+        ("task", pa.string()),  # the document's task or domain from ingest; null without one
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
+#: Columns a written row may leave out (null), and that shards written before them lack.
+OPTIONAL_COLUMNS = ("task",)
 TEXT_COLUMNS = ("text", "summary", "instruction")
 
 
@@ -69,6 +72,7 @@ class RenderedDocument:
     truncated: bool
     missing_glyphs: list[int] = field(default_factory=list)
     doc_hash: str = ""
+    task: str | None = None
 
     def page_images(self):
         """Decode the pages into PIL images (RGB)."""
@@ -115,7 +119,7 @@ class RenderedDatasetWriter:
 
     def write(self, row: dict[str, Any]) -> None:
         """Add one row (a dict with every column of :data:`SCHEMA`)."""
-        missing = set(COLUMNS) - set(row)
+        missing = set(COLUMNS) - set(row) - set(OPTIONAL_COLUMNS)
         if missing:
             raise ValueError(f"rendered row {row.get('id')!r} lacks columns {sorted(missing)}")
         self._buffer.append(row)
@@ -187,15 +191,19 @@ class RenderedDataset:
         columns: list[str] | None = None,
         batch_size: int = 16,
     ) -> Iterator[dict[str, Any]]:
-        """Yield rows as dicts, optionally filtered by split and mode, streaming small batches."""
+        """Yield rows as dicts, optionally filtered by split and mode, streaming small batches.
+
+        A shard that lacks an :data:`OPTIONAL_COLUMNS` column gives None for it.
+        """
         wanted = list(columns) if columns else list(COLUMNS)
-        read = sorted(set(wanted) | {"split", "mode"})
         for shard in self.shard_paths:
             with pq.ParquetFile(shard) as pf:
+                absent = set(OPTIONAL_COLUMNS) - set(pf.schema_arrow.names)  # a shard written before them
+                read = sorted((set(wanted) | {"split", "mode"}) - absent)
                 for batch in pf.iter_batches(batch_size=batch_size, columns=read):
                     for row in batch.to_pylist():
                         if (split is None or row["split"] == split) and (mode is None or row["mode"] == mode):
-                            yield {k: row[k] for k in wanted}
+                            yield {k: row.get(k) for k in wanted}
 
     def iter_documents(self, split: str | None = None, mode: str | None = None) -> Iterator[RenderedDocument]:
         """Yield :class:`RenderedDocument` objects, optionally filtered by split and mode."""

@@ -28,7 +28,7 @@ from deepsynth.rendering.shaping import Shaper
 INK, PAPER = 0, 255
 _HASH_CHUNK = 1 << 20
 #: Row fields a worker does not send back: the parent process has them (a huge text would be copied twice).
-_DOCUMENT_FIELDS = ("text", "summary", "instruction")
+_DOCUMENT_FIELDS = ("text", "summary", "instruction", "task")
 
 
 def settings_fingerprint(settings: RenderSettings, chain: FontChain) -> str:
@@ -131,6 +131,11 @@ def document_hash(doc: dict[str, Any], mode: str, fingerprint: str) -> str:
     return digest.hexdigest()
 
 
+def carried_columns(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document's own columns a rendered row carries unchanged (:data:`_DOCUMENT_FIELDS`)."""
+    return {name: doc.get(name) for name in _DOCUMENT_FIELDS}
+
+
 class DocumentRenderer:
     """Renders whole documents in every configured mode (one :class:`PageRenderer` per mode)."""
 
@@ -149,10 +154,8 @@ class DocumentRenderer:
                 id=doc["id"],
                 split=doc["split"],
                 mode=mode,
-                text=doc["text"],
-                summary=doc["summary"],
-                instruction=doc.get("instruction"),
                 doc_hash=document_hash(doc, mode, self.fingerprint),
+                **carried_columns(doc),
             )
             rows.append(row)
         return rows
@@ -214,7 +217,7 @@ def render_documents(
                 if rows is None:
                     rows = next(fresh)
                     for row in rows:
-                        row.update(text=doc["text"], summary=doc["summary"], instruction=doc.get("instruction"))
+                        row.update(carried_columns(doc))
                         if cache:
                             cache.put(row)
                 elif cache:
@@ -273,10 +276,8 @@ def _cached_rows(
                 "id": doc["id"],
                 "split": doc["split"],
                 "mode": mode,
-                "text": doc["text"],
-                "summary": doc["summary"],
-                "instruction": doc.get("instruction"),
                 "doc_hash": doc_hash,
+                **carried_columns(doc),
             }
         )
     return rows

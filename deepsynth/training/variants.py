@@ -50,7 +50,7 @@ VARIANT_KEYS = (
     "seed",
 )
 #: Columns of the rendered dataset a selector may test.
-SELECTOR_COLUMNS = ("id", "instruction", "text", "summary")
+SELECTOR_COLUMNS = ("task", "id", "instruction", "text", "summary")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _OPTIMIZER_SHORTHANDS = ("learning_rate", "weight_decay", "warmup_steps", "lr_scheduler", "max_grad_norm")
 
@@ -60,7 +60,8 @@ class DataSelector:
     """The documents of the training split one variant trains on: ``column`` equals / is in / starts with.
 
     Attributes:
-        column: ``id``, ``instruction``, ``text`` or ``summary``.
+        column: ``task`` (the source's task column, see ``ingest.task_column``), ``id``, ``instruction``,
+            ``text`` or ``summary``.
         equals: The value the column must have.
         one_of: Values the column may have (``in:`` in YAML).
         prefix: A prefix the column must start with (e.g. an id prefix per domain).

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def source(tmp_path):
-    """A JSONL source whose ids name the document's domain (legal-*, news-*), with fixed splits."""
+    """A JSONL source whose ids and task column name the document's domain (legal-*, news-*), with fixed splits."""
     path = tmp_path / "docs.jsonl"
     rows = [
         {
@@ -24,6 +24,7 @@ def source(tmp_path):
             "split": split,
             "text": f"A {domain} text number {i}. It goes on.",
             "summary": "A text.",
+            "task": domain,
         }
         for domain in ("legal", "news")
         for i, split in enumerate(["train", "train", "test"])
@@ -72,6 +73,26 @@ def test_adapters_with_data_selectors_and_a_sweep_expand_into_named_variants(tmp
     assert not variants["news-learning_rate_0.01"].data.matches({"id": "legal-0"})
 
 
+def test_a_selector_on_the_sources_task_column_passes_the_checks(tmp_path, source):
+    path = write_config(
+        tmp_path, source, {"adapters": [{"name": "legal", "data": {"column": "task", "equals": "legal"}}]}
+    )
+    (variant,) = load_run_config(path).train.variants()
+    assert variant.data.describe() == "task == 'legal'" and variant.data.matches({"task": "legal"})
+
+
+def test_a_task_selector_on_a_source_without_tasks_says_which_column_ingest_reads(tmp_path, source):
+    path = write_config(
+        tmp_path, source, {"adapters": [{"name": "legal", "data": {"column": "task", "equals": "legal"}}]}
+    )
+    config = yaml.safe_load(path.read_text())
+    config["ingest"]["task_column"] = "domain"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as caught:
+        load_run_config(path)
+    assert "no document has a task: ingest.task_column 'domain' names no column of the source" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     "train, says",
     [
@@ -82,8 +103,13 @@ def test_adapters_with_data_selectors_and_a_sweep_expand_into_named_variants(tmp
         ({"sweep": {"lora_rank": 8}}, "train.sweep.lora_rank: expected a non-empty list"),
         ({"sweep": {"model_name": ["tiny"]}}, "train.sweep.model_name: one setting per run"),
         (
-            {"adapters": [{"name": "a1", "data": {"column": "task", "equals": "legal"}}]},
-            "train.adapters[0].data.column: 'task' is not one of",
+            {"adapters": [{"name": "a1", "data": {"column": "topic", "equals": "legal"}}]},
+            "train.adapters[0].data.column: 'topic' is not one of ['task', 'id', 'instruction', 'text', 'summary']",
+        ),
+        (
+            {"adapters": [{"name": "a1", "data": {"column": "task", "in": ["papers", "reviews"]}}]},
+            "adapter 'a1' (train.adapters[0].data) selects no document of split 'train': none has task in "
+            "['papers', 'reviews'] (4 documents in that split; their tasks: legal, news)",
         ),
         (
             {"adapters": [{"name": "papers", "data": {"column": "id", "prefix": "paper-"}}]},
