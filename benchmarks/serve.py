@@ -1,35 +1,44 @@
 """Serving throughput and latency: sequential (batch size 1) vs batched, at several concurrencies; streaming
 time to first token; least-recently-used adapter churn; and a hot swap under load.
 
-    python -m benchmarks.serve [--device cpu|cuda] [--model tiny] [--requests 32] [--concurrency 1,4,16]
+    python -m benchmarks.serve [--device cpu|cuda] [--model tiny] [--requests 64] [--concurrency 1,4,16]
 
-One server per side (``deepsynth.serving``, real HTTP on 127.0.0.1), two LoRA adapters on one
-base model, each request naming one of them in turn (so batches mix adapters). Requests carry
-pre-rendered pages (base64 PNG, tiny mode): the figures are the server's and the model's, not
-the renderer's (``benchmarks.render`` measures that). For each
-concurrency the same number of requests is sent by that many clients; requests/s and p50/p99
-latency are measured on the client side. Then, under load from 4 clients, the first adapter is
-swapped for another package through ``POST /v1/load_lora_adapter``: the swap's duration and the
-latency of requests that overlapped it. Streaming: OpenAI chat completions with ``stream: true`` (a page
-image each) from 1 and from the highest concurrency's clients: time to the first text chunk vs to
-``[DONE]``. Churn: four registered versions requested in turn (``model: NAME/VERSION``, loaded on
-demand) with ``max_loras`` room for two of them: throughput, p99, evictions and failed requests.
-Goal (issue 24): batched ≥ 4x sequential at 16 clients. Writes benchmarks/results/serve.json
-(serve_gpu.json on CUDA).
+One server per side, started as users start it (``deepsynth serve`` in a process of its own, its
+torch threads left at their default; real HTTP on 127.0.0.1), two LoRA adapters on one base model,
+each request naming one of them in turn (so batches mix adapters); the clients are threads of this
+process. Requests carry pre-rendered pages (base64 PNG, tiny mode): the figures are the server's
+and the model's, not the renderer's (``benchmarks.render`` measures that). For each concurrency
+the same number of requests is sent by that many clients; requests/s and p50/p99 latency are
+measured on the client side, the mean batch size from the server's ``/metrics``. Then, under load
+from 4 clients, the first adapter is swapped for another package through ``POST
+/v1/load_lora_adapter``: the swap's duration and the latency of requests that overlapped it.
+Streaming: OpenAI chat completions with ``stream: true`` (a page image each) from 1 and from the
+highest concurrency's clients: time to the first text chunk vs to ``[DONE]``. Churn: four
+registered versions requested in turn (``model: NAME/VERSION``, loaded on demand) with
+``max_loras`` room for two of them: throughput, p99, evictions and failed requests. Goal (issue
+24): batched ≥ 4x sequential at 16 clients. Writes benchmarks/results/serve.json (serve_gpu.json
+on CUDA).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -139,43 +148,91 @@ def figures(samples: list[tuple[float, float, int]]) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def running_server(
+    home: Path, models: list[str], settings: dict[str, Any], log: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``deepsynth serve --model M... --config`` (``settings`` as its ``serve`` section) in its own process;
+    yields its URL, stops it with SIGTERM."""
+    config = log.with_suffix(".yaml")
+    config.write_text(yaml.safe_dump({"serve": {"poll_interval_s": 0, **settings}}))
+    command = [sys.executable, "-m", "deepsynth_cli", "serve", "--config", str(config), "--port", "0", "--json"]
+    for model in models:
+        command += ["--model", model]
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env={**os.environ, "DEEPSYNTH_HOME": str(home), **(env or {})},
+        )
+    try:
+        lines: list[str] = []
+        while True:  # one JSON document on stdout once the server listens
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"deepsynth serve exited with {proc.wait()}:\n{log.read_text()[-3000:]}")
+            lines.append(line)
+            with contextlib.suppress(ValueError):
+                url = json.loads("".join(lines))["url"]
+                break
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The server's Prometheus samples, ``name{labels}`` → value (labels sorted, as the text format writes them)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+def mean_batch(before: dict[str, float], after: dict[str, float]) -> float:
+    """Requests per batch between two scrapes."""
+    batches = after["deepsynth_batch_size_count"] - before["deepsynth_batch_size_count"]
+    return round((after["deepsynth_batch_size_sum"] - before["deepsynth_batch_size_sum"]) / max(batches, 1), 2)
+
+
 def serve_side(
     home: Path, packages: list[Path], device: str, batch: int, args: argparse.Namespace, pages: list[str]
 ) -> dict[str, Any]:
     """Start a server with ``max_batch_size=batch`` and measure every concurrency level (and, batched,
     streaming and the hot swap)."""
-    from deepsynth.serving.config import ServeConfig
-    from deepsynth.serving.http import HttpServer, bind_socket
-    from deepsynth.serving.server import ModelServer
-
-    config = ServeConfig(
-        device=device,
-        max_batch_size=batch,
-        max_wait_ms=args.max_wait_ms,
-        max_queue=256,
-        poll_interval_s=0,
-        max_new_tokens=max(args.max_new_tokens, 1),
-        default_max_new_tokens=1,
-        allow_runtime_lora_updates=True,
-        adapter_root=str(packages[0].parent.parent),
-    )
-    server = ModelServer(config, home=home).start([f"a={packages[0]}", f"b={packages[1]}"])
-    http = HttpServer(server, bind_socket("127.0.0.1", 0)).start()
-    try:
-        load(http.url, pages, 4, 2, args.max_new_tokens)  # warm-up
-        levels = {
-            str(c): figures(load(http.url, pages, args.requests, c, args.max_new_tokens)) for c in args.concurrency
-        }
+    settings = {
+        "device": device,
+        "max_batch_size": batch,
+        "max_wait_ms": args.max_wait_ms,
+        "max_queue": 256,
+        "max_new_tokens": max(args.max_new_tokens, 1),
+        "default_max_new_tokens": 1,
+        "allow_runtime_lora_updates": True,
+        "adapter_root": str(packages[0].parent.parent),
+    }
+    models = [f"a={packages[0]}", f"b={packages[1]}"]
+    with running_server(home, models, settings, home.parent / f"serve-{batch}.log") as url:
+        load(url, pages, 4, 2, args.max_new_tokens)  # warm-up
+        levels = {}
+        for clients in args.concurrency:
+            before = scrape(url)
+            levels[str(clients)] = figures(load(url, pages, args.requests, clients, args.max_new_tokens))
+            levels[str(clients)]["mean_batch"] = mean_batch(before, scrape(url))
         extra = {}
         if batch > 1:
             extra["streaming"] = {
-                str(c): streaming(http.url, pages, args.requests, c, args.max_new_tokens)
+                str(c): streaming(url, pages, args.requests, c, args.max_new_tokens)
                 for c in sorted({1, max(args.concurrency)})
             }
-            extra["hot_swap"] = hot_swap(http.url, packages, pages, args)
-    finally:
-        http.stop()
-        server.stop()
+            extra["hot_swap"] = hot_swap(url, packages, pages, args)
     return {"max_batch_size": batch, "levels": levels, **extra}
 
 
@@ -242,9 +299,6 @@ def churn(home: Path, packages: list[Path], device: str, args: argparse.Namespac
     import mlflow
 
     from deepsynth.registry import register_package
-    from deepsynth.serving.config import ServeConfig
-    from deepsynth.serving.http import HttpServer, bind_socket
-    from deepsynth.serving.server import ModelServer
 
     store = packages[0].parent.parent / "mlflow"
     store.mkdir()
@@ -254,23 +308,20 @@ def churn(home: Path, packages: list[Path], device: str, args: argparse.Namespac
     mlflow.set_experiment(experiment_id=mlflow.create_experiment("bench", artifact_location=str(store / "art")))
     name = "bench-churn"
     versions = [register_package(package, name, commit="bench")["version"] for package in packages[:4]]
-    config = ServeConfig(
-        device=device,
-        max_batch_size=16,
-        max_wait_ms=args.max_wait_ms,
-        max_queue=256,
-        poll_interval_s=0,
-        max_new_tokens=max(args.max_new_tokens, 1),
-        default_max_new_tokens=1,
-        max_loras=3,
-        allow_model=[name],
-    )
-    server = ModelServer(config, home=home).start([f"pinned={packages[0]}"])
-    http = HttpServer(server, bind_socket("127.0.0.1", 0)).start()
+    settings = {
+        "device": device,
+        "max_batch_size": 16,
+        "max_wait_ms": args.max_wait_ms,
+        "max_queue": 256,
+        "max_new_tokens": max(args.max_new_tokens, 1),
+        "default_max_new_tokens": 1,
+        "max_loras": 3,
+        "allow_model": [name],
+    }
     counter, lock = iter(range(args.requests)), threading.Lock()
     samples: list[tuple[float, float, int]] = []
 
-    def client() -> None:
+    def client(url: str) -> None:
         while True:
             with lock:
                 i = next(counter, None)
@@ -278,7 +329,7 @@ def churn(home: Path, packages: list[Path], device: str, args: argparse.Namespac
                 return
             began = time.perf_counter()
             status, _ = post(
-                f"{http.url}/v1/summarize",
+                f"{url}/v1/summarize",
                 {
                     "pages": [pages[i % len(pages)]],
                     "model": f"{name}/{versions[i % 4]}",
@@ -287,24 +338,22 @@ def churn(home: Path, packages: list[Path], device: str, args: argparse.Namespac
             )
             samples.append((began, time.perf_counter(), status))
 
-    try:
-        threads = [threading.Thread(target=client) for _ in range(4)]
+    uris = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+    with running_server(home, [f"pinned={packages[0]}"], settings, home.parent / "serve-churn.log", uris) as url:
+        threads = [threading.Thread(target=client, args=(url,)) for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        result = {
-            "versions": len(versions),
-            "max_loras": config.max_loras,
-            "clients": 4,
-            **figures(samples),
-            "evictions": server.holder.evictions,
-            "loads_on_demand": int(server.metrics.on_demand_loads._value.get()),
-        }
-    finally:
-        http.stop()
-        server.stop()
-    return result
+        metrics = scrape(url)
+    return {
+        "versions": len(versions),
+        "max_loras": settings["max_loras"],
+        "clients": 4,
+        **figures(samples),
+        "evictions": int(metrics["deepsynth_lora_evictions_total"]),
+        "loads_on_demand": int(metrics["deepsynth_lora_loads_on_demand_total"]),
+    }
 
 
 def hot_swap(url: str, packages: list[Path], pages: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -333,19 +382,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default="tiny", help="base model (tiny profile or a local directory)")
-    parser.add_argument("--requests", type=int, default=32, help="requests per concurrency level")
+    parser.add_argument("--requests", type=int, default=64, help="requests per concurrency level")
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--max-wait-ms", type=float, default=10, help="how long a batch waits to fill")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (1: 2 threads on 2 shared cores can be 10x slower)"
-    )
     parser.add_argument("--out", default=None, help="result name (default serve, serve_gpu on cuda)")
     args = parser.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
-    import torch
-
-    torch.set_num_threads(args.threads)
     pages = rendered_pages(8)
     with tempfile.TemporaryDirectory(prefix="deepsynth-bench-serve-") as tmp:
         home = Path(tmp) / "home"
@@ -368,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
     payload = {
         "device": args.device,
         "model": args.model,
-        "torch_threads": args.threads,
+        "server": "deepsynth serve in its own process, torch's default threads",
         "max_new_tokens": args.max_new_tokens,
         "requests_per_level": args.requests,
         "sides": sides,
@@ -377,6 +420,8 @@ def main(argv: list[str] | None = None) -> None:
         "churn": lru,
     }
     if args.device == "cuda":
+        import torch
+
         payload["machine_device"] = torch.cuda.get_device_name(0)
     path = write_result(args.out or ("serve_gpu" if args.device == "cuda" else "serve"), payload)
     summary = {
@@ -410,7 +455,8 @@ def report_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{r['max_new_tokens']} new tokens",
                 command,
                 f"sequential (batch 1): {fig(seq[c])}",
-                f"batched (≤ {r['sides']['batched']['max_batch_size']}): {fig(bat[c])}: **{ratio}x**{goal}",
+                f"batched (≤ {r['sides']['batched']['max_batch_size']}, mean {bat[c].get('mean_batch', '?')}): "
+                f"{fig(bat[c])}: **{ratio}x**{goal}",
             )
         )
     for c, x in (r["sides"]["batched"].get("streaming") or {}).items():

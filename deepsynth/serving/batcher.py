@@ -1,10 +1,13 @@
 """Concurrent requests → batches: a bounded queue and one worker thread that owns the model.
 
-The worker takes the first waiting request, gathers more for up to ``max_wait_ms`` (at most
-``max_batch_size``), resolves each request's adapter at that moment (so a swap lands between two
-batches, never inside one) and decodes the batch with the one decode loop,
-:func:`deepsynth.inference.generation.decode`, each row with its own peft adapter. Prompts are built
-as for a lone adapter; a :class:`~deepsynth.serving.decoding.StepWatch` stops each row at its own
+The worker takes the first waiting request and gathers more while they keep coming: it waits up to
+``max_wait_ms`` for the next one, again after each arrival, for ``max_gather_ms`` in all (at most
+``max_batch_size``). Clients that answer a batch's results with new requests at once arrive a few
+milliseconds apart (each is parsed in turn), so a fixed wait from the first would start a
+half-full batch and leave the rest for the next. Then it resolves each request's adapter at that
+moment (so a swap lands between two batches, never inside one) and decodes the batch with the one
+decode loop, :func:`deepsynth.inference.generation.decode`, each row with its own peft adapter.
+Prompts are built as for a lone adapter; a :class:`~deepsynth.serving.decoding.StepWatch` stops each row at its own
 ``max_new_tokens`` (for greedy decoding exactly what a run with that limit gives), at a stop string,
 or when its caller gave up. Requests past their deadline before their batch starts are dropped.
 
@@ -109,16 +112,23 @@ class Batcher:
     Args:
         holder: The model and its adapters.
         max_batch_size: Most jobs per batch.
-        max_wait_ms: How long the first job of a batch waits for company.
+        max_wait_ms: How long a forming batch waits for its next job (restarted by each arrival).
         max_queue: Most waiting jobs; :meth:`submit` raises :class:`QueueFullError` beyond.
+        max_gather_ms: How long a batch gathers in all.
     """
 
     def __init__(
-        self, holder: AdapterHolder, max_batch_size: int = 8, max_wait_ms: float = 10.0, max_queue: int = 64
+        self,
+        holder: AdapterHolder,
+        max_batch_size: int = 8,
+        max_wait_ms: float = 10.0,
+        max_queue: int = 64,
+        max_gather_ms: float = 100.0,
     ) -> None:
         self.holder = holder
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000
+        self.max_gather_s = max(max_gather_ms, max_wait_ms) / 1000
         self._queue: queue.Queue[Job] = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="deepsynth-batcher", daemon=True)
@@ -172,9 +182,9 @@ class Batcher:
         except queue.Empty:
             return []
         jobs = self._gathered = [first]  # visible to waiting_adapters() while the batch fills
-        deadline = time.perf_counter() + self.max_wait_s
+        last_call = time.perf_counter() + self.max_gather_s
         while len(jobs) < self.max_batch_size:
-            left = deadline - time.perf_counter()
+            left = min(self.max_wait_s, last_call - time.perf_counter())
             try:
                 jobs.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
             except queue.Empty:

@@ -24,7 +24,8 @@ class ServeConfig(Section):
     port: int = knob(8080, "TCP port (0: any free port)")
     device: str = knob("cpu", "cpu or cuda")
     max_batch_size: int = knob(8, "requests decoded together in one batch (adapters may differ)")
-    max_wait_ms: float = knob(10.0, "how long the first request of a batch waits for others")
+    max_wait_ms: float = knob(10.0, "how long a forming batch waits for its next request (each arrival restarts it)")
+    max_gather_ms: float = knob(100.0, "longest a batch keeps gathering while requests keep arriving")
     max_queue: int = knob(64, "requests waiting for a batch before new ones get 429")
     request_timeout_s: float = knob(120.0, "a request still unanswered after this gets 504")
     max_text_chars: int = knob(100_000, "longest text accepted (413 beyond)")
@@ -80,8 +81,8 @@ class ServeConfig(Section):
         for name in ("header_timeout_s", "body_timeout_s", "send_timeout_s", "keep_alive_timeout_s"):
             if not getattr(self, name) > 0:  # NaN too
                 raise ValueError(f"serve.{name}: must be > 0")
-        if self.max_wait_ms < 0 or self.poll_interval_s < 0 or not 0 <= self.port < 65536:
-            raise ValueError("serve: max_wait_ms and poll_interval_s must be >= 0, port within 0-65535")
+        if min(self.max_wait_ms, self.max_gather_ms, self.poll_interval_s) < 0 or not 0 <= self.port < 65536:
+            raise ValueError("serve: max_wait_ms, max_gather_ms and poll_interval_s must be >= 0, port within 0-65535")
         if self.default_max_new_tokens > self.max_new_tokens:
             raise ValueError("serve.default_max_new_tokens: must be <= max_new_tokens")
 

@@ -47,7 +47,13 @@ class ModelServer:
     def __init__(self, config: ServeConfig | None = None, home: str | os.PathLike | None = None):
         self.config = config or ServeConfig()
         self.holder = AdapterHolder(self.config.device, home, self.config.max_loras)
-        self.batcher = Batcher(self.holder, self.config.max_batch_size, self.config.max_wait_ms, self.config.max_queue)
+        self.batcher = Batcher(
+            self.holder,
+            self.config.max_batch_size,
+            self.config.max_wait_ms,
+            self.config.max_queue,
+            self.config.max_gather_ms,
+        )
         self.poller = AliasPoller(self.holder, self.config.poll_interval_s)
         self.metrics = ServerMetrics(self)
         self.batcher.on_batch = self.metrics.observe_batch

@@ -40,6 +40,7 @@ def test_the_serving_benchmark_runs_end_to_end_on_the_tiny_profile():
         for level in ("1", "2"):
             figures = result["sides"][side]["levels"][level]
             assert figures["failed"] == 0 and figures["requests"] == 4 and figures["requests_per_s"] > 0
+            assert 1 <= figures["mean_batch"] <= (1 if side == "sequential" else int(level))
     swap = result["sides"]["batched"]["hot_swap"]
     assert swap["swap_s"] > 0 and swap["all"]["failed"] == 0
     assert set(result["batched_vs_sequential"]) == {"1", "2"}
