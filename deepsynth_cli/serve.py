@@ -47,7 +47,7 @@ _OVERRIDES = (
 @click.option("--port", type=int, default=None, help="TCP port (default 8080; 0: any free port).")
 @click.option("--device", default=None, help="cpu or cuda.")
 @click.option("--max-batch-size", type=int, default=None, help="Requests decoded together.")
-@click.option("--max-wait-ms", type=float, default=None, help="How long a batch waits to fill.")
+@click.option("--max-wait-ms", type=float, default=None, help="How long a forming batch waits for its next request.")
 @click.option("--poll-interval-s", type=float, default=None, help="Seconds between registry alias checks (0: off).")
 @click.option("--max-loras", type=int, default=None, help="Adapters resident at once (least recently used evicted).")
 @click.option(
