@@ -17,7 +17,7 @@ SYSTEM_FONTS := fonts-noto-cjk fonts-noto-core fonts-dejavu-core
 SYSTEM_BROWSER := chromium
 SYSTEM_PACKAGES := $(SYSTEM_FONTS) $(SYSTEM_BROWSER)
 
-.PHONY: install system-packages run test lint format test-containers bench clean
+.PHONY: install system-packages run test lint format test-containers screenshots bench clean
 
 install: system-packages $(STAMP)
 
@@ -58,6 +58,10 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix --quiet .
 	$(BIN)/ruff format --quiet .
+
+# The README's Studio pictures (docs/images/studio-*.png), from the browser test's flow.
+screenshots: install
+	DEEPSYNTH_SCREENSHOTS=docs/images $(BIN)/python -m pytest -q -n 0 tests/studio/test_browser.py
 
 # Each step in its own container on a private Docker engine (root; see docker/test-containers.sh).
 test-containers: install

@@ -2,13 +2,16 @@
 
 Open the editor, pick a preset, change the rank and see the estimate change, see a bad value refused with its
 message, launch a tiny run and watch it complete, find its version in the registry, merge two versions, and
-summarize with the merged one in the playground. The screenshots of each page go to docs/images/studio-*.png
-(the README's). Any request that leaves 127.0.0.1 fails the test.
+summarize with the merged one in the playground. A screenshot of each page is taken (small enough for the
+docs); ``make screenshots`` runs this test with DEEPSYNTH_SCREENSHOTS=docs/images to refresh the README's
+docs/images/studio-*.png, otherwise they go to the test's temporary folder. Any request that leaves 127.0.0.1
+fails the test.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import zipfile
@@ -20,7 +23,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (make install installs it)"),
 ]
-IMAGES = Path(__file__).parents[2] / "docs" / "images"
 #: A tiny run: few documents, one page each, two epochs, two evaluated documents, short summaries.
 TINY_RUN = {
     "ingest.max_documents": "4",
@@ -35,14 +37,14 @@ TINY_RUN = {
 RUN_TIMEOUT_MS = 600_000
 
 
-def screenshot(page, name: str) -> None:
-    """A viewport screenshot, palette-quantized to stay small, as docs/images/studio-NAME.png."""
+def screenshot(page, folder: Path, name: str) -> None:
+    """A viewport screenshot, palette-quantized to stay small, as ``folder``/studio-NAME.png."""
     from PIL import Image
 
     image = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    image.quantize(colors=64).save(IMAGES / f"studio-{name}.png", optimize=True)
-    assert (IMAGES / f"studio-{name}.png").stat().st_size < 150_000
+    folder.mkdir(parents=True, exist_ok=True)
+    image.quantize(colors=64).save(folder / f"studio-{name}.png", optimize=True)
+    assert (folder / f"studio-{name}.png").stat().st_size < 150_000
 
 
 def trainable(page) -> int:
@@ -88,9 +90,10 @@ def studio(start_studio, zenml_client):
     return start_studio("flow", token="flow-token")
 
 
-def test_main_flow_in_the_browser(studio):
+def test_main_flow_in_the_browser(studio, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    images = Path(os.environ.get("DEEPSYNTH_SCREENSHOTS") or tmp_path)
     outside: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
@@ -121,14 +124,14 @@ def test_main_flow_in_the_browser(studio):
         assert "lora_rank must be at least 1" in error.inner_text()
         assert "invalid" in page.inner_text("#validation")
         page.locator('.knob[data-key="train.lora_rank"]').scroll_into_view_if_needed()
-        screenshot(page, "configure")
+        screenshot(page, images, "configure")
         page.fill('[name="train.lora_rank"]', "8")
 
         # two tiny runs (the second reuses the cached data steps), each watched to completion
         first = launch_tiny_run(page, studio, "0.01")
         assert page.locator("svg.loss path").count() == 1  # the loss curve from the run's MLflow metrics
         assert "train_lora" in page.inner_text("#run-detail")
-        screenshot(page, "runs")
+        screenshot(page, images, "runs")
         page.goto(studio.url + "/")
         second = launch_tiny_run(page, studio, "0.02")
         assert {first, second} == {"studio-e2e v1", "studio-e2e v2"}
@@ -141,14 +144,14 @@ def test_main_flow_in_the_browser(studio):
         page.click("#compare")
         page.wait_for_selector("#compare-result table")
         assert "rouge_l" in page.inner_text("#compare-result")
-        screenshot(page, "registry")
+        screenshot(page, images, "registry")
 
         # merge the two; the merge runs as a job, is evaluated and registered as v3 with its parents as tags
         page.goto(studio.url + "/merge")
         page.check('.pick[value="studio-e2e/1"]')
         page.check('.pick[value="studio-e2e/2"]')
         page.fill("#weights", "0.5,0.5")
-        screenshot(page, "merge")
+        screenshot(page, images, "merge")
         page.click("#merge")
         page.wait_for_url(re.compile(r"/runs#"), timeout=60_000)
         wait_for_job(page)
@@ -177,6 +180,6 @@ def test_main_flow_in_the_browser(studio):
         page.click("#summarize")
         page.wait_for_selector(".card >> nth=1", timeout=300_000)
         assert [h.inner_text() for h in page.locator(".card h3").all()] == ["studio-e2e/3", "studio-e2e/1"]
-        screenshot(page, "playground")
+        screenshot(page, images, "playground")
         browser.close()
     assert outside == []
