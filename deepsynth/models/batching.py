@@ -183,12 +183,12 @@ def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
-# Vocabulary rows of the LM head handled at once by :class:`_HeadCrossEntropy`: a ``[tokens, chunk]``
+# Vocabulary rows of the LM head handled at once by :class:`HeadCrossEntropy`: a ``[tokens, chunk]``
 # block of logits stays in cache from its matmul to its gradient matmul.
 HEAD_CHUNK = 4096
 
 
-class _HeadCrossEntropy(torch.autograd.Function):
+class HeadCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of ``hidden @ weight.T`` against ``targets``, without a ``[N, vocab]`` tensor.
 
     The float32 arithmetic of ``cross_entropy(linear(hidden, weight), targets)`` — per token
@@ -235,7 +235,7 @@ class _HeadCrossEntropy(torch.autograd.Function):
         return grad * grad_output, None, None, None
 
 
-def _fused_head_applies(head: torch.nn.Module, hidden: torch.Tensor) -> bool:
+def fused_head_applies(head: torch.nn.Module, hidden: torch.Tensor) -> bool:
     """The fused loss covers a plain, frozen float32 ``nn.Linear`` head outside autocast; else the reference path."""
     weight = getattr(head, "weight", None)
     return (
@@ -255,7 +255,7 @@ def supervised_loss(model, batch: Batch) -> torch.Tensor:
 
     Equal to the model's own ``labels=`` loss, but the 129k-wide LM head runs only where a label
     exists: prompt, image and padding positions are never projected to the vocabulary. With a frozen
-    float32 head (LoRA, QLoRA) the projection and the loss are fused (:class:`_HeadCrossEntropy`);
+    float32 head (LoRA, QLoRA) the projection and the loss are fused (:class:`HeadCrossEntropy`);
     a trainable, quantized or autocast head takes the plain ``cross_entropy`` path.
     """
     hidden = ocr_core(model)(
@@ -265,8 +265,8 @@ def supervised_loss(model, batch: Batch) -> torch.Tensor:
     selected = hidden[:, :-1].reshape(-1, width).index_select(0, batch.target_index)
     targets = batch.labels[:, 1:].reshape(-1).index_select(0, batch.target_index)
     head = unwrap_model(model).lm_head
-    if selected.shape[0] and _fused_head_applies(head, selected):
+    if selected.shape[0] and fused_head_applies(head, selected):
         need_grad = torch.is_grad_enabled() and selected.requires_grad
-        return _HeadCrossEntropy.apply(selected, head.weight, targets, need_grad)
+        return HeadCrossEntropy.apply(selected, head.weight, targets, need_grad)
     logits = head(selected)
     return torch.nn.functional.cross_entropy(logits.float(), targets)

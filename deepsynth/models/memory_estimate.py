@@ -30,7 +30,7 @@ from deepsynth.models.architecture import (
     deepseek_ocr_config,
     tiny_config,
 )
-from deepsynth.models.quantization import EXPERT_WEIGHTS, QuantizationSpec, _is_fused_experts, _part_of, weight_bytes
+from deepsynth.models.quantization import EXPERT_WEIGHTS, QuantizationSpec, is_fused_experts, model_part, weight_bytes
 from deepsynth.models.vision import ocr_core
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def _quantized_tensors(model: nn.Module, spec: QuantizationSpec) -> dict[int, di
                     found[id(module.bias)] = {
                         _dtype(spec.compute_dtype): module.bias.numel() * _itemsize(spec.compute_dtype)
                     }
-            elif _is_fused_experts(module):
+            elif is_fused_experts(module):
                 for name in EXPERT_WEIGHTS:
                     # a placeholder of one element keeps the parameter's name and shape for peft
                     stored = quantized_experts_bytes(module._parameters[name].shape, spec)
@@ -175,7 +175,7 @@ def computed_bytes(model: nn.Module, spec: QuantizationSpec | None = None) -> di
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         stored = quantized.get(id(tensor)) or {_dtype(tensor.dtype): tensor.numel() * tensor.element_size()}
         for dtype, n in stored.items():
-            key = (_part_of(name), dtype)
+            key = (model_part(name), dtype)
             totals[key] = totals.get(key, 0) + n
     return totals
 

@@ -196,7 +196,8 @@ def _placeholder(shape: torch.Size, dtype: torch.dtype, device: torch.device) ->
     return nn.Parameter(torch.zeros((), dtype=dtype, device=device).expand(shape), requires_grad=False)
 
 
-def _is_fused_experts(module: nn.Module) -> bool:
+def is_fused_experts(module: nn.Module) -> bool:
+    """True for a module holding fused MoE expert weights (every :data:`EXPERT_WEIGHTS` a 3-D parameter)."""
     return all(
         isinstance(module._parameters.get(name), nn.Parameter) and module._parameters[name].dim() == 3
         for name in EXPERT_WEIGHTS
@@ -256,7 +257,7 @@ def quantize_decoder(model: nn.Module, decoder: nn.Module, spec: QuantizationSpe
             parent = layer.get_submodule(parent_name) if parent_name else layer
             if isinstance(module, nn.Linear):
                 setattr(parent, child, _quantized_linear(module, spec, device))
-            elif _is_fused_experts(module):
+            elif is_fused_experts(module):
                 QuantizedExperts.convert(module, spec, device)
         layer.to(device)
     model.to(device)
@@ -284,7 +285,7 @@ def weight_bytes(module: nn.Module) -> dict[tuple[str, str], int]:
         if storage.data_ptr() in seen and storage.nbytes():
             return
         seen.add(storage.data_ptr())
-        key = (_part_of(name), str(tensor.dtype).removeprefix("torch."))
+        key = (model_part(name), str(tensor.dtype).removeprefix("torch."))
         totals[key] = totals.get(key, 0) + storage.nbytes()
 
     for prefix, sub in module.named_modules():
@@ -308,7 +309,8 @@ def weight_bytes(module: nn.Module) -> dict[tuple[str, str], int]:
     return totals
 
 
-def _part_of(name: str) -> str:
+def model_part(name: str) -> str:
+    """The part of the model a parameter name belongs to: lora, experts, vision, lm_head or decoder."""
     if "lora_" in name:
         return "lora"
     if ".experts." in name or name.split(".")[-1].startswith(EXPERT_WEIGHTS):

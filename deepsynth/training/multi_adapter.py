@@ -41,7 +41,7 @@ from deepsynth.adapter_files import ADAPTER_WEIGHTS
 from deepsynth.adapter_layout import ORIGINAL_LAYOUT_MODEL_TYPES, original_key
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.errors import ConfigError
-from deepsynth.models.batching import _fused_head_applies, _HeadCrossEntropy, build_batch, page_features
+from deepsynth.models.batching import HeadCrossEntropy, build_batch, fused_head_applies, page_features
 from deepsynth.models.dtypes import DTYPES
 from deepsynth.models.vision import ocr_core, unwrap_model
 from deepsynth.training import distributed as dist_utils
@@ -118,8 +118,8 @@ def _head_loss(model, hidden: torch.Tensor, labels: torch.Tensor, target_index: 
     selected = hidden[:, :-1].reshape(-1, width).index_select(0, target_index)
     targets = labels[:, 1:].reshape(-1).index_select(0, target_index)
     head = unwrap_model(model).lm_head
-    if selected.shape[0] and _fused_head_applies(head, selected):
-        return _HeadCrossEntropy.apply(selected, head.weight, targets, torch.is_grad_enabled())
+    if selected.shape[0] and fused_head_applies(head, selected):
+        return HeadCrossEntropy.apply(selected, head.weight, targets, torch.is_grad_enabled())
     return torch.nn.functional.cross_entropy(head(selected).float(), targets)
 
 

@@ -30,7 +30,7 @@ def test_fused_head_loss_matches_cross_entropy(monkeypatch, scale, chunk):
     targets[0], targets[1] = 0, vocab - 1  # both ends of the vocabulary
 
     h = hidden.clone().requires_grad_()
-    loss = batching._HeadCrossEntropy.apply(h, weight, targets, True)
+    loss = batching.HeadCrossEntropy.apply(h, weight, targets, True)
     (loss * 3.0).backward()
     ref_loss, ref_grad = _reference(hidden, weight, targets)
     f64_loss, f64_grad = _reference(hidden, weight, targets, torch.float64)
@@ -42,18 +42,18 @@ def test_fused_head_loss_matches_cross_entropy(monkeypatch, scale, chunk):
     assert abs(loss.double() - f64_loss) <= abs(ref_loss.double() - f64_loss) + 1e-6
     assert (h.grad.double() / 3.0 - f64_grad).abs().max() <= (ref_grad.double() - f64_grad).abs().max() + 1e-9
     with torch.no_grad():  # no gradient work, same value
-        torch.testing.assert_close(batching._HeadCrossEntropy.apply(hidden, weight, targets, False), loss.detach())
+        torch.testing.assert_close(batching.HeadCrossEntropy.apply(hidden, weight, targets, False), loss.detach())
 
 
 def test_fused_head_is_used_only_for_frozen_float32_linear_heads():
     hidden = torch.randn(4, 8)
     head = torch.nn.Linear(8, 50, bias=False).requires_grad_(False)
-    assert batching._fused_head_applies(head, hidden)
-    assert not batching._fused_head_applies(torch.nn.Linear(8, 50, bias=False), hidden)  # trainable head
-    assert not batching._fused_head_applies(torch.nn.Linear(8, 50).requires_grad_(False), hidden)  # bias
-    assert not batching._fused_head_applies(head, hidden.bfloat16())
+    assert batching.fused_head_applies(head, hidden)
+    assert not batching.fused_head_applies(torch.nn.Linear(8, 50, bias=False), hidden)  # trainable head
+    assert not batching.fused_head_applies(torch.nn.Linear(8, 50).requires_grad_(False), hidden)  # bias
+    assert not batching.fused_head_applies(head, hidden.bfloat16())
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not batching._fused_head_applies(head, hidden)
+        assert not batching.fused_head_applies(head, hidden)
 
 
 def _png(size):
