@@ -303,9 +303,19 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str | None =
     except TypeError as exc:  # a required field is missing
         raise _error(source, prefix or cls.__name__, bounded(str(exc))) from None
     except ValueError as exc:  # __post_init__ refused a value; its message names the key (and may quote the value)
-        message = bounded(str(exc))
+        message = _keyed(bounded(str(exc)), fields, prefix)
         raise ConfigError(f"{source}: {message}" if source else message, key=error_key(message)) from None
     return obj
+
+
+def _keyed(message: str, fields: Any, prefix: str) -> str:
+    """``message`` as ``section.key: problem`` when it starts with a bare field name (``lora_rank must be ...``)."""
+    if error_key(message) is not None:
+        return message
+    name, _, rest = message.partition(" ")
+    if name not in fields or not rest:
+        return message
+    return f"{prefix + '.' if prefix else ''}{name}: {rest}"
 
 
 def from_json(cls: type[T], path_or_text: str | os.PathLike, what: str) -> T:

@@ -99,7 +99,7 @@ def test_a_task_selector_on_a_source_without_tasks_says_which_column_ingest_read
         ({"adapters": [{"name": "a1"}, {"name": "a1"}]}, "train.adapters[1].name: duplicate adapter name 'a1'"),
         ({"adapters": [{"name": "a1", "lora_rnk": 4}]}, "train.adapters[0].lora_rnk: unknown key"),
         ({"adapters": [{"name": "a1", "use_qlora": True}]}, "train.adapters[0].use_qlora: one setting per run"),
-        ({"adapters": [{"name": "a1", "lora_rank": 0}]}, "train.adapters[0]: lora_rank must be at least 1"),
+        ({"adapters": [{"name": "a1", "lora_rank": 0}]}, "train.adapters[0].lora_rank: must be at least 1"),
         ({"sweep": {"lora_rank": 8}}, "train.sweep.lora_rank: expected a non-empty list"),
         ({"sweep": {"model_name": ["tiny"]}}, "train.sweep.model_name: one setting per run"),
         (

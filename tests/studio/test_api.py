@@ -73,7 +73,7 @@ def test_config_values_are_the_files_with_defaults(studio):
 @pytest.mark.parametrize(
     ("values", "key", "words"),
     [
-        ({"train.lora_rank": 0}, "train.lora_rank", "lora_rank must be at least 1"),
+        ({"train.lora_rank": 0}, "train.lora_rank", "lora_rank: must be at least 1"),
         ({"train.mixed_precision": "fp8"}, "train.mixed_precision", "is not one of"),
         ({"train.lora_rnak": 3}, "train.lora_rnak", "did you mean 'lora_rank'"),
         ({"train.mode": "large"}, "render.modes", "train.mode"),

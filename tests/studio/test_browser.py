@@ -121,7 +121,7 @@ def test_main_flow_in_the_browser(studio, tmp_path):
         page.fill('[name="train.lora_rank"]', "0")
         error = page.locator('.knob[data-key="train.lora_rank"] .error')
         error.wait_for(state="visible", timeout=120_000)
-        assert "lora_rank must be at least 1" in error.inner_text()
+        assert "lora_rank: must be at least 1" in error.inner_text()
         assert "invalid" in page.inner_text("#validation")
         page.locator('.knob[data-key="train.lora_rank"]').scroll_into_view_if_needed()
         screenshot(page, images, "configure")

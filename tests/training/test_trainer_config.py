@@ -42,9 +42,9 @@ def test_round_trip_through_a_dict():
         ({"qlora_type": "int4"}, "not one of"),
         ({"mixed_precision": "fp8"}, "not one of"),
         ({"learning_rate": "fast"}, "expected float"),
-        ({"use_lora": False, "use_qlora": True}, "use_qlora needs use_lora"),
+        ({"use_lora": False, "use_qlora": True}, "use_qlora: needs use_lora"),
         ({"lora_target_experts": True}, "lora_dropout: 0"),
-        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"batch_size": 0}, "batch_size: must be at least 1"),
         ({"lora_preset": "huge"}, "unknown preset"),
     ],
 )
