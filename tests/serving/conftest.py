@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support.adapters import mlflow_store_at
+from support.adapters import mlflow_store_at, tiny_trainer_config
 from support.serving_client import start_http
 
 # The decoding settings the packages record (as an evaluation would): what the server uses by default.
@@ -13,26 +13,17 @@ RECORDED = {"max_new_tokens": 6, "no_repeat_ngram_size": 0}
 @pytest.fixture(scope="session")
 def second_adapter(shared_home, rendered_dataset, tmp_path_factory):
     """A second real LoRA adapter: same data and base as ``trained_adapter``, another seed and learning rate."""
-    from deepsynth.training.config import TrainerConfig
     from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
 
     out = tmp_path_factory.getbasetemp() / "serving_second_adapter"
     if not (out / "adapter_model.safetensors").is_file():
-        config = TrainerConfig(
-            model_name="tiny",
-            deepsynth_home=str(shared_home),
-            output_dir=str(out),
+        config = tiny_trainer_config(
+            shared_home,
+            out,
             mode="tiny",
-            batch_size=2,
             num_epochs=2,
             learning_rate=2e-2,
-            lora_rank=8,
-            lora_alpha=16,
             lora_dropout=0.0,
-            max_length=256,
-            max_summary_tokens=32,
-            progress_bar=False,
-            device="cpu",
             seed=7,
             instruction_prompt="Summarize this text:",
         )

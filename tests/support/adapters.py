@@ -71,30 +71,32 @@ def rendered(tmp_path_factory):
     return write_drawn_dataset(tmp_path_factory.mktemp("rendered"))
 
 
-@pytest.fixture
-def tiny_config(deepsynth_home, tmp_path):
-    """A factory of fast TrainerConfigs on the tiny profile."""
+def tiny_trainer_config(home, output_dir, **overrides):
+    """A fast TrainerConfig on the tiny profile (rank 8, batch 2, three epochs at 1e-2), with ``overrides``."""
     from deepsynth.training.config import TrainerConfig
 
-    def make(**overrides):
-        values = dict(
-            model_name="tiny",
-            deepsynth_home=str(deepsynth_home),
-            output_dir=str(tmp_path / "out"),
-            batch_size=2,
-            num_epochs=3,
-            learning_rate=1e-2,
-            lora_rank=8,
-            lora_alpha=16,
-            max_length=256,
-            max_summary_tokens=32,
-            progress_bar=False,
-            device="cpu",
-        )
-        values.update(overrides)
-        return TrainerConfig(**values)
+    values = dict(
+        model_name="tiny",
+        deepsynth_home=str(home),
+        output_dir=str(output_dir),
+        batch_size=2,
+        num_epochs=3,
+        learning_rate=1e-2,
+        lora_rank=8,
+        lora_alpha=16,
+        max_length=256,
+        max_summary_tokens=32,
+        progress_bar=False,
+        device="cpu",
+    )
+    values.update(overrides)
+    return TrainerConfig(**values)
 
-    return make
+
+@pytest.fixture
+def tiny_config(deepsynth_home, tmp_path):
+    """A factory of fast TrainerConfigs on the tiny profile (:func:`tiny_trainer_config` in this test's folder)."""
+    return lambda **overrides: tiny_trainer_config(deepsynth_home, **{"output_dir": tmp_path / "out", **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from support.adapters import tiny_trainer_config
 
 from deepsynth.adapter_layout import native_key
 from deepsynth.inference.loading import attach_adapter as load_adapter
@@ -18,24 +19,8 @@ def mean(values):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, deepsynth_home, rendered):
-    from deepsynth.training.config import TrainerConfig
-
     out = tmp_path_factory.mktemp("trained") / "adapter"
-    config = TrainerConfig(
-        model_name="tiny",
-        deepsynth_home=str(deepsynth_home),
-        output_dir=str(out),
-        batch_size=2,
-        num_epochs=8,
-        learning_rate=1e-2,
-        lora_rank=8,
-        lora_alpha=16,
-        lora_dropout=0.0,
-        max_length=256,
-        max_summary_tokens=32,
-        progress_bar=False,
-        device="cpu",
-    )
+    config = tiny_trainer_config(deepsynth_home, out, num_epochs=8, lora_dropout=0.0)
     trainer = DeepSynthLoRATrainer(config)
     metrics, checkpoints = trainer.train(rendered.path)  # a path works as well as the object
     return config, trainer, metrics, checkpoints
