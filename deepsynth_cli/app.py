@@ -101,4 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry_point() -> None:
     """Console-script wrapper: exit with :func:`main`'s code."""
+    from pipelines.zenml_speedups import one_shot_process
+
+    one_shot_process()
     sys.exit(main())

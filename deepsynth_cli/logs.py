@@ -288,8 +288,10 @@ def log_to_file(message: str, exc: BaseException | None = None) -> None:
 def import_zenml() -> None:
     """Import ZenML with the project's environment defaults, then take over its console logging."""
     from pipelines.local_stack import prepare_environment
+    from pipelines.zenml_speedups import collection_paused
 
     prepare_environment()
-    import zenml  # noqa: F401  (its import installs its logging)
+    with collection_paused():  # ZenML's modules live as long as the process: nothing for the collector to find
+        import zenml  # noqa: F401  (its import installs its logging)
 
     adopt_library_logging()

@@ -91,9 +91,12 @@ def file_source_config(
 @json_option
 def run(config_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
     """Run the pipeline that a config YAML describes (the config is checked before anything runs)."""
-    from pipelines.config_loading import load_run_config
+    from pipelines.zenml_speedups import collection_paused
 
-    config = load_run_config(config_path, list(overrides))
+    with collection_paused():  # mostly imports (the config's classes, pandas, Pillow)
+        from pipelines.config_loading import load_run_config
+
+        config = load_run_config(config_path, list(overrides))
     from pipelines.local_stack import prepare_run_environment
     from pipelines.run import run_pipeline
 

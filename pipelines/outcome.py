@@ -29,14 +29,19 @@ class PipelineFailed(DeepSynthError):
 
 def step_output(run: Any, step: str, name: str) -> Any | None:
     """The artifact version of output ``name`` of ``step`` in ``run``, or None if the step did not produce it."""
-    step_run = run.steps.get(step)
+    return _output(run.steps, step, name)
+
+
+def _output(steps: dict[str, Any], step: str, name: str) -> Any | None:
+    """:func:`step_output` from a run's step runs (``run.steps`` asks the store again on every use)."""
+    step_run = steps.get(step)
     if step_run is None or not step_run.outputs.get(name):
         return None
     return step_run.outputs[name][0]
 
 
-def _loaded_output(run: Any, step: str, name: str) -> Any | None:
-    artifact = step_output(run, step, name)
+def _loaded_output(steps: dict[str, Any], step: str, name: str) -> Any | None:
+    artifact = _output(steps, step, name)
     return None if artifact is None else artifact.load()
 
 
@@ -63,8 +68,9 @@ def step_failure(run: Any) -> tuple[str | None, int]:
 def summarize(run: Any) -> dict[str, Any]:
     """What a user wants after a run: status, data counts, quarantine and validation verdict."""
     summary: dict[str, Any] = {"run_name": run.name, "run_id": str(run.id), "status": str(run.status.value)}
-    summary["steps"] = {name: str(s.status.value) for name, s in run.steps.items()}
-    report = _loaded_output(run, "validate_dataset", "validation_report")
+    steps = run.steps
+    summary["steps"] = {name: str(s.status.value) for name, s in steps.items()}
+    report = _loaded_output(steps, "validate_dataset", "validation_report")
     if report is not None:
         summary.update(
             ingested=report.ingested,
@@ -77,11 +83,11 @@ def summarize(run: Any) -> dict[str, Any]:
             validation_passed=report.success,
             validation_failures=report.failures,
         )
-    adapter = _loaded_output(run, "train_lora", "adapter")
+    adapter = _loaded_output(steps, "train_lora", "adapter")
     if adapter is not None:
         summary["adapter"] = {"path": str(adapter.path), **adapter.summary()}
         summary["training"] = how_trained(adapter.trainer_config, adapter.metrics)
-    evaluation = _loaded_output(run, "evaluate_adapter", "evaluation")
+    evaluation = _loaded_output(steps, "evaluate_adapter", "evaluation")
     if evaluation is not None:
         from deepsynth.evaluation.report import verdict
 
@@ -90,10 +96,10 @@ def summarize(run: Any) -> dict[str, Any]:
             for system, metrics in evaluation.systems.items()
         }
         summary["evaluation_verdict"] = verdict(evaluation)[1]
-    registration = _loaded_output(run, "export_and_register", "registration")
+    registration = _loaded_output(steps, "export_and_register", "registration")
     if registration is not None:
         summary["registration"] = registration
-    reports = report_locations(run)
+    reports = report_locations(run, steps)
     if reports:
         summary["reports"] = reports
     summary["browse"] = browse_hints(run.name, registration["name"] if registration else None)
@@ -125,19 +131,23 @@ REPORTS = {
 }
 
 
-def report_locations(run: Any) -> dict[str, dict[str, str]]:
-    """Where each report of ``run`` is: its HTML file and its page in MLflow's UI (``deepsynth ui``)."""
+def report_locations(run: Any, steps: dict[str, Any] | None = None) -> dict[str, dict[str, str]]:
+    """Where each report of ``run`` is: its HTML file and its page in MLflow's UI (``deepsynth ui``).
+
+    ``steps``: ``run.steps`` when the caller already has it.
+    """
     from pipelines.dashboards import mlflow_run_url
 
+    steps = run.steps if steps is None else steps
     out = {}
     for name, (step, output, filename) in REPORTS.items():
-        artifact = step_output(run, step, output)
+        artifact = _output(steps, step, output)
         if artifact is None:
             continue
         entry = {}
         if (Path(artifact.uri) / filename).is_file():
             entry["file"] = str(Path(artifact.uri) / filename)
-        metadata = run.steps[step].run_metadata
+        metadata = steps[step].run_metadata
         if metadata.get("mlflow_run_id") and metadata.get("mlflow_experiment_id"):
             entry["mlflow_ui"] = mlflow_run_url(str(metadata["mlflow_experiment_id"]), str(metadata["mlflow_run_id"]))
         if entry:

@@ -8,6 +8,7 @@ from deepsynth.data.ingest import source_revision
 from pipelines.config import RunConfig
 from pipelines.local_stack import ensure_stack, prepare_run_environment
 from pipelines.outcome import run_and_summarize
+from pipelines.zenml_speedups import collection_paused
 
 
 def zenml_model(name: str) -> Any:
@@ -17,15 +18,8 @@ def zenml_model(name: str) -> Any:
     return Model(name=name, description="DeepSynth summarizer (LoRA on DeepSeek-OCR)")
 
 
-def run_pipeline(config: RunConfig) -> dict[str, Any]:
-    """Run the configured pipeline on the active (or embedded default) stack.
-
-    Raises:
-        DataValidationError: A dataset-level data check failed (the summary is attached).
-        QualityGateError: The required promotion gate failed (the summary is attached).
-        PipelineFailed: Any other step failed (with the step's own exit code).
-        DeepSynthError: Raised outside any step (the summary is attached).
-    """
+def _prepared(config: RunConfig) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The stack made ready and the configured pipeline, its parameters and its options."""
     prepare_run_environment(config.train.model_name, config.deployment.stack)
     ensure_stack(config.deployment.stack)
     from zenml.client import Client
@@ -56,4 +50,18 @@ def run_pipeline(config: RunConfig) -> dict[str, Any]:
         )
         options["model"] = zenml_model(config.register.model_name)
     options.update(pipeline_options(config))  # images, GPU steps, schedule; checks tracking
+    return pipeline, params, options
+
+
+def run_pipeline(config: RunConfig) -> dict[str, Any]:
+    """Run the configured pipeline on the active (or embedded default) stack.
+
+    Raises:
+        DataValidationError: A dataset-level data check failed (the summary is attached).
+        QualityGateError: The required promotion gate failed (the summary is attached).
+        PipelineFailed: Any other step failed (with the step's own exit code).
+        DeepSynthError: Raised outside any step (the summary is attached).
+    """
+    with collection_paused():  # imports and store set-up: what they allocate lives as long as the process
+        pipeline, params, options = _prepared(config)
     return run_and_summarize(pipeline.with_options(**options), params, run_name=config.run_name)
