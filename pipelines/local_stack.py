@@ -47,7 +47,6 @@ def prepare_run_environment(model_name: str | None, stack: str | None) -> Path:
 
 def _set_up_local_stack() -> dict[str, Any]:
     """Register the ``deepsynth-local`` stack and create its MLflow database; the set-up record's entries."""
-    from mlflow import MlflowClient
     from zenml.client import Client
     from zenml.config.global_config import GlobalConfiguration
     from zenml.enums import StackComponentType
@@ -72,7 +71,7 @@ def _set_up_local_stack() -> dict[str, Any]:
     if client.active_stack_model.name != STACK:
         client.activate_stack(STACK)
     uri = client.active_stack.experiment_tracker.get_tracking_uri()
-    MlflowClient(uri).search_experiments(max_results=1)  # creates MLflow's tables now, inside the set-up
+    _create_mlflow_tables(uri)
     database = client.zen_store.config.url
     return {
         "zenml_db": str(sqlite_path(database)) if sqlite_path(database) else None,
@@ -80,6 +79,25 @@ def _set_up_local_stack() -> dict[str, Any]:
         "tracking_uri": uri,
         "mlflow_db": str(sqlite_path(uri)) if sqlite_path(uri) else None,
     }
+
+
+def _create_mlflow_tables(uri: str) -> None:
+    """Create MLflow's tables now, inside the set-up, with the Default experiment's artifacts in the home.
+
+    MLflow gives a new database's Default experiment ``./mlruns`` of the creating process's working
+    directory; what runs in it (a Studio merge's registration, a script's ``mlflow.start_run()``) would
+    write there, outside the home, where a copied or moved home does not follow. The pipelines' own
+    experiments get the home's ``mlflow_artifacts`` from ZenML's tracker; Default gets the same folder.
+    """
+    from mlflow import MlflowClient
+
+    database = sqlite_path(uri)
+    if database is None:  # a server: its own artifact root
+        MlflowClient(uri).search_experiments(max_results=1)
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore(uri, str(database.parent / "mlflow_artifacts"))
 
 
 def ensure_stack(name: str | None = None) -> str:

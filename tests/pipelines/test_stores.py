@@ -137,6 +137,14 @@ def registry_of(home: Path):
     return MlflowClient(uri, uri)
 
 
+def test_mlflows_default_experiment_keeps_its_artifacts_in_the_home(home):
+    """What runs outside the pipelines (a Studio merge's registration, a script's ``mlflow.start_run()``) lands in
+    MLflow's Default experiment: its artifacts go under the home, not to ./mlruns of the folder the set-up ran in."""
+    default = registry_of(home).get_experiment("0")
+    assert Path(default.artifact_location).is_relative_to(recorded(home, "mlflow_db").parent), default
+    assert not (ROOT / "mlruns").exists() or str(ROOT) not in default.artifact_location
+
+
 def test_a_copied_or_moved_home_uses_its_own_stores_never_the_originals(home, tmp_path):
     """``cp -a home copy``: the copy's first use rewrites its paths (with a message); ``models list`` reads the copy's
     registry and ``models promote`` writes it, the original untouched; moved again, it follows again."""

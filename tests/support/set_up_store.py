@@ -12,12 +12,12 @@ import sys
 
 def main(fault: str | None) -> None:
     if fault == "enospc":
-        import mlflow
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
         def disk_full(*args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device (injected)")
 
-        mlflow.MlflowClient.search_experiments = disk_full
+        SqlAlchemyStore.__init__ = disk_full  # where the set-up creates MLflow's database
     from pipelines.local_stack import ensure_stack
     from pipelines.stores import read_record
 
