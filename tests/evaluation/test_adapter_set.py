@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from support.adapters import prompt_logits
+from support.adapters import prompt_logits, tiny_trainer_config
 
 from deepsynth.evaluation import evaluate
 from deepsynth.evaluation.adapter_set import evaluate_adapter_set, load_on_shared_base
@@ -26,24 +26,10 @@ ADAPTERS = [
 
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory, shared_home, rendered_dataset):
-    from deepsynth.training.config import TrainerConfig
     from deepsynth.training.multi_adapter import MultiAdapterTrainer
 
     out = tmp_path_factory.mktemp("adapter_set") / "out"
-    config = TrainerConfig(
-        model_name="tiny",
-        deepsynth_home=str(shared_home),
-        output_dir=str(out),
-        mode="tiny",
-        batch_size=2,
-        num_epochs=2,
-        lora_dropout=0.0,
-        max_length=256,
-        max_summary_tokens=32,
-        progress_bar=False,
-        device="cpu",
-        adapters=ADAPTERS,
-    )
+    config = tiny_trainer_config(shared_home, out, mode="tiny", num_epochs=2, lora_dropout=0.0, adapters=ADAPTERS)
     MultiAdapterTrainer(config).train(rendered_dataset)
     return {entry["name"]: entry["dir"] for entry in read_adapter_index(out)["adapters"]}
 

@@ -102,28 +102,13 @@ def tiny_config(deepsynth_home, tmp_path):
 @pytest.fixture(scope="session")
 def trained_adapter(shared_home, rendered_dataset, tmp_path_factory):
     """Directory of a real LoRA adapter: DeepSynthLoRATrainer, a few steps on the tiny profile."""
-    from deepsynth.training.config import TrainerConfig
     from deepsynth.training.deepsynth_lora_trainer import DeepSynthLoRATrainer
 
     out = tmp_path_factory.getbasetemp() / "shared_adapter"
     if (out / "adapter_model.safetensors").is_file():
         return out
-    config = TrainerConfig(
-        model_name="tiny",
-        deepsynth_home=str(shared_home),
-        output_dir=str(out),
-        mode="tiny",
-        batch_size=2,
-        num_epochs=2,
-        learning_rate=1e-2,
-        lora_rank=8,
-        lora_alpha=16,
-        lora_dropout=0.0,
-        max_length=256,
-        max_summary_tokens=32,
-        progress_bar=False,
-        device="cpu",
-        instruction_prompt="Summarize this text:",
+    config = tiny_trainer_config(
+        shared_home, out, mode="tiny", num_epochs=2, lora_dropout=0.0, instruction_prompt="Summarize this text:"
     )
     metrics, _ = DeepSynthLoRATrainer(config).train(rendered_dataset)
     assert metrics["final_loss"] < metrics["initial_loss"]

@@ -4,6 +4,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from support.adapters import tiny_trainer_config
 
 from deepsynth.data.config import IngestConfig
 from deepsynth.data.documents import SCHEMA, DocumentDataset
@@ -33,7 +34,6 @@ def write_source(path, tasks):
 
 
 def test_the_task_column_reaches_the_validated_pages_and_selects_each_adapters_documents(tmp_path, deepsynth_home):
-    from deepsynth.training.config import TrainerConfig
 
     source = write_source(tmp_path / "docs.jsonl", ["legal", "news", "legal", "news", "news", "legal"])
     documents = ingest(IngestConfig(source="file", path=str(source)))
@@ -46,16 +46,12 @@ def test_the_task_column_reaches_the_validated_pages_and_selects_each_adapters_d
         (f"d{i}", t) for i, t in enumerate(documents.table["task"].to_pylist())
     }
 
-    config = TrainerConfig(
-        model_name="tiny",
-        deepsynth_home=str(deepsynth_home),
-        output_dir=str(tmp_path / "out"),
+    config = tiny_trainer_config(
+        deepsynth_home,
+        tmp_path / "out",
         batch_size=1,
         num_epochs=1,
-        max_length=256,
         max_summary_tokens=16,
-        progress_bar=False,
-        device="cpu",
         adapters=[
             {"name": "legal", "data": {"column": "task", "equals": "legal"}},
             {"name": "news", "data": {"column": "task", "in": ["news"]}, "max_steps": 2},
