@@ -142,3 +142,21 @@ def test_the_command_line_exits_2_with_one_line_before_any_model_code(tmp_path, 
     assert proc.stdout.split() == ["False", "False"]
     assert "selects no document of split 'train'" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("error:") == 1
+
+
+def test_the_documented_configuration_expands_as_docs_multi_adapter_says():
+    """docs/multi-adapter.md's first YAML block, as written: four variants, each with its selector and overrides."""
+    from deepsynth.training.config import TrainerConfig
+
+    text = (ROOT / "docs" / "multi-adapter.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    variants = {v.name: v for v in TrainerConfig.from_dict(yaml.safe_load(block)["train"]).variants()}
+    assert list(variants) == [
+        "legal-lora_dropout_0.0",
+        "legal-lora_dropout_0.1",
+        "news-lora_dropout_0.0",
+        "news-lora_dropout_0.1",
+    ]
+    legal = variants["legal-lora_dropout_0.1"]
+    assert legal.data.matches({"task": "legal"}) and (legal.config.lora_rank, legal.config.lora_alpha) == (16, 8)
+    assert variants["news-lora_dropout_0.0"].data.matches({"id": "news-2"})
