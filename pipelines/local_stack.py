@@ -15,6 +15,7 @@ from typing import Any
 
 from deepsynth.env import HUB_OFFLINE, QUIET_DEFAULTS, hub_offline, set_defaults
 from deepsynth.paths import deepsynth_home
+from pipelines.mlflow_schema import create_database
 from pipelines.stores import ZENML_DB, active_stack_id, ensure_ready, require_ready, sqlite_path, zenml_dir
 from pipelines.zenml_speedups import fast_sqlite_commits
 
@@ -95,9 +96,7 @@ def _create_mlflow_tables(uri: str) -> None:
     if database is None:  # a server: its own artifact root
         MlflowClient(uri).search_experiments(max_results=1)
         return
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    SqlAlchemyStore(uri, str(database.parent / "mlflow_artifacts"))
+    create_database(database, database.parent / "mlflow_artifacts")
 
 
 def ensure_stack(name: str | None = None) -> str:
