@@ -57,7 +57,7 @@ def first_record(record: Path, proc: subprocess.Popen, timeout_s: float = 300) -
             return json.loads(record.read_text().splitlines()[0])
         if proc.poll() is not None:
             raise AssertionError(f"the run ended before render_pages: {proc.stderr.read()[-3000:]}")
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise AssertionError("the run never reached render_pages")
 
 

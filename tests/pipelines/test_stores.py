@@ -112,10 +112,22 @@ def test_a_damaged_database_is_an_error_naming_the_file(home, which, damage):
         backup.replace(path)
 
 
-@pytest.mark.parametrize("zenml_db_half_written", [False, True])
-def test_a_set_up_that_hit_a_full_disk_works_once_space_is_free(tmp_path, zenml_db_half_written):
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def full_disk(tmp_path_factory):
+    """A home whose set-up hit a full disk and a copy of it as left: each test restores the copy to the home's own
+    path (ZenML's config names it) and finishes the set-up there. (home, copy, the failed set-up's code and stderr)"""
+    home = tmp_path_factory.mktemp("full-disk") / "home"
     code, _out, err = finished(set_up(home, "enospc"))
+    kept = home.with_name("as-left")
+    shutil.copytree(home, kept, symlinks=True)
+    return home, kept, code, err
+
+
+@pytest.mark.parametrize("zenml_db_half_written", [False, True])
+def test_a_set_up_that_hit_a_full_disk_works_once_space_is_free(full_disk, zenml_db_half_written):
+    home, kept, code, err = full_disk
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(kept, home, symlinks=True)
     assert code != 0 and "No space left on device" in err
     assert not (home / "zenml" / "deepsynth-store.json").exists()  # the set-up never finished
     database = home / "zenml" / "local_stores" / "default_zen_store" / "zenml.db"
