@@ -6,7 +6,7 @@ FAULT:
   none           no fault
   render_crash   render_pages writes all its shards, then the process "loses its disk" (OSError)
   mlflow_outage  MLflow answers 503 TEMPORARILY_UNAVAILABLE to the training step's logging and to every
-                 registration call
+                 registration call; each retry's backoff is recorded instead of slept (seconds per retry)
   sigterm        the process receives SIGTERM during the second optimizer step of training
   sigkill        render_pages writes all its shards, then the process is killed with SIGKILL
   hold_render    render_pages records its run, waits (at most 300 s) for RECORD_FILE.release to
@@ -58,6 +58,12 @@ def main() -> int:
             )
 
         train_step.log_training_to_mlflow = logging_unavailable
+        from deepsynth import retry
+
+        def backoff(seconds):
+            record(record_file, backoff_s=seconds)
+
+        retry.retry_transient.__kwdefaults__["sleep"] = backoff  # the steps call it without sleep=
     elif fault == "sigterm":
         import os
         import signal

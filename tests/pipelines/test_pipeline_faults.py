@@ -151,9 +151,13 @@ def test_a_step_failing_midway_leaves_no_artifact_that_a_later_run_uses(runs, ze
 def test_mlflow_outage_at_registration_loses_nothing_and_registration_reruns_alone(runs, zenml_client):
     proc, summary, records = runs["outage"]
     assert proc.returncode == 1, proc.stderr[-3000:]
-    calls = [json.loads(line)["call"] for line in Path(records).read_text().splitlines()]
+    hits = [json.loads(line) for line in Path(records).read_text().splitlines()]
+    calls = [hit["call"] for hit in hits if "call" in hit]
     # a 503 is transient: retried with backoff (4 attempts each)
     assert calls.count("log_training_to_mlflow") == 4 and calls.count("register_package") == 4
+    # the backoff doubles (with jitter) between attempts; the wrapper records it instead of sleeping it
+    backoffs = [hit["backoff_s"] for hit in hits if "backoff_s" in hit]
+    assert len(backoffs) == 6 and all(2**i / 2 <= s <= 2**i for i, s in zip([0, 1, 2, 0, 1, 2], backoffs)), backoffs
     # training outlived the outage: the adapter is kept (metrics not logged to MLflow, with a warning)
     step_logs = Path(zenml_client.active_stack.artifact_store.path) / "logs"  # ZenML keeps each step's log there
     logged = proc.stdout + proc.stderr + "".join(p.read_text(errors="replace") for p in step_logs.rglob("*.log"))
