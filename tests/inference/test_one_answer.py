@@ -52,41 +52,48 @@ def test_the_package_records_generation_settings_and_instruction(package, traine
 
 @pytest.mark.slow
 def test_summarize_inference_py_pyfunc_evaluation_and_the_server_give_the_same_summary(package, shared_home, tmp_path):
-    library = Summarizer.load(package, home=shared_home)
-    assert library.generation == EVALUATED_WITH
-    expected = library.summarize_text(TEXT)
-    assert expected
-
-    loaded = load_adapter_model(package, home=shared_home)  # what the evaluation step generates with
-    evaluation = generate_with_stats(loaded, [library.render_text(TEXT)], EVALUATED_WITH)[0].text
-
-    pyfunc = DeepSynthSummarizerModel()
-    pyfunc.load_context(SimpleNamespace(artifacts={PACKAGE_ARTIFACT: str(package)}))
-    registered = pyfunc.predict(None, [TEXT])[0]
-
     text_file = tmp_path / "doc.txt"
     text_file.write_text(TEXT)
     env = {**os.environ, "DEEPSYNTH_HOME": str(shared_home), "HF_HUB_OFFLINE": "1"}
-    script = subprocess.run(
-        [sys.executable, str(package / "inference.py"), "--text-file", str(text_file), "--cache-dir", str(shared_home)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    cli = subprocess.run(
-        [sys.executable, "-m", "deepsynth_cli", "summarize", "--model", str(package), str(text_file), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert script.returncode == 0, script.stderr[-2000:]
-    assert cli.returncode == 0, cli.stderr[-2000:]
-    served = _served(package, shared_home)
-    assert evaluation == registered == script.stdout.strip() == json.loads(cli.stdout)[str(text_file)] == expected
+    # The script and the CLI run while this process loads and decodes: their start-up (importing torch,
+    # transformers and peft) is most of this test's time.
+    inference_py = [package / "inference.py", "--text-file", text_file, "--cache-dir", shared_home]
+    script = _start(tmp_path / "script", inference_py, env)
+    cli = _start(tmp_path / "cli", ["-m", "deepsynth_cli", "summarize", "--model", package, text_file, "--json"], env)
+    try:
+        library = Summarizer.load(package, home=shared_home)
+        assert library.generation == EVALUATED_WITH
+        expected = library.summarize_text(TEXT)
+        assert expected
+
+        loaded = load_adapter_model(package, home=shared_home)  # what the evaluation step generates with
+        evaluation = generate_with_stats(loaded, [library.render_text(TEXT)], EVALUATED_WITH)[0].text
+
+        pyfunc = DeepSynthSummarizerModel()
+        pyfunc.load_context(SimpleNamespace(artifacts={PACKAGE_ARTIFACT: str(package)}))
+        registered = pyfunc.predict(None, [TEXT])[0]
+
+        served = _served(package, shared_home)
+        script_out, cli_out = _output(script, tmp_path / "script"), _output(cli, tmp_path / "cli")
+    finally:
+        for proc in (script, cli):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert evaluation == registered == script_out.strip() == json.loads(cli_out)[str(text_file)] == expected
     assert served == [expected, expected]
+
+
+def _start(log: Path, args: list, env: dict) -> subprocess.Popen:
+    """``python *args`` from the project root, its stdout and stderr to ``log``.out and ``log``.err."""
+    with open(log.with_suffix(".out"), "w") as out, open(log.with_suffix(".err"), "w") as err:
+        return subprocess.Popen([sys.executable, *map(str, args)], stdout=out, stderr=err, env=env, cwd=ROOT)
+
+
+def _output(proc: subprocess.Popen, log: Path) -> str:
+    """The stdout of ``proc`` once it has exited 0 (within 300 s), or an assertion error with its stderr's end."""
+    assert proc.wait(timeout=300) == 0, log.with_suffix(".err").read_text()[-2000:]
+    return log.with_suffix(".out").read_text()
 
 
 def _served(package, home) -> list[str]:

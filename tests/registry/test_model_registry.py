@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
@@ -37,6 +38,9 @@ from deepsynth.registry import (
 NAME = "deepsynth-test"
 TEXT = "The museum opens a new wing in June. It shows modern art. Tickets go on sale next week."
 OTHER = "The river rose overnight after heavy rain. Two bridges closed. Schools open late on Friday."
+# Recorded in the exports: every loader decodes with the package's settings, and 16 tokens (not the
+# default 128) keep each of the module's decodes short.
+RECORDED = GenerationConfig(max_new_tokens=16)
 
 pytestmark = pytest.mark.slow
 
@@ -60,8 +64,13 @@ def exports(trained_adapter, rendered_dataset, tmp_path_factory):
     tensors = load_file(str(trained_adapter / "adapter_model.safetensors"))
     halved = {k: v * 0.5 if "lora_B" in k else v for k, v in tensors.items()}
     save_file(halved, str(other / "adapter_model.safetensors"))
-    first = export_adapter(trained_adapter, root / "first", dataset=rendered_dataset.path, metrics={"rouge_l": 0.2})
-    second = export_adapter(other, root / "second", dataset=rendered_dataset.path, metrics={"rouge_l": 0.3})
+    generation = RECORDED.to_dict()
+    first = export_adapter(
+        trained_adapter, root / "first", dataset=rendered_dataset.path, metrics={"rouge_l": 0.2}, generation=generation
+    )
+    second = export_adapter(
+        other, root / "second", dataset=rendered_dataset.path, metrics={"rouge_l": 0.3}, generation=generation
+    )
     return first, second
 
 
@@ -202,8 +211,26 @@ def champion(store, exports):
 
 @pytest.fixture(scope="module")
 def expected(exports, shared_home):
-    """The library's summaries of [TEXT, OTHER] with the pyfunc's settings (GenerationConfig defaults)."""
-    return Summarizer.load(exports[0].output_dir, home=shared_home).summarize_texts([TEXT, OTHER])
+    """The library's summaries of [TEXT, OTHER] with the package's recorded settings (the pyfunc's too)."""
+    library = Summarizer.load(exports[0].output_dir, home=shared_home)
+    assert library.generation == RECORDED
+    return library.summarize_texts([TEXT, OTHER])
+
+
+FRESH_ENV_TEST = "test_a_fresh_environment_from_the_logged_requirements_loads_and_predicts"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_env(request, tmp_path_factory):
+    """A future of the python of a virtualenv made from the champion's logged requirements (None when the test
+    that uses it is not selected). Built in a thread from the module's first test on: pip spends half its
+    time waiting on the package index, so the module's other tests run meanwhile."""
+    if not any(item.name == FRESH_ENV_TEST for item in request.session.items):
+        yield None
+        return
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(request.getfixturevalue("champion")))
+    with ThreadPoolExecutor(1) as pool:  # leaving waits for the build: nothing is left writing after the module
+        yield pool.submit(fresh_python, tmp_path_factory.mktemp("fresh-env") / "venv", requirements)
 
 
 def test_logged_requirements_are_the_packages_public_pins_and_no_code_is_logged(champion, exports):
@@ -223,36 +250,6 @@ def test_logged_requirements_are_the_packages_public_pins_and_no_code_is_logged(
 def test_pyfunc_load_model_at_champion_predicts_summaries(champion, expected):
     got = mlflow.pyfunc.load_model(champion).predict(pd.DataFrame({"text": [TEXT, OTHER]}))
     assert list(got) == expected and all(expected)
-
-
-# Run in the fresh environment: load the registered model with MLflow's own loader and print its summaries.
-PREDICT_IN_FRESH_ENV = """
-import json, sys
-import mlflow, pandas
-model = mlflow.pyfunc.load_model(sys.argv[1])
-print(json.dumps(list(model.predict(pandas.DataFrame({"text": sys.argv[2:]})))))
-"""
-
-
-def test_a_fresh_environment_from_the_logged_requirements_loads_and_predicts(champion, expected, tmp_path):
-    """What a user of the registry does: a virtualenv from the model's logged requirements and the deepsynth
-    library (the trusted loader: here a copy of the installed one on PYTHONPATH), then pyfunc."""
-    requirements = Path(mlflow.pyfunc.get_model_dependencies(champion))
-    python = fresh_python(tmp_path / "venv", requirements)
-    installed = {line.split("==")[0].lower() for line in run([python, "-m", "pip", "freeze"]).splitlines()}
-    assert "mlflow" in installed and not installed & {"zenml", "great-expectations", "deepsynth-pipelines"}
-    library = copy_library(tmp_path / "library").parent
-    env = {
-        "PYTHONPATH": str(library),
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path / "home"),
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
-        "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri(),
-    }  # where the champion was registered
-    out = run([python, "-c", PREDICT_IN_FRESH_ENV, champion, TEXT, OTHER], cwd=tmp_path, env=env, timeout=600)
-    assert json.loads(out.strip().splitlines()[-1]) == expected
 
 
 def _free_port() -> int:
@@ -305,7 +302,7 @@ def test_mlflow_models_serve_answers_an_http_request(champion, expected, tmp_pat
                     if response.status == 200:
                         break
             except OSError:
-                time.sleep(2)
+                time.sleep(0.25)
         answer = _post(
             f"http://127.0.0.1:{port}/invocations",
             {"dataframe_split": {"columns": ["text"], "data": [[TEXT], [OTHER]]}},
@@ -315,3 +312,32 @@ def test_mlflow_models_serve_answers_an_http_request(champion, expected, tmp_pat
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn worker, started by this test
         server.wait(timeout=60)
+
+
+# Run in the fresh environment: load the registered model with MLflow's own loader and print its summaries.
+PREDICT_IN_FRESH_ENV = """
+import json, sys
+import mlflow, pandas
+model = mlflow.pyfunc.load_model(sys.argv[1])
+print(json.dumps(list(model.predict(pandas.DataFrame({"text": sys.argv[2:]})))))
+"""
+
+
+def test_a_fresh_environment_from_the_logged_requirements_loads_and_predicts(champion, expected, fresh_env, tmp_path):
+    """What a user of the registry does: a virtualenv from the model's logged requirements (``fresh_env``) and the
+    deepsynth library (the trusted loader: here a copy of the installed one on PYTHONPATH), then pyfunc."""
+    python = fresh_env.result()
+    installed = {line.split("==")[0].lower() for line in run([python, "-m", "pip", "freeze"]).splitlines()}
+    assert "mlflow" in installed and not installed & {"zenml", "great-expectations", "deepsynth-pipelines"}
+    library = copy_library(tmp_path / "library").parent
+    env = {
+        "PYTHONPATH": str(library),
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "home"),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+        "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri(),
+    }  # where the champion was registered
+    out = run([python, "-c", PREDICT_IN_FRESH_ENV, champion, TEXT, OTHER], cwd=tmp_path, env=env, timeout=600)
+    assert json.loads(out.strip().splitlines()[-1]) == expected
