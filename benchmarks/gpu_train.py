@@ -1,7 +1,7 @@
 """GPU training throughput: DeepSynth's trainer against ``transformers.Trainer`` + PEFT, and where a step's time goes.
 
     python -m benchmarks.gpu_train [--batch-sizes 8 16 32] [--largest] [--docs 128]
-    python -m benchmarks.gpu_train --device cpu --model tiny --docs 8 --batch-sizes 2   # a smoke run
+    python -m benchmarks.gpu_train --device cpu --model tiny --docs 6 --batch-sizes 2 --summary-tokens 32  # smoke
 
 Same model (full-size DeepSeek-OCR v1 with random bf16 weights, saved once as safetensors), data
 (one-page base-mode documents with 256-token summaries), LoRA config (r16 on the decoder's
@@ -51,7 +51,7 @@ def trainer_config(args, out: str, batch_size: int, **overrides):
         gradient_checkpointing=not cpu,
         batch_size=batch_size,
         max_length=1024,
-        max_summary_tokens=SUMMARY_TOKENS,
+        max_summary_tokens=args.summary_tokens,
         learning_rate=1e-4,
         progress_bar=False,
         deepsynth_home=args.home,
@@ -266,6 +266,8 @@ def spawn(args, name: str, work: Path) -> dict:
         args.model,
         "--docs",
         str(args.docs),
+        "--summary-tokens",
+        str(args.summary_tokens),
         "--checkpoint",
         args.checkpoint,
         "--dataset",
@@ -288,6 +290,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=128, help="one-page documents (two epochs over them)")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--model", choices=["full", "tiny"], default="full", help="tiny: a CPU smoke run")
+    parser.add_argument(
+        "--summary-tokens", type=int, default=SUMMARY_TOKENS, help="summary tokens trained per document (smoke: fewer)"
+    )
     for hidden in ("--child", "--checkpoint", "--dataset", "--home", "--out"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -352,7 +357,7 @@ def main() -> None:
             "device": device,
             "model": args.model,
             "docs": args.docs,
-            "summary_tokens": SUMMARY_TOKENS,
+            "summary_tokens": args.summary_tokens,
             "lora": LORA,
             "results": results,
             "goals": goals,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,6 +114,12 @@ def test_a_hung_rank_times_out_the_others_and_the_launch_fails(tiny_config, rend
         time.sleep(0.05)
     hung.send_signal(signal.SIGSTOP)  # alive but silent: only the collective timeout can notice
     try:
+        # Once rank 0 has timed out, torchrun sends the others SIGTERM, then SIGKILL 30 s later. A stopped
+        # process cannot act on its SIGTERM: let it run once the signal is pending, as a hung rank would.
+        while thread.is_alive() and not _pending(hung.pid, signal.SIGTERM):
+            time.sleep(0.05)
+        with contextlib.suppress(psutil.Error):
+            hung.send_signal(signal.SIGCONT)
         thread.join(timeout=180)
     finally:
         with contextlib.suppress(psutil.Error):
@@ -122,6 +129,16 @@ def test_a_hung_rank_times_out_the_others_and_the_launch_fails(tiny_config, rend
     message = str(outcome["error"])
     assert "rank 0: " in message and "failed: another rank died, hung past distributed_timeout_s" in message, message
     assert list_checkpoints(tmp_path / "out")  # what a rerun resumes from
+
+
+def _pending(pid: int, signum: int) -> bool:
+    """``signum`` was sent to the process ``pid`` and waits to be delivered (Linux: /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # exited meanwhile (or no /proc: then torchrun's SIGKILL ends it)
+        return False
+    line = next(line for line in status.splitlines() if line.startswith("ShdPnd:"))
+    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
 
 
 def _environ(proc) -> dict:
