@@ -91,7 +91,7 @@ def with_ratios(runs: list[dict]) -> list[dict]:
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=16, help="training documents (one page each)")
     parser.add_argument("--epochs", type=int, default=2)
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--cpu-processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--gpus", action="store_true", help="also 1..N GPUs (every visible one), one rank each")
     parser.add_argument("--name", default="data_parallel", help="result file name under benchmarks/results")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.pop("OMP_NUM_THREADS", None)  # the thread policy decides each rank's share
 
     import torch
