@@ -10,12 +10,30 @@ from pipelines.mlflow_schema import cache_dir, create_database
 
 
 def schema(database) -> list[tuple]:
-    """Every table's and index's SQL and the Alembic revision: what MLflow's migrations produce."""
+    """Every table and index (its SQL's top-level items, sorted) and the Alembic revision.
+
+    MLflow's own migrations do not write a table's constraints in a fixed order (they come from sets of
+    objects hashed by identity), so two migrated databases can differ only in that order."""
     with sqlite3.connect(database) as connection:
         objects = connection.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").fetchall()
         revision = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     connection.close()
-    return objects + revision
+    return [(kind, name, _items(sql)) for kind, name, sql in objects] + revision
+
+
+def _items(sql: str | None) -> list[str]:
+    """The comma-separated items inside the outermost parentheses of ``sql``, whitespace-normalized and sorted."""
+    if not sql or "(" not in sql:
+        return [sql]
+    body, depth, items, current = sql[sql.index("(") + 1 : sql.rindex(")")], 0, [], ""
+    for char in body:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(" ".join(current.split()))
+            current = ""
+        else:
+            current += char
+    return sorted([*items, " ".join(current.split())])
 
 
 def experiments(database) -> list[tuple]:
