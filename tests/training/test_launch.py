@@ -116,7 +116,8 @@ def test_a_hung_rank_times_out_the_others_and_the_launch_fails(tiny_config, rend
     try:
         # Once rank 0 has timed out, torchrun sends the others SIGTERM, then SIGKILL 30 s later. A stopped
         # process cannot act on its SIGTERM: let it run once the signal is pending, as a hung rank would.
-        while thread.is_alive() and not _pending(hung.pid, signal.SIGTERM):
+        give_up = time.monotonic() + 180  # then the join below reports the hang
+        while thread.is_alive() and not _pending(hung.pid, signal.SIGTERM) and time.monotonic() < give_up:
             time.sleep(0.05)
         with contextlib.suppress(psutil.Error):
             hung.send_signal(signal.SIGCONT)
