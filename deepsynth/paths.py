@@ -81,8 +81,12 @@ def inference_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """
     if cache_dir or os.environ.get(HOME_VARIABLE):
         return deepsynth_home(cache_dir)
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return (Path(root) / "deepsynth").resolve()
+    return user_cache_dir().resolve()
+
+
+def user_cache_dir() -> Path:
+    """This user's DeepSynth cache: ``$XDG_CACHE_HOME/deepsynth``, else ``~/.cache/deepsynth``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deepsynth"
 
 
 def is_empty_folder(path: str | os.PathLike) -> bool:

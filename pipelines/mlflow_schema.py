@@ -18,12 +18,9 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+from deepsynth.paths import user_cache_dir
+
 logger = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    """Where templates are kept: ``$XDG_CACHE_HOME/deepsynth`` or ``~/.cache/deepsynth``."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deepsynth"
 
 
 def create_database(database: Path, artifact_root: Path) -> None:
@@ -54,7 +51,7 @@ def _template() -> Path:
     import mlflow
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    path = cache_dir() / f"mlflow-{mlflow.__version__}-schema.db"
+    path = user_cache_dir() / f"mlflow-{mlflow.__version__}-schema.db"
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

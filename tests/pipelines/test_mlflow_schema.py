@@ -6,7 +6,8 @@ import sqlite3
 
 import pytest
 
-from pipelines.mlflow_schema import cache_dir, create_database
+from deepsynth.paths import user_cache_dir
+from pipelines.mlflow_schema import create_database
 
 
 def schema(database) -> list[tuple]:
@@ -64,7 +65,7 @@ def test_homes_get_mlflows_own_schema_and_each_its_own_default_experiment(cache,
     for home in homes:
         home.mkdir()
         create_database(home / "mlflow.db", home / "mlflow_artifacts")
-    assert cache_dir() == cache
+    assert user_cache_dir() == cache
     (template,) = cache.glob("mlflow-*-schema.db")
     assert experiments(template) == []  # MLflow adds Default to each copy, with that home's root
     for home in homes:
