@@ -16,8 +16,7 @@ from typing import Any
 from deepsynth.env import HUB_OFFLINE, QUIET_DEFAULTS, hub_offline, set_defaults
 from deepsynth.paths import deepsynth_home
 from pipelines.mlflow_schema import create_database
-from pipelines.stores import ZENML_DB, active_stack_id, ensure_ready, require_ready, sqlite_path, zenml_dir
-from pipelines.zenml_speedups import fast_sqlite_commits
+from pipelines.stores import active_stack_id, ensure_ready, require_ready, sqlite_path
 
 STACK = "deepsynth-local"
 TRACKER = "deepsynth-mlflow"
@@ -108,7 +107,6 @@ def ensure_stack(name: str | None = None) -> str:
         StoreError: A store of this home is missing or damaged (see :mod:`pipelines.stores`).
     """
     prepare_environment()
-    fast_sqlite_commits(zenml_dir().joinpath(*ZENML_DB))  # before ZenML's engine opens its first connection
     ensure_ready(_set_up_local_stack)
     from zenml.client import Client
 

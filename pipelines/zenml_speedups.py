@@ -25,7 +25,9 @@ the one warning a local run gets (ZML002, Docker settings on a stack without con
 
 ZenML's local SQLite store runs in SQLite's default rollback-journal mode with ``synchronous=FULL``: each
 of the ~30-45 commits of a run waits for the disk (fsync), from 0.02 s to 2.7 s per run in all on this
-machine's shared disk. :func:`fast_sqlite_commits` switches the store to write-ahead logging with
+machine's shared disk. :func:`fast_sqlite_commits` (not applied by ``ensure_stack`` for now: with it, a
+SIGKILLed run's store was twice read as malformed or gave a disk I/O error in tests) switches the store to
+write-ahead logging with
 ``synchronous=NORMAL``, SQLite's recommended pairing: commits no longer wait for the disk, the database
 stays consistent after a crash (a power loss may undo the last commits, never corrupt the file), and
 readers such as the dashboard's server no longer block a run's writes. The process checkpoints the log

@@ -130,7 +130,8 @@ def test_a_no_change_data_run_is_cached_and_summarized(zenml_client, make_docs, 
     assert second["validation_passed"] is True and second["reports"]["validation"]["file"]
     assert gc.isenabled()
     with contextlib.closing(sqlite3.connect(zenml_dir().joinpath(*ZENML_DB))) as db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # SQLite's default journal: with WAL, a killed run's store intermittently read as malformed (CI, stop 33)
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
 
 def test_the_database_file_alone_holds_every_commit_after_the_process_exits(tmp_path):
