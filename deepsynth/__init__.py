@@ -5,3 +5,7 @@ materializers packages wrap it.
 """
 
 __version__ = "0.1.0"
+
+from deepsynth.lazy import import_peft_without_bitsandbytes
+
+import_peft_without_bitsandbytes()

@@ -7,6 +7,9 @@ or printing ``--help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,3 +23,55 @@ def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+class _WithoutBitsandbytes(importlib.abc.Loader):
+    """Runs peft's own loader while ``import bitsandbytes`` fails, then lets bitsandbytes be imported again."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def __getattr__(self, name: str) -> Any:  # resources, source and code come from peft's own loader
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _PeftFinder)]
+        blocked = "bitsandbytes" not in sys.modules
+        if blocked:
+            sys.modules["bitsandbytes"] = None  # type: ignore[assignment]  # import raises, find_spec gives None
+        try:
+            self.loader.exec_module(module)
+        finally:
+            if blocked and sys.modules.get("bitsandbytes", False) is None:
+                del sys.modules["bitsandbytes"]
+
+
+class _PeftFinder(importlib.abc.MetaPathFinder):
+    """Finds peft as the path finder does, with its loader wrapped; removed once peft is loaded."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "peft":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _WithoutBitsandbytes(spec.loader)
+        return spec
+
+
+def import_peft_without_bitsandbytes() -> None:
+    """Make the process's first ``import peft`` skip importing bitsandbytes (about 2 s of CPU).
+
+    peft 0.21's ``peft.helpers`` imports bitsandbytes eagerly again (peft made it lazy in
+    huggingface/peft#1230 and #1665), and bitsandbytes' CPU backend imports torch's compiler at
+    import. Only QLoRA needs bitsandbytes, and peft looks for it each time it wraps a layer, so a
+    QLoRA run that imports it later still gets bitsandbytes' LoRA layers. Only ``peft.helpers.bnb``
+    stays None (its weight-dequantizing helper, which DeepSynth does not use). Does nothing when
+    bitsandbytes or peft is already imported.
+    """
+    if "peft" in sys.modules or "bitsandbytes" in sys.modules:
+        return
+    if not any(isinstance(finder, _PeftFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PeftFinder())
