@@ -44,11 +44,13 @@ run: install
 	DEEPSYNTH_HOME="$${DEEPSYNTH_HOME:-$(CURDIR)/.deepsynth}" $(BIN)/deepsynth run --config configs/quickstart.yaml
 
 # One pytest-xdist worker per core, at most 4 (each holds its own ZenML store and tiny models); a test
-# module stays on one worker, so its module fixtures are built once.
+# module stays on one worker, so its module fixtures are built once. Modules are handed out in
+# tests/conftest.py's order, the longest first (xdist would otherwise start the modules with the most
+# tests first and leave the longest single-test modules for the end, on one worker).
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 
 test: install lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # ruff's lint rules and formatting (pyproject.toml [tool.ruff]) on the whole tree; `make format` applies them.
 lint: install

@@ -18,6 +18,11 @@ from pipelines.local_stack import QUIET_DEFAULTS  # noqa: E402  (imports no ZenM
 
 os.environ.update(QUIET_DEFAULTS)
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# A machine-wide PYTHONDONTWRITEBYTECODE (this one sets it) would make every process the suite starts
+# in a fresh virtualenv (installed with --no-compile) compile torch, transformers and peft from source
+# again: ~12 s of CPU each. The suite's processes write their bytecode caches, as a user's would.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # deepsynth.threads honours it: steps and launched ranks use 1 thread
 if not getattr(sys.modules.get("__main__"), "__file__", None):
     # pytest-xdist workers run under execnet's in-memory __main__; ZenML derives its source root from __main__'s file.
@@ -112,19 +117,26 @@ def zenml_client():
     return client
 
 
-#: The longest modules (several minutes each: fresh virtualenvs, many pipeline runs), started before
-#: the other slow ones.
+#: The longest modules, longest first (per-module seconds of a full run, from --junitxml: test_docs 340,
+#: the CI job 210, then 120 down to 50), started before the other slow ones.
 LONGEST = [
-    "ops/test_ci_retrain_job.py",
     "test_docs.py",
+    "ops/test_ci_retrain_job.py",
+    "benchmarks/test_benchmark_scripts.py",
+    "registry/test_model_registry.py",
+    "studio/test_browser.py",
     "pipelines/test_pipeline_faults.py",
+    "export/test_fresh_environment.py",
+    "training/test_multi_adapter_resume.py",
+    "pipelines/test_train_step.py",
+    "training/test_full_width_quantization.py",
+    "test_dashboards.py",
     "ops/test_cron_firing.py",
     "pipelines/test_runs_browse.py",
-    "export/test_fresh_environment.py",
-    "test_dashboards.py",
-    "studio/test_browser.py",
-    "training/test_multi_adapter_resume.py",
-    "registry/test_model_registry.py",
+    "training/test_launch.py",
+    "pipelines/test_training_pipeline.py",
+    "serving/test_benchmark_serve.py",
+    "serving/test_hostile_server.py",
 ]
 
 
@@ -133,5 +145,7 @@ def pytest_collection_modifyitems(config, items):
     finish on short ones together."""
     here = Path(__file__).parent
     longest = {here / name: rank for rank, name in enumerate(LONGEST)}
+    if stale := [name for name, path in zip(LONGEST, longest) if not path.is_file()]:
+        raise pytest.UsageError(f"tests/conftest.py LONGEST names modules that do not exist: {stale}")
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: (longest.get(item.path, len(longest)), item.path not in slow_files))
