@@ -21,6 +21,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]
 CONFIG = str(ROOT / "configs" / "quickstart.yaml")
 SMALL = [
+    # Its own instruction: no other module's run in the worker's session store has these data steps cached.
+    "ingest.instruction_prompt=Summarize this paper (end-to-end test)",
     "ingest.max_documents=4",
     "validate.min_valid_rows=3",
     "render.max_pages=1",
