@@ -25,8 +25,14 @@ def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
     return __getattr__
 
 
+def _bitsandbytes_imported() -> bool:
+    """peft's bitsandbytes check, as patched in: true once something imported bitsandbytes (QLoRA does)."""
+    return sys.modules.get("bitsandbytes") is not None
+
+
 class _WithoutBitsandbytes(importlib.abc.Loader):
-    """Runs peft's own loader while ``import bitsandbytes`` fails, then lets bitsandbytes be imported again."""
+    """Runs peft's own loader while ``import bitsandbytes`` fails, then points peft's checks at
+    :func:`_bitsandbytes_imported` and lets bitsandbytes be imported again."""
 
     def __init__(self, loader: importlib.abc.Loader) -> None:
         self.loader = loader
@@ -47,6 +53,11 @@ class _WithoutBitsandbytes(importlib.abc.Loader):
         finally:
             if blocked and sys.modules.get("bitsandbytes", False) is None:
                 del sys.modules["bitsandbytes"]
+        for name, loaded in list(sys.modules.items()):
+            if name.split(".")[0] == "peft":
+                for check in ("is_bnb_available", "is_bnb_4bit_available"):
+                    if callable(getattr(loaded, check, None)):
+                        setattr(loaded, check, _bitsandbytes_imported)
 
 
 class _PeftFinder(importlib.abc.MetaPathFinder):
@@ -61,17 +72,20 @@ class _PeftFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-def import_peft_without_bitsandbytes() -> None:
-    """Make the process's first ``import peft`` skip importing bitsandbytes (about 2 s of CPU).
+def keep_bitsandbytes_out_of_peft() -> None:
+    """Make peft import and use bitsandbytes only in a process that imported it itself (QLoRA).
 
-    peft 0.21's ``peft.helpers`` imports bitsandbytes eagerly again (peft made it lazy in
-    huggingface/peft#1230 and #1665), and bitsandbytes' CPU backend imports torch's compiler at
-    import. Only QLoRA needs bitsandbytes, and peft looks for it each time it wraps a layer, so a
-    QLoRA run that imports it later still gets bitsandbytes' LoRA layers. Only ``peft.helpers.bnb``
-    stays None (its weight-dequantizing helper, which DeepSynth does not use). Does nothing when
-    bitsandbytes or peft is already imported.
+    peft 0.21 imports bitsandbytes whenever it is installed: ``peft.helpers`` at import (peft had made
+    that lazy in huggingface/peft#1230 and #1665), and every LoRA layer it creates checks
+    ``is_bnb_available()`` (``importlib.util.find_spec``) and imports bitsandbytes' layer module.
+    bitsandbytes' CPU backend imports torch's compiler stack: about 2 s of CPU in every process that
+    trains or loads a plain LoRA adapter. Here peft's own import runs with bitsandbytes hidden, and its
+    ``is_bnb_available``/``is_bnb_4bit_available`` become "bitsandbytes is already imported": a QLoRA
+    run imports bitsandbytes to quantize before peft wraps the layers, so peft still wraps
+    bitsandbytes' layers there. ``peft.helpers.bnb`` stays None (its weight-dequantizing helper, which
+    DeepSynth does not use). Does nothing when peft is already imported.
     """
-    if "peft" in sys.modules or "bitsandbytes" in sys.modules:
+    if "peft" in sys.modules:
         return
     if not any(isinstance(finder, _PeftFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _PeftFinder())
