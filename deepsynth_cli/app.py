@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry_point() -> None:
     """Console-script wrapper: exit with :func:`main`'s code."""
+    from deepsynth.process_exit import skip_final_collection
     from pipelines.zenml_speedups import one_shot_process
 
     one_shot_process()
+    skip_final_collection()
     sys.exit(main())

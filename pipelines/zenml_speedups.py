@@ -40,11 +40,8 @@ garbage: 0.8-1.2 s of a 4-5 s import here. :func:`collection_paused` turns the c
 start-up phase (reference counting still frees everything outside cycles; the few cycles wait for the
 next collection).
 
-A process that imported ZenML, MLflow and their dependencies spends 4-8 s after its last line in
-the interpreter's final garbage collection and module teardown (C level, no Python frame; measured
-on 2 shared cores). :func:`skip_final_collection` freezes the heap at exit (``gc.freeze``): exit
-handlers (logging, ZenML's log store, MLflow) still run first and objects still release their
-resources by reference counting; only the last collection of cyclic garbage is skipped.
+A run also skips the interpreter's final garbage collection (:mod:`deepsynth.process_exit`, which the
+console script applies to every command).
 
 Stored artifacts still load: an artifact records its materializer's source, which ZenML imports when
 the artifact is read. Step entrypoints inside containers are not patched (they activate everything).
@@ -62,8 +59,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from deepsynth.process_exit import skip_final_collection
+
 _ORIGINAL = "_deepsynth_original_activate"
-_FREEZE_REGISTERED = False
 _ONE_SHOT = False
 _FAST_SQLITE: set[str] = set()
 
@@ -196,16 +194,6 @@ def collection_paused() -> Iterator[None]:
         if _ONE_SHOT:
             gc.freeze()
         gc.enable()
-
-
-def skip_final_collection() -> None:
-    """At interpreter exit, after the other exit handlers, freeze the heap so no final collection scans it."""
-    global _FREEZE_REGISTERED
-    if not _FREEZE_REGISTERED:
-        # atexit runs handlers last-in first-out: registered now, it runs before the handlers registered
-        # earlier, and freezing does not stop those; it only keeps the collector off what is left.
-        atexit.register(gc.freeze)
-        _FREEZE_REGISTERED = True
 
 
 def speed_up_runs(stack: Any) -> None:

@@ -133,4 +133,7 @@ def _run(argv: list[str] | None) -> int:
 
 
 if __name__ == "__main__":
+    from deepsynth.process_exit import skip_final_collection
+
+    skip_final_collection()
     sys.exit(main())

@@ -92,4 +92,7 @@ def main(spec_json: str) -> int:
 
 
 if __name__ == "__main__":
+    from deepsynth.process_exit import skip_final_collection
+
+    skip_final_collection()
     sys.exit(main(sys.argv[1]))

@@ -33,4 +33,7 @@ def main(job_dir: str) -> int:
 
 
 if __name__ == "__main__":
+    from deepsynth.process_exit import skip_final_collection
+
+    skip_final_collection()
     sys.exit(main(sys.argv[1]))

@@ -108,7 +108,7 @@ def test_exit_handlers_still_run_after_the_heap_is_frozen(tmp_path):
             "-c",
             (
                 "import atexit, gc, json\n"
-                "from pipelines.zenml_speedups import skip_final_collection\n"
+                "from deepsynth.process_exit import skip_final_collection\n"
                 f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(gc.get_freeze_count() > 0)))\n"
                 "skip_final_collection(); skip_final_collection()\n"
                 "print('done')\n"
@@ -121,3 +121,26 @@ def test_exit_handlers_still_run_after_the_heap_is_frozen(tmp_path):
     )
     assert proc.returncode == 0 and proc.stdout == "done\n", proc.stderr
     assert json.loads(out.read_text()) is True  # the earlier handler ran, after the freeze
+
+
+def test_every_command_of_the_console_script_skips_the_final_collection(tmp_path):
+    out = tmp_path / "exit.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import atexit, gc, json, sys\n"
+                f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(gc.get_freeze_count() > 0)))\n"
+                "sys.argv = ['deepsynth', 'config', 'keys', 'train']\n"
+                "from deepsynth_cli.app import entry_point\n"
+                "entry_point()\n"
+            ),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0 and "learning_rate" in proc.stdout, proc.stderr
+    assert json.loads(out.read_text()) is True  # frozen before the handler registered first ran
