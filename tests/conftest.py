@@ -43,11 +43,8 @@ except ImportError:  # pragma: no cover
     pass
 
 
-@pytest.fixture(autouse=True)
-def _restore_mlflow_environment():
-    """Keep tests apart: ZenML's MLflow tracker and the CLI's in-process commands leave MLFLOW_* variables
-    and mlflow's process-wide tracking/registry URIs and experiment behind (a registry URI left pinned
-    sends a later test's registration to another store)."""
+def _mlflow_environment_kept():
+    """Snapshot of MLFLOW_* variables and mlflow's process-wide URIs and experiment, put back at the end."""
     from support.adapters import mlflow_state, restore_mlflow_state
 
     before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
@@ -57,6 +54,22 @@ def _restore_mlflow_environment():
     for key in [k for k in os.environ if k.startswith("MLFLOW_") and k not in before]:
         del os.environ[key]
     os.environ.update(before)
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_environment():
+    """Keep tests apart: ZenML's MLflow tracker and the CLI's in-process commands leave MLFLOW_* variables
+    and mlflow's process-wide tracking/registry URIs and experiment behind (a registry URI left pinned
+    sends a later test's registration to another store)."""
+    yield from _mlflow_environment_kept()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_mlflow_environment_per_module():
+    """The same around a whole module: its module fixtures run before the per-test snapshot, and one that
+    ran a step in this process left MLFLOW_REGISTRY_URI set for every later module on the worker (the next
+    module's subprocesses then registered their models in that other store)."""
+    yield from _mlflow_environment_kept()
 
 
 @pytest.fixture

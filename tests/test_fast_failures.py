@@ -64,7 +64,7 @@ def registry(tmp_path_factory):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     uri = json.loads(proc.stdout.strip().splitlines()[-1])["tracking_uri"]
-    client = MlflowClient(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not a registry URI left set in the environment
     client.create_registered_model(NAME, description="the summarizer")
     for i in range(3):
         client.create_model_version(

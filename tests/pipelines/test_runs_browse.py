@@ -28,7 +28,8 @@ SMALL = [
 
 
 def deepsynth(home: Path, *argv: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DEEPSYNTH_HOME": str(home), "ZENML_CONFIG_PATH": str(home / "zenml")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}  # the home's own stores only
+    env.update(DEEPSYNTH_HOME=str(home), ZENML_CONFIG_PATH=str(home / "zenml"))
     return subprocess.run(
         [sys.executable, "-m", "deepsynth_cli", *argv], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
     )
