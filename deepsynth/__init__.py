@@ -6,6 +6,6 @@ materializers packages wrap it.
 
 __version__ = "0.1.0"
 
-from deepsynth.lazy import import_peft_without_bitsandbytes
+from deepsynth.lazy import keep_bitsandbytes_out_of_peft
 
-import_peft_without_bitsandbytes()
+keep_bitsandbytes_out_of_peft()

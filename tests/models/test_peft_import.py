@@ -46,12 +46,3 @@ def test_a_lora_model_is_built_without_bitsandbytes_and_qlora_still_wraps_its_la
         "peft.tuners.lora.layer Linear",
         "peft.tuners.lora.bnb Linear4bit Linear4bit",
     ]
-
-
-def test_the_import_hook_is_gone_once_peft_is_imported():
-    import peft  # noqa: F401
-
-    from deepsynth.lazy import _PeftFinder, keep_bitsandbytes_out_of_peft
-
-    keep_bitsandbytes_out_of_peft()
-    assert not any(isinstance(finder, _PeftFinder) for finder in sys.meta_path)
