@@ -100,47 +100,35 @@ def test_a_data_run_imports_no_unused_integration_and_still_tracks(zenml_client,
     assert any(r.data.metrics.get("data_ingested") == 6 for r in runs)
 
 
-def test_exit_handlers_still_run_after_the_heap_is_frozen(tmp_path):
+def frozen_at_exit(tmp_path, code: str) -> tuple[subprocess.CompletedProcess, bool]:
+    """Run ``code`` in a new process whose first exit handler records whether the heap was frozen by then."""
     out = tmp_path / "exit.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import atexit, gc, json\n"
-                "from deepsynth.process_exit import skip_final_collection\n"
-                f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(gc.get_freeze_count() > 0)))\n"
-                "skip_final_collection(); skip_final_collection()\n"
-                "print('done')\n"
-            ),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
+    probe = (
+        "import atexit, gc, json\n"
+        f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(gc.get_freeze_count() > 0)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe + code], cwd=ROOT, capture_output=True, text=True, check=False)
+    return proc, json.loads(out.read_text())
+
+
+def test_exit_handlers_still_run_after_the_heap_is_frozen(tmp_path):
+    proc, frozen = frozen_at_exit(
+        tmp_path,
+        "from deepsynth.process_exit import skip_final_collection\n"
+        "skip_final_collection(); skip_final_collection()\n"
+        "print('done')\n",
     )
     assert proc.returncode == 0 and proc.stdout == "done\n", proc.stderr
-    assert json.loads(out.read_text()) is True  # the earlier handler ran, after the freeze
+    assert frozen is True  # the earlier handler ran, after the freeze
 
 
 def test_every_command_of_the_console_script_skips_the_final_collection(tmp_path):
-    out = tmp_path / "exit.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import atexit, gc, json, sys\n"
-                f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(gc.get_freeze_count() > 0)))\n"
-                "sys.argv = ['deepsynth', 'config', 'keys', 'train']\n"
-                "from deepsynth_cli.app import entry_point\n"
-                "entry_point()\n"
-            ),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
+    proc, frozen = frozen_at_exit(
+        tmp_path,
+        "import sys\n"
+        "sys.argv = ['deepsynth', 'config', 'keys', 'train']\n"
+        "from deepsynth_cli.app import entry_point\n"
+        "entry_point()\n",
     )
     assert proc.returncode == 0 and "learning_rate" in proc.stdout, proc.stderr
-    assert json.loads(out.read_text()) is True  # frozen before the handler registered first ran
+    assert frozen is True  # frozen before the handler registered first ran
