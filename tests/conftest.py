@@ -66,9 +66,9 @@ def _restore_mlflow_environment():
 
 @pytest.fixture(autouse=True, scope="module")
 def _restore_mlflow_environment_per_module():
-    """The same around a whole module: its module fixtures run before the per-test snapshot, and one that
-    ran a step in this process left MLFLOW_REGISTRY_URI set for every later module on the worker (the next
-    module's subprocesses then registered their models in that other store)."""
+    """The same around a whole module: its module fixtures run before the per-test snapshot, so one that
+    runs a step or a CLI command in this process could leave MLFLOW_REGISTRY_URI set for every later module
+    on the worker (seen once: a later module's subprocesses registered their models in another store)."""
     yield from _mlflow_environment_kept()
 
 
