@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -120,7 +121,7 @@ class Summarizer:
         self.render = render or render_settings_for(loaded.adapter_dir, loaded.mode)
         self.generation = generation or recorded_generation(loaded.adapter_dir)
         self._renderer = DocumentRenderer(self.render)
-        self._work_dir: str | None = None
+        self._cleanup: weakref.finalize | None = None
 
     @classmethod
     def load(
@@ -160,7 +161,9 @@ class Summarizer:
             shutil.rmtree(work_dir, ignore_errors=True)
             raise
         summarizer = cls(loaded, render_settings_for(directory, loaded.mode), generation)
-        summarizer._work_dir = work_dir
+        # Removed by close(), when the summarizer is collected, or at interpreter exit, whichever comes
+        # first: a process that exits with the summarizer still referenced leaves nothing in the temp dir.
+        summarizer._cleanup = weakref.finalize(summarizer, shutil.rmtree, work_dir, ignore_errors=True)
         return summarizer
 
     def render_text(self, text: str, instruction: str | None = None) -> list[bytes]:
@@ -195,13 +198,6 @@ class Summarizer:
         return outs[0].text
 
     def close(self) -> None:
-        """Remove downloaded or extracted files."""
-        if self._work_dir:
-            shutil.rmtree(self._work_dir, ignore_errors=True)
-            self._work_dir = None
-
-    def __del__(self) -> None:  # extracted packages can be large
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
+        """Remove downloaded or extracted files (idempotent)."""
+        if self._cleanup is not None:
+            self._cleanup()

@@ -1,8 +1,10 @@
 """export_adapter (the public export API) on a real adapter: contents, manifest, merged model, Summarizer."""
 
+import gc
 import json
 import zipfile
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 import torch
@@ -176,3 +178,18 @@ def test_summarizer_from_directory_zip_and_raw_adapter_agree(exported, trained_a
     raw.render = from_dir.render
     raw._renderer = from_dir._renderer
     assert raw.summarize_text(TEXT) == summary
+
+
+def test_a_summarizers_extracted_package_is_removed_on_close_collection_or_exit(exported, shared_home):
+    first = Summarizer.load(exported.package_path, home=shared_home)
+    work_dir = Path(first._cleanup.peek()[2][0])
+    assert work_dir.is_dir() and work_dir.name.startswith("deepsynth-summarizer-")
+    first.close()
+    first.close()  # idempotent
+    assert not work_dir.exists()
+    second = Summarizer.load(exported.package_path, home=shared_home)
+    work_dir = Path(second._cleanup.peek()[2][0])
+    assert second._cleanup.atexit  # a process exiting with it still referenced removes it too
+    del second
+    gc.collect()
+    assert not work_dir.exists()
