@@ -6,11 +6,21 @@ MLflow. The shared tiny-profile adapter fixtures come from the ``support.adapter
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
 _TMP = tempfile.mkdtemp(prefix="deepsynth-tests-")
+# Everything this process and the processes it starts put in the temp dir (torchrun's folders, extracted
+# packages, step outputs of entrypoints called directly) goes under _TMP, which is removed at exit: a
+# whole run used to leave ~1 GB behind in /tmp. pytest's tmp_path folders stay where pytest keeps (and
+# prunes) them.
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+os.makedirs(os.path.join(_TMP, "tmp"))
+os.environ["TMPDIR"] = tempfile.tempdir = os.path.join(_TMP, "tmp")
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 os.environ["DEEPSYNTH_HOME"] = os.path.join(_TMP, "home")
 os.environ["ZENML_CONFIG_PATH"] = os.path.join(_TMP, "zenml")
 
