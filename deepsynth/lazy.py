@@ -1,16 +1,19 @@
-"""Lazy package exports: ``from package import Name`` imports the defining module on first use.
+"""Lazy imports: package exports resolved on first use, modules whose code runs on first use, and
+bitsandbytes kept out of peft.
 
-Packages whose modules pull in torch, transformers or MLflow use this so that reading a config
-or printing ``--help`` stays fast.
+Packages whose modules pull in torch, transformers or MLflow use :func:`lazy_exports` so that reading
+a config or printing ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -23,6 +26,37 @@ def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+class _Deferred(importlib.abc.MetaPathFinder):
+    """Finds the named modules as the path finder does, with a loader that runs them on first attribute use."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, name, path, target=None):
+        if name not in self.names:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
+@contextlib.contextmanager
+def deferred_imports(*names: str) -> Iterator[None]:
+    """Inside the block, a first import of one of ``names`` gives a module whose code runs when an attribute
+    of it is first used (:class:`importlib.util.LazyLoader`), by anyone, then or later.
+
+    For a library that imports a heavy module at import time but uses it only in features DeepSynth
+    does not call. A ``from name import x`` inside the block still runs the module at once.
+    """
+    finder = _Deferred(set(names))
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def _bitsandbytes_imported() -> bool:
