@@ -23,17 +23,6 @@ with ``inspect.stack()``, which reads the source lines of every frame on the sta
 the one warning a local run gets (ZML002, Docker settings on a stack without containers).
 :func:`cheap_warning_origin` finds the same module and line from the frame alone.
 
-ZenML's local SQLite store runs in SQLite's default rollback-journal mode with ``synchronous=FULL``: each
-of the ~30-45 commits of a run waits for the disk (fsync), from 0.02 s to 2.7 s per run in all on this
-machine's shared disk. :func:`fast_sqlite_commits` (not applied by ``ensure_stack`` for now: with it, a
-SIGKILLed run's store was twice read as malformed or gave a disk I/O error in tests) switches the store to
-write-ahead logging with
-``synchronous=NORMAL``, SQLite's recommended pairing: commits no longer wait for the disk, the database
-stays consistent after a crash (a power loss may undo the last commits, never corrupt the file), and
-readers such as the dashboard's server no longer block a run's writes. The process checkpoints the log
-into the database file when it exits (a process that exits with its connections open leaves the log
-behind), so the database file alone holds every commit, as before, for whoever copies or backs it up.
-
 Importing ZenML, its SQL store and MLflow leaves about 350,000 objects that the cyclic garbage collector
 tracks, and the collector runs ~840 times meanwhile (every 700 net allocations), to find ~2,500 objects of
 garbage: 0.8-1.2 s of a 4-5 s import here. :func:`collection_paused` turns the collector off for such a
@@ -49,11 +38,9 @@ the artifact is read. Step entrypoints inside containers are not patched (they a
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import gc
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,7 +50,6 @@ from deepsynth.process_exit import skip_final_collection
 
 _ORIGINAL = "_deepsynth_original_activate"
 _ONE_SHOT = False
-_FAST_SQLITE: set[str] = set()
 
 
 def stack_integrations(stack: Any) -> set[str]:
@@ -128,45 +114,6 @@ def cheap_warning_origin() -> None:
     from zenml.utils.warnings.controller import WarningController
 
     WarningController._resolve_call_details = staticmethod(_warning_origin)  # type: ignore[method-assign]
-
-
-def fast_sqlite_commits(database: Path) -> None:
-    """From now on, SQLAlchemy connections to the SQLite file ``database`` use WAL with ``synchronous=NORMAL``.
-
-    Idempotent per file; other databases (MLflow's, anyone else's) are left as they are.
-    """
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
-    target = str(database.resolve())
-    if target in _FAST_SQLITE:
-        return
-    _FAST_SQLITE.add(target)
-    atexit.register(checkpoint, target)
-
-    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
-        if not isinstance(dbapi_connection, sqlite3.Connection):
-            return
-        cursor = dbapi_connection.cursor()
-        try:
-            files = [row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main" and row[2]]
-            if any(str(Path(f).resolve()) == target for f in files):
-                cursor.execute("PRAGMA journal_mode=WAL")  # stored in the file: once is enough, repeating is free
-                cursor.execute("PRAGMA synchronous=NORMAL")
-        finally:
-            cursor.close()
-
-    event.listen(Engine, "connect", set_pragmas)
-
-
-def checkpoint(database: str) -> None:
-    """Copy the write-ahead log of SQLite file ``database`` into the file and empty it (best effort)."""
-    try:
-        existing_only = f"{Path(database).as_uri()}?mode=rw"
-        with contextlib.closing(sqlite3.connect(existing_only, uri=True, timeout=1)) as connection:
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.Error:
-        pass  # busy, or gone (mode=rw never creates a file): the log stays, and SQLite replays it on the next open
 
 
 def one_shot_process() -> None:

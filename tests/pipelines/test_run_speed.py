@@ -1,5 +1,5 @@
-"""A run's fixed cost, continued: ZenML's warning origin without source reads, fast SQLite commits on ZenML's
-store only, the collector paused during start-up, and a no-change data run that still reports in full."""
+"""A run's fixed cost, continued: ZenML's warning origin without source reads, the collector paused during
+start-up, and a no-change data run that still reports in full."""
 
 from __future__ import annotations
 
@@ -49,34 +49,6 @@ def test_zenml_warnings_use_the_cheap_origin():
     assert WarningController._resolve_call_details is _warning_origin
     controller = WarningController.create()
     controller.info(warning_code=WarningCodes.ZML002, message="docker settings unused")  # logs, does not raise
-
-
-def _pragmas(path: Path) -> tuple[str, int]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.connect() as connection:
-            mode = connection.execute(text("PRAGMA journal_mode")).scalar()
-            synchronous = connection.execute(text("PRAGMA synchronous")).scalar()
-    finally:
-        engine.dispose()
-    return mode, synchronous
-
-
-def test_fast_commits_only_on_the_named_database(tmp_path):
-    from pipelines.zenml_speedups import fast_sqlite_commits
-
-    store, other = tmp_path / "zenml.db", tmp_path / "mlflow.db"
-    for path in (store, other):
-        with contextlib.closing(sqlite3.connect(path)) as db:
-            db.execute("CREATE TABLE t (x)")
-    fast_sqlite_commits(store)
-    fast_sqlite_commits(store)  # idempotent: one listener per file
-    assert _pragmas(store) == ("wal", 1)  # 1: NORMAL
-    assert _pragmas(other) == ("delete", 2)  # SQLite's defaults: rollback journal, FULL
-    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
-        assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 1  # the store check still reads it
 
 
 def test_collection_paused_restores_the_collector():
@@ -132,36 +104,3 @@ def test_a_no_change_data_run_is_cached_and_summarized(zenml_client, make_docs, 
     with contextlib.closing(sqlite3.connect(zenml_dir().joinpath(*ZENML_DB))) as db:
         # SQLite's default journal: with WAL, a killed run's store intermittently read as malformed (CI, stop 33)
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
-
-
-def test_the_database_file_alone_holds_every_commit_after_the_process_exits(tmp_path):
-    """WAL keeps recent commits in ``-wal`` until a checkpoint: the exiting process checkpoints, so a copy of the
-    database file (a backup) misses nothing; a database gone meanwhile is not re-created."""
-    store, gone = tmp_path / "zenml.db", tmp_path / "gone" / "zenml.db"
-    gone.parent.mkdir()
-    script = f"""
-import sqlalchemy, shutil
-from pathlib import Path
-from pipelines.zenml_speedups import fast_sqlite_commits, skip_final_collection
-cycles = []
-for path in ({str(store)!r}, {str(gone)!r}):
-    fast_sqlite_commits(Path(path))
-    engine = sqlalchemy.create_engine(f"sqlite:///{{path}}")
-    with engine.begin() as connection:
-        connection.execute(sqlalchemy.text("CREATE TABLE runs (name)"))
-        connection.execute(sqlalchemy.text("INSERT INTO runs VALUES ('the last run')"))
-    cycle = {{"connection": engine.connect()}}  # held open past exit, as ZenML's pool in a CLI run
-    cycle["self"] = cycle
-    cycles.append(cycle)
-skip_final_collection()  # as a run does: no final collection closes what cycles hold
-del cycles
-assert Path({str(store)!r} + "-wal").stat().st_size > 0
-shutil.rmtree({str(gone.parent)!r})
-"""
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    backup = tmp_path / "backup.db"
-    backup.write_bytes(store.read_bytes())  # the database file only, without its -wal
-    with contextlib.closing(sqlite3.connect(backup)) as db:
-        assert db.execute("SELECT name FROM runs").fetchall() == [("the last run",)]
-    assert not gone.parent.exists()
