@@ -19,6 +19,9 @@ _TMP = tempfile.mkdtemp(prefix="deepsynth-tests-")
 # prunes) them.
 os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
 os.makedirs(os.path.join(_TMP, "tmp"))
+# Reachable by other users as /tmp is (mkdtemp makes 0700): the containers' PostgreSQL runs as `postgres`.
+os.chmod(_TMP, 0o755)
+os.chmod(os.path.join(_TMP, "tmp"), 0o1777)
 os.environ["TMPDIR"] = tempfile.tempdir = os.path.join(_TMP, "tmp")
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 os.environ["DEEPSYNTH_HOME"] = os.path.join(_TMP, "home")
