@@ -39,7 +39,7 @@ def _prepared(config: RunConfig) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     options: dict[str, Any] = {"enable_cache": config.enable_cache}
     pipeline = data_pipeline
     if config.pipeline == "training":
-        from pipelines.training_pipeline import training_pipeline  # imports the model libraries
+        from pipelines.training_pipeline import training_pipeline
 
         pipeline = training_pipeline
         params.update(

@@ -3,8 +3,11 @@ which run and model version a report describes."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from zenml import get_step_context
@@ -23,6 +26,26 @@ def output_dir(name: str) -> str:
         return tempfile.mkdtemp(prefix=f"deepsynth-{name}-")
     os.makedirs(uri, exist_ok=True)
     return uri
+
+
+def source_digest(*names: str) -> str:
+    """sha256 of the named modules' Python source (a package's: every ``.py`` file under it), read, not imported.
+
+    A step's cache function returns it. ZenML's cache key covers the step's own code; a step whose output
+    is computed by library code adds that code this way, so that changing it runs the step again, while a
+    run that finds the step cached imports none of it.
+    """
+    digest = hashlib.sha256()
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"no source for {name!r}", name=name)
+        origin = Path(spec.origin)
+        root = origin.parent if spec.submodule_search_locations else None
+        for path in sorted(root.rglob("*.py")) if root else [origin]:
+            digest.update(f"{name}:{path.relative_to(root) if root else path.name}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def active_mlflow_run() -> Any | None:

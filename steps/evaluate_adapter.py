@@ -5,26 +5,46 @@ from __future__ import annotations
 from typing import Annotated
 
 from zenml import step
+from zenml.config import CachePolicy
 from zenml.types import HTMLString
 
 from deepsynth.adapters import TrainedAdapter
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.errors import DataValidationError
-from deepsynth.evaluation.adapter_set import evaluate_adapter_set
 from deepsynth.evaluation.config import EvaluateConfig
 from deepsynth.evaluation.metrics import assert_finite
 from deepsynth.evaluation.report import render_html
-from deepsynth.evaluation.scoring import EvaluationResult, evaluate
-from deepsynth.inference.loading import load_adapter_model
+from deepsynth.evaluation.result import EvaluationResult
 from deepsynth.training.adapter_set import TrainedAdapterSet
-from steps.common import active_mlflow_run, report_context
+from steps.common import active_mlflow_run, report_context, source_digest
+
+#: The code the scores are computed by, beyond the step's own: part of the evaluation steps' cache key.
+EVALUATION_CODE = (
+    "deepsynth.evaluation",
+    "deepsynth.inference",
+    "deepsynth.models",
+    "deepsynth.adapters",
+    "deepsynth.data.rendered",
+)
 
 
-@step(enable_cache=False)
+def evaluation_code() -> str:
+    """The digest of :data:`EVALUATION_CODE` (ZenML calls it to compute the cache key)."""
+    return source_digest(*EVALUATION_CODE)
+
+
+# Scores depend on the evaluation, generation and model code as well as on the step's inputs.
+EVALUATE_CACHE = CachePolicy(cache_func=evaluation_code)
+
+
+@step(cache_policy=EVALUATE_CACHE)
 def evaluate_adapter(
     dataset: RenderedDataset, adapter: TrainedAdapter, cfg: EvaluateConfig
 ) -> tuple[Annotated[EvaluationResult, "evaluation"], Annotated[HTMLString, "evaluation_report"]]:
     """Generate summaries for the held-out split and compute ROUGE, length, empty and repetition rates."""
+    from deepsynth.evaluation.scoring import evaluate  # the model libraries: only when scoring
+    from deepsynth.inference.loading import load_adapter_model
+
     mode = adapter.trainer_config.get("mode")
     documents = _documents(dataset, cfg, mode)
     loaded = load_adapter_model(adapter.path)
@@ -37,7 +57,7 @@ def evaluate_adapter(
     return result, report
 
 
-@step(enable_cache=False)
+@step(cache_policy=EVALUATE_CACHE)
 def evaluate_adapters(
     dataset: RenderedDataset, adapters: TrainedAdapterSet, cfg: EvaluateConfig
 ) -> tuple[Annotated[EvaluationResult, "evaluation"], Annotated[HTMLString, "evaluation_report"]]:
@@ -45,6 +65,8 @@ def evaluate_adapters(
 
     Runs as the pipeline's ``evaluate_adapter`` step; the report's metric table puts the adapters side by side.
     """
+    from deepsynth.evaluation.adapter_set import evaluate_adapter_set  # the model libraries: only when scoring
+
     members = adapters.members()
     mode = next(iter(members.values())).trainer_config.get("mode")
     documents = _documents(dataset, cfg, mode)

@@ -8,6 +8,7 @@ import shutil
 from typing import Annotated
 
 from zenml import ArtifactConfig, step
+from zenml.config import CachePolicy
 from zenml.enums import ArtifactType
 
 from deepsynth.adapters import TrainedAdapter
@@ -16,17 +17,37 @@ from deepsynth.retry import is_transient, retry_transient
 from deepsynth.threads import apply_thread_policy
 from deepsynth.training.adapter_set import TrainedAdapterSet
 from deepsynth.training.config import TrainerConfig
-from deepsynth.training.fingerprints import with_resumable_state
 from deepsynth.training.launch import launch_training, resolve_num_processes
 from deepsynth.training.mlflow_logging import log_adapters_to_mlflow, log_training_to_mlflow
-from deepsynth.training.multi_adapter import make_trainer
-from steps.common import active_mlflow_run, output_dir
+from steps.common import active_mlflow_run, output_dir, source_digest
 
 logger = logging.getLogger(__name__)
 
 
+#: The code an adapter is computed by, beyond the step's own: part of the training steps' cache key.
+TRAINING_CODE = (
+    "deepsynth.training",
+    "deepsynth.models",
+    "deepsynth.adapters",
+    "deepsynth.adapter_files",
+    "deepsynth.data.rendered",
+)
+
+
+def training_code() -> str:
+    """The digest of :data:`TRAINING_CODE` (ZenML calls it to compute the cache key)."""
+    return source_digest(*TRAINING_CODE)
+
+
+# A run with nothing changed reuses the adapter; a change to the trainer or the model code trains again.
+TRAIN_CACHE = CachePolicy(cache_func=training_code)
+
+
 def _train(config: TrainerConfig, dataset: RenderedDataset, out: str) -> dict:
     """Train into ``out`` in this process or in torchrun ranks; checkpoints kept where a retried run finds them."""
+    from deepsynth.training.fingerprints import with_resumable_state  # the model libraries: only when training
+    from deepsynth.training.multi_adapter import make_trainer
+
     trainer_config = dataclasses.replace(config, output_dir=out)
     own_state_dir = trainer_config.state_dir is None
     if own_state_dir:  # ZenML deletes a failed step's outputs: keep checkpoints where a retry finds them
@@ -42,7 +63,7 @@ def _train(config: TrainerConfig, dataset: RenderedDataset, out: str) -> dict:
     return metrics
 
 
-@step(enable_cache=False)
+@step(cache_policy=TRAIN_CACHE)
 def train_lora(
     dataset: RenderedDataset, config: TrainerConfig
 ) -> Annotated[TrainedAdapter, ArtifactConfig(name="adapter", artifact_type=ArtifactType.MODEL)]:
@@ -71,7 +92,7 @@ def train_lora(
     return TrainedAdapter(metrics["adapter_dir"])
 
 
-@step(enable_cache=False)
+@step(cache_policy=TRAIN_CACHE)
 def train_adapters(
     dataset: RenderedDataset, config: TrainerConfig
 ) -> Annotated[TrainedAdapterSet, ArtifactConfig(name="adapters", artifact_type=ArtifactType.MODEL)]:

@@ -21,8 +21,8 @@ version becomes champion). The second is the next push, :data:`NEXT_PUSH`, a hyp
 tweak in configs/ci.yaml: ``actions/cache`` restores ``.deepsynth`` (its last restore key matches
 any earlier save), the new adapter does not beat the champion by more than ``register.margin``
 (the tiny CI model scores ROUGE-L 0.0, as the champion did), and configs/ci.yaml's
-``register.require_promotion`` fails the job with exit 4. (Pushing the same commit again trains
-the same adapter, which is already the champion: exit 0.)
+``register.require_promotion`` fails the job with exit 4. (Pushing the same commit again finds
+training and evaluation cached and the adapter registered, already the champion: exit 0.)
 """
 
 from __future__ import annotations

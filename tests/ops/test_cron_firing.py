@@ -73,7 +73,7 @@ def test_the_installed_entry_retrains_and_registers_under_crons_environment(tmp_
     log = home / "logs" / "schedule-retrain.log"
     first = fire_like_cron(command, tmp_path)
     assert first.returncode == 0, log.read_text()[-3000:] if log.exists() else first.stderr
-    second = fire_like_cron(command, tmp_path)  # the next tick: data steps cached, training reruns
+    second = fire_like_cron(command, tmp_path)  # the next tick, nothing new: training is a cache hit too
     assert second.returncode == 0, log.read_text()[-3000:]
     assert [str(v.version) for v in registered_versions(home, "cron-summarizer")] == ["1"]
     text = log.read_text()
@@ -83,8 +83,8 @@ def test_the_installed_entry_retrains_and_registers_under_crons_environment(tmp_
     )
     names = summary_field(text, "run_name")
     assert len(set(names)) == 2 and all(n.startswith("scheduled-retrain-") for n in names), names
-    assert [json.loads(steps)["train_lora"] for steps in summary_field(text, "steps")] == ["completed", "completed"]
-    # Unchanged data and seed train the same adapter: the second firing finds it registered as v1, the champion.
+    assert [json.loads(steps)["train_lora"] for steps in summary_field(text, "steps")] == ["completed", "cached"]
+    # Unchanged data, config and code reuse the adapter: the second firing finds it registered as v1, the champion.
     registrations = [json.loads(r) for r in summary_field(text, "registration")]
     assert [(r["version"], r["created"]) for r in registrations] == [("1", True), ("1", False)]
 

@@ -93,6 +93,16 @@ def test_quickstart_trains_evaluates_registers_and_serves(zenml_client, capsys, 
     assert code == 0 and (tmp_path / "pkg" / "inference.py").is_file()
     assert downloaded["adapter_sha256"] == registration["adapter_sha256"]
 
+    # Nothing changed (a scheduled retraining without new data): training and evaluation are cache hits, the
+    # same adapter is found registered, and it stays champion.
+    code, unchanged = run(capsys)
+    assert code == 0, unchanged
+    assert {unchanged["steps"][s] for s in ("train_lora", "evaluate_adapter")} == {"cached"}
+    assert unchanged["steps"]["export_and_register"] == "completed"
+    again = unchanged["registration"]
+    assert (again["version"], again["created"], again["adapter_sha256"]) == ("1", False, registration["adapter_sha256"])
+    assert again["promotion"]["champion"] == "1" and unchanged["evaluation"] == summary["evaluation"]
+
     # A training-only change: the data steps are cache hits, training onwards runs again.
     code, second = run(capsys, "train.learning_rate=0.02")
     assert code == 0, second
