@@ -29,6 +29,15 @@ garbage: 0.8-1.2 s of a 4-5 s import here. :func:`collection_paused` turns the c
 start-up phase (reference counting still frees everything outside cycles; the few cycles wait for the
 next collection).
 
+After every step that uses it, ZenML's MLflow experiment tracker calls ``disable_autologging``
+(``zenml/integrations/mlflow/experiment_trackers/mlflow_experiment_tracker.py``), which imports MLflow's
+module for eight frameworks to switch their autologging off: ``mlflow.pytorch`` imports torch and
+``mlflow.sklearn`` scikit-learn, about 1.9 s in a process that had imported neither (a data run, a training
+run whose training is cached), and a warning when one of them fails to import (fastai, here). Autologging
+for a framework lives in that module, so it cannot have been turned on if the module was never imported:
+:func:`disable_only_imported_autologging` switches it off only where the module is imported. DeepSynth
+logs explicitly and never turns autologging on.
+
 A run also skips the interpreter's final garbage collection (:mod:`deepsynth.process_exit`, which the
 console script applies to every command).
 
@@ -41,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +60,9 @@ from deepsynth.process_exit import skip_final_collection
 
 _ORIGINAL = "_deepsynth_original_activate"
 _ONE_SHOT = False
+#: The frameworks whose MLflow autologging ZenML's tracker switches off after each step (ZenML 0.98).
+AUTOLOG_FRAMEWORKS = ("tensorflow", "xgboost", "lightgbm", "statsmodels", "spark", "sklearn", "fastai", "pytorch")
+logger = logging.getLogger(__name__)
 
 
 def stack_integrations(stack: Any) -> set[str]:
@@ -116,6 +129,24 @@ def cheap_warning_origin() -> None:
     WarningController._resolve_call_details = staticmethod(_warning_origin)  # type: ignore[method-assign]
 
 
+def _disable_imported_autologging(tracker: Any) -> None:
+    for framework in AUTOLOG_FRAMEWORKS:
+        module = sys.modules.get(f"mlflow.{framework}")
+        if module is None:  # never imported in this process: its autologging was never turned on
+            continue
+        try:
+            module.autolog(disable=True)
+        except Exception as exc:  # noqa: BLE001  # as ZenML's own loop: a failure here must not fail the step
+            logger.warning("could not turn MLflow autologging off for %s: %s", framework, exc)
+
+
+def disable_only_imported_autologging() -> None:
+    """Make the MLflow tracker switch autologging off only for frameworks whose MLflow module is imported."""
+    from zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker import MLFlowExperimentTracker
+
+    MLFlowExperimentTracker.disable_autologging = _disable_imported_autologging  # type: ignore[method-assign]
+
+
 def one_shot_process() -> None:
     """Mark this process as one that exits after its command (the console script, not a test calling ``main``).
 
@@ -145,7 +176,10 @@ def collection_paused() -> Iterator[None]:
 
 def speed_up_runs(stack: Any) -> None:
     """Apply the work-arounds before a pipeline on ``stack`` (the active stack's response model) compiles."""
-    limit_integration_activation(stack_integrations(stack))
+    integrations = stack_integrations(stack)
+    limit_integration_activation(integrations)
+    if "mlflow" in integrations:
+        disable_only_imported_autologging()
     record_packages_from_metadata()
     cheap_warning_origin()
     skip_final_collection()

@@ -16,7 +16,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deepsynth.adapter_files import ADAPTER_CONFIG, TEXT_ENCODER_DIR, TRAINER_CONFIG, TRAINING_METRICS
+from deepsynth.adapter_files import (
+    ADAPTER_CONFIG,
+    TEXT_ENCODER_DIR,
+    TEXT_ENCODER_META,
+    TRAINER_CONFIG,
+    TRAINING_METRICS,
+)
 from deepsynth.errors import DeepSynthError
 
 logger = logging.getLogger(__name__)
@@ -89,9 +95,7 @@ def _logical_encoder(source: Any) -> str | None:
 
 def _portable_encoder_meta(folder: Path) -> None:
     """``text_encoder.json`` with its ``source`` as a logical name (or none, when its weights are in the package)."""
-    from deepsynth.models.text_encoders import META_FILE
-
-    path = folder / META_FILE
+    path = folder / TEXT_ENCODER_META
     if not path.is_file():
         return
     meta = json.loads(path.read_text())

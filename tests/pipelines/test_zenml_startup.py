@@ -1,4 +1,5 @@
-"""A run's fixed cost: only the active stack's ZenML integrations are activated, the package list is cheap."""
+"""A run's fixed cost: only the active stack's ZenML integrations are activated, the package list is cheap, and
+the MLflow tracker's clean-up imports no framework."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ UNUSED = (
     "zenml.integrations.pytorch.materializers",
     "zenml.integrations.sklearn.materializers",
     "transformers",
+    "torch",  # the MLflow tracker's clean-up after the tracked validate step, through mlflow.pytorch
+    "sklearn",  # and through mlflow.sklearn
 )
 
 
@@ -98,6 +101,27 @@ def test_a_data_run_imports_no_unused_integration_and_still_tracks(zenml_client,
     mlflow.set_tracking_uri(zenml_client.active_stack.experiment_tracker.get_tracking_uri())
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert any(r.data.metrics.get("data_ingested") == 6 for r in runs)
+
+
+def test_the_trackers_clean_up_turns_off_only_autologging_that_could_be_on(tmp_path):
+    out = tmp_path / "autolog.json"
+    found = _python(
+        "import json, sys\n"
+        "from zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker import MLFlowExperimentTracker\n"
+        "from mlflow.utils.autologging_utils import autologging_is_disabled\n"
+        "from pipelines.zenml_speedups import disable_only_imported_autologging\n"
+        "disable_only_imported_autologging()\n"
+        "MLFlowExperimentTracker.disable_autologging(None)\n"
+        "untouched = [m for m in ('torch', 'sklearn', 'mlflow.pytorch', 'mlflow.sklearn') if m in sys.modules]\n"
+        "import mlflow.sklearn\n"
+        "mlflow.sklearn.autolog()\n"
+        "on = not autologging_is_disabled('sklearn')\n"
+        "MLFlowExperimentTracker.disable_autologging(None)\n"
+        "result = {'untouched': untouched, 'on': on, 'off_after': autologging_is_disabled('sklearn')}\n"
+        f"open({str(out)!r}, 'w').write(json.dumps(result))\n",
+        out,
+    )
+    assert found == {"untouched": [], "on": True, "off_after": True}
 
 
 def frozen_at_exit(tmp_path, code: str) -> tuple[subprocess.CompletedProcess, bool]:
