@@ -34,7 +34,9 @@ def evaluation_code() -> str:
 
 
 # Scores depend on the evaluation, generation and model code as well as on the step's inputs.
-EVALUATE_CACHE = CachePolicy(cache_func=evaluation_code)
+# By import path: resolving the function object would set up ZenML's store at import, before the CLI
+# has chosen the project's.
+EVALUATE_CACHE = CachePolicy(cache_func="steps.evaluate_adapter.evaluation_code")
 
 
 @step(cache_policy=EVALUATE_CACHE)

@@ -40,7 +40,9 @@ def training_code() -> str:
 
 
 # A run with nothing changed reuses the adapter; a change to the trainer or the model code trains again.
-TRAIN_CACHE = CachePolicy(cache_func=training_code)
+# By import path: resolving the function object would set up ZenML's store at import, before the CLI
+# has chosen the project's.
+TRAIN_CACHE = CachePolicy(cache_func="steps.train_lora.training_code")
 
 
 def _train(config: TrainerConfig, dataset: RenderedDataset, out: str) -> dict:

@@ -7,6 +7,7 @@ finds them cached never imports the model libraries; rendering and validation li
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -76,16 +77,20 @@ def test_source_digest_follows_every_file_of_a_package_and_imports_nothing(tmp_p
         source_digest("digestpkg.missing")
 
 
-def test_the_training_pipeline_imports_no_model_library_until_a_step_trains(tmp_path):
-    """A run that finds training and evaluation cached never pays for torch, transformers or peft."""
+def test_the_training_steps_import_no_model_library_and_set_up_no_store(tmp_path):
+    """A run that finds training and evaluation cached never pays for torch, transformers or peft, and importing
+    the steps (``deepsynth register`` does, before it picks the project's store) sets up no ZenML store."""
+    config = tmp_path / "zenml"
     code = (
-        "import json, sys\n"
-        "import pipelines.training_pipeline, pipelines.registration_pipeline\n"
-        "from steps.train_lora import training_code\n"
-        "from steps.evaluate_adapter import evaluation_code\n"
-        "training_code(), evaluation_code()\n"
-        "print(json.dumps([m for m in ('torch', 'transformers', 'peft') if m in sys.modules]))\n"
+        "import json, os, sys\n"
+        "import pipelines.registration_pipeline, steps.train_lora, steps.evaluate_adapter\n"
+        f"store = os.path.exists({str(config)!r})\n"
+        "import pipelines.training_pipeline\n"
+        "steps.train_lora.training_code(), steps.evaluate_adapter.evaluation_code()\n"
+        "libraries = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]\n"
+        "print(json.dumps({'store': store, 'libraries': libraries}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    env = {**os.environ, "ZENML_CONFIG_PATH": str(config)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.splitlines()[-1]) == []
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"store": False, "libraries": []}
