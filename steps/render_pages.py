@@ -11,13 +11,17 @@ from deepsynth.data import generator as render_module
 from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
 from deepsynth.paths import deepsynth_home
-from deepsynth.rendering import config as render_config
-from deepsynth.rendering import fonts, layout, page_cache, renderer
 from deepsynth.rendering.config import RenderSettings
 from steps.common import output_dir
 
-# The step's own code is tiny; what it produces depends on the rendering modules.
-RENDER_CACHE = CachePolicy(source_dependencies=[render_config, render_module, fonts, layout, page_cache, renderer])
+# The step's own code is tiny; what it produces depends on the rendering modules. Named by import path:
+# ZenML resolves a module object through its client, which sets up a store at import.
+RENDER_CACHE = CachePolicy(
+    source_dependencies=[
+        "deepsynth.data.generator",
+        *(f"deepsynth.rendering.{name}" for name in ("config", "fonts", "layout", "page_cache", "renderer")),
+    ]
+)
 
 
 @step(cache_policy=RENDER_CACHE)

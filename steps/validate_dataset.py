@@ -10,11 +10,17 @@ from zenml.config import CachePolicy
 from deepsynth import validation
 from deepsynth.data.documents import DocumentDataset
 from deepsynth.data.rendered import RenderedDataset
-from deepsynth.validation import ValidationConfig, ValidationReport, html, report, rules, suite, validate
-from deepsynth.validation import config as validation_config
+from deepsynth.validation import ValidationConfig, ValidationReport
 from steps.common import active_mlflow_run, output_dir, report_context
 
-VALIDATE_CACHE = CachePolicy(source_dependencies=[validation_config, html, report, rules, suite, validate])
+# By import path, as RENDER_CACHE (steps.render_pages).
+VALIDATE_CACHE = CachePolicy(
+    source_dependencies=[
+        f"deepsynth.validation.{name}" for name in ("config", "html", "report", "rules", "suite", "validate")
+    ]
+)
+# The gate's outcome depends only on the report and on raise_for_failure; a failed gate is never cached.
+GATE_CACHE = CachePolicy(source_dependencies=["deepsynth.validation.report"])
 
 
 @step(cache_policy=VALIDATE_CACHE)
@@ -47,7 +53,7 @@ def validate_dataset(
     return outcome.valid, outcome.quarantine, outcome.report
 
 
-@step(enable_cache=False)
+@step(cache_policy=GATE_CACHE)
 def check_data_quality(report: ValidationReport) -> Annotated[bool, "data_quality_passed"]:
     """Fail the run (exit code 3 from the CLI) when a dataset-level check failed."""
     validation.raise_for_failure(report)

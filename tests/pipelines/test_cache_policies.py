@@ -19,7 +19,7 @@ from steps.common import source_digest
 from steps.evaluate_adapter import EVALUATE_CACHE, EVALUATION_CODE
 from steps.render_pages import RENDER_CACHE
 from steps.train_lora import TRAIN_CACHE, TRAINING_CODE
-from steps.validate_dataset import VALIDATE_CACHE
+from steps.validate_dataset import GATE_CACHE, VALIDATE_CACHE
 
 ROOT = Path(__file__).parents[2]
 
@@ -43,10 +43,11 @@ def test_training_and_evaluation_keys_digest_their_library_code(policy, code, mu
     [
         (RENDER_CACHE, {"deepsynth.rendering.renderer", "deepsynth.data.generator"}),
         (VALIDATE_CACHE, {"deepsynth.validation.rules", "deepsynth.validation.suite"}),
+        (GATE_CACHE, {"deepsynth.validation.report"}),  # raise_for_failure
     ],
-    ids=["render", "validate"],
+    ids=["render", "validate", "gate"],
 )
-def test_render_and_validate_keys_hash_their_modules(policy, must_cover):
+def test_render_validate_and_gate_keys_hash_their_modules(policy, must_cover):
     paths = set()
     for source in policy.source_dependencies:
         assert source_code_utils.get_source_code(source_utils.load(source.import_path)).strip(), source.import_path
@@ -84,6 +85,7 @@ def test_the_training_steps_import_no_model_library_and_set_up_no_store(tmp_path
     code = (
         "import json, os, sys\n"
         "import pipelines.registration_pipeline, steps.train_lora, steps.evaluate_adapter\n"
+        "import steps.render_pages, steps.validate_dataset\n"
         f"store = os.path.exists({str(config)!r})\n"
         "import pipelines.training_pipeline\n"
         "steps.train_lora.training_code(), steps.evaluate_adapter.evaluation_code()\n"

@@ -102,3 +102,8 @@ def test_run_command_exits_3_when_validation_fails(zenml_client, tmp_path, capsy
     assert code == 3
     assert "missing_glyph_fraction: observed 1.0000, required <= 0.02" in captured.err
     assert "validation_passed: False" in captured.out
+
+    # The gate is cached, but only when it passed: the same run finds validation cached and fails again.
+    assert main(["run", "--config", str(config), "--set", "render.workers=1", "--json"]) == 3
+    again = json.loads(capsys.readouterr().out)
+    assert again["steps"]["validate_dataset"] == "cached" and again["steps"]["check_data_quality"] == "failed"
