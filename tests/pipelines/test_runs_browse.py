@@ -71,7 +71,8 @@ def test_a_printed_command_works_from_another_directory_without_the_venv_on_path
     proc = subprocess.run(["sh", "-c", command], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    assert summary["run_name"] in out and "steps (3 cache hit(s)):" in out and "train_lora" in out
+    # the data steps and the gate are cache hits
+    assert summary["run_name"] in out and "steps (4 cache hit(s)):" in out and "train_lora" in out
     assert f"registered: {MODEL} v2" in out and "world_size 1 (processes), device cpu, precision no" in out
     assert not (tmp_path / ".deepsynth").exists()  # the printed home was used, not a new one here
 
