@@ -1,4 +1,4 @@
-"""A process that runs one command and exits skips the interpreter's final garbage collection.
+"""What a process leaves at exit: no final garbage collection, and none of its scratch folders.
 
 A process that imported torch, transformers and peft (and ZenML or MLflow) spends 2-3 s of CPU after
 its last line, in the final collection of cyclic garbage over everything those libraries allocated
@@ -7,12 +7,18 @@ bare import of them, 8 s with the collection skipped). :func:`skip_final_collect
 at exit (``gc.freeze``): exit handlers (logging, ZenML's log store, MLflow) still run first and
 objects still release their resources by reference counting; only the last collection of cyclic
 garbage is skipped. Long-lived processes (a test session) are unaffected until they exit.
+
+:func:`temp_dir_until_exit` is a temporary folder for work that outlives the function making it (a step's
+output folder that ZenML's materializer uploads afterwards), removed when the process exits.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
+import shutil
+import tempfile
 
 _REGISTERED = False
 
@@ -25,3 +31,10 @@ def skip_final_collection() -> None:
         # one registered earlier runs after it, unhindered (freezing only keeps the collector off).
         atexit.register(gc.freeze)
         _REGISTERED = True
+
+
+def temp_dir_until_exit(prefix: str) -> str:
+    """A new temporary folder, removed with its contents when this process exits normally."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(functools.partial(shutil.rmtree, path, ignore_errors=True))
+    return path

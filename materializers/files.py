@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from zenml.io import fileio
+
+from deepsynth.process_exit import temp_dir_until_exit
 
 
 def upload_dir(local: str | os.PathLike, uri: str) -> None:
@@ -25,7 +26,7 @@ def local_dir(uri: str) -> Path:
     """A local folder with the contents of ``uri``: itself on a local store, else a downloaded copy."""
     if os.path.isdir(uri):
         return Path(uri)
-    target = Path(tempfile.mkdtemp(prefix="deepsynth-artifact-"))
+    target = Path(temp_dir_until_exit("deepsynth-artifact-"))
     for root, _dirs, files in fileio.walk(uri):
         root = root.decode() if isinstance(root, bytes) else str(root)
         rel = os.path.relpath(root, uri)

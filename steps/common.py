@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from zenml import get_step_context
+
+from deepsynth.process_exit import temp_dir_until_exit
 
 
 def output_dir(name: str) -> str:
@@ -23,7 +24,7 @@ def output_dir(name: str) -> str:
     except RuntimeError:  # no step context: called directly
         uri = "tmp://"
     if "://" in uri:  # remote artifact store: the materializer uploads the folder afterwards
-        return tempfile.mkdtemp(prefix=f"deepsynth-{name}-")
+        return temp_dir_until_exit(f"deepsynth-{name}-")
     os.makedirs(uri, exist_ok=True)
     return uri
 

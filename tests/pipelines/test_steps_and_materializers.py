@@ -120,3 +120,24 @@ def test_code_dependencies_of_step_caches_resolve_from_the_project_root_whatever
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=root).stdout
     paths = next(line for line in out.splitlines() if line.startswith("DEPS")).split()[1:]
     assert len(paths) == 12 and all(p.startswith("deepsynth.") for p in paths), paths
+
+
+def test_scratch_output_folders_are_removed_when_the_process_exits(tmp_path):
+    """A step's output folder outside the artifact store (remote store, or no step context) and a downloaded
+    artifact's copy live in the temp dir until the process ends; they used to stay there for good."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import os; from steps.common import output_dir; from deepsynth.process_exit import temp_dir_until_exit\n"
+        "made = [output_dir('adapter'), temp_dir_until_exit('deepsynth-artifact-')]\n"
+        "for path in made: open(os.path.join(path, 'weights'), 'w').write('x')\n"
+        "print(*made)"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    root = Path(__file__).parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=root, env=env)
+    made = [Path(p) for p in out.stdout.split()]
+    assert len(made) == 2 and all(p.parent == tmp_path for p in made), made
+    assert not any(p.exists() for p in made) and list(tmp_path.iterdir()) == []
