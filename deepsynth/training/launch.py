@@ -115,7 +115,8 @@ def launch_training(config: TrainerConfig, dataset: str | os.PathLike, num_proce
         explicit = os.environ.get("OMP_NUM_THREADS", "").strip()
         threads = explicit if explicit.isdigit() and int(explicit) > 0 else "auto"
         # The ranks' start-up thread pool; with "auto" each rank then follows the policy (deepsynth.threads).
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process(num_processes))}
+        # TMPDIR: torchrun makes a torchelastic_* log folder there and never removes it; this one is removed.
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process(num_processes)), "TMPDIR": tmp}
         command = torchrun_command(config_path, str(dataset), result, num_processes, threads)
         logger.info("training in %d processes: %s", num_processes, " ".join(command))
         output = RankOutput()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -42,14 +43,21 @@ def test_process_count_and_command():
 
 
 @pytest.mark.slow
-def test_two_ranks_train_the_adapter_of_one_process_with_the_same_global_batch(tiny_config, rendered, tmp_path):
+def test_two_ranks_train_the_adapter_of_one_process_with_the_same_global_batch(
+    tiny_config, rendered, tmp_path, monkeypatch
+):
     common = dict(num_epochs=2, lora_dropout=0.0, save_steps=2, batch_size=1)
     # The same global batch: two micro-batches of one document per step, in one process or one per rank.
     reference = tiny_config(gradient_accumulation_steps=2, output_dir=str(tmp_path / "one"), **common)
     ref_metrics, _ = DeepSynthLoRATrainer(reference).train(rendered)
 
     config = tiny_config(num_processes=2, output_dir=str(tmp_path / "two"), **common)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     metrics = launch_training(config, rendered.path, 2)
+    assert list(scratch.iterdir()) == []  # torchrun's torchelastic_* log folders went with the launch's own
     assert metrics["world_size"] == 2 and metrics["rank"] == 0
     assert metrics["global_step"] == ref_metrics["global_step"] == 4 and metrics["train_samples"] == 8
     assert_same_adapter(tmp_path / "two", tmp_path / "one")
