@@ -15,6 +15,7 @@ Writes benchmarks/results/registry_browse.json.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -63,6 +64,14 @@ def _set_up(home: Path, versions: int) -> str:
     return uri
 
 
+def _versions_shown(what: str, stdout: str) -> list[str]:
+    """The version numbers a command's ``--json`` output shows (so what is timed is the real look-up)."""
+    found = json.loads(stdout)
+    if what == "list":
+        return [v["version"] for model in found if model["name"] == NAME for v in model["versions"]]
+    return [v["version"] for v in found["versions"]] if "versions" in found else [found["version"]]
+
+
 def _timed(argv: list[str]) -> tuple[float, float]:
     """Wall and CPU (user + system) seconds of one run of ``argv`` in a new process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -98,6 +107,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="deepsynth-browse-") as tmp:
         uri = _set_up(Path(tmp) / "home", args.versions)
         for what, argv in COMMANDS.items():
+            out = subprocess.run([deepsynth, *argv], check=True, capture_output=True, text=True, timeout=300).stdout
+            expected = [str(args.versions)] if "@champion" in what else [str(i + 1) for i in range(args.versions)]
+            if sorted(_versions_shown(what, out), key=int) != expected:
+                raise SystemExit(f"deepsynth {' '.join(argv)} did not show versions {expected}:\n{out[:2000]}")
             bare = f"from mlflow import MlflowClient; c = MlflowClient({uri!r}); " + BARE[what].format(name=NAME)
             rows[what] = row = _compare([deepsynth, *argv], [sys.executable, "-c", bare], args.repeats)
             print(
