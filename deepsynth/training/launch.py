@@ -62,7 +62,11 @@ def resolve_num_processes(config: TrainerConfig) -> int:
 def torchrun_command(
     config_path: Path, dataset: str, result: Path, num_processes: int, threads: str = "auto"
 ) -> list[str]:
-    """The torchrun command line that runs ``num_processes`` ranks on this machine (free port, no restarts)."""
+    """The torchrun command line that runs ``num_processes`` ranks on this machine (free port, no restarts).
+
+    torchrun's log folder is beside ``config_path`` (without one it makes a ``torchelastic_*`` folder in the
+    temp dir and never removes it).
+    """
     return [
         sys.executable,
         "-m",
@@ -70,6 +74,7 @@ def torchrun_command(
         "--standalone",
         f"--nproc-per-node={num_processes}",
         "--max-restarts=0",
+        f"--log-dir={Path(config_path).parent / 'torchrun-logs'}",
         "-m",
         "deepsynth.training.launch",
         str(config_path),
@@ -115,8 +120,7 @@ def launch_training(config: TrainerConfig, dataset: str | os.PathLike, num_proce
         explicit = os.environ.get("OMP_NUM_THREADS", "").strip()
         threads = explicit if explicit.isdigit() and int(explicit) > 0 else "auto"
         # The ranks' start-up thread pool; with "auto" each rank then follows the policy (deepsynth.threads).
-        # TMPDIR: torchrun makes a torchelastic_* log folder there and never removes it; this one is removed.
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process(num_processes)), "TMPDIR": tmp}
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process(num_processes))}
         command = torchrun_command(config_path, str(dataset), result, num_processes, threads)
         logger.info("training in %d processes: %s", num_processes, " ".join(command))
         output = RankOutput()

@@ -57,7 +57,7 @@ def test_two_ranks_train_the_adapter_of_one_process_with_the_same_global_batch(
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     metrics = launch_training(config, rendered.path, 2)
-    assert list(scratch.iterdir()) == []  # torchrun's torchelastic_* log folders went with the launch's own
+    assert list(scratch.iterdir()) == []  # no torchelastic_* log folder left behind by torchrun
     assert metrics["world_size"] == 2 and metrics["rank"] == 0
     assert metrics["global_step"] == ref_metrics["global_step"] == 4 and metrics["train_samples"] == 8
     assert_same_adapter(tmp_path / "two", tmp_path / "one")
