@@ -33,21 +33,22 @@ from benchmarks.common import write_result
 CONFIG = Path(__file__).parents[1] / "configs" / "quickstart.yaml"
 
 
-def _run(home: str, overrides: list[str]) -> dict:
+def timed_run(home: str, overrides: list[str], python: str = sys.executable) -> dict:
+    """One ``deepsynth run`` of the quickstart config with ``overrides`` in a fresh ``python`` process."""
     env = {**os.environ, "DEEPSYNTH_HOME": home, "ZENML_CONFIG_PATH": f"{home}/zenml"}
-    command = [sys.executable, "-m", "deepsynth_cli", "run", "--config", str(CONFIG), "--json"]
+    command = [python, "-m", "deepsynth_cli", "run", "--config", str(CONFIG), "--json"]
     for item in overrides:
         command += ["--set", item]
-    before, start = _children_cpu(), time.perf_counter()
+    before, start = children_cpu(), time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    wall, cpu = time.perf_counter() - start, _children_cpu() - before
+    wall, cpu = time.perf_counter() - start, children_cpu() - before
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     summary = json.loads(proc.stdout[proc.stdout.index("{") :])
     return {"wall_s": wall, "cpu_s": round(cpu, 2), "run_id": summary["run_id"], "statuses": summary["steps"]}
 
 
-def _children_cpu() -> float:
+def children_cpu() -> float:
     """User + system CPU seconds of the finished child processes so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -84,7 +85,7 @@ def _bare(runs: int = 2) -> tuple[list[float], list[float]]:
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "ZENML_CONFIG_PATH": f"{home}/zenml", "ZENML_ANALYTICS_OPT_IN": "false"}
         for _ in range(runs):
-            before, start = _children_cpu(), time.perf_counter()
+            before, start = children_cpu(), time.perf_counter()
             proc = subprocess.run(
                 [sys.executable, "-m", "benchmarks.pipeline", "--bare-run"],
                 env=env,
@@ -94,7 +95,7 @@ def _bare(runs: int = 2) -> tuple[list[float], list[float]]:
                 cwd=Path(__file__).parents[1],
             )
             walls.append(time.perf_counter() - start)
-            cpus.append(round(_children_cpu() - before, 2))
+            cpus.append(round(children_cpu() - before, 2))
             if proc.returncode != 0:
                 raise SystemExit(f"bare ZenML pipeline failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return walls, cpus
@@ -128,10 +129,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         results = {}
         for name, overrides in scenarios.items():
-            run = _run(home, overrides)
+            run = timed_run(home, overrides)
             results[name] = run
         # The fixed cost is compared on both sides as the best of two no-change runs (the cores are shared).
-        first, repeat = results["data_pipeline_no_change"], _run(home, scenarios["data_pipeline_no_change"])
+        first, repeat = results["data_pipeline_no_change"], timed_run(home, scenarios["data_pipeline_no_change"])
         best, other = sorted((first, repeat), key=lambda r: r["wall_s"])
         results["data_pipeline_no_change"] = {**best, "other_wall_s": round(other["wall_s"], 2)}
         for name, run in results.items():
@@ -184,8 +185,8 @@ def main() -> None:
 def _data_only(overrides: list[str], repeats: int) -> None:
     """Print the wall and CPU seconds of ``repeats`` no-change data-pipeline runs after one that fills the cache."""
     with tempfile.TemporaryDirectory() as home:
-        _run(home, overrides)
-        runs = [_run(home, overrides) for _ in range(repeats)]
+        timed_run(home, overrides)
+        runs = [timed_run(home, overrides) for _ in range(repeats)]
     for run in runs:
         cached = sum(v == "cached" for v in run["statuses"].values())
         print(f"data_pipeline_no_change: {run['wall_s']:6.2f} s wall, {run['cpu_s']:6.2f} s CPU; {cached} steps cached")
@@ -196,7 +197,7 @@ def _data_only(overrides: list[str], repeats: int) -> None:
 def _quickstart() -> dict:
     """The quickstart as a new user runs it: the unmodified config, a fresh home (cold: no cache, no store)."""
     with tempfile.TemporaryDirectory() as home:
-        run = _run(home, [])
+        run = timed_run(home, [])
         executed = [k for k, v in run["statuses"].items() if v == "completed"]
     run["wall_s"] = round(run["wall_s"], 2)
     print(f"{'quickstart cold':>22}: {run['wall_s']:6.1f} s wall, {run['cpu_s']:6.1f} s CPU; executed {executed}")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ingest_memory, multi_adapter, pipeline, registry_browse, serve
+from benchmarks import ingest_memory, interpreter, multi_adapter, pipeline, registry_browse, serve
 from benchmarks.common import RESULTS
 
 OUT = Path(__file__).parents[1] / "BENCHMARKS.md"
@@ -238,6 +238,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "incremental": _incremental,
     "train": _train,
     "pipeline": pipeline.report_rows,
+    "interpreter": interpreter.report_rows,
     "gpu_memory": _gpu_memory,
     "memory": _memory,
     "gpu_train": _gpu_train,
