@@ -1,7 +1,13 @@
 # DeepSynth pipelines — `make run` and `make test` work on a fresh machine (Python 3.11, no GPU).
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
-PYTHON ?= python3
+# The interpreter the venv is made from: Debian's python3.11 where the machine has it with venv support,
+# else python3. Debian links libpython into its executable; this image's python3 (pyenv 3.11.7) loads it
+# as a shared library, and the same packages run slower on it: a no-change run and `import zenml, mlflow`
+# take 1.2-1.33x as long as on Debian's (`python -m benchmarks.interpreter`). Any Python 3.11 works:
+# `make install PYTHON=python3`. An existing .venv keeps its interpreter (`rm -rf .venv` to remake it).
+DEBIAN_PYTHON := $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 && echo /usr/bin/python3.11)
+PYTHON ?= $(or $(DEBIAN_PYTHON),python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

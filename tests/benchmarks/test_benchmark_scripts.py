@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,34 @@ def test_data_parallel_benchmark_measures_one_and_two_processes(monkeypatch):
 
     rows = FORMATTERS["data_parallel"](result)
     assert "2 processes:" in rows[0][3] and "Thread policy" in rows[-1][0]
+
+
+def _make_python(*args: str) -> str:
+    show = "show-python: ; @echo $(PYTHON)"
+    out = subprocess.run(
+        ["make", "-s", f"--eval={show}", "show-python", *args], capture_output=True, text=True, cwd=ROOT
+    )
+    return out.stdout.strip()
+
+
+def test_the_venv_is_made_from_debians_python_where_it_can_make_venvs():
+    debian = Path("/usr/bin/python3.11")
+    usable = debian.exists() and subprocess.run([debian, "-c", "import ensurepip, venv"]).returncode == 0
+    assert _make_python() == (str(debian) if usable else "python3")
+    assert _make_python("PYTHON=python3") == "python3"
+
+
+@pytest.mark.slow
+def test_interpreter_benchmark_runs_this_venvs_packages_under_another_build(tmp_path):
+    from benchmarks.interpreter import borrowing_venv, candidates
+    from benchmarks.report import FORMATTERS
+
+    builds = candidates([])
+    assert builds[0] == os.path.realpath(sys._base_executable)
+    python = borrowing_venv(builds[-1], tmp_path / "venv")
+    probe = "import os, sys, deepsynth, zenml; print(os.path.realpath(sys._base_executable)); print(deepsynth.__file__)"
+    out = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [builds[-1], str(ROOT / "deepsynth" / "__init__.py")]
+    result = json.loads((ROOT / "benchmarks" / "results" / "interpreter.json").read_text())
+    rows = FORMATTERS["interpreter"](result)
+    assert len(rows) == len(result["builds"]) - 1 and all("no-change data run" in row[3] for row in rows)
