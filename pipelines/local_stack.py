@@ -17,6 +17,7 @@ from deepsynth.env import HUB_OFFLINE, QUIET_DEFAULTS, hub_offline, set_defaults
 from deepsynth.paths import deepsynth_home
 from pipelines.mlflow_schema import create_database
 from pipelines.stores import active_stack_id, ensure_ready, require_ready, sqlite_path
+from pipelines.zenml_speedups import skip_migrations_at_installed_release
 
 STACK = "deepsynth-local"
 TRACKER = "deepsynth-mlflow"
@@ -107,6 +108,7 @@ def ensure_stack(name: str | None = None) -> str:
         StoreError: A store of this home is missing or damaged (see :mod:`pipelines.stores`).
     """
     prepare_environment()
+    skip_migrations_at_installed_release()
     ensure_ready(_set_up_local_stack)
     from zenml.client import Client
 

@@ -1,5 +1,5 @@
-"""A run's fixed cost: only the active stack's ZenML integrations are activated, the package list is cheap, and
-the MLflow tracker's clean-up imports no framework."""
+"""A run's fixed cost: only the active stack's ZenML integrations are activated, the package list is cheap, the
+MLflow tracker's clean-up imports no framework, and a current store is opened without a migration run."""
 
 from __future__ import annotations
 
@@ -64,6 +64,41 @@ def test_local_stack_integrations_are_mlflow_only(zenml_client):
 
     # "built-in": ZenML's own flavors (the local orchestrator and artifact store), no integration to activate
     assert stack_integrations(zenml_client.active_stack_model) == {"built-in", "mlflow"}
+
+
+@pytest.mark.parametrize("patched", [True, False])
+def test_a_store_at_the_installed_release_opens_without_a_migration_run(zenml_client, tmp_path, patched):
+    out = tmp_path / "migrations.json"
+    calls = _python(
+        "import json\n"
+        "import pipelines.zenml_speedups as speedups\n"
+        f"speedups._MIGRATIONS_PATCHED = {not patched}  # True: as if applied, so it is not\n"
+        "from zenml.zen_stores.sql_zen_store import SqlZenStore\n"
+        "calls, migrate = [], SqlZenStore.migrate_database\n"
+        "SqlZenStore.migrate_database = lambda self: calls.append(1) or migrate(self)\n"
+        "from pipelines.local_stack import ensure_stack\n"
+        "ensure_stack()\n"
+        f"open({str(out)!r}, 'w').write(json.dumps(len(calls)))\n",
+        out,
+    )
+    assert calls == (0 if patched else 1)
+
+
+def test_only_a_database_at_the_installed_release_counts_as_migrated(tmp_path):
+    import zenml
+    from sqlalchemy import create_engine, text
+
+    from pipelines.zenml_speedups import at_installed_release
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'zenml.db'}")
+    assert not at_installed_release(engine)  # a new database: no alembic_version table
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('0.97.0')"))
+    assert not at_installed_release(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": zenml.__version__})
+    assert at_installed_release(engine)
 
 
 def test_installed_packages_match_the_installed_versions():
