@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import resource
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,21 @@ def peak_rss_mb(children: bool = False) -> float:
     """Peak resident set size of this process (or of its finished children), in MiB."""
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
     return resource.getrusage(who).ru_maxrss / 1024
+
+
+def timed(command: list[str], **kwargs: Any) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run ``command`` (output captured, ``kwargs`` to ``subprocess.run``); return it, its wall and CPU seconds.
+
+    CPU is user + system time of the finished process tree: the steadier figure on shared cores.
+    """
+    before, start = _children_cpu(), time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
+    return proc, time.perf_counter() - start, _children_cpu() - before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def write_result(name: str, payload: dict[str, Any]) -> Path:

@@ -20,12 +20,11 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from pathlib import Path
 from statistics import median
 
-from benchmarks.common import write_result
-from benchmarks.pipeline import children_cpu, timed_run
+from benchmarks.common import timed, write_result
+from benchmarks.pipeline import timed_run
 
 DATA_RUN = ["ingest.max_documents=8", "pipeline=data"]
 STARTUP = "import zenml, mlflow"
@@ -72,10 +71,12 @@ def borrowing_venv(python: str, folder: Path) -> str:
     return str(folder / "bin" / "python")
 
 
-def _timed(command: list[str]) -> tuple[float, float]:
-    before, start = children_cpu(), time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
-    return time.perf_counter() - start, children_cpu() - before
+def _startup(python: str) -> tuple[float, float]:
+    """Wall and CPU seconds of ``STARTUP`` in a fresh ``python`` process."""
+    proc, wall, cpu = timed([python, "-c", STARTUP])
+    if proc.returncode != 0:
+        raise SystemExit(f"{python}: {STARTUP} failed:\n{proc.stderr[-3000:]}")
+    return wall, cpu
 
 
 def _measure(builds: list[str], repeats: int) -> dict[str, dict]:
@@ -84,22 +85,22 @@ def _measure(builds: list[str], repeats: int) -> dict[str, dict]:
         root = Path(scratch)
         venvs = {b: borrowing_venv(b, root / f"venv{i}") for i, b in enumerate(builds)}
         about = {
-            b: subprocess.run([v, "-c", DESCRIBE], check=True, capture_output=True, text=True).stdout
+            b: json.loads(subprocess.run([v, "-c", DESCRIBE], check=True, capture_output=True, text=True).stdout)
             for b, v in venvs.items()
         }
         home = str(root / "home")
         timed_run(home, DATA_RUN)  # fills the cache: every timed run below has nothing to do
         for python in venvs.values():  # each build writes its bytecode caches once, untimed
-            _timed([python, "-c", STARTUP])
+            _startup(python)
         samples: dict[str, dict[str, list]] = {b: {"startup": [], "no_change": []} for b in builds}
         for _ in range(repeats):
             for build, python in venvs.items():
-                samples[build]["startup"].append(_timed([python, "-c", STARTUP]))
+                samples[build]["startup"].append(_startup(python))
                 run = timed_run(home, DATA_RUN, python=python)
                 samples[build]["no_change"].append((run["wall_s"], run["cpu_s"]))
     results = {}
     for build in builds:
-        results[build] = {"about": json.loads(about[build])}
+        results[build] = {"about": about[build]}
         for measure, runs in samples[build].items():
             wall, cpu = median(w for w, _ in runs), median(c for _, c in runs)
             results[build][measure] = {"median_wall_s": round(wall, 2), "median_cpu_s": round(cpu, 2)}

@@ -19,16 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from zenml import pipeline, step
 
-from benchmarks.common import write_result
+from benchmarks.common import timed, write_result
 
 CONFIG = Path(__file__).parents[1] / "configs" / "quickstart.yaml"
 
@@ -39,19 +36,11 @@ def timed_run(home: str, overrides: list[str], python: str = sys.executable) -> 
     command = [python, "-m", "deepsynth_cli", "run", "--config", str(CONFIG), "--json"]
     for item in overrides:
         command += ["--set", item]
-    before, start = children_cpu(), time.perf_counter()
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    wall, cpu = time.perf_counter() - start, children_cpu() - before
+    proc, wall, cpu = timed(command, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     summary = json.loads(proc.stdout[proc.stdout.index("{") :])
     return {"wall_s": wall, "cpu_s": round(cpu, 2), "run_id": summary["run_id"], "statuses": summary["steps"]}
-
-
-def children_cpu() -> float:
-    """User + system CPU seconds of the finished child processes so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _step_times(home: str, run_id: str) -> dict[str, float]:
@@ -85,17 +74,10 @@ def _bare(runs: int = 2) -> tuple[list[float], list[float]]:
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "ZENML_CONFIG_PATH": f"{home}/zenml", "ZENML_ANALYTICS_OPT_IN": "false"}
         for _ in range(runs):
-            before, start = children_cpu(), time.perf_counter()
-            proc = subprocess.run(
-                [sys.executable, "-m", "benchmarks.pipeline", "--bare-run"],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-                cwd=Path(__file__).parents[1],
-            )
-            walls.append(time.perf_counter() - start)
-            cpus.append(round(children_cpu() - before, 2))
+            command = [sys.executable, "-m", "benchmarks.pipeline", "--bare-run"]
+            proc, wall, cpu = timed(command, env=env, cwd=Path(__file__).parents[1])
+            walls.append(wall)
+            cpus.append(round(cpu, 2))
             if proc.returncode != 0:
                 raise SystemExit(f"bare ZenML pipeline failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return walls, cpus

@@ -17,15 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.common import write_result
+from benchmarks.common import timed, write_result
 
 NAME = "bench-summarizer"
 GOAL_WALL_S = 1.5
@@ -74,12 +72,9 @@ def _versions_shown(what: str, stdout: str) -> list[str]:
 
 def _timed(argv: list[str]) -> tuple[float, float]:
     """Wall and CPU (user + system) seconds of one run of ``argv`` in a new process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    began = time.perf_counter()
-    subprocess.run(argv, check=True, capture_output=True, timeout=300)
-    wall = time.perf_counter() - began
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    proc, wall, cpu = timed(argv, timeout=300)
+    proc.check_returncode()
+    return wall, cpu
 
 
 def _compare(cli: list[str], bare: list[str], repeats: int) -> dict[str, float]:
